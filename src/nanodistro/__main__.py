@@ -1,0 +1,3 @@
+from nanodistro.cli import main
+
+main()

@@ -1,0 +1,75 @@
+"""The ``nanodistro`` command line.
+
+Each module in this package owns one command or command group and exposes ``register(app)``; this
+module only wires them together and turns ``NanodistroError`` into one line on stderr plus a
+non-zero exit status (never a traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from nanodistro import __version__
+from nanodistro.errors import NanodistroError
+
+# Command modules, in the order their commands appear in ``--help``.
+_COMMAND_MODULES = (
+    "keys",  # keygen
+    "apk",  # apk pack | info | verify
+    "repo",  # publish, index
+    "recipe",  # lint
+    "build",  # build, test
+    "resolve",  # resolve
+    "image",  # image build | lock | push | diff
+    "monitor",  # monitor, bump
+    "graph",  # graph
+)
+
+app = typer.Typer(
+    name="nanodistro",
+    help="Build minimal, reproducible, signed packages and container images from upstream source.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"nanodistro {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
+    ),
+) -> None:
+    """Build minimal, reproducible, signed packages and container images from upstream source."""
+
+
+def _register_all() -> None:
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        module = importlib.import_module(f"nanodistro.cli.{name}")
+        module.register(app)
+
+
+_register_all()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        app(args=argv, prog_name="nanodistro")
+    except NanodistroError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", fg=typer.colors.RED, err=True)
+        sys.exit(130)

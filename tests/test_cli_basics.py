@@ -1,0 +1,30 @@
+"""The CLI contract: help everywhere, one-line errors, non-zero exit, no tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nanodistro", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_help_lists_commands() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert "Usage" in result.stdout
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("nanodistro ")
+
+
+def test_unknown_command_fails_without_traceback() -> None:
+    result = run_cli("no-such-command")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
