@@ -8,9 +8,9 @@ data sources) is kept as free-form data; nanodistro does not act on it.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
     "GitHubMonitor",
@@ -27,57 +27,67 @@ __all__ = [
 ]
 
 
+def _scalar_to_str(value: Any) -> Any:
+    # YAML reads `tag-filter-prefix: 2.0` as a number; melange decodes it into a Go string.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_scalar_to_str)]
+
+
 class _Block(BaseModel):
     # melange decodes recipes strictly, so an unknown key is a typo worth reporting.
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
 
 class _TagFilters(_Block):
-    strip_prefix: str | None = Field(default=None, alias="strip-prefix")
-    strip_suffix: str | None = Field(default=None, alias="strip-suffix")
-    tag_filter_prefix: str | None = Field(default=None, alias="tag-filter-prefix")
-    tag_filter_contains: str | None = Field(default=None, alias="tag-filter-contains")
+    strip_prefix: Text | None = Field(default=None, alias="strip-prefix")
+    strip_suffix: Text | None = Field(default=None, alias="strip-suffix")
+    tag_filter_prefix: Text | None = Field(default=None, alias="tag-filter-prefix")
+    tag_filter_contains: Text | None = Field(default=None, alias="tag-filter-contains")
 
 
 class VersionTransform(_Block):
     """A regex rewrite applied to candidate versions; ``replace`` uses Go's ``${1}`` syntax."""
 
-    match: str
-    replace: str
+    match: Text
+    replace: Text
 
 
 class Schedule(_Block):
     """Check at most once per ``period`` (lint rule ``valid-update-schedule``)."""
 
     period: Literal["daily", "weekly", "monthly"]
-    reason: str | None = None
+    reason: Text | None = None
 
 
 class ReleaseMonitor(_Block):
     """release-monitoring.org (Anitya) project."""
 
     identifier: int
-    strip_prefix: str | None = Field(default=None, alias="strip-prefix")
-    strip_suffix: str | None = Field(default=None, alias="strip-suffix")
-    version_filter_prefix: str | None = Field(default=None, alias="version-filter-prefix")
-    version_filter_contains: str | None = Field(default=None, alias="version-filter-contains")
+    strip_prefix: Text | None = Field(default=None, alias="strip-prefix")
+    strip_suffix: Text | None = Field(default=None, alias="strip-suffix")
+    version_filter_prefix: Text | None = Field(default=None, alias="version-filter-prefix")
+    version_filter_contains: Text | None = Field(default=None, alias="version-filter-contains")
 
 
 class GitHubMonitor(_TagFilters):
     """GitHub releases (or tags with ``use-tag``) of ``identifier`` = ``org/repo``."""
 
-    identifier: str
+    identifier: Text
     use_tag: bool = Field(default=False, alias="use-tag")
     # Deprecated by melange: same meaning as tag-filter-prefix.
-    tag_filter: str | None = Field(default=None, alias="tag-filter")
+    tag_filter: Text | None = Field(default=None, alias="tag-filter")
 
 
 class GitLabMonitor(_TagFilters):
     """GitLab releases (or tags with ``use-tag``) of ``identifier`` = ``group/project``."""
 
-    identifier: str
+    identifier: Text
     use_tag: bool = Field(default=False, alias="use-tag")
-    tag_filter: str | None = Field(default=None, alias="tag-filter")
+    tag_filter: Text | None = Field(default=None, alias="tag-filter")
 
 
 class GitMonitor(_TagFilters):
@@ -87,19 +97,19 @@ class GitMonitor(_TagFilters):
 class OciMonitor(_TagFilters):
     """Tags of an OCI image reference."""
 
-    identifier: str
+    identifier: Text
 
 
 class PypiMonitor(_Block):
     """nanodistro addition: releases of a PyPI project."""
 
-    identifier: str
+    identifier: Text
 
 
 class NpmMonitor(_Block):
     """nanodistro addition: versions of an npm package."""
 
-    identifier: str
+    identifier: Text
 
 
 class HttpRegexMonitor(_Block):
@@ -108,8 +118,8 @@ class HttpRegexMonitor(_Block):
     ``pattern`` must have one capture group (or a group named ``version``) holding the version.
     """
 
-    url: str
-    pattern: str
+    url: Text
+    pattern: Text
 
 
 class UpdateConfig(_Block):
@@ -119,13 +129,13 @@ class UpdateConfig(_Block):
     manual: bool = False
     require_sequential: bool = Field(default=False, alias="require-sequential")
     shared: bool = False
-    version_separator: str | None = Field(default=None, alias="version-separator")
-    ignore_regex_patterns: list[str] = Field(default_factory=list, alias="ignore-regex-patterns")
+    version_separator: Text | None = Field(default=None, alias="version-separator")
+    ignore_regex_patterns: list[Text] = Field(default_factory=list, alias="ignore-regex-patterns")
     version_transform: list[VersionTransform] = Field(
         default_factory=list, alias="version-transform"
     )
     enable_prerelease_tags: bool = Field(default=False, alias="enable-prerelease-tags")
-    exclude_reason: str | None = Field(default=None, alias="exclude-reason")
+    exclude_reason: Text | None = Field(default=None, alias="exclude-reason")
     schedule: Schedule | None = None
     release_monitor: ReleaseMonitor | None = Field(default=None, alias="release-monitor")
     github: GitHubMonitor | None = None
