@@ -1,0 +1,288 @@
+"""``APKINDEX`` text and ``APKINDEX.tar.gz`` container (reference/formats.md §2).
+
+The text is a list of records separated by an empty line, each line ``<letter>:<value>``; the
+letters are the ``INDEX_LETTERS`` table of ``pkginfo``. The container is
+``[signature gzip member] + index gzip member``, the index member holding a tar with ``APKINDEX``
+and ``DESCRIPTION``; the signatures cover the compressed bytes of the index member.
+
+The record codec is shared with the installed database (``installed_db``), whose records start
+with the same header lines.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nanodistro.errors import FormatError, NanodistroError, SignatureError
+from nanodistro.formats.pkginfo import INDEX_LETTERS, PackageInfo
+from nanodistro.formats.version import compare as compare_versions
+
+# Letter -> attribute, split by how the value is decoded. Built once from the shared table so the
+# per-line work of the parser is one dict lookup.
+_STR_LETTERS = {letter: attr for letter, (attr, kind) in INDEX_LETTERS.items() if kind == "str"}
+_INT_LETTERS = {letter: attr for letter, (attr, kind) in INDEX_LETTERS.items() if kind == "int"}
+_LIST_LETTERS = {letter: attr for letter, (attr, kind) in INDEX_LETTERS.items() if kind == "list"}
+
+
+def split_list_value(value: str) -> list[str]:
+    """Split a dependency-style list on runs of spaces, tolerating trailing ones (AT ctype.c).
+
+    apko renders Go slices without ``join`` (``i:[]``, ``i:[a b]``, formats.md §2.2 quirk); the
+    brackets are not part of any atom, so they are dropped here.
+    """
+    if value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
+    return value.split()
+
+
+def parse_uint(value: str, *, where: str, line: int | None, field_name: str) -> int:
+    # int() alone would also accept "1_000", "+5", " 5" and non-ASCII digits; AT does not.
+    if value.isascii() and value.isdigit():
+        return int(value)
+    raise FormatError(
+        f"expected a non-negative integer, got {value[:40]!r}",
+        where=where,
+        line=line,
+        field=field_name,
+    )
+
+
+def apply_header_line(
+    fields: dict[str, Any], letter: str, value: str, *, where: str, line: int
+) -> bool:
+    """Store one APKINDEX header line into ``fields`` (PackageInfo kwargs).
+
+    Returns False for a letter that is not an index header letter. Scalars: last value wins;
+    lists: values accumulate (as AT appends dependencies).
+    """
+    attr = _STR_LETTERS.get(letter)
+    if attr is not None:
+        fields[attr] = value
+        return True
+    attr = _LIST_LETTERS.get(letter)
+    if attr is not None:
+        items = split_list_value(value)
+        existing = fields.get(attr)
+        if existing is None:
+            fields[attr] = items
+        else:
+            existing.extend(items)
+        return True
+    attr = _INT_LETTERS.get(letter)
+    if attr is not None:
+        fields[attr] = parse_uint(value, where=where, line=line, field_name=f"{letter}:")
+        return True
+    return False
+
+
+def finish_record(
+    fields: dict[str, Any], extra: list[tuple[str, str]], *, where: str, line: int
+) -> PackageInfo:
+    if not fields.get("name"):
+        raise FormatError("record has no 'P:' (package name) line", where=where, line=line)
+    if not fields.get("version"):
+        raise FormatError(
+            f"record for {fields['name']!r} has no 'V:' (version) line", where=where, line=line
+        )
+    return PackageInfo(**fields, extra=extra)
+
+
+def parse_apkindex_text(text: str, where: str = "APKINDEX") -> list[PackageInfo]:
+    """Parse ``APKINDEX`` text into one ``PackageInfo`` per record, in file order.
+
+    Unknown letters are kept in ``extra`` (AT ignores unknown lower-case letters and marks the
+    package uninstallable for unknown upper-case ones; we keep both so the text can be reproduced).
+    """
+    packages: list[PackageInfo] = []
+    fields: dict[str, Any] = {}
+    extra: list[tuple[str, str]] = []
+    start = 1
+    str_letters, list_letters = _STR_LETTERS, _LIST_LETTERS
+    lineno = 0
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line:
+            if fields or extra:
+                packages.append(finish_record(fields, extra, where=where, line=start))
+                fields = {}
+                extra = []
+            start = lineno + 1
+            continue
+        if line[1:2] != ":":
+            raise FormatError(
+                f"expected '<letter>:<value>', got {line[:60]!r}", where=where, line=lineno
+            )
+        letter = line[0]
+        # Fast path for the common string and list letters; the rest go through the helper.
+        attr = str_letters.get(letter)
+        if attr is not None:
+            fields[attr] = line[2:]
+            continue
+        attr = list_letters.get(letter)
+        if attr is not None and attr not in fields:
+            value = line[2:]
+            fields[attr] = split_list_value(value) if value[:1] == "[" else value.split()
+            continue
+        if not apply_header_line(fields, letter, line[2:], where=where, line=lineno):
+            extra.append((letter, line[2:]))
+    if fields or extra:
+        packages.append(finish_record(fields, extra, where=where, line=start))
+    return packages
+
+
+def _check_value(value: str, letter: str, info: PackageInfo) -> str:
+    if "\n" in value:
+        raise FormatError(
+            f"value contains a newline: {value[:60]!r}",
+            where=f"{info.name}-{info.version}",
+            field=f"{letter}:",
+        )
+    return value
+
+
+def format_record_header(info: PackageInfo, out: list[str]) -> None:
+    """Append the index header lines of ``info`` in apk-tools order.
+
+    Order and omissions as ``apk_pkg_write_index_header`` (AT src/package.c):
+    ``C P V [A] S I T U L [o] [m] [t] [c] [k] [D] [p] [i]``. Deviation kept for round trips:
+    ``t``/``k`` are written whenever set, so apko's ``t:0``/``k:0`` survive.
+    """
+    check = _check_value
+    if info.checksum is not None:
+        out.append("C:" + check(info.checksum, "C", info))
+    out.append("P:" + check(info.name, "P", info))
+    out.append("V:" + check(info.version, "V", info))
+    if info.arch:
+        out.append("A:" + check(info.arch, "A", info))
+    if info.file_size is not None:
+        out.append(f"S:{info.file_size}")
+    if info.installed_size is not None:
+        out.append(f"I:{info.installed_size}")
+    out.append("T:" + check(info.description, "T", info))
+    out.append("U:" + check(info.url, "U", info))
+    out.append("L:" + check(info.license, "L", info))
+    if info.origin:
+        out.append("o:" + check(info.origin, "o", info))
+    if info.maintainer:
+        out.append("m:" + check(info.maintainer, "m", info))
+    if info.builddate is not None:
+        out.append(f"t:{info.builddate}")
+    if info.commit:
+        out.append("c:" + check(info.commit, "c", info))
+    if info.provider_priority is not None:
+        out.append(f"k:{info.provider_priority}")
+    for letter, values in (("D", info.depends), ("p", info.provides), ("i", info.install_if)):
+        if values:
+            out.append(letter + ":" + check(" ".join(values), letter, info))
+
+
+def format_extra(info: PackageInfo, out: list[str]) -> None:
+    for letter, value in info.extra:
+        if len(letter) != 1 or letter in "\n:":
+            raise FormatError(
+                f"unknown field {letter!r} cannot be written as an index letter",
+                where=f"{info.name}-{info.version}",
+            )
+        out.append(letter + ":" + _check_value(value, letter, info))
+
+
+def sort_packages(packages: Iterable[PackageInfo]) -> list[PackageInfo]:
+    """Sort by name, then version (apk version order; newest last), then identity."""
+
+    def cmp(a: PackageInfo, b: PackageInfo) -> int:
+        if a.name != b.name:
+            return -1 if a.name < b.name else 1
+        if a.version != b.version:
+            try:
+                result = compare_versions(a.version, b.version)
+            except NanodistroError:  # an invalid version still gets a stable place
+                result = 0
+            if result:
+                return -1 if result < 0 else 1
+            return -1 if a.version < b.version else 1
+        ac, bc = a.checksum or "", b.checksum or ""
+        return (ac > bc) - (ac < bc)
+
+    return sorted(packages, key=functools.cmp_to_key(cmp))
+
+
+def format_apkindex_text(packages: Iterable[PackageInfo]) -> str:
+    """Render ``APKINDEX`` text: records sorted by name then version, file ends with ``\\n\\n``."""
+    out: list[str] = []
+    for info in sort_packages(packages):
+        format_record_header(info, out)
+        format_extra(info, out)
+        out.append("")
+    out.append("")
+    return "\n".join(out) if len(out) > 1 else ""
+
+
+# --------------------------------------------------------------------------------------------
+# APKINDEX.tar.gz container
+
+
+@dataclass
+class IndexSignature:
+    """One ``.SIGN.<ALG>.<keyname>`` entry of the signature member."""
+
+    algorithm: str  # "RSA" (SHA-1), "RSA256", "RSA512", "DSA"...
+    keyname: str  # file name of the public key in the keyring
+    signature: bytes
+
+
+@dataclass
+class ApkIndex:
+    packages: list[PackageInfo]
+    description: str | None = None
+    signatures: list[IndexSignature] = field(default_factory=list)
+    # Key file name whose signature verified (None when read without a keyring).
+    verified_by: str | None = None
+
+    def by_filename(self) -> dict[str, PackageInfo]:
+        return {info.filename: info for info in self.packages}
+
+
+def package_identity(control_member: bytes) -> str:
+    """``Q1`` + base64(SHA-1 of the compressed control gzip member), formats.md §1.8."""
+    return "Q1" + base64.b64encode(hashlib.sha1(control_member).digest()).decode("ascii")
+
+
+def _decode_text(data: bytes, *, where: str, name: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise FormatError(
+            f"{name} is not UTF-8 text (byte {error.start})", where=where, field=name
+        ) from None
+
+
+def keyring_lookup(keyring: Mapping[str, bytes], keyname: str) -> bytes | None:
+    """Find a public key by its file name, also accepting the name without ``.rsa.pub`` / ``.pub``
+    (as apko's index verification does, formats.md §2.1)."""
+    key = keyring.get(keyname)
+    if key is not None:
+        return key
+    for suffix in (".rsa.pub", ".pub"):
+        if keyname.endswith(suffix):
+            key = keyring.get(keyname[: -len(suffix)])
+            if key is not None:
+                return key
+    for name, pem in keyring.items():
+        if name.rsplit("/", 1)[-1] == keyname:
+            return pem
+    return None
+
+
+__all__ = [
+    "ApkIndex",
+    "IndexSignature",
+    "SignatureError",
+    "format_apkindex_text",
+    "package_identity",
+    "parse_apkindex_text",
+    "sort_packages",
+]
