@@ -1,0 +1,834 @@
+"""Deterministic tar writer, strict tar reader, safe extraction and multi-member gzip helpers.
+
+Shared by the APK codec (``formats/apk.py``), the APKINDEX codec and the image assembler.
+
+Writing (reference/formats.md §1.3, §9): ustar headers as Go's ``archive/tar`` writes them
+(``ustar\\0`` ``00`` magic, 6-digit octal checksum), PAX ``x`` headers only when needed — long or
+non-ASCII names, ``APK-TOOLS.checksum.SHA1`` per regular file/symlink, ``SCHILY.xattr.*`` — with
+records sorted by key and the PAX header named ``<dir>/PaxHeaders.0/<base>`` like Go. Directory
+names carry no trailing slash (melange). Integer mtimes only, so no ``mtime`` PAX record appears.
+
+Reading mirrors apk-tools ``src/tar.c`` ``apk_tar_parse``: ``ustar`` magic required (POSIX or GNU
+flavour), PAX ``path``/``linkpath``/``size``/``SCHILY.xattr.*``/``APK-TOOLS.checksum.SHA1``
+applied to the next entry, GNU ``L``/``K`` long names, a zero block ends the archive and a missing
+end-of-archive is fine (signature and control segments have none). Every malformed input raises
+``FormatError`` naming ``where``.
+
+Extraction (``extract``) validates every entry first and writes nothing when one is unsafe; it
+resolves paths like a chroot would, so symlinks inside the destination (``lib -> usr/lib``) are
+followed but can never lead outside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gzip
+import hashlib
+import os
+import stat
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from nanodistro.errors import FormatError, UnsafePathError
+
+EntryType = Literal["file", "dir", "symlink", "hardlink", "chr", "blk", "fifo"]
+
+BLOCK = 512
+END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
+PAX_CHECKSUM_KEY = "APK-TOOLS.checksum.SHA1"
+XATTR_PREFIX = "SCHILY.xattr."
+#: Default ceiling for inflating one gzip stream; packages are read into memory.
+DEFAULT_MAX_INFLATED = 2 * 1024**3
+
+_TYPEFLAGS: dict[EntryType, bytes] = {
+    "file": b"0",
+    "hardlink": b"1",
+    "symlink": b"2",
+    "chr": b"3",
+    "blk": b"4",
+    "dir": b"5",
+    "fifo": b"6",
+}
+_READ_TYPES: dict[bytes, EntryType] = {
+    b"0": "file",
+    b"\0": "file",
+    b"7": "file",  # contiguous file, a regular file for every reader
+    b"1": "hardlink",
+    b"2": "symlink",
+    b"3": "chr",
+    b"4": "blk",
+    b"5": "dir",
+    b"6": "fifo",
+}
+
+
+@dataclass
+class TarEntry:
+    """One archive member. ``path`` is relative, without ``./`` prefix or trailing slash."""
+
+    path: str
+    type: EntryType = "file"
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+    uname: str = "root"
+    gname: str = "root"
+    mtime: int = 0
+    data: bytes = b""
+    linkname: str = ""
+    devmajor: int = 0
+    devminor: int = 0
+    xattrs: dict[str, bytes] = field(default_factory=dict)
+    #: ``APK-TOOLS.checksum.SHA1`` (lowercase hex) as read from the archive; the writer
+    #: computes its own, so this is ``None`` for entries built in memory.
+    pax_checksum: str | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.type == "file" else 0
+
+    def content_sha1(self) -> str | None:
+        """The SHA-1 apk-tools records: of the content for files, of the target for symlinks."""
+        if self.type == "file":
+            return hashlib.sha1(self.data).hexdigest()
+        if self.type == "symlink":
+            return hashlib.sha1(self.linkname.encode("utf-8", "surrogateescape")).hexdigest()
+        return None
+
+
+def sort_key(path: str | TarEntry) -> tuple[bytes, ...]:
+    """Order of Go ``fs.WalkDir`` (melange, apko): depth first, siblings by name bytes.
+
+    ``a/x`` sorts before ``a-b`` (unlike a plain string sort of full paths, which abuild uses).
+    """
+    text = path.path if isinstance(path, TarEntry) else path
+    return tuple(part.encode("utf-8", "surrogateescape") for part in text.split("/") if part)
+
+
+# --------------------------------------------------------------------------------------------
+# gzip
+
+
+@dataclass(frozen=True)
+class GzipMember:
+    """One gzip member of a multi-member stream: its compressed bytes, position and content."""
+
+    raw: bytes
+    offset: int
+    inflated: bytes
+
+    @property
+    def end(self) -> int:
+        """Inclusive index of the member's last byte in the whole file (for ``bytes=a-b``)."""
+        return self.offset + len(self.raw) - 1
+
+
+def gzip_member(data: bytes, *, level: int = 9) -> bytes:
+    """Deterministic gzip member: MTIME 0, no FNAME (reference/formats.md §9)."""
+    return gzip.compress(data, compresslevel=level, mtime=0)
+
+
+def gzip_members(
+    data: bytes,
+    *,
+    where: str,
+    max_inflated: int = DEFAULT_MAX_INFLATED,
+    max_members: int | None = None,
+) -> list[GzipMember]:
+    """Split a multi-member gzip stream into members, inflating each.
+
+    ``max_members`` stops after that many members (e.g. 1 to read only a signature member).
+
+    ``max_inflated`` bounds the total inflated size (decompression bombs). Trailing NUL padding
+    after the last member is tolerated; any other trailing bytes, a truncated or corrupt member
+    raise ``FormatError``.
+    """
+    members: list[GzipMember] = []
+    view = memoryview(data)
+    offset = 0
+    total = 0
+    while offset < len(data):
+        if max_members is not None and len(members) >= max_members:
+            break
+        if not any(view[offset:]) and members:
+            break  # tape-style zero padding after the last member
+        if bytes(view[offset : offset + 2]) != b"\x1f\x8b":
+            raise FormatError(
+                f"expected a gzip member at byte {offset}, found {bytes(view[offset : offset + 4])!r}",
+                where=where,
+            )
+        decomp = zlib.decompressobj(31)
+        parts: list[bytes] = []
+        pending: bytes | memoryview = view[offset:]
+        try:
+            while not decomp.eof:
+                chunk = decomp.decompress(pending, 1 << 20)
+                total += len(chunk)
+                if total > max_inflated:
+                    raise FormatError(
+                        f"inflates to more than {max_inflated} bytes (decompression limit)",
+                        where=where,
+                    )
+                parts.append(chunk)
+                pending = decomp.unconsumed_tail
+                if not chunk and not pending and not decomp.eof:
+                    raise FormatError(f"gzip member at byte {offset} is truncated", where=where)
+        except zlib.error as error:
+            raise FormatError(
+                f"gzip member at byte {offset} is corrupt ({error})", where=where
+            ) from None
+        length = len(data) - offset - len(decomp.unused_data)
+        members.append(GzipMember(bytes(view[offset : offset + length]), offset, b"".join(parts)))
+        offset += length
+    if not members:
+        raise FormatError("empty file, expected gzip data", where=where)
+    return members
+
+
+def split_gzip_members(
+    data: bytes, where: str, *, max_inflated: int = DEFAULT_MAX_INFLATED
+) -> list[bytes]:
+    """The compressed bytes of each gzip member (what APK signatures and hashes cover)."""
+    return [m.raw for m in gzip_members(data, where=where, max_inflated=max_inflated)]
+
+
+def gunzip(data: bytes, *, where: str, max_inflated: int = DEFAULT_MAX_INFLATED) -> bytes:
+    """Inflate all members of a gzip stream and concatenate them."""
+    return b"".join(m.inflated for m in gzip_members(data, where=where, max_inflated=max_inflated))
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+def _pax_record(key: str, value: bytes) -> bytes:
+    body = b" " + key.encode() + b"=" + value + b"\n"
+    length = len(body) + len(str(len(body)))
+    if len(str(length)) > len(str(len(body))):
+        length += 1
+    return str(length).encode() + body
+
+
+def _octal(value: int, width: int) -> bytes | None:
+    """``width``-byte NUL-terminated octal field, or None when the value does not fit."""
+    if value < 0:
+        return None
+    digits = f"{value:0{width - 1}o}".encode()
+    return digits + b"\0" if len(digits) <= width - 1 else None
+
+
+def _raw_header(
+    *,
+    name: bytes,
+    mode: int,
+    uid: int,
+    gid: int,
+    size: int,
+    mtime: int,
+    typeflag: bytes,
+    linkname: bytes = b"",
+    uname: bytes = b"",
+    gname: bytes = b"",
+    devmajor: int = 0,
+    devminor: int = 0,
+    prefix: bytes = b"",
+) -> bytes:
+    def num(value: int, width: int) -> bytes:
+        encoded = _octal(value, width)
+        return encoded if encoded is not None else _octal(0, width)  # type: ignore[return-value]
+
+    header = bytearray(BLOCK)
+    header[0:100] = name[:100].ljust(100, b"\0")
+    header[100:108] = num(mode, 8)
+    header[108:116] = num(uid, 8)
+    header[116:124] = num(gid, 8)
+    header[124:136] = num(size, 12)
+    header[136:148] = num(mtime, 12)
+    header[148:156] = b" " * 8
+    header[156:157] = typeflag
+    header[157:257] = linkname[:100].ljust(100, b"\0")
+    header[257:265] = b"ustar\x0000"
+    header[265:297] = uname[:32].ljust(32, b"\0")
+    header[297:329] = gname[:32].ljust(32, b"\0")
+    header[329:337] = num(devmajor, 8)
+    header[337:345] = num(devminor, 8)
+    header[345:500] = prefix[:155].ljust(155, b"\0")
+    header[148:156] = f"{sum(header):06o}".encode() + b"\0 "
+    return bytes(header)
+
+
+def _pad(data: bytes) -> bytes:
+    return data + b"\0" * (-len(data) % BLOCK)
+
+
+def _split_name(name: bytes) -> tuple[bytes, bytes] | None:
+    """(prefix, name) for a ustar header, or None when PAX ``path`` is needed."""
+    if len(name) <= 100:
+        return b"", name
+    for index in range(len(name) - 1, 0, -1):
+        if name[index : index + 1] == b"/" and index <= 155 and len(name) - index - 1 <= 100:
+            return name[:index], name[index + 1 :]
+    return None
+
+
+def entry_bytes(entry: TarEntry, *, apk_checksums: bool) -> bytes:
+    """Header(s) plus padded content of one entry."""
+    encode = lambda text: text.encode("utf-8", "surrogateescape")  # noqa: E731
+    name = encode(entry.path)
+    link = encode(entry.linkname)
+    records: dict[str, bytes] = {}
+    split = _split_name(name) if name.isascii() else None
+    if split is None:
+        records["path"] = name
+        split = b"", name[:100]
+    if len(link) > 100 or not link.isascii():
+        records["linkpath"] = link
+    size = entry.size
+    for key, value, width in (("size", size, 12), ("uid", entry.uid, 8), ("gid", entry.gid, 8)):
+        if _octal(value, width) is None:
+            records[key] = str(value).encode()
+    if _octal(entry.mtime, 12) is None:
+        records["mtime"] = str(entry.mtime).encode()
+    uname, gname = encode(entry.uname), encode(entry.gname)
+    if len(uname) > 32 or not uname.isascii():
+        records["uname"] = uname
+    if len(gname) > 32 or not gname.isascii():
+        records["gname"] = gname
+    if apk_checksums:
+        checksum = entry.content_sha1()
+        if checksum is not None:
+            records[PAX_CHECKSUM_KEY] = checksum.encode()
+    for xattr_name, xattr_value in entry.xattrs.items():
+        records[XATTR_PREFIX + xattr_name] = xattr_value
+    out = bytearray()
+    if records:
+        payload = b"".join(_pax_record(key, records[key]) for key in sorted(records))
+        directory, _, base = name.rpartition(b"/")
+        pax_name = (directory + b"/" if directory else b"") + b"PaxHeaders.0/" + base
+        out += _raw_header(
+            name=pax_name[:100], mode=0, uid=0, gid=0, size=len(payload), mtime=0, typeflag=b"x"
+        )
+        out += _pad(payload)
+    prefix, short = split
+    out += _raw_header(
+        name=short,
+        prefix=prefix,
+        mode=entry.mode & 0o7777,
+        uid=entry.uid,
+        gid=entry.gid,
+        size=size,
+        mtime=entry.mtime,
+        typeflag=_TYPEFLAGS[entry.type],
+        linkname=link[:100],
+        uname=uname[:32],
+        gname=gname[:32],
+        devmajor=entry.devmajor,
+        devminor=entry.devminor,
+    )
+    if size:
+        out += _pad(entry.data)
+    return bytes(out)
+
+
+def write_tar(
+    entries: Iterable[TarEntry], *, end_of_archive: bool = True, apk_checksums: bool = False
+) -> bytes:
+    """Serialize ``entries`` in the given order (sort with ``sort_key`` first if wanted).
+
+    ``end_of_archive=False`` leaves out the two zero blocks (APK signature/control segments).
+    ``apk_checksums=True`` adds ``APK-TOOLS.checksum.SHA1`` to regular files and symlinks.
+    """
+    out = bytearray()
+    for entry in entries:
+        out += entry_bytes(entry, apk_checksums=apk_checksums)
+    if end_of_archive:
+        out += END_OF_ARCHIVE
+    return bytes(out)
+
+
+def entries_from_directory(
+    root: Path,
+    *,
+    mtime: int,
+    uid: int = 0,
+    gid: int = 0,
+    uname: str = "root",
+    gname: str = "root",
+    keep_owners: bool = False,
+    with_xattrs: bool = True,
+) -> list[TarEntry]:
+    """Walk ``root`` in Go ``fs.WalkDir`` order and return its entries (root itself excluded).
+
+    Owners are fixed to ``uid:gid`` (``uname``/``gname``) unless ``keep_owners``; mtimes are all
+    ``mtime`` (SOURCE_DATE_EPOCH). Files sharing an inode become hardlinks to the first path, as
+    melange does (``pkg/tarball/write.go``). Sockets and unreadable entries raise ``FormatError``.
+    """
+    root = Path(root)
+    entries: list[TarEntry] = []
+    inodes: dict[tuple[int, int], str] = {}
+
+    def walk(directory: Path, relative: str) -> None:
+        try:
+            names = sorted(os.listdir(directory), key=os.fsencode)
+        except OSError as error:
+            raise FormatError(
+                f"cannot list directory ({error.strerror})", where=str(directory)
+            ) from None
+        for name in names:
+            path = directory / name
+            rel = f"{relative}/{name}" if relative else name
+            st = os.lstat(path)
+            owner = (
+                {"uid": st.st_uid, "gid": st.st_gid, "uname": uname, "gname": gname}
+                if keep_owners
+                else {"uid": uid, "gid": gid, "uname": uname, "gname": gname}
+            )
+            common = {"mode": stat.S_IMODE(st.st_mode), "mtime": mtime, **owner}
+            xattrs = _read_xattrs(path) if with_xattrs and not stat.S_ISLNK(st.st_mode) else {}
+            if stat.S_ISDIR(st.st_mode):
+                entries.append(TarEntry(rel, "dir", xattrs=xattrs, **common))  # type: ignore[arg-type]
+                walk(path, rel)
+            elif stat.S_ISREG(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if st.st_nlink > 1 and key in inodes:
+                    entries.append(TarEntry(rel, "hardlink", linkname=inodes[key], **common))  # type: ignore[arg-type]
+                    continue
+                inodes[key] = rel
+                entries.append(
+                    TarEntry(rel, "file", data=path.read_bytes(), xattrs=xattrs, **common)  # type: ignore[arg-type]
+                )
+            elif stat.S_ISLNK(st.st_mode):
+                entries.append(TarEntry(rel, "symlink", linkname=os.readlink(path), **common))  # type: ignore[arg-type]
+            elif stat.S_ISFIFO(st.st_mode):
+                entries.append(TarEntry(rel, "fifo", **common))  # type: ignore[arg-type]
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                kind: EntryType = "chr" if stat.S_ISCHR(st.st_mode) else "blk"
+                entries.append(
+                    TarEntry(
+                        rel,
+                        kind,
+                        devmajor=os.major(st.st_rdev),
+                        devminor=os.minor(st.st_rdev),
+                        **common,  # type: ignore[arg-type]
+                    )
+                )
+            else:
+                raise FormatError(
+                    "sockets and other special files cannot be archived", where=str(path)
+                )
+
+    walk(root, "")
+    return entries
+
+
+def _read_xattrs(path: Path) -> dict[str, bytes]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    # SELinux labels describe the build host, not the package.
+    return {
+        name: os.getxattr(path, name, follow_symlinks=False)
+        for name in sorted(names)
+        if not name.startswith("security.selinux")
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+def _parse_number(field_bytes: bytes, *, where: str, what: str) -> int:
+    if field_bytes and field_bytes[0] & 0x80:  # GNU base-256
+        value = int.from_bytes(field_bytes[1:], "big")
+        return -value if field_bytes[0] & 0x40 else value
+    text = field_bytes.replace(b"\0", b" ").strip()
+    if not text:
+        return 0
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise FormatError(f"bad octal {what} field {text[:12]!r}", where=where) from None
+
+
+def _parse_pax(payload: bytes, *, where: str) -> dict[str, bytes]:
+    records: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(payload):
+        if not payload[pos:].strip(b"\0"):
+            break
+        space = payload.find(b" ", pos)
+        try:
+            length = int(payload[pos:space]) if space > pos else -1
+        except ValueError:
+            length = -1
+        if length <= 0 or pos + length > len(payload) or payload[pos + length - 1] != 0x0A:
+            raise FormatError(f"malformed PAX record at offset {pos}", where=where)
+        key, sep, value = payload[space + 1 : pos + length - 1].partition(b"=")
+        if not sep:
+            raise FormatError(f"malformed PAX record at offset {pos}", where=where)
+        records[key.decode("utf-8", "surrogateescape")] = value
+        pos += length
+    return records
+
+
+def _cstring(raw: bytes) -> bytes:
+    return raw.split(b"\0", 1)[0]
+
+
+def _normalize(path: str) -> str:
+    while path.startswith("./"):
+        path = path[2:]
+    return path.rstrip("/") or "."
+
+
+def read_tar(data: bytes, *, where: str) -> list[TarEntry]:
+    """Parse a tar stream (with or without end-of-archive) into entries with their content.
+
+    A header that claims more content than the stream holds (e.g. a 10 GB size in a tiny file)
+    is reported, not trusted. Global PAX headers are ignored, as apk-tools does.
+    """
+    entries: list[TarEntry] = []
+    pos = 0
+    pax: dict[str, bytes] = {}
+    long_name: bytes | None = None
+    long_link: bytes | None = None
+    decode = lambda raw: raw.decode("utf-8", "surrogateescape")  # noqa: E731
+    while pos + BLOCK <= len(data):
+        header = data[pos : pos + BLOCK]
+        if header[0] == 0:
+            break  # end of archive (apk-tools also stops at the first zero name)
+        if header[257:262] != b"ustar":
+            raise FormatError(f"not a ustar header at byte {pos} (bad magic)", where=where)
+        stored = _parse_number(header[148:156], where=where, what="checksum")
+        computed = sum(header[:148]) + 8 * 32 + sum(header[156:])
+        if stored != computed:
+            raise FormatError(f"tar header checksum mismatch at byte {pos}", where=where)
+        typeflag = header[156:157]
+        name = _cstring(header[0:100])
+        if header[257:263] == b"ustar\0" and header[345] != 0:
+            name = _cstring(header[345:500]) + b"/" + name
+        size = _parse_number(header[124:136], where=where, what="size")
+        if "size" in pax and typeflag not in (b"x", b"g"):
+            try:
+                size = int(pax["size"])
+            except ValueError:
+                raise FormatError(f"bad PAX size for {decode(name)!r}", where=where) from None
+        if size < 0:
+            raise FormatError(f"negative size in tar header at byte {pos}", where=where)
+        start = pos + BLOCK
+        available = len(data) - start
+        has_content = typeflag not in (b"1", b"2", b"3", b"4", b"5", b"6")
+        if has_content and size > available:
+            raise FormatError(
+                f"entry {decode(name)!r} claims {size} bytes but only {available} remain "
+                "(truncated or corrupt archive)",
+                where=where,
+            )
+        content = data[start : start + size] if has_content else b""
+        pos = start + (size + (-size % BLOCK) if has_content else 0)
+        if typeflag == b"x":
+            pax = _parse_pax(content, where=where)
+            continue
+        if typeflag == b"g":
+            continue
+        if typeflag == b"L":
+            long_name = _cstring(content)
+            continue
+        if typeflag == b"K":
+            long_link = _cstring(content)
+            continue
+        kind = _READ_TYPES.get(typeflag)
+        if kind is None:
+            raise FormatError(
+                f"unsupported tar entry type {typeflag!r} for {decode(name)!r}", where=where
+            )
+        if long_name is not None:
+            name = long_name
+        if "path" in pax:
+            name = pax["path"]
+        link = _cstring(header[157:257]) if kind in ("symlink", "hardlink") else b""
+        if long_link is not None:
+            link = long_link
+        if "linkpath" in pax:
+            link = pax["linkpath"]
+        checksum = pax.get(PAX_CHECKSUM_KEY)
+        entry = TarEntry(
+            path=_normalize(decode(name)),
+            type=kind,
+            mode=_parse_number(header[100:108], where=where, what="mode") & 0o7777,
+            uid=_parse_number(header[108:116], where=where, what="uid"),
+            gid=_parse_number(header[116:124], where=where, what="gid"),
+            uname=decode(_cstring(header[265:297])),
+            gname=decode(_cstring(header[297:329])),
+            mtime=_parse_number(header[136:148], where=where, what="mtime"),
+            data=content if kind == "file" else b"",
+            linkname=decode(link),
+            devmajor=_parse_number(header[329:337], where=where, what="devmajor"),
+            devminor=_parse_number(header[337:345], where=where, what="devminor"),
+            xattrs={
+                key[len(XATTR_PREFIX) :]: value
+                for key, value in pax.items()
+                if key.startswith(XATTR_PREFIX)
+            },
+            pax_checksum=checksum.decode("ascii", "replace").lower() if checksum else None,
+        )
+        entries.append(entry)
+        pax, long_name, long_link = {}, None, None
+    else:
+        if pos != len(data) and any(data[pos:]):
+            raise FormatError(f"truncated tar header at byte {pos}", where=where)
+    return entries
+
+
+# --------------------------------------------------------------------------------------------
+# safety and extraction
+
+
+def _components(path: str, *, where: str, what: str) -> list[str]:
+    if not path or "\0" in path:
+        raise UnsafePathError(f"{what} {path!r} is empty or contains NUL", where=where)
+    if path.startswith("/"):
+        raise UnsafePathError(f"{what} {path!r} is absolute", where=where)
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafePathError(f"{what} {path!r} contains '..'", where=where)
+    return parts
+
+
+def _symlink_escapes(path: str, target: str) -> bool:
+    """Whether ``target`` of a symlink at ``path`` resolves above the root (chroot semantics)."""
+    stack = [] if target.startswith("/") else path.split("/")[:-1]
+    for part in target.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not stack:
+                return True
+            stack.pop()
+        else:
+            stack.append(part)
+    return False
+
+
+def check_safe(
+    entry: TarEntry, where: str, *, allow_devices: bool = False, max_size: int | None = None
+) -> None:
+    """Raise ``UnsafePathError`` if ``entry`` could write outside its root or is not allowed.
+
+    Rejected: absolute paths, ``..`` components, NUL bytes, symlinks whose target (relative to
+    the link, or absolute meaning the root) climbs above the root, hardlinks to unsafe paths,
+    device nodes unless ``allow_devices``, files larger than ``max_size``.
+    """
+    if entry.path == ".":
+        return
+    _components(entry.path, where=where, what="path")
+    if entry.type == "symlink":
+        if not entry.linkname or "\0" in entry.linkname:
+            raise UnsafePathError(f"symlink {entry.path!r} has an empty target", where=where)
+        if _symlink_escapes(entry.path, entry.linkname):
+            raise UnsafePathError(
+                f"symlink {entry.path!r} -> {entry.linkname!r} points outside the root",
+                where=where,
+            )
+    elif entry.type == "hardlink":
+        _components(entry.linkname, where=where, what=f"hardlink target of {entry.path!r}")
+    elif entry.type in ("chr", "blk") and not allow_devices:
+        raise UnsafePathError(
+            f"device node {entry.path!r} ({entry.type} {entry.devmajor}:{entry.devminor}) "
+            "is not allowed",
+            where=where,
+        )
+    if max_size is not None and entry.size > max_size:
+        raise UnsafePathError(
+            f"file {entry.path!r} is {entry.size} bytes, more than the {max_size} allowed",
+            where=where,
+        )
+
+
+def validate_entries(
+    entries: Sequence[TarEntry],
+    where: str,
+    *,
+    allow_devices: bool = False,
+    max_size: int | None = None,
+) -> None:
+    """``check_safe`` on every entry, plus: hardlinks must name an earlier regular file."""
+    files: set[str] = set()
+    for entry in entries:
+        check_safe(entry, where, allow_devices=allow_devices, max_size=max_size)
+        if entry.type == "file":
+            files.add(entry.path)
+        elif entry.type == "hardlink" and entry.linkname.strip("/") not in files:
+            raise UnsafePathError(
+                f"hardlink {entry.path!r} -> {entry.linkname!r} does not name an earlier file "
+                "in the archive",
+                where=where,
+            )
+
+
+class _RootResolver:
+    """Resolve archive paths inside ``dest`` like a chroot: symlinks (already on disk or created
+    by earlier entries) are followed, but never above ``dest``."""
+
+    _MAX_LINKS = 40
+
+    def __init__(self, dest: Path, where: str) -> None:
+        self.dest = dest
+        self.where = where
+        # canonical relative path -> symlink target, or None for "exists, not a symlink"
+        self.planned: dict[str, str | None] = {}
+        self.planned_dirs: set[str] = set()
+
+    def _symlink_target(self, rel: str) -> str | None:
+        if rel in self.planned:
+            return self.planned[rel]
+        try:
+            st = os.lstat(self.dest / rel)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise UnsafePathError(
+                f"cannot inspect {rel!r} ({error.strerror})", where=self.where
+            ) from None
+        if stat.S_ISLNK(st.st_mode):
+            return os.readlink(self.dest / rel)
+        return None
+
+    def _is_dir(self, rel: str) -> bool:
+        if rel in self.planned_dirs:
+            return True
+        if rel in self.planned:
+            return False
+        return (self.dest / rel).is_dir() and not (self.dest / rel).is_symlink()
+
+    def resolve(self, path: str, *, follow_last: bool) -> str:
+        stack: list[str] = []
+        todo = [p for p in path.split("/") if p]
+        links = 0
+        while todo:
+            part = todo.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not stack:
+                    raise UnsafePathError(f"{path!r} resolves outside the root", where=self.where)
+                stack.pop()
+                continue
+            stack.append(part)
+            if not todo and not follow_last:
+                break
+            target = self._symlink_target("/".join(stack))
+            if target is not None:
+                links += 1
+                if links > self._MAX_LINKS:
+                    raise UnsafePathError(
+                        f"{path!r}: too many levels of symlinks", where=self.where
+                    )
+                stack.pop()
+                if target.startswith("/"):
+                    stack = []
+                todo = [p for p in target.split("/") if p] + todo
+            elif todo:
+                rel = "/".join(stack)
+                if not self._is_dir(rel) and (rel in self.planned or (self.dest / rel).exists()):
+                    raise UnsafePathError(
+                        f"{path!r}: {rel!r} exists and is not a directory", where=self.where
+                    )
+        return "/".join(stack)
+
+
+def extract(
+    entries: Sequence[TarEntry],
+    dest: Path,
+    *,
+    where: str,
+    allow_devices: bool = False,
+    preserve_owner: bool = False,
+    max_size: int | None = None,
+) -> None:
+    """Write ``entries`` under ``dest``; never outside it.
+
+    Everything is validated and every destination resolved before the first write, so an unsafe
+    archive leaves ``dest`` untouched. Symlinks met on the way are followed inside ``dest`` only.
+    Owners are applied only with ``preserve_owner`` (needs root); mtimes are always applied.
+    """
+    dest = Path(dest)
+    validate_entries(entries, where, allow_devices=allow_devices, max_size=max_size)
+    resolver = _RootResolver(dest, where)
+    plan: list[tuple[TarEntry, str, str]] = []  # entry, resolved path, resolved hardlink target
+    for entry in entries:
+        if entry.path == ".":
+            continue
+        resolved = resolver.resolve(entry.path, follow_last=entry.type == "dir")
+        if not resolved:
+            continue
+        link_target = ""
+        if entry.type == "hardlink":
+            link_target = resolver.resolve(entry.linkname, follow_last=False)
+        if entry.type == "dir":
+            resolver.planned_dirs.add(resolved)
+            resolver.planned[resolved] = None
+        else:
+            resolver.planned_dirs.discard(resolved)
+            resolver.planned[resolved] = entry.linkname if entry.type == "symlink" else None
+        plan.append((entry, resolved, link_target))
+
+    dest.mkdir(parents=True, exist_ok=True)
+    directories: list[tuple[TarEntry, Path]] = []
+    try:
+        for entry, resolved, link_target in plan:
+            target = dest / resolved
+            if entry.type == "dir":
+                target.mkdir(mode=0o700, exist_ok=True)
+                directories.append((entry, target))
+                continue
+            _remove_non_dir(target, where)
+            if entry.type == "file":
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(entry.data)
+            elif entry.type == "symlink":
+                os.symlink(entry.linkname, target)
+            elif entry.type == "hardlink":
+                os.link(dest / link_target, target, follow_symlinks=False)
+            elif entry.type == "fifo":
+                os.mkfifo(target, 0o600)
+            else:
+                kind = stat.S_IFCHR if entry.type == "chr" else stat.S_IFBLK
+                os.mknod(target, kind | 0o600, os.makedev(entry.devmajor, entry.devminor))
+            _apply_metadata(entry, target, preserve_owner)
+        for entry, target in reversed(directories):
+            _apply_metadata(entry, target, preserve_owner)
+    except OSError as error:
+        raise FormatError(
+            f"cannot extract into {dest} ({error.strerror}: {error.filename})", where=where
+        ) from None
+
+
+def _remove_non_dir(target: Path, where: str) -> None:
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise FormatError(f"{target} is a directory, cannot replace it", where=where)
+    os.unlink(target)
+
+
+def _apply_metadata(entry: TarEntry, target: Path, preserve_owner: bool) -> None:
+    if preserve_owner:
+        with contextlib.suppress(PermissionError):
+            os.chown(target, entry.uid, entry.gid, follow_symlinks=False)
+    if entry.type not in ("symlink", "hardlink"):
+        os.chmod(target, entry.mode & 0o7777)
+    if entry.type != "hardlink":
+        try:
+            os.utime(target, (entry.mtime, entry.mtime), follow_symlinks=False)
+        except OSError as error:
+            if error.errno != errno.EPERM:
+                raise
