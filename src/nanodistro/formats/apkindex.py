@@ -14,12 +14,25 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nanodistro.errors import FormatError, NanodistroError, SignatureError
+from nanodistro.errors import FormatError, NanodistroError
 from nanodistro.formats.pkginfo import INDEX_LETTERS, PackageInfo
+from nanodistro.formats.signature import (
+    SIGNATURE_ALGORITHMS,
+    BadSignatureError,
+    Keyring,
+    SignatureEntry,
+    SigningKey,
+    UntrustedSignatureError,
+    find_key,
+    read_signature_entries,
+    signature_member,
+    verify,
+)
+from nanodistro.formats.tarball import TarEntry, gzip_member, gzip_members, read_tar, write_tar
 from nanodistro.formats.version import compare as compare_versions
 
 # Letter -> attribute, split by how the value is decoded. Built once from the shared table so the
@@ -224,22 +237,18 @@ def format_apkindex_text(packages: Iterable[PackageInfo]) -> str:
 # --------------------------------------------------------------------------------------------
 # APKINDEX.tar.gz container
 
-
-@dataclass
-class IndexSignature:
-    """One ``.SIGN.<ALG>.<keyname>`` entry of the signature member."""
-
-    algorithm: str  # "RSA" (SHA-1), "RSA256", "RSA512", "DSA"...
-    keyname: str  # file name of the public key in the keyring
-    signature: bytes
+INDEX_NAME = "APKINDEX"
+DESCRIPTION_NAME = "DESCRIPTION"
+#: Ceiling for the inflated index (Wolfi's full index inflates to well under this).
+MAX_INDEX_INFLATED = 1024**3
 
 
 @dataclass
 class ApkIndex:
     packages: list[PackageInfo]
     description: str | None = None
-    signatures: list[IndexSignature] = field(default_factory=list)
-    # Key file name whose signature verified (None when read without a keyring).
+    signatures: list[SignatureEntry] = field(default_factory=list)
+    #: Key file name whose signature verified (None when read without a keyring).
     verified_by: str | None = None
 
     def by_filename(self) -> dict[str, PackageInfo]:
@@ -260,29 +269,126 @@ def _decode_text(data: bytes, *, where: str, name: str) -> str:
         ) from None
 
 
-def keyring_lookup(keyring: Mapping[str, bytes], keyname: str) -> bytes | None:
-    """Find a public key by its file name, also accepting the name without ``.rsa.pub`` / ``.pub``
-    (as apko's index verification does, formats.md §2.1)."""
-    key = keyring.get(keyname)
-    if key is not None:
-        return key
-    for suffix in (".rsa.pub", ".pub"):
-        if keyname.endswith(suffix):
-            key = keyring.get(keyname[: -len(suffix)])
-            if key is not None:
-                return key
-    for name, pem in keyring.items():
-        if name.rsplit("/", 1)[-1] == keyname:
-            return pem
-    return None
+def verify_index_signatures(
+    signatures: list[SignatureEntry], signed: bytes, keyring: Keyring, *, where: str
+) -> str:
+    """Return the key file name of a valid signature by a trusted key over ``signed``.
+
+    Any one valid trusted signature is enough (an index may carry several, e.g. during a key
+    rotation, formats.md §2.1 ``signing/``). ``BadSignatureError`` when trusted keys signed but
+    none matches, ``UntrustedSignatureError`` when no signature is by a key in ``keyring``.
+    """
+    if not signatures:
+        raise UntrustedSignatureError("index is not signed", where=where)
+    bad: list[str] = []
+    for entry in signatures:
+        if entry.algorithm not in SIGNATURE_ALGORITHMS:
+            continue  # DSA and unknown algorithms are skipped, as apko does
+        found = find_key(keyring, entry.keyname)
+        if found is None:
+            continue
+        keyname, pem = found
+        if verify(pem, signed, entry.signature, entry.algorithm):
+            return keyname
+        bad.append(entry.name)
+    if bad:
+        raise BadSignatureError(
+            f"BAD signature: {', '.join(bad)} does not match the index", where=where
+        )
+    names = ", ".join(entry.name for entry in signatures)
+    raise UntrustedSignatureError(f"UNTRUSTED: no key in the keyring for {names}", where=where)
+
+
+def read_index(
+    data: bytes,
+    *,
+    where: str,
+    keyring: Keyring | None = None,
+    max_inflated: int = MAX_INDEX_INFLATED,
+) -> ApkIndex:
+    """Read ``APKINDEX.tar.gz`` bytes.
+
+    With a ``keyring`` the signature over the index member(s) is verified first (DESIGN
+    invariant 5); without one the signatures are only reported.
+    """
+    members = gzip_members(data, where=where, max_inflated=max_inflated)
+    signatures: list[SignatureEntry] = []
+    index_members = members
+    if len(members) > 1:
+        found = read_signature_entries(members[0].inflated, where=where)
+        if found is not None:
+            signatures = found
+            index_members = members[1:]
+    signed_from = index_members[0].offset
+    verified_by = None
+    if keyring is not None:
+        verified_by = verify_index_signatures(signatures, data[signed_from:], keyring, where=where)
+    tar_bytes = (
+        index_members[0].inflated
+        if len(index_members) == 1
+        else b"".join(m.inflated for m in index_members)
+    )
+    text: str | None = None
+    description: str | None = None
+    for entry in read_tar(tar_bytes, where=where):
+        if entry.type != "file":
+            continue
+        if entry.path == INDEX_NAME:
+            text = _decode_text(entry.data, where=where, name=INDEX_NAME)
+        elif entry.path == DESCRIPTION_NAME:
+            description = _decode_text(entry.data, where=where, name=DESCRIPTION_NAME)
+    if text is None:
+        raise FormatError("no APKINDEX entry in the index archive", where=where)
+    packages = parse_apkindex_text(text, where=f"{where}!APKINDEX")
+    return ApkIndex(packages, description, signatures, verified_by)
+
+
+def write_index(
+    packages: Iterable[PackageInfo],
+    *,
+    description: str | None = None,
+    key: SigningKey | None = None,
+    source_date_epoch: int = 0,
+    algorithm: str = "RSA256",
+) -> bytes:
+    """``APKINDEX.tar.gz`` bytes: optional signature member + gzip(tar(DESCRIPTION, APKINDEX)).
+
+    Deterministic: fixed mtimes (``source_date_epoch``), root owner, gzip without time or name,
+    PKCS#1 v1.5 signatures. Entry order and EOA as apk-tools ``apk index`` (AT src/app_index.c).
+    """
+    entries: list[TarEntry] = []
+    if description is not None:
+        entries.append(
+            TarEntry(
+                path=DESCRIPTION_NAME,
+                mode=0o644,
+                mtime=source_date_epoch,
+                data=description.encode("utf-8"),
+            )
+        )
+    entries.append(
+        TarEntry(
+            path=INDEX_NAME,
+            mode=0o644,
+            mtime=source_date_epoch,
+            data=format_apkindex_text(packages).encode("utf-8"),
+        )
+    )
+    index_member = gzip_member(write_tar(entries, end_of_archive=True))
+    if key is None:
+        return index_member
+    return signature_member(key, index_member, algorithm, mtime=source_date_epoch) + index_member
 
 
 __all__ = [
     "ApkIndex",
-    "IndexSignature",
-    "SignatureError",
+    "Keyring",
+    "SigningKey",
     "format_apkindex_text",
     "package_identity",
     "parse_apkindex_text",
+    "read_index",
     "sort_packages",
+    "verify_index_signatures",
+    "write_index",
 ]
