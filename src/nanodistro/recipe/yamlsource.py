@@ -1,0 +1,155 @@
+"""Read a recipe's YAML into plain data, keeping every scalar as the text written in the file.
+
+melange decodes recipes with Go's yaml.v3 into string fields, so ``version: 1.10`` is the string
+``"1.10"``, never the float 1.1. We therefore work on the YAML *node* tree (no type construction):
+every scalar becomes its source text, ``null``/``~``/empty becomes ``None``, and the line of every
+key and list item is recorded so later errors can name ``file:line: key.path``.
+
+The node tree comes from libyaml through PyYAML's C composer when it is available (about 30x faster
+than a pure-Python composer: thousands of recipes load in seconds); round-trip editing (bumps) uses
+ruamel.yaml elsewhere and is not needed just to read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from nanodistro.errors import RecipeError
+
+__all__ = ["KeyPath", "YamlDocument", "format_path", "parse_yaml"]
+
+KeyPath = tuple[str | int, ...]
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_NULL_TAG = "tag:yaml.org,2002:null"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass
+class YamlDocument:
+    """Plain data (dicts, lists, str, None) plus the 1-based line of every key path."""
+
+    data: Any
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+    where: str = "<recipe>"
+    text: str = ""
+
+    def line_of(self, path: KeyPath) -> int | None:
+        """Line of ``path`` or, if it is absent (a missing key), of its nearest existing parent."""
+        while path:
+            line = self.lines.get(path)
+            if line is not None:
+                return line
+            path = path[:-1]
+        return self.lines.get(())
+
+    def get(self, path: KeyPath) -> Any:
+        """The raw value at ``path`` or None."""
+        node = self.data
+        for part in path:
+            if isinstance(part, int):
+                if not isinstance(node, list) or part >= len(node):
+                    return None
+            elif not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    def has(self, path: KeyPath) -> bool:
+        """Whether ``path`` is written in the file (even with a null value)."""
+        return path in self.lines
+
+
+def format_path(path: KeyPath) -> str:
+    """``("pipeline", 2, "with", "uri")`` -> ``pipeline[2].with.uri``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def parse_yaml(text: str, where: str) -> YamlDocument:
+    """Parse one YAML document into a :class:`YamlDocument`; errors name the file and line."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = error.problem or error.context or "invalid YAML"
+        raise RecipeError(f"invalid YAML: {problem}", where=where, line=line) from None
+    except yaml.YAMLError as error:
+        raise RecipeError(f"invalid YAML: {error}", where=where) from None
+    doc = YamlDocument(data=None, where=where, text=text)
+    if root is None:
+        raise RecipeError("empty recipe: expected a mapping with a 'package' key", where=where)
+    doc.lines[()] = root.start_mark.line + 1
+    doc.data = _convert(root, (), doc)
+    return doc
+
+
+def _convert(node: yaml.Node, path: KeyPath, doc: YamlDocument) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == _NULL_TAG and node.style is None:
+            return None
+        return node.value
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, child in enumerate(node.value):
+            child_path = (*path, index)
+            doc.lines[child_path] = child.start_mark.line + 1
+            items.append(_convert(child, child_path, doc))
+        return items
+    if isinstance(node, yaml.MappingNode):
+        return _convert_mapping(node, path, doc)
+    raise RecipeError("unsupported YAML node", where=doc.where, line=node.start_mark.line + 1)
+
+
+def _convert_mapping(node: yaml.MappingNode, path: KeyPath, doc: YamlDocument) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    merged: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE_TAG:
+            # `<<: *anchor` merge keys, which yaml.v3 honours; explicit keys win.
+            sources = (
+                value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            )
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    raise RecipeError(
+                        "'<<' merge key needs a mapping or a list of mappings",
+                        where=doc.where,
+                        line=value_node.start_mark.line + 1,
+                        field=format_path(path) or None,
+                    )
+                for key, value in _convert_mapping(source, path, doc).items():
+                    merged.setdefault(key, value)
+            continue
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise RecipeError(
+                "mapping keys must be plain strings",
+                where=doc.where,
+                line=key_node.start_mark.line + 1,
+                field=format_path(path) or None,
+            )
+        key = key_node.value
+        child_path = (*path, key)
+        line = key_node.start_mark.line + 1
+        if key in result:
+            # yaml.v3 rejects duplicate keys ("mapping key already defined").
+            raise RecipeError(
+                f"duplicate key {key!r} (first defined at line {doc.lines.get(child_path)})",
+                where=doc.where,
+                line=line,
+                field=format_path(child_path),
+            )
+        doc.lines[child_path] = line
+        result[key] = _convert(value_node, child_path, doc)
+    for key, value in merged.items():
+        result.setdefault(key, value)
+    return result
