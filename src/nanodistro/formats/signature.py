@@ -221,6 +221,20 @@ def split_signature(data: bytes, *, where: str) -> tuple[list[SignatureEntry], i
     return entries, len(first.raw)
 
 
+def require_trusted(entries: Sequence[SignatureEntry], keyring: Keyring, *, where: str) -> None:
+    """Raise ``UntrustedSignatureError`` unless some entry names a key in ``keyring``.
+
+    Lets callers reject untrusted files before parsing the rest (apk-tools checks trust first).
+    """
+    if not entries:
+        raise UntrustedSignatureError("not signed", where=where)
+    for entry in entries:
+        if entry.algorithm in SIGNATURE_ALGORITHMS and find_key(keyring, entry.keyname):
+            return
+    names = ", ".join(entry.name for entry in entries)
+    raise UntrustedSignatureError(f"UNTRUSTED: no trusted key for {names}", where=where)
+
+
 def verify_signed(
     entries: Sequence[SignatureEntry],
     signed_bytes: bytes,
