@@ -1,0 +1,592 @@
+"""A small client for the OCI distribution spec (v1.1) on httpx.
+
+Why not a library: the ``oras`` Python SDK (the maintained one on PyPI) pushes files as
+artifacts on top of ``requests`` + ``jsonschema``; it has no OCI-layout push/pull, no generic
+index handling and no digest checking of what the registry reports, so we would still write
+most of this. The protocol part we need is small: ``/v2/`` ping, blob HEAD/POST/PATCH/PUT/GET,
+manifest PUT/GET/HEAD and tag listing, with Basic and bearer-token auth (see auth.py).
+
+Every digest the registry reports (``Docker-Content-Digest``) is checked against the one we
+computed; a mismatch is a RegistryError. Plain HTTP is used only for loopback registries, or
+for any host when ``insecure=True`` (then HTTPS without verification is tried first, as
+crane's ``--insecure`` does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx
+
+from nanodistro.errors import RegistryError
+from nanodistro.registry.auth import (
+    Authenticator,
+    Credentials,
+    credentials_from_docker_config,
+    repository_scope,
+)
+from nanodistro.registry.mediatypes import ACCEPT_MANIFESTS, MANIFEST_TYPES
+from nanodistro.registry.reference import is_loopback, validate_digest
+from nanodistro.util.atomic import atomic_writer
+
+# Blobs up to this size go in one PUT; larger ones are sent in PATCH chunks of CHUNK_SIZE.
+DEFAULT_CHUNK_THRESHOLD = 64 * 1024 * 1024
+DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
+# Registries may refuse manifests over 4 MiB (distribution spec "Pushing Manifests").
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+_READ_SIZE = 1024 * 1024
+_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def compute_digest(data: bytes, algorithm: str = "sha256") -> str:
+    hasher = _hasher(algorithm)
+    hasher.update(data)
+    return f"{algorithm}:{hasher.hexdigest()}"
+
+
+def _hasher(algorithm: str) -> Any:
+    if algorithm not in ("sha256", "sha512"):
+        raise RegistryError(f"unsupported digest algorithm {algorithm!r} (sha256, sha512)")
+    return hashlib.new(algorithm)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest or index as the registry served it: exact bytes, media type and digest."""
+
+    media_type: str
+    data: bytes
+    digest: str
+    document: dict[str, Any] = field(repr=False)
+
+
+class _Retryable(RegistryError):
+    """A failure worth retrying (5xx, 429, connection error)."""
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """``HTTP 404 MANIFEST_UNKNOWN: manifest unknown`` from the spec's error JSON, if any."""
+    text = f"HTTP {response.status_code}"
+    try:
+        body = json.loads(response.content) if response.content else None
+    except (json.JSONDecodeError, UnicodeDecodeError, httpx.ResponseNotRead):
+        body = None
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(errors, list) and errors:
+        parts = []
+        for error in errors:
+            if isinstance(error, dict):
+                code, message = error.get("code", "?"), error.get("message", "")
+                parts.append(f"{code}: {message}" if message else str(code))
+        if parts:
+            text += " " + "; ".join(parts)
+    return text
+
+
+class RegistryClient:
+    """Talks to one registry host. Use as a context manager (it owns an httpx.Client)."""
+
+    def __init__(
+        self,
+        registry: str,
+        *,
+        insecure: bool = False,
+        plain_http: bool | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        docker_config: Path | None = None,
+        chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        retries: int = 3,
+        backoff: float = 0.5,
+        timeout: float = 60.0,
+    ) -> None:
+        self.registry = registry
+        host = httpx.URL(f"http://{registry}/").host
+        loopback = is_loopback(host)
+        if plain_http and not (loopback or insecure):
+            raise RegistryError(
+                "refusing plain http to a non-loopback registry (pass insecure=True to allow)",
+                where=registry,
+            )
+        if (username is None) != (password is None):
+            raise RegistryError("give both username and password, or neither", where=registry)
+        credentials = (
+            Credentials(username, password)
+            if username is not None and password is not None
+            else credentials_from_docker_config(registry, docker_config)
+        )
+        self.insecure = insecure
+        self.chunk_threshold = chunk_threshold
+        self.chunk_size = max(1, chunk_size)
+        self.retries = retries
+        self.backoff = backoff
+        self._schemes: list[str]
+        if plain_http is None:
+            self._schemes = ["http"] if loopback else ["https", "http"] if insecure else ["https"]
+        else:
+            self._schemes = ["http"] if plain_http else ["https"]
+        self._base: str | None = None if len(self._schemes) > 1 else self._url_for(self._schemes[0])
+        self._http = httpx.Client(verify=not insecure, timeout=timeout, follow_redirects=False)
+        self._auth = Authenticator(registry, credentials, insecure=insecure, timeout=timeout)
+
+    def _url_for(self, scheme: str) -> str:
+        return f"{scheme}://{self.registry}"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- the request core --------------------------------------------------------------------
+
+    def _base_url(self) -> str:
+        if self._base is None:
+            # insecure, scheme not given: HTTPS (unverified) if it answers, else plain HTTP.
+            for scheme in self._schemes:
+                try:
+                    self._http.get(f"{self._url_for(scheme)}/v2/", timeout=10.0)
+                except httpx.TransportError:
+                    continue
+                self._base = self._url_for(scheme)
+                break
+            else:
+                raise RegistryError(
+                    "registry does not answer on https or http", where=self.registry
+                )
+        return self._base
+
+    def _url(self, path_or_url: str) -> str:
+        if path_or_url.startswith(("http://", "https://")):
+            return path_or_url
+        return self._base_url() + path_or_url
+
+    def _send(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        scopes: tuple[str, ...],
+        where: str,
+        ok: tuple[int, ...],
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        content: bytes | None = None,
+        stream: bool = False,
+        retry: bool = True,
+        follow_redirects: bool = False,
+    ) -> httpx.Response:
+        """One logical request: answers auth challenges once, retries 5xx/429/connection errors
+        with exponential backoff (when ``retry``), raises RegistryError for other statuses.
+        With ``stream`` the caller must close the returned response."""
+        attempts = self.retries + 1 if retry else 1
+        last: RegistryError | None = None
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                return self._send_once(
+                    method,
+                    path_or_url,
+                    scopes=scopes,
+                    where=where,
+                    ok=ok,
+                    headers=headers,
+                    params=params,
+                    content=content,
+                    stream=stream,
+                    follow_redirects=follow_redirects,
+                )
+            except _Retryable as exc:
+                last = exc
+        assert last is not None
+        raise RegistryError(last.message + f" (after {attempts} attempts)", where=where)
+
+    def _send_once(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        scopes: tuple[str, ...],
+        where: str,
+        ok: tuple[int, ...],
+        headers: dict[str, str] | None,
+        params: dict[str, str] | None,
+        content: bytes | None,
+        stream: bool,
+        follow_redirects: bool,
+    ) -> httpx.Response:
+        url = httpx.URL(self._url(path_or_url))
+        if params:
+            url = url.copy_merge_params(params)
+        answered = False
+        while True:
+            request_headers = dict(headers or {})
+            authorization = self._auth.header(scopes)
+            if authorization:
+                request_headers["Authorization"] = authorization
+            request = self._http.build_request(
+                method, url, headers=request_headers, content=content
+            )
+            try:
+                response = self._http.send(
+                    request, stream=stream, follow_redirects=follow_redirects
+                )
+            except httpx.TransportError as exc:
+                raise _Retryable(f"{method} failed: {type(exc).__name__}: {exc}") from None
+            if response.status_code in ok:
+                return response
+            if stream:
+                response.read()
+                response.close()
+            if response.status_code == 401 and not answered:
+                answered = True
+                self._auth.answer(response, scopes, self._http)
+                continue
+            detail = f"{method} {url.path}: {_error_detail(response)}"
+            if response.status_code in _RETRYABLE_STATUS:
+                raise _Retryable(detail)
+            raise RegistryError(detail, where=where)
+
+    # -- API -----------------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """``GET /v2/``: the registry speaks the distribution API (401 counts, auth comes later)."""
+        self._send("GET", "/v2/", scopes=(), where=self.registry, ok=(200, 401))
+
+    def blob_exists(self, repository: str, digest: str) -> bool:
+        validate_digest(digest)
+        response = self._send(
+            "HEAD",
+            f"/v2/{repository}/blobs/{digest}",
+            scopes=(repository_scope(repository, ["pull"]),),
+            where=self._where(repository, digest),
+            ok=(200, 404),
+            follow_redirects=True,
+        )
+        return response.status_code == 200
+
+    def upload_blob(
+        self,
+        repository: str,
+        digest: str,
+        size: int,
+        opener: Callable[[], BinaryIO],
+        *,
+        mount_from: str | None = None,
+    ) -> str:
+        """Make ``digest`` present in ``repository``; return ``"exists"``, ``"mounted"`` or
+        ``"uploaded"``. ``opener`` gives a fresh stream of the blob (it may be called again on
+        a retry); its bytes are hashed while sent and must match ``digest``."""
+        validate_digest(digest)
+        if self.blob_exists(repository, digest):
+            return "exists"
+        last: RegistryError | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                return self._upload_once(repository, digest, size, opener, mount_from)
+            except _Retryable as exc:
+                last = exc
+        assert last is not None
+        raise RegistryError(last.message, where=self._where(repository, digest))
+
+    def _upload_once(
+        self,
+        repository: str,
+        digest: str,
+        size: int,
+        opener: Callable[[], BinaryIO],
+        mount_from: str | None,
+    ) -> str:
+        where = self._where(repository, digest)
+        scopes = [repository_scope(repository, ["pull", "push"])]
+        params = None
+        if mount_from and mount_from != repository:
+            scopes.append(repository_scope(mount_from, ["pull"]))
+            params = {"mount": digest, "from": mount_from}
+        start = self._send(
+            "POST",
+            f"/v2/{repository}/blobs/uploads/",
+            scopes=tuple(scopes),
+            where=where,
+            ok=(201, 202),
+            params=params,
+            headers={"Content-Length": "0"},
+            retry=False,
+        )
+        scope_tuple = tuple(scopes)
+        if start.status_code == 201:
+            self._check_digest_header(start, digest, where)
+            return "mounted"
+        location = self._location(start, where)
+        algorithm = digest.split(":", 1)[0]
+        hasher = _hasher(algorithm)
+        with opener() as stream:
+            if size <= self.chunk_threshold:
+                data = stream.read()
+                hasher.update(data)
+                self._check_local(hasher, digest, len(data), size, where)
+                final = self._send(
+                    "PUT",
+                    location,
+                    scopes=scope_tuple,
+                    where=where,
+                    ok=(201,),
+                    params={"digest": digest},
+                    headers={"Content-Type": "application/octet-stream"},
+                    content=data,
+                    retry=False,
+                )
+            else:
+                offset = 0
+                while True:
+                    chunk = stream.read(self.chunk_size)
+                    if not chunk:
+                        break
+                    hasher.update(chunk)
+                    patched = self._send(
+                        "PATCH",
+                        location,
+                        scopes=scope_tuple,
+                        where=where,
+                        ok=(202,),
+                        headers={
+                            "Content-Type": "application/octet-stream",
+                            "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+                        },
+                        content=chunk,
+                        retry=False,
+                    )
+                    offset += len(chunk)
+                    location = self._location(patched, where)
+                try:
+                    self._check_local(hasher, digest, offset, size, where)
+                except RegistryError:
+                    with contextlib.suppress(RegistryError):
+                        self._send(
+                            "DELETE", location, scopes=scope_tuple, where=where, ok=(204, 404)
+                        )
+                    raise
+                final = self._send(
+                    "PUT",
+                    location,
+                    scopes=scope_tuple,
+                    where=where,
+                    ok=(201,),
+                    params={"digest": digest},
+                    headers={"Content-Length": "0"},
+                    retry=False,
+                )
+        self._check_digest_header(final, digest, where)
+        return "uploaded"
+
+    @staticmethod
+    def _check_local(hasher: Any, digest: str, got: int, size: int, where: str) -> None:
+        actual = f"{hasher.name}:{hasher.hexdigest()}"
+        if actual != digest or got != size:
+            raise RegistryError(
+                f"local blob does not match its descriptor: expected {digest} ({size} bytes), "
+                f"content is {actual} ({got} bytes); refusing to upload",
+                where=where,
+            )
+
+    def _location(self, response: httpx.Response, where: str) -> str:
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError(
+                f"{response.request.method} answered {response.status_code} without Location",
+                where=where,
+            )
+        return str(response.request.url.join(location))
+
+    @staticmethod
+    def _check_digest_header(response: httpx.Response, expected: str, where: str) -> None:
+        reported = response.headers.get("Docker-Content-Digest")
+        if reported and reported != expected:
+            raise RegistryError(
+                f"registry reports digest {reported}, we computed {expected}", where=where
+            )
+
+    def _where(self, repository: str, identifier: str) -> str:
+        separator = "@" if ":" in identifier else ":"
+        return f"{self.registry}/{repository}{separator}{identifier}"
+
+    @contextlib.contextmanager
+    def _blob_stream(self, repository: str, digest: str) -> Iterator[httpx.Response]:
+        response = self._send(
+            "GET",
+            f"/v2/{repository}/blobs/{digest}",
+            scopes=(repository_scope(repository, ["pull"]),),
+            where=self._where(repository, digest),
+            ok=(200,),
+            stream=True,
+            follow_redirects=True,
+        )
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def fetch_blob(
+        self, repository: str, digest: str, destination: Path, *, size: int | None = None
+    ) -> None:
+        """Download a blob to ``destination`` (atomically), verifying digest and size while
+        streaming; nothing is left behind on a mismatch."""
+        validate_digest(digest)
+        where = self._where(repository, digest)
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                self._fetch_blob_once(repository, digest, destination, size, where)
+                return
+            except httpx.TransportError as exc:
+                if attempt == self.retries:
+                    raise RegistryError(f"download failed: {exc}", where=where) from None
+
+    def _fetch_blob_once(
+        self, repository: str, digest: str, destination: Path, size: int | None, where: str
+    ) -> None:
+        hasher = _hasher(digest.split(":", 1)[0])
+        written = 0
+        with atomic_writer(destination) as out, self._blob_stream(repository, digest) as response:
+            for chunk in response.iter_bytes(_READ_SIZE):
+                written += len(chunk)
+                if size is not None and written > size:
+                    raise RegistryError(
+                        f"blob is larger than its descriptor's {size} bytes", where=where
+                    )
+                hasher.update(chunk)
+                out.write(chunk)
+            actual = f"{hasher.name}:{hasher.hexdigest()}"
+            if actual != digest:
+                raise RegistryError(f"downloaded blob has digest {actual}", where=where)
+            if size is not None and written != size:
+                raise RegistryError(
+                    f"downloaded blob has {written} bytes, descriptor says {size}", where=where
+                )
+
+    def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
+        """PUT a manifest or index under a tag or digest; return its digest (checked against
+        the registry's ``Docker-Content-Digest``)."""
+        digest = compute_digest(data, "sha256")
+        where = self._where(repository, reference)
+        if ":" in reference and reference != digest:
+            raise RegistryError(f"manifest content has digest {digest}", where=where)
+        if media_type not in MANIFEST_TYPES:
+            raise RegistryError(f"not a manifest media type: {media_type!r}", where=where)
+        response = self._send(
+            "PUT",
+            f"/v2/{repository}/manifests/{reference}",
+            scopes=(repository_scope(repository, ["pull", "push"]),),
+            where=where,
+            ok=(201,),
+            headers={"Content-Type": media_type},
+            content=data,
+        )
+        self._check_digest_header(response, digest, where)
+        return digest
+
+    def get_manifest(self, repository: str, reference: str) -> Manifest:
+        """GET a manifest/index (OCI or Docker schema 2), verified against the digest in the
+        reference or the registry's ``Docker-Content-Digest``."""
+        where = self._where(repository, reference)
+        if ":" in reference:
+            validate_digest(reference, where=where)
+        response = self._send(
+            "GET",
+            f"/v2/{repository}/manifests/{reference}",
+            scopes=(repository_scope(repository, ["pull"]),),
+            where=where,
+            ok=(200,),
+            headers={"Accept": ACCEPT_MANIFESTS},
+            follow_redirects=True,
+        )
+        data = response.content
+        if len(data) > MAX_MANIFEST_SIZE:
+            raise RegistryError(f"manifest larger than {MAX_MANIFEST_SIZE} bytes", where=where)
+        expected = reference if ":" in reference else response.headers.get("Docker-Content-Digest")
+        algorithm = expected.split(":", 1)[0] if expected else "sha256"
+        digest = compute_digest(data, algorithm if algorithm in ("sha256", "sha512") else "sha256")
+        if expected and digest != expected:
+            raise RegistryError(
+                f"manifest content has digest {digest}, expected {expected}", where=where
+            )
+        if algorithm != "sha256":
+            digest = compute_digest(data, "sha256")
+        try:
+            document = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RegistryError(f"manifest is not JSON: {exc}", where=where) from None
+        if not isinstance(document, dict):
+            raise RegistryError("manifest is not a JSON object", where=where)
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        media_type = document.get("mediaType") or content_type
+        if media_type not in MANIFEST_TYPES:
+            raise RegistryError(
+                f"unsupported manifest media type {media_type!r} (expected OCI or Docker "
+                "schema 2 manifest/index)",
+                where=where,
+            )
+        return Manifest(media_type=media_type, data=data, digest=digest, document=document)
+
+    def resolve(self, repository: str, reference: str) -> str:
+        """The digest a tag points at (HEAD; GET when the registry gives no digest header)."""
+        if ":" in reference:
+            return validate_digest(reference)
+        response = self._send(
+            "HEAD",
+            f"/v2/{repository}/manifests/{reference}",
+            scopes=(repository_scope(repository, ["pull"]),),
+            where=self._where(repository, reference),
+            ok=(200,),
+            headers={"Accept": ACCEPT_MANIFESTS},
+            follow_redirects=True,
+        )
+        digest = response.headers.get("Docker-Content-Digest")
+        return digest if digest else self.get_manifest(repository, reference).digest
+
+    def list_tags(self, repository: str, *, page_size: int | None = None) -> list[str]:
+        """All tags of ``repository``, following ``Link: <...>; rel="next"`` pagination."""
+        tags: list[str] = []
+        where = f"{self.registry}/{repository}"
+        url: str | None = f"/v2/{repository}/tags/list"
+        params = {"n": str(page_size)} if page_size else None
+        while url:
+            response = self._send(
+                "GET",
+                url,
+                scopes=(repository_scope(repository, ["pull"]),),
+                where=where,
+                ok=(200,),
+                params=params,
+            )
+            params = None
+            try:
+                body = response.json()
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                body = None
+            page = body.get("tags") if isinstance(body, dict) else None
+            if page is not None and not (
+                isinstance(page, list) and all(isinstance(t, str) for t in page)
+            ):
+                raise RegistryError("tags/list answer has no 'tags' string list", where=where)
+            tags.extend(page or [])
+            next_link = response.links.get("next", {}).get("url")
+            url = str(response.request.url.join(next_link)) if next_link else None
+        return tags
