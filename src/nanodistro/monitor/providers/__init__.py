@@ -1,1 +1,23 @@
+"""Upstream providers, one module per kind (see ``base.Provider``)."""
 
+from __future__ import annotations
+
+from types import ModuleType
+
+from nanodistro.monitor.providers import (
+    git,
+    github,
+    gitlab,
+    http_regex,
+    npm,
+    pypi,
+    release_monitoring,
+)
+
+PROVIDERS: dict[str, ModuleType] = {
+    module.KIND: module
+    for module in (release_monitoring, github, gitlab, git, pypi, npm, http_regex)
+}
+"""Provider module by ``UpdateConfig.monitor_kind()``."""
+
+__all__ = ["PROVIDERS"]

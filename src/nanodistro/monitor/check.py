@@ -1,0 +1,213 @@
+"""Checking recipes against their upstreams, concurrently.
+
+``check_paths`` / ``check_targets`` run every recipe's provider under one bounded pool; a failing
+upstream becomes an ``error`` result for that recipe and never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nanodistro.errors import NanodistroError
+from nanodistro.monitor import models as m
+from nanodistro.monitor.http import HttpClient
+from nanodistro.monitor.models import Candidate, CheckResult, RecipeTarget, UpstreamRelease
+from nanodistro.monitor.providers import PROVIDERS
+from nanodistro.monitor.providers.base import Endpoints, ProviderConfig
+from nanodistro.monitor.recipes import find_recipes, load_target
+from nanodistro.monitor.state import MonitorState
+from nanodistro.monitor.versions import choose, prepare_releases
+
+Progress = Callable[[CheckResult], None]
+
+# Schemes tried first per provider: the ordering its ecosystem defines.
+_PREFERRED_SCHEME = {"pypi": ("pep440",), "npm": ("semver",)}
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "nanodistro" / "monitor"
+
+
+def _pinned_checkout(target: RecipeTarget) -> m.GitCheckout | None:
+    """The git-checkout whose ``expected-commit`` follows the version (melange renovator rule)."""
+    pinned = [c for c in target.git_checkouts if c.expected_commit]
+    if len(pinned) == 1:
+        return pinned[0]
+    versioned = [c for c in pinned if c.tag and "${{" in c.tag]
+    return versioned[0] if versioned else None
+
+
+def _retag_message(target: RecipeTarget, same: Candidate, state: MonitorState) -> str | None:
+    release = same.release
+    checkout = _pinned_checkout(target)
+    if checkout and release.commit and checkout.expected_commit != release.commit:
+        return (
+            f"upstream {release.version} now points at {release.commit[:12]}, the recipe pins "
+            f"{(checkout.expected_commit or '')[:12]} (re-tagged; review before rebuilding)"
+        )
+    recorded = state.recorded(target.name, same.version)
+    for key, new in (("commit", release.commit), ("checksum", release.checksum)):
+        old = recorded.get(key)
+        if old and new and old != new:
+            return (
+                f"upstream {release.version} {key} changed from {old[:19]} to {new[:19]} "
+                "(re-tagged; review before rebuilding)"
+            )
+    return None
+
+
+async def _enrich(
+    module: Any, config: ProviderConfig, client: HttpClient, release: UpstreamRelease
+) -> UpstreamRelease:
+    enrich = getattr(module, "enrich", None)
+    if enrich is None:
+        return release
+    try:
+        result: UpstreamRelease = await enrich(config, client, release)
+    except NanodistroError:
+        return release  # a missing date is not worth failing the check
+    return result
+
+
+async def check_target(
+    target: RecipeTarget,
+    client: HttpClient,
+    *,
+    state: MonitorState,
+    endpoints: Endpoints,
+    now: datetime,
+) -> CheckResult:
+    """Check one recipe; never raises for upstream or recipe problems (they become results)."""
+    result = CheckResult(name=target.name, current=target.version, status=m.ERROR, path=target.path)
+    update = target.update
+    if update is None:
+        result.status, result.message = m.NO_MONITOR, "recipe has no update: block"
+        return result
+    result.manual = update.manual
+    if not update.enabled:
+        result.status = m.DISABLED
+        result.message = update.exclude_reason or "update.enabled is false"
+        return result
+    kind = update.monitor_kind()
+    result.kind = kind
+    if kind is None:
+        result.status, result.message = m.NO_MONITOR, "update: names no upstream to monitor"
+        return result
+    if update.schedule and not state.due(target.name, update.schedule.period, now):
+        result.status = m.SCHEDULED
+        result.message = f"checked within its {update.schedule.period} schedule"
+        return result
+    module = PROVIDERS.get(kind)
+    if module is None:
+        result.message = f"the {kind} monitor is not supported by nanodistro yet"
+        return result
+    config = ProviderConfig(
+        target=target,
+        update=update,
+        endpoints=endpoints,
+        want_commits=_pinned_checkout(target) is not None,
+    )
+    try:
+        releases = await module.versions(config, client)
+        candidates = prepare_releases(releases, update, module.block(update))
+        result.candidates = len(candidates)
+        latest, upgrade, same = choose(
+            candidates,
+            target.version,
+            sequential=update.require_sequential,
+            prefer=_PREFERRED_SCHEME.get(kind, ()),
+        )
+        if latest is None:
+            result.message = (
+                f"no version left after the recipe's filters ({len(releases)} upstream releases)"
+            )
+            return result
+        latest = Candidate(latest.version, await _enrich(module, config, client, latest.release))
+        result.latest = latest.version
+        result.latest_published_at = latest.release.published_at
+        result.latest_commit = latest.release.commit
+        result.latest_url = latest.release.url
+        retag = _retag_message(target, same, state) if same is not None else None
+        if upgrade is not None:
+            result.status, result.next_version = m.UPDATE, upgrade.version
+        elif retag:
+            result.status, result.message = m.RETAGGED, retag
+        else:
+            result.status = m.UP_TO_DATE
+        for seen in (latest, same):
+            if seen is not None:
+                state.record(target.name, seen.version, seen.release.commit, seen.release.checksum)
+        state.mark_checked(target.name, now)
+    except NanodistroError as error:
+        result.status, result.message = m.ERROR, str(error)
+    except Exception as error:  # one broken upstream must not stop the others
+        result.status, result.message = m.ERROR, f"{type(error).__name__}: {error}"
+    return result
+
+
+async def check_targets_async(
+    targets: Sequence[RecipeTarget | CheckResult],
+    *,
+    concurrency: int = 16,
+    per_host: int = 4,
+    cache_dir: Path | None = None,
+    endpoints: Endpoints | None = None,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+    backoff: float = 1.0,
+) -> list[CheckResult]:
+    """Check all targets (pre-made ``CheckResult`` entries, e.g. load errors, pass through)."""
+    endpoints = endpoints or Endpoints.from_env()
+    now = now or datetime.now(UTC)
+    state = MonitorState.load(cache_dir / "state.json" if cache_dir else None)
+    pool = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(client: HttpClient, target: RecipeTarget | CheckResult) -> CheckResult:
+        if isinstance(target, CheckResult):
+            result = target
+        else:
+            async with pool:
+                result = await check_target(
+                    target, client, state=state, endpoints=endpoints, now=now
+                )
+        if progress:
+            progress(result)
+        return result
+
+    async with HttpClient(cache_dir=cache_dir, per_host=per_host, backoff=backoff) as client:
+        results = await asyncio.gather(*(one(client, t) for t in targets))
+    state.save()
+    return list(results)
+
+
+def load_targets(paths: Sequence[Path]) -> list[RecipeTarget | CheckResult]:
+    """Recipe targets for files/directories; unreadable recipes become error results."""
+    targets: list[RecipeTarget | CheckResult] = []
+    for path in find_recipes(paths):
+        try:
+            targets.append(load_target(path))
+        except NanodistroError as error:
+            targets.append(
+                CheckResult(
+                    name=path.stem, current="?", status=m.ERROR, message=str(error), path=path
+                )
+            )
+    return targets
+
+
+def check_paths(paths: Sequence[Path], **options: Any) -> list[CheckResult]:
+    """Synchronous entry point: load recipes under ``paths`` and check them all."""
+    return asyncio.run(check_targets_async(load_targets(paths), **options))
+
+
+def exit_status(results: Sequence[CheckResult]) -> int:
+    """0 all up to date, 10 updates (or re-tags) exist, 1 errors and nothing to update."""
+    if any(r.status in (m.UPDATE, m.RETAGGED) for r in results):
+        return 10
+    if any(r.status == m.ERROR for r in results):
+        return 1
+    return 0

@@ -1,0 +1,180 @@
+"""The monitor's HTTP client: bounded per-host concurrency, retries, conditional requests.
+
+Upstream APIs are polled often and rate-limit hard, so every GET goes through here:
+- at most ``per_host`` requests in flight per host;
+- 5xx, 429, timeouts and connection errors are retried with exponential backoff (as wolfictl
+  does for release-monitoring.org: 1 s, 2 s, 4 s);
+- responses carrying an ``ETag`` or ``Last-Modified`` are stored on disk and revalidated with
+  ``If-None-Match`` / ``If-Modified-Since``; a 304 answers from the stored body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from nanodistro.errors import FetchError
+from nanodistro.util.atomic import atomic_write_bytes
+
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = "nanodistro-monitor/0.1 (+https://github.com/nanodistro)"
+
+
+@dataclass(frozen=True)
+class Response:
+    """A completed GET: status, final URL, headers and body (from cache on a 304)."""
+
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    from_cache: bool = False
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise FetchError(f"expected a JSON document, got: {error}", where=self.url) from None
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+class HttpClient:
+    """Async GETs for providers. Use as ``async with HttpClient(...) as client``."""
+
+    def __init__(
+        self,
+        *,
+        cache_dir: Path | None = None,
+        per_host: int = 4,
+        retries: int = 3,
+        backoff: float = 1.0,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._cache_dir = cache_dir
+        self._per_host = per_host
+        self._retries = retries
+        self._backoff = backoff
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._client = httpx.AsyncClient(
+            timeout=timeout,
+            follow_redirects=True,
+            headers={"User-Agent": USER_AGENT},
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> HttpClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.aclose()
+
+    def _host_limit(self, url: str) -> asyncio.Semaphore:
+        host = urlsplit(url).netloc
+        if host not in self._hosts:
+            self._hosts[host] = asyncio.Semaphore(self._per_host)
+        return self._hosts[host]
+
+    def _cache_path(self, url: str, headers: Mapping[str, str]) -> Path | None:
+        if self._cache_dir is None:
+            return None
+        # Authorization changes what a server may answer (private repos), so it is part of the key.
+        key = url + "\0" + headers.get("Authorization", "")
+        return self._cache_dir / "http" / (hashlib.sha256(key.encode()).hexdigest() + ".json")
+
+    def _load_cached(self, path: Path | None) -> dict[str, Any] | None:
+        if path is None or not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+            return data if isinstance(data, dict) and "body" in data else None
+        except (OSError, ValueError):
+            return None  # a damaged cache entry is only a cache miss
+
+    async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
+        """GET ``url``; raises ``FetchError`` naming the URL for any non-2xx final answer."""
+        request_headers = dict(headers or {})
+        cache_path = self._cache_path(url, request_headers)
+        cached = self._load_cached(cache_path)
+        if cached:
+            if cached.get("etag"):
+                request_headers["If-None-Match"] = cached["etag"]
+            if cached.get("last_modified"):
+                request_headers["If-Modified-Since"] = cached["last_modified"]
+
+        async with self._host_limit(url):
+            response = await self._get_with_retries(url, request_headers)
+
+        if response.status_code == 304 and cached:
+            return Response(
+                url=url,
+                status=200,
+                headers=cached.get("headers", {}),
+                body=bytes.fromhex(cached["body"]),
+                from_cache=True,
+            )
+        if response.status_code >= 400:
+            detail = response.text[:200].strip().replace("\n", " ")
+            raise FetchError(f"HTTP {response.status_code}: {detail}", where=url)
+        body = response.content
+        result = Response(
+            url=str(response.url), status=response.status_code, headers=response.headers, body=body
+        )
+        etag = response.headers.get("ETag")
+        modified = response.headers.get("Last-Modified")
+        if cache_path is not None and (etag or modified):
+            keep = {
+                k: v for k, v in response.headers.items() if k.lower().startswith(("link", "x-"))
+            }
+            entry = {
+                "url": url,
+                "etag": etag,
+                "last_modified": modified,
+                "headers": keep,
+                "body": body.hex(),
+            }
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(cache_path, json.dumps(entry).encode())
+        return result
+
+    async def _get_with_retries(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                response = await self._client.get(url, headers=headers)
+            except (httpx.TimeoutException, httpx.TransportError) as error:
+                if attempt >= self._retries:
+                    raise FetchError(
+                        f"{type(error).__name__} after {attempt + 1} attempts: {error}", where=url
+                    ) from None
+            else:
+                if response.status_code not in _RETRY_STATUS or attempt >= self._retries:
+                    return response
+                retry_after = response.headers.get("Retry-After", "")
+                if retry_after.isdigit():
+                    await asyncio.sleep(min(float(retry_after), 60.0))
+                    attempt += 1
+                    continue
+            await asyncio.sleep(self._backoff * (2**attempt))
+            attempt += 1
+
+
+def env_token(*names: str) -> str | None:
+    """The first non-empty environment variable among ``names`` (API tokens)."""
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None

@@ -1,0 +1,224 @@
+"""From raw upstream names to "the latest version": the filter chain and version ordering.
+
+The chain mirrors wolfictl's ``prepareVersion`` (wolfictl@96fcac24:pkg/update/githubReleases.go):
+prefix filters, contains filter, strip-prefix, strip-suffix, ignore-regex-patterns,
+version-separator, pre-release skip, version-transform.
+
+Ordering picks the strictest scheme every candidate satisfies: APK (apk-tools' version.c, the
+order ``package.version`` is compared in), then PEP 440, then semver, then a loose numeric order.
+Calendar versions (``2024.10.1``, ``24.04``) order correctly under all of them.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from nanodistro.errors import MonitorError
+from nanodistro.formats import version as apk_version
+from nanodistro.graph.scan import go_replacement
+from nanodistro.monitor.models import Candidate, UpstreamRelease
+from nanodistro.recipe.update import UpdateConfig
+
+# wolfictl skips a version whose lowercase form contains one of these (unless
+# enable-prerelease-tags); "dev" is added because PEP 440 and calendar projects use it.
+_PRERELEASE = re.compile(r"alpha|beta|rc|pre|dev|snapshot|nightly", re.IGNORECASE)
+_SEMVER = re.compile(
+    r"^(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
+    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
+)
+
+
+def _compile(pattern: str, field: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        raise MonitorError(
+            f"invalid regular expression {pattern!r}: {error}", field=field
+        ) from None
+
+
+def looks_prerelease(version: str) -> bool:
+    """wolfictl's pre-release test, extended with PEP 440 and semver pre-release markers."""
+    if _PRERELEASE.search(version):
+        return True
+    semver = _SEMVER.match(version)
+    if semver and semver.group("pre"):
+        return True
+    try:
+        return Version(version).is_prerelease
+    except InvalidVersion:
+        return False
+
+
+def prepare_version(
+    raw: str, update: UpdateConfig, block: Any, *, prerelease_flag: bool = False
+) -> str | None:
+    """Apply the recipe's filter chain to one upstream name; None when it is filtered out."""
+    version = raw.strip()
+    prefix_filters = [
+        getattr(block, "tag_filter", None),
+        getattr(block, "tag_filter_prefix", None),
+        getattr(block, "version_filter_prefix", None),
+    ]
+    for prefix in prefix_filters:
+        if prefix and not version.startswith(prefix):
+            return None
+    for contains in (
+        getattr(block, "tag_filter_contains", None),
+        getattr(block, "version_filter_contains", None),
+    ):
+        if contains and contains not in version:
+            return None
+    strip_prefix = getattr(block, "strip_prefix", None)
+    if strip_prefix:
+        version = version.removeprefix(strip_prefix)
+    strip_suffix = getattr(block, "strip_suffix", None)
+    if strip_suffix:
+        version = version.removesuffix(strip_suffix)
+    for pattern in update.ignore_regex_patterns:
+        if _compile(pattern, "update.ignore-regex-patterns").search(version):
+            return None
+    if update.version_separator:
+        version = version.replace(update.version_separator, ".")
+    if not update.enable_prerelease_tags and (prerelease_flag or looks_prerelease(version)):
+        return None
+    for transform in update.version_transform:
+        regex = _compile(transform.match, "update.version-transform.match")
+        version = regex.sub(go_replacement(transform.replace), version)
+    if not version or not any(ch.isdigit() for ch in version):
+        return None  # "latest", "nightly", "stable": not versions
+    return version
+
+
+def prepare_releases(
+    releases: Iterable[UpstreamRelease], update: UpdateConfig, block: Any
+) -> list[Candidate]:
+    """Filter and transform releases; when two map to one version the first listed wins."""
+    seen: dict[str, Candidate] = {}
+    for release in releases:
+        version = prepare_version(
+            release.version, update, block, prerelease_flag=release.prerelease
+        )
+        if version is not None and version not in seen:
+            seen[version] = Candidate(version=version, release=release)
+    return list(seen.values())
+
+
+# --- ordering -----------------------------------------------------------------------------------
+
+
+def _pep440_cmp(a: str, b: str) -> int:
+    va, vb = Version(a), Version(b)
+    return (va > vb) - (va < vb)
+
+
+def _semver_key(version: str) -> tuple[Any, ...]:
+    m = _SEMVER.match(version)
+    assert m is not None
+    pre = m.group("pre")
+    pre_key: tuple[Any, ...] = (1,)
+    if pre:
+        pre_key = (
+            0,
+            tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")),
+        )
+    return (int(m.group("major")), int(m.group("minor")), int(m.group("patch")), pre_key)
+
+
+def _semver_cmp(a: str, b: str) -> int:
+    ka, kb = _semver_key(a), _semver_key(b)
+    return (ka > kb) - (ka < kb)
+
+
+def _loose_key(version: str) -> tuple[tuple[int, int, str], ...]:
+    # Numbers order numerically and above words, so 1.10 > 1.9 and 1.0 > 1.0rc.
+    return tuple(
+        (1, int(tok), "") if tok.isdigit() else (0, 0, tok.lower())
+        for tok in re.findall(r"\d+|[A-Za-z]+", version)
+    )
+
+
+def _loose_cmp(a: str, b: str) -> int:
+    ka, kb = _loose_key(a), _loose_key(b)
+    return (ka > kb) - (ka < kb)
+
+
+def _is_pep440(version: str) -> bool:
+    try:
+        Version(version)
+    except InvalidVersion:
+        return False
+    return True
+
+
+Comparator = Callable[[str, str], int]
+
+_SCHEMES: dict[str, tuple[Callable[[str], bool], Comparator]] = {
+    "apk": (apk_version.is_valid, apk_version.compare),
+    "pep440": (_is_pep440, _pep440_cmp),
+    "semver": (lambda v: _SEMVER.match(v) is not None, _semver_cmp),
+    "loose": (lambda v: True, _loose_cmp),
+}
+
+
+def pick_scheme(versions: Sequence[str], *, prefer: Sequence[str] = ()) -> str:
+    """The first scheme (``prefer`` first, then apk, pep440, semver, loose) valid for all."""
+    order = [*prefer, *(s for s in _SCHEMES if s not in prefer)]
+    for name in order:
+        valid, _ = _SCHEMES[name]
+        if all(valid(v) for v in versions):
+            return name
+    return "loose"
+
+
+def comparator(scheme: str) -> Comparator:
+    return _SCHEMES[scheme][1]
+
+
+def sort_candidates(
+    candidates: Sequence[Candidate], current: str | None = None, *, prefer: Sequence[str] = ()
+) -> tuple[list[Candidate], str]:
+    """Candidates oldest first, and the scheme used (the current version must fit it too)."""
+    versions = [c.version for c in candidates] + ([current] if current else [])
+    scheme = pick_scheme(versions, prefer=prefer)
+    cmp = comparator(scheme)
+
+    def by_version(x: Candidate, y: Candidate) -> int:
+        return cmp(x.version, y.version)
+
+    ordered = sorted(candidates, key=functools.cmp_to_key(by_version))
+    return ordered, scheme
+
+
+def choose(
+    candidates: Sequence[Candidate],
+    current: str,
+    *,
+    sequential: bool = False,
+    prefer: Sequence[str] = (),
+) -> tuple[Candidate | None, Candidate | None, Candidate | None]:
+    """(latest, next to move to, candidate equal to ``current``).
+
+    ``next`` is the latest, or with ``sequential`` (melange ``require-sequential``) the oldest
+    version newer than ``current``; it is None when nothing is newer.
+    """
+    if not candidates:
+        return None, None, None
+    ordered, scheme = sort_candidates(candidates, current, prefer=prefer)
+    cmp = comparator(scheme)
+    latest = ordered[-1]
+    newer = [c for c in ordered if cmp(c.version, current) > 0]
+    same = next((c for c in ordered if cmp(c.version, current) == 0), None)
+    if not newer:
+        return latest, None, same
+    return latest, (newer[0] if sequential else newer[-1]), same
+
+
+def is_newer(candidate: str, current: str) -> bool:
+    """Whether ``candidate`` is newer than ``current`` under the scheme both satisfy."""
+    return comparator(pick_scheme([candidate, current]))(candidate, current) > 0
