@@ -784,9 +784,10 @@ def extract(
         for entry, resolved, link_target in plan:
             target = dest / resolved
             if entry.type == "dir":
-                target.mkdir(mode=0o700, exist_ok=True)
+                target.mkdir(mode=0o700, parents=True, exist_ok=True)
                 directories.append((entry, target))
                 continue
+            target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             _remove_non_dir(target, where)
             if entry.type == "file":
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
