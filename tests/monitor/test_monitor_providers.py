@@ -8,15 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+from upstream_server import Upstream
 
 from nanodistro.monitor.check import check_targets_async, exit_status
 from nanodistro.monitor.models import CheckResult
 from nanodistro.monitor.providers.base import Endpoints
 from nanodistro.monitor.recipes import target_from_document
-
-from upstream_server import Upstream
 
 
 def recipe(version: str, update: dict[str, Any], **extra: Any) -> dict[str, Any]:
