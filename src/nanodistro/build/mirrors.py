@@ -1,0 +1,68 @@
+"""``mirror://NAME/PATH`` source URIs, resolved to a base URL at fetch time.
+
+Recipes that take pristine upstream tarballs from a distribution archive (Debian keeps them as
+``pool/main/<x>/<src>/<src>_<ver>.orig.tar.*``) should not hard-code one mirror: the machine that
+builds knows which mirror it may reach. Like Gentoo's ``mirror://`` and BitBake's ``PREMIRRORS``,
+the name is looked up in the workspace's ``[mirrors]`` table first; for ``debian`` the host's own
+apt configuration is the fallback.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from nanodistro.errors import FetchError
+
+SCHEME = "mirror://"
+APT_SOURCE_FILES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
+
+_ONE_LINE_DEB = re.compile(r"^deb\s+(?:\[[^\]]*\]\s+)?(?P<uri>\S+)\s+\S+\s+.*\bmain\b")
+_DEB822_URIS = re.compile(r"^URIs:\s*(?P<uris>.+)$", re.IGNORECASE)
+
+
+def is_mirror_uri(uri: str) -> bool:
+    return uri.startswith(SCHEME)
+
+
+def apt_debian_mirror(sources: tuple[Path, ...] = APT_SOURCE_FILES) -> str | None:
+    """The first Debian archive URI the host's apt is configured with, or None."""
+    files: list[Path] = []
+    for source in sources:
+        if source.is_dir():
+            files.extend(sorted(p for p in source.iterdir() if p.suffix in {".list", ".sources"}))
+        elif source.is_file():
+            files.append(source)
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            line = line.strip()
+            match = _ONE_LINE_DEB.match(line)
+            if match and "/debian" in match["uri"] and "security" not in match["uri"]:
+                return match["uri"].rstrip("/")
+            match = _DEB822_URIS.match(line)
+            if match:
+                for uri in match["uris"].split():
+                    if uri.rstrip("/").endswith("/debian"):
+                        return uri.rstrip("/")
+    return None
+
+
+def resolve_mirror_uri(uri: str, mirrors: Mapping[str, str] | None = None) -> str:
+    """Turn ``mirror://NAME/PATH`` into ``<base>/PATH``; other URIs are returned unchanged."""
+    if not is_mirror_uri(uri):
+        return uri
+    name, _, path = uri[len(SCHEME) :].partition("/")
+    base = (mirrors or {}).get(name)
+    if base is None and name == "debian":
+        base = apt_debian_mirror()
+    if not base:
+        raise FetchError(
+            f"no mirror configured for {name!r}: add it to [mirrors] in nanodistro.toml",
+            where=uri,
+        )
+    return f"{base.rstrip('/')}/{path}"

@@ -1,0 +1,133 @@
+"""The workspace a user keeps in git: ``nanodistro.toml`` plus recipes/, images/, keys/.
+
+Every path in the file is relative to the file itself, so a workspace can be moved or checked out
+anywhere. Defaults make an empty ``nanodistro.toml`` a valid workspace.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nanodistro.errors import ConfigError
+
+WORKSPACE_FILE = "nanodistro.toml"
+
+_MACHINE_TO_APK_ARCH = {
+    "x86_64": "x86_64",
+    "amd64": "x86_64",
+    "aarch64": "aarch64",
+    "arm64": "aarch64",
+}
+
+
+def host_arch() -> str:
+    machine = platform.machine()
+    return _MACHINE_TO_APK_ARCH.get(machine, machine)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    name: str
+    archs: list[str]
+    recipes_dir: Path
+    images_dir: Path
+    out_dir: Path
+    keys_dir: Path
+    key_name: str
+    source_cache: Path
+    mirrors: dict[str, str] = field(default_factory=dict)
+    toolchain_root: Path = Path("/usr")
+    toolchain_provides: list[str] = field(default_factory=list)
+
+    @property
+    def packages_dir(self) -> Path:
+        """The signed repository: ``<packages_dir>/<arch>/APKINDEX.tar.gz``."""
+        return self.out_dir / "packages"
+
+    @property
+    def image_out_dir(self) -> Path:
+        return self.out_dir / "images"
+
+    def recipe_files(self) -> list[Path]:
+        return sorted(self.recipes_dir.glob("*.yaml"))
+
+    def image_files(self) -> list[Path]:
+        return sorted(self.images_dir.glob("*.yaml"))
+
+    def signing_key(self) -> Path | None:
+        """The workspace's private key (``<keys>/<name>-<hex>.rsa``), if one was generated."""
+        keys = sorted(self.keys_dir.glob(f"{self.key_name}-*.rsa"))
+        return keys[-1] if keys else None
+
+
+def find_workspace(start: Path) -> Path | None:
+    """The nearest ``nanodistro.toml`` at or above ``start`` (a file or directory)."""
+    start = start.resolve()
+    for directory in [start if start.is_dir() else start.parent, *start.parents]:
+        candidate = directory / WORKSPACE_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _table(data: dict[str, Any], name: str, where: Path) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError("expected a table", where=str(where), field=name)
+    return value
+
+
+def _string_list(value: Any, where: Path, field_name: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError("expected a list of strings", where=str(where), field=field_name)
+    return list(value)
+
+
+def load_workspace(path: Path) -> Workspace:
+    """Load ``nanodistro.toml`` (or the one in directory ``path``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / WORKSPACE_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("workspace file not found", where=str(path)) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"invalid TOML: {error}", where=str(path)) from None
+    root = path.parent.resolve()
+
+    def rel(value: Any, field_name: str) -> Path:
+        if not isinstance(value, str):
+            raise ConfigError("expected a path string", where=str(path), field=field_name)
+        return (root / os.path.expanduser(value)).resolve()
+
+    ws = _table(data, "workspace", path)
+    keys = _table(data, "keys", path)
+    sources = _table(data, "sources", path)
+    mirrors = _table(data, "mirrors", path)
+    toolchain = _table(data, "toolchain", path)
+    for mirror_name, base in mirrors.items():
+        if not isinstance(base, str):
+            raise ConfigError(
+                "expected a URL string", where=str(path), field=f"mirrors.{mirror_name}"
+            )
+    return Workspace(
+        root=root,
+        name=str(ws.get("name", root.name)),
+        archs=_string_list(ws.get("archs", [host_arch()]), path, "workspace.archs"),
+        recipes_dir=rel(ws.get("recipes", "recipes"), "workspace.recipes"),
+        images_dir=rel(ws.get("images", "images"), "workspace.images"),
+        out_dir=rel(ws.get("out", "out"), "workspace.out"),
+        keys_dir=rel(keys.get("dir", "keys"), "keys.dir"),
+        key_name=str(keys.get("name", root.name)),
+        source_cache=rel(sources.get("cache", "~/.cache/nanodistro/sources"), "sources.cache"),
+        mirrors=dict(mirrors),
+        toolchain_root=Path(str(toolchain.get("root", "/usr"))),
+        toolchain_provides=_string_list(toolchain.get("provides", []), path, "toolchain.provides"),
+    )
