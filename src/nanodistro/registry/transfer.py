@@ -1,0 +1,306 @@
+"""Push an OCI image layout to a registry, and pull an image from one into a layout.
+
+Order is children before parents (blobs, then image manifests, then indexes, then the tag), so
+a registry never holds a manifest whose blobs are missing, and a crash mid-push leaves the old
+tag in place. Blobs the registry already has are not uploaded again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nanodistro.errors import RegistryError
+from nanodistro.registry.client import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_CHUNK_THRESHOLD,
+    MAX_MANIFEST_SIZE,
+    RegistryClient,
+    compute_digest,
+)
+from nanodistro.registry.layout import Descriptor, OciLayout, canonical_json, children
+from nanodistro.registry.mediatypes import (
+    IMAGE_MANIFEST_TYPES,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    REF_NAME_ANNOTATION,
+)
+from nanodistro.registry.reference import Reference, parse_reference
+
+Progress = Callable[[str], None]
+
+
+def _noop(_message: str) -> None:
+    pass
+
+
+def _client(
+    ref: Reference,
+    insecure: bool,
+    username: str | None,
+    password: str | None,
+    docker_config: Path | None,
+    chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> RegistryClient:
+    return RegistryClient(
+        ref.api_host,
+        insecure=insecure,
+        username=username,
+        password=password,
+        chunk_threshold=chunk_threshold,
+        chunk_size=chunk_size,
+        docker_config=docker_config,
+    )
+
+
+# -- push ------------------------------------------------------------------------------------
+
+
+def push_layout(
+    layout_dir: Path,
+    reference: str,
+    *,
+    insecure: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+    progress: Progress | None = None,
+    ref_name: str | None = None,
+    chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    docker_config: Path | None = None,
+) -> str:
+    """Push the image in ``layout_dir`` to ``reference`` (``host[:port]/repo[:tag][@digest]``)
+    and return the digest of what the reference now points at.
+
+    The top-level image is the one ``index.json`` entry (image index or manifest), the entry
+    annotated ``org.opencontainers.image.ref.name: <ref_name>`` when ``ref_name`` is given, or
+    an index built from all entries when there are several image manifests. ``progress`` gets
+    one line per step: ``uploaded|exists|mounted <digest> (<size> bytes)``,
+    ``manifest <digest>``, ``tagged <reference>``. Blobs over ``chunk_threshold`` bytes are
+    sent in PATCH chunks of ``chunk_size``.
+    """
+    ref = parse_reference(reference)
+    say = progress or _noop
+    layout = OciLayout(Path(layout_dir))
+    top, top_data = _select_top(layout, ref_name)
+    with _client(
+        ref, insecure, username, password, docker_config, chunk_threshold, chunk_size
+    ) as client:
+        pusher = _Pusher(client, layout, ref.repository, say)
+        if top_data is None:
+            top_data = pusher.push_manifest(top)
+        else:
+            # An index we built from several entries: push what it lists, then it.
+            for child in top["manifests"]:
+                pusher.push_manifest(child)
+        digest = compute_digest(top_data)
+        if ref.digest and ref.digest != digest:
+            raise RegistryError(
+                f"layout's image has digest {digest}, not the one in the reference", where=str(ref)
+            )
+        media_type = top["mediaType"] if "digest" in top else OCI_INDEX
+        if ref.tag and not ref.digest:
+            client.put_manifest(ref.repository, ref.tag, top_data, media_type)
+            say(f"tagged {ref}")
+        else:
+            client.put_manifest(ref.repository, digest, top_data, media_type)
+            say(f"manifest {digest}")
+        return digest
+
+
+def _select_top(layout: OciLayout, ref_name: str | None) -> tuple[dict[str, Any], bytes | None]:
+    """The descriptor to push, or (for several image manifests) a built index and its bytes."""
+    entries = layout.manifests()
+    where = str(layout.root / "index.json")
+    if ref_name is not None:
+        named = [
+            e for e in entries if e.get("annotations", {}).get(REF_NAME_ANNOTATION) == ref_name
+        ]
+        if len(named) != 1:
+            raise RegistryError(
+                f"{len(named)} entries annotated {REF_NAME_ANNOTATION}={ref_name!r}, expected 1",
+                where=where,
+            )
+        return named[0], None
+    if not entries:
+        raise RegistryError("index.json lists no manifests", where=where)
+    if len(entries) == 1:
+        return entries[0], None
+    if all(e["mediaType"] in IMAGE_MANIFEST_TYPES for e in entries):
+        index = build_index(layout, entries)
+        return index, canonical_json(index)
+    raise RegistryError(
+        "index.json lists several entries including an index; choose one with ref_name",
+        where=where,
+    )
+
+
+def build_index(layout: OciLayout, manifests: list[Descriptor]) -> dict[str, Any]:
+    """An OCI image index of ``manifests``, each with its platform (from the descriptor, else
+    from the image config's os/architecture/variant)."""
+    entries = []
+    for descriptor in manifests:
+        entry: dict[str, Any] = {
+            "mediaType": descriptor["mediaType"],
+            "digest": descriptor["digest"],
+            "size": descriptor["size"],
+        }
+        platform = descriptor.get("platform") or _platform_from_config(layout, descriptor)
+        if platform:
+            entry["platform"] = platform
+        entries.append(entry)
+    return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
+
+
+def _platform_from_config(layout: OciLayout, descriptor: Descriptor) -> dict[str, str] | None:
+    manifest = _load_json(layout, descriptor["digest"])
+    config_descriptor = manifest.get("config")
+    if not isinstance(config_descriptor, dict) or "digest" not in config_descriptor:
+        return None
+    config = _load_json(layout, str(config_descriptor["digest"]))
+    platform = {k: config[k] for k in ("architecture", "os", "variant") if config.get(k)}
+    return platform if {"architecture", "os"} <= platform.keys() else None
+
+
+def _load_json(layout: OciLayout, digest: str) -> dict[str, Any]:
+    data = layout.read_blob(digest, max_size=MAX_MANIFEST_SIZE)
+    try:
+        document = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"blob {digest} is not JSON: {exc}", where=str(layout.root)) from None
+    if not isinstance(document, dict):
+        raise RegistryError(f"blob {digest} is not a JSON object", where=str(layout.root))
+    return document
+
+
+class _Pusher:
+    def __init__(
+        self, client: RegistryClient, layout: OciLayout, repository: str, say: Progress
+    ) -> None:
+        self.client = client
+        self.layout = layout
+        self.repository = repository
+        self.say = say
+        self.done: set[str] = set()
+
+    def push_manifest(self, descriptor: Descriptor) -> bytes:
+        """Push everything ``descriptor`` (a manifest or index) reaches, then it by digest."""
+        digest, media_type = descriptor["digest"], descriptor["mediaType"]
+        where = f"{self.layout.root} {digest}"
+        if media_type not in MANIFEST_TYPES:
+            raise RegistryError(f"not a manifest or index: {media_type!r}", where=where)
+        data = self.layout.read_blob(digest, max_size=MAX_MANIFEST_SIZE)
+        if len(data) != descriptor["size"]:
+            raise RegistryError(
+                f"manifest has {len(data)} bytes, descriptor says {descriptor['size']}",
+                where=where,
+            )
+        if digest in self.done:
+            return data
+        document = _load_json(self.layout, digest)
+        declared = document.get("mediaType")
+        if declared is not None and declared != media_type:
+            raise RegistryError(
+                f"document says mediaType {declared!r}, its descriptor {media_type!r}",
+                where=where,
+            )
+        for child in children(media_type, document, where):
+            if media_type in INDEX_TYPES and child["mediaType"] in MANIFEST_TYPES:
+                self.push_manifest(child)
+            else:
+                self.push_blob(child)
+        self.client.put_manifest(self.repository, digest, data, media_type)
+        self.done.add(digest)
+        self.say(f"manifest {digest}")
+        return data
+
+    def push_blob(self, descriptor: Descriptor) -> None:
+        digest, size = descriptor["digest"], descriptor["size"]
+        if digest in self.done:
+            return
+        if not self.layout.has_blob(digest) and descriptor.get("urls"):
+            # Non-distributable layer (e.g. Windows base layers): fetched from its urls.
+            self.say(f"foreign {digest} ({size} bytes)")
+            return
+        if not self.layout.has_blob(digest):
+            raise RegistryError(f"layout has no blob {digest}", where=str(self.layout.root))
+        status = self.client.upload_blob(
+            self.repository, digest, size, lambda: self.layout.open_blob(digest)
+        )
+        self.done.add(digest)
+        self.say(f"{status} {digest} ({size} bytes)")
+
+
+# -- pull ------------------------------------------------------------------------------------
+
+
+def pull(
+    reference: str,
+    layout_dir: Path,
+    *,
+    insecure: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+    progress: Progress | None = None,
+    docker_config: Path | None = None,
+) -> str:
+    """Pull ``reference`` (with every platform of an index) into the OCI layout ``layout_dir``
+    (created if missing) and return its digest. Blobs are verified while streaming; manifests
+    are written after what they refer to; ``index.json`` gets an entry annotated
+    ``org.opencontainers.image.ref.name`` (the tag, or the full reference when pulled by digest).
+    """
+    ref = parse_reference(reference)
+    say = progress or _noop
+    layout = OciLayout.create(Path(layout_dir))
+    with _client(ref, insecure, username, password, docker_config) as c:
+        top = c.get_manifest(ref.repository, ref.identifier)
+        puller = _Puller(c, layout, ref.repository, say)
+        puller.store(top.media_type, top.data, top.digest, top.document)
+    descriptor = {"mediaType": top.media_type, "digest": top.digest, "size": len(top.data)}
+    layout.add_manifest(descriptor, ref.tag if ref.tag and not ref.digest else str(ref))
+    return top.digest
+
+
+class _Puller:
+    def __init__(
+        self, client: RegistryClient, layout: OciLayout, repository: str, say: Progress
+    ) -> None:
+        self.client = client
+        self.layout = layout
+        self.repository = repository
+        self.say = say
+
+    def store(self, media_type: str, data: bytes, digest: str, document: dict[str, Any]) -> None:
+        where = f"{self.client.registry}/{self.repository}@{digest}"
+        for child in children(media_type, document, where):
+            if media_type in INDEX_TYPES and child["mediaType"] in MANIFEST_TYPES:
+                self.pull_manifest(child)
+            else:
+                self.pull_blob(child)
+        self.layout.write_blob(data)
+        self.say(f"manifest {digest}")
+
+    def pull_manifest(self, descriptor: Descriptor) -> None:
+        manifest = self.client.get_manifest(self.repository, descriptor["digest"])
+        if len(manifest.data) != descriptor["size"]:
+            raise RegistryError(
+                f"manifest has {len(manifest.data)} bytes, its descriptor says "
+                f"{descriptor['size']}",
+                where=f"{self.client.registry}/{self.repository}@{manifest.digest}",
+            )
+        self.store(manifest.media_type, manifest.data, manifest.digest, manifest.document)
+
+    def pull_blob(self, descriptor: Descriptor) -> None:
+        digest, size = descriptor["digest"], descriptor["size"]
+        if self.layout.has_blob(digest) and self.layout.blob_size(digest) == size:
+            self.say(f"present {digest} ({size} bytes)")
+            return
+        if descriptor.get("urls") and not self.client.blob_exists(self.repository, digest):
+            self.say(f"foreign {digest} ({size} bytes)")
+            return
+        self.client.fetch_blob(self.repository, digest, self.layout.blob_path(digest), size=size)
+        self.say(f"downloaded {digest} ({size} bytes)")
