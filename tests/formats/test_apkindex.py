@@ -237,3 +237,23 @@ def test_package_identity_matches_index_and_lock():
 def test_bad_containers_are_format_errors(data):
     with pytest.raises(FormatError):
         read_index(data, where="bad", keyring=None)
+
+
+def test_fast_path_equals_general_parser():
+    from nanodistro.formats.apkindex import _fast_record, _parse_lines
+
+    text = index_text(APKO / "alpine-316/APKINDEX.tar.gz")
+    for record in text.split("\n\n"):
+        if record:
+            lines = record.split("\n")
+            fast = _fast_record(lines)
+            assert fast is not None
+            assert [fast] == _parse_lines(lines, "x", 1)
+            assert vars(fast) == vars(_parse_lines(lines, "x", 1)[0])
+
+
+def test_line_numbers_after_many_general_records():
+    text = "".join(f"P:p{i}\nV:1\nz:extra\n\n" for i in range(3000)) + "P:bad\nV:1\nS:-1\n"
+    with pytest.raises(FormatError) as info:
+        parse_apkindex_text(text)
+    assert info.value.line == 3000 * 4 + 3

@@ -12,6 +12,7 @@ with the same header lines.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 from collections.abc import Iterable
@@ -105,19 +106,78 @@ def finish_record(
     return PackageInfo(**fields, extra=extra)
 
 
-def parse_apkindex_text(text: str, where: str = "APKINDEX") -> list[PackageInfo]:
-    """Parse ``APKINDEX`` text into one ``PackageInfo`` per record, in file order.
+_ATTR_OF = {letter: attr for letter, (attr, _kind) in INDEX_LETTERS.items()}
 
-    Unknown letters are kept in ``extra`` (AT ignores unknown lower-case letters and marks the
-    package uninstallable for unknown upper-case ones; we keep both so the text can be reproduced).
+
+def _new_info_state() -> dict[str, Any]:
+    """Attribute defaults of a fresh ``PackageInfo`` (scalars only; lists are made per record)."""
+    state = dict(vars(PackageInfo()))
+    for name, value in list(state.items()):
+        if isinstance(value, list):
+            del state[name]
+    return state
+
+
+_SCALAR_DEFAULTS = _new_info_state()
+_INDEX_LIST_ATTRS = tuple(_LIST_LETTERS.values())  # depends, provides, install_if
+_OTHER_LIST_ATTRS = tuple(
+    f.name
+    for f in dataclasses.fields(PackageInfo)
+    if f.name not in _SCALAR_DEFAULTS and f.name not in _INDEX_LIST_ATTRS
+)
+_INT_ATTRS = tuple(_INT_LETTERS.values())
+#: "C:" -> "checksum": the two-character prefix lookup also checks the colon.
+_ATTR_OF_PREFIX = {letter + ":": attr for letter, attr in _ATTR_OF.items()}
+_new_object = object.__new__
+
+
+def _fast_record(
+    lines: list[str], attr_of_prefix: dict[str, str] = _ATTR_OF_PREFIX
+) -> PackageInfo | None:
+    """Decode a well-formed record; None means "take the general parser" (malformed line,
+    repeated or unknown letter, bad integer, missing name), which keeps extras in order and
+    reports exact lines.
+
+    This is the hot loop of reading an index with thousands of packages: one dict
+    comprehension per record, and the instance is built without ``__init__``
+    (``test_fast_path_equals_general_parser`` checks both paths agree).
     """
+    try:
+        fields = {attr_of_prefix[line[:2]]: line[2:] for line in lines}
+    except KeyError:  # unknown letter, no colon, empty line
+        return None
+    if len(fields) != len(lines):  # a repeated letter
+        return None
+    state = _SCALAR_DEFAULTS.copy()
+    state.update(fields)
+    for attr in _INT_ATTRS:
+        value = state[attr]
+        if value is not None:
+            if not (value.isascii() and value.isdigit()):
+                return None
+            state[attr] = int(value)
+    for attr in _INDEX_LIST_ATTRS:
+        value = state.get(attr)
+        if value is None:
+            state[attr] = []
+        else:
+            state[attr] = value.split() if value[:1] != "[" else split_list_value(value)
+    for attr in _OTHER_LIST_ATTRS:
+        state[attr] = []
+    if not state["name"] or not state["version"]:
+        return None
+    info: PackageInfo = _new_object(PackageInfo)
+    info.__dict__ = state
+    return info
+
+
+def _parse_lines(lines: list[str], where: str, first_line: int) -> list[PackageInfo]:
+    """The general parser: any number of records in ``lines``, exact line numbers in errors."""
     packages: list[PackageInfo] = []
     fields: dict[str, Any] = {}
     extra: list[tuple[str, str]] = []
-    start = 1
-    str_letters, list_letters = _STR_LETTERS, _LIST_LETTERS
-    lineno = 0
-    for lineno, line in enumerate(text.split("\n"), start=1):
+    start = first_line
+    for lineno, line in enumerate(lines, start=first_line):
         if not line:
             if fields or extra:
                 packages.append(finish_record(fields, extra, where=where, line=start))
@@ -129,21 +189,37 @@ def parse_apkindex_text(text: str, where: str = "APKINDEX") -> list[PackageInfo]
             raise FormatError(
                 f"expected '<letter>:<value>', got {line[:60]!r}", where=where, line=lineno
             )
-        letter = line[0]
-        # Fast path for the common string and list letters; the rest go through the helper.
-        attr = str_letters.get(letter)
-        if attr is not None:
-            fields[attr] = line[2:]
-            continue
-        attr = list_letters.get(letter)
-        if attr is not None and attr not in fields:
-            value = line[2:]
-            fields[attr] = split_list_value(value) if value[:1] == "[" else value.split()
-            continue
-        if not apply_header_line(fields, letter, line[2:], where=where, line=lineno):
-            extra.append((letter, line[2:]))
+        letter, value = line[0], line[2:]
+        if not apply_header_line(fields, letter, value, where=where, line=lineno):
+            extra.append((letter, value))
     if fields or extra:
         packages.append(finish_record(fields, extra, where=where, line=start))
+    return packages
+
+
+def parse_apkindex_text(text: str, where: str = "APKINDEX") -> list[PackageInfo]:
+    """Parse ``APKINDEX`` text into one ``PackageInfo`` per record, in file order.
+
+    Unknown letters are kept in ``extra`` (AT ignores unknown lower-case letters and marks the
+    package uninstallable for unknown upper-case ones; we keep both so the text can be reproduced).
+    """
+    packages: list[PackageInfo] = []
+    append = packages.append
+    records = text.split("\n\n")
+    lineno, counted = 1, 0  # first line number of records[counted]
+    for number, record in enumerate(records):
+        if not record:
+            continue
+        lines = record.split("\n")
+        info = _fast_record(lines)
+        if info is None:
+            # Rare: count lines up to this record only when the general parser needs them.
+            while counted < number:
+                lineno += records[counted].count("\n") + 2
+                counted += 1
+            packages.extend(_parse_lines(lines, where, lineno))
+        else:
+            append(info)
     return packages
 
 
