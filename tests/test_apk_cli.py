@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import THIRD_PARTY
 
+from conftest import THIRD_PARTY
 from nanodistro.formats.apk import read_apk, verify_apk
 from nanodistro.trust.keys import load_keyring
 
@@ -140,9 +140,9 @@ def test_corrupt_file_gives_one_line_error(workdir: Path) -> None:
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert re.fullmatch(rf"error: {re.escape(str(broken))}: gzip member at byte \d+ is truncated", lines[0])
-        f"error: {broken}: gzip member at byte {result.stderr.split('byte ')[1].split()[0]} is truncated"
-    ]
+    assert re.fullmatch(
+        rf"error: {re.escape(str(broken))}: gzip member at byte \d+ is truncated", lines[0]
+    )
     assert "Traceback" not in result.stderr
     missing = run_cli("apk", "info", str(workdir / "nope.apk"))
     assert missing.returncode == 1 and missing.stderr.startswith("error: ")
