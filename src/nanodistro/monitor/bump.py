@@ -1,0 +1,391 @@
+"""Moving a recipe to a new upstream version, and retiring patches upstream has absorbed.
+
+As melange's renovator (melange:pkg/renovate/bump/bump.go, security.md §5.3): the version is
+written as a string, the epoch reset to 0 (or incremented when the version does not change),
+each ``fetch`` step's existing ``expected-sha256``/``expected-sha512`` recomputed from the new
+source and each versioned ``git-checkout``'s ``expected-commit`` set from the new tag.
+
+Beyond melange, every ``patch`` step is checked against the new source: a patch that
+reverse-applies cleanly is already upstream, so it is removed from the recipe and its file
+deleted; a patch that applies neither way fails the bump and leaves the recipe untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import io
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator, MutableMapping, MutableSequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml as pyyaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import (
+    DoubleQuotedScalarString,
+    LiteralScalarString,
+    SingleQuotedScalarString,
+)
+from ruamel.yaml.util import load_yaml_guess_indent
+
+from nanodistro.errors import MonitorError, NanodistroError, RecipeError
+from nanodistro.formats import version as apk_version
+from nanodistro.graph.scan import as_str, load_yaml, package_mapping, substitute
+from nanodistro.monitor import models as m
+from nanodistro.monitor.check import check_targets_async
+from nanodistro.monitor.providers.base import Endpoints
+from nanodistro.monitor.providers.git import ls_remote
+from nanodistro.monitor.recipes import target_from_document
+from nanodistro.monitor.sources import download, extract, git_clone
+from nanodistro.util.atomic import atomic_write_bytes
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BumpResult:
+    """What a bump changed (or, with ``dry_run``, would change)."""
+
+    path: Path
+    old_version: str
+    new_version: str
+    old_epoch: int
+    new_epoch: int
+    diff: str
+    changes: list[str] = field(default_factory=list)
+    removed_patches: list[Path] = field(default_factory=list)
+    kept_patches: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "old_version": self.old_version,
+            "new_version": self.new_version,
+            "old_epoch": self.old_epoch,
+            "new_epoch": self.new_epoch,
+            "changes": self.changes,
+            "removed_patches": [str(p) for p in self.removed_patches],
+            "kept_patches": self.kept_patches,
+            "dry_run": self.dry_run,
+            "diff": self.diff,
+        }
+
+
+def _round_trip(text: str) -> YAML:
+    # Guess the sequence layout so an untouched recipe dumps byte-identical (true for the
+    # whole Wolfi sample); mappings are indented by 2 as melange's `yam` formatter writes them.
+    _, sequence_indent, offset = load_yaml_guess_indent(text)
+    handler = YAML(typ="rt")
+    handler.preserve_quotes = True
+    handler.width = 100_000
+    handler.indent(mapping=2, sequence=sequence_indent or 2, offset=offset or 0)
+    return handler
+
+
+def _version_scalar(old: Any, new: str) -> Any:
+    """The new version in the old one's quoting; quoted whenever plain YAML would not be a string."""
+    if isinstance(old, SingleQuotedScalarString):
+        return SingleQuotedScalarString(new)
+    if isinstance(old, DoubleQuotedScalarString) or not isinstance(pyyaml.safe_load(new), str):
+        return DoubleQuotedScalarString(new)
+    return new
+
+
+def _steps(
+    rt_steps: Any, plain_steps: Any
+) -> Iterator[tuple[MutableSequence[Any], int, MutableMapping[str, Any], dict[str, Any]]]:
+    """(parent list, index, round-trip step, plain step) depth-first over a pipeline."""
+    if not isinstance(rt_steps, list) or not isinstance(plain_steps, list):
+        return
+    for index, (rt_step, plain_step) in enumerate(zip(rt_steps, plain_steps, strict=False)):
+        if isinstance(rt_step, MutableMapping) and isinstance(plain_step, dict):
+            yield rt_steps, index, rt_step, plain_step
+            yield from _steps(rt_step.get("pipeline"), plain_step.get("pipeline"))
+
+
+@dataclass
+class _PatchStep:
+    parent: MutableSequence[Any]
+    rt: MutableMapping[str, Any]
+    names: list[str]
+    strip: int
+    fuzz: int
+
+
+def _run_patch(tree: Path, patch_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            "patch",
+            "-d",
+            str(tree),
+            "-i",
+            str(patch_file),
+            "-f",
+            "-s",
+            "--no-backup-if-mismatch",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def classify_patch(tree: Path, patch_file: Path, *, strip: int = 1, fuzz: int = 2) -> str:
+    """``"absorbed"`` (reverse-applies cleanly), ``"applies"`` (applied to ``tree`` so later
+    patches see it) or raise ``MonitorError`` naming the patch."""
+    reverse = _run_patch(tree, patch_file, "-R", "--dry-run", f"-p{strip}", "--fuzz=0")
+    if reverse.returncode == 0:
+        return "absorbed"
+    forward = _run_patch(tree, patch_file, "--dry-run", f"-p{strip}", f"--fuzz={fuzz}")
+    if forward.returncode == 0:
+        _run_patch(tree, patch_file, f"-p{strip}", f"--fuzz={fuzz}")
+        return "applies"
+    output = (forward.stdout + forward.stderr).strip().splitlines()
+    detail = "; ".join(output[-3:]) if output else f"patch exited {forward.returncode}"
+    raise MonitorError(
+        f"patch {patch_file.name} neither applies to the new source nor is already in it "
+        f"({detail}); refresh or drop it by hand",
+        where=str(patch_file),
+    )
+
+
+def _patch_file(recipe: Path, package: str, name: str) -> Path:
+    # melange copies the recipe's <package>/ folder into /home/build; wolfi keeps patches there.
+    base = Path(name).name if name.startswith("/") else name
+    for candidate in (recipe.parent / package / base, recipe.parent / base):
+        if candidate.is_file():
+            return candidate
+    raise RecipeError(
+        f"patch file {name!r} not found next to the recipe (looked in {package}/)",
+        where=str(recipe),
+    )
+
+
+def _int_input(value: Any, default: int) -> int:
+    try:
+        return int(as_str(value)) if value not in (None, "") else default
+    except ValueError:
+        return default
+
+
+def latest_version(
+    path: Path, *, cache_dir: Path | None = None, endpoints: Endpoints | None = None
+) -> str:
+    """The version a bump moves to: the monitor's next version for this recipe."""
+    target = target_from_document(load_yaml(path.read_text(encoding="utf-8"), str(path)), path)
+    (result,) = asyncio.run(check_targets_async([target], cache_dir=cache_dir, endpoints=endpoints))
+    if result.status == m.ERROR or result.status == m.NO_MONITOR:
+        raise MonitorError(result.message or "cannot determine the latest version", where=str(path))
+    if result.next_version is None:
+        raise MonitorError(
+            f"already at the latest version {result.latest or target.version}; "
+            "give a VERSION to rebuild or move anyway",
+            where=str(path),
+        )
+    return result.next_version
+
+
+def bump_recipe(
+    path: Path,
+    version: str | None = None,
+    *,
+    dry_run: bool = False,
+    source_cache: Path | None = None,
+    cache_dir: Path | None = None,
+    endpoints: Endpoints | None = None,
+    progress: Progress | None = None,
+) -> BumpResult:
+    """Bump the recipe at ``path`` to ``version`` (default: the latest upstream release)."""
+    say = progress or (lambda _message: None)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise RecipeError(f"cannot read recipe: {error}", where=str(path)) from None
+    plain = load_yaml(text, str(path))
+    if not isinstance(plain, dict) or not isinstance(plain.get("package"), dict):
+        raise RecipeError("expected a mapping with a 'package' section", where=str(path))
+    handler = _round_trip(text)
+    try:
+        document = handler.load(text)
+    except YAMLError as error:
+        raise RecipeError(f"invalid YAML: {error}", where=str(path)) from None
+
+    package = plain["package"]
+    name, old_version = as_str(package.get("name")), as_str(package.get("version"))
+    old_epoch = _int_input(package.get("epoch"), 0)
+    if version is None:
+        say(f"{name}: looking up the latest upstream version")
+        version = latest_version(path, cache_dir=cache_dir, endpoints=endpoints)
+    if not apk_version.is_valid(version):
+        raise MonitorError(f"{version!r} is not a valid APK version", field="package.version")
+    new_epoch = 0 if version != old_version else old_epoch + 1
+    changes = [
+        f"package.version {old_version} -> {version}",
+        f"package.epoch {old_epoch} -> {new_epoch}",
+    ]
+    document["package"]["version"] = _version_scalar(document["package"].get("version"), version)
+    document["package"]["epoch"] = new_epoch
+
+    mapping = package_mapping(plain, version=version)
+    mapping["package.epoch"] = str(new_epoch)
+    mapping["package.full-version"] = f"{version}-r{new_epoch}"
+    source_cache = source_cache or Path(tempfile.gettempdir()) / "nanodistro-sources"
+
+    pinned = [
+        p
+        for _, _, _, p in _steps(document.get("pipeline"), plain.get("pipeline"))
+        if p.get("uses") == "git-checkout"
+        and isinstance(p.get("with"), dict)
+        and "expected-commit" in p["with"]
+    ]
+    archive: tuple[Path, int] | None = None
+    clone: tuple[str, str] | None = None
+    patch_steps: list[_PatchStep] = []
+    for parent, _index, rt_step, step in _steps(document.get("pipeline"), plain.get("pipeline")):
+        inputs: dict[str, Any] = step["with"] if isinstance(step.get("with"), dict) else {}
+        uses = step.get("uses")
+        if uses == "fetch":
+            uri = substitute(as_str(inputs.get("uri")), mapping)
+            if "${{" in uri:
+                raise RecipeError(f"cannot evaluate fetch uri {uri!r}", where=str(path))
+            wants = [k for k in ("expected-sha256", "expected-sha512") if k in inputs]
+            if not wants and archive is not None:
+                continue
+            say(f"{name}: downloading {uri}")
+            fetched = download(uri, source_cache)
+            for key in wants:
+                new = fetched.sha256 if key == "expected-sha256" else fetched.sha512
+                if as_str(inputs[key]) != new:
+                    rt_step["with"][key] = new
+                    changes.append(f"fetch {uri}: {key} {new}")
+            if archive is None and as_str(inputs.get("extract") or "true") != "false":
+                archive = (fetched.path, _int_input(inputs.get("strip-components"), 1))
+        elif uses == "git-checkout":
+            repository = substitute(as_str(inputs.get("repository")), mapping)
+            raw_tag = as_str(inputs.get("tag"))
+            tag = substitute(raw_tag, mapping)
+            commit = as_str(inputs.get("expected-commit"))
+            if clone is None and tag:
+                clone = (repository, tag)
+            versioned = len(pinned) == 1 or "${{" in raw_tag
+            if "expected-commit" not in inputs or "${{" in commit or not versioned or not tag:
+                continue
+            say(f"{name}: resolving tag {tag} of {repository}")
+            commits = asyncio.run(
+                ls_remote(repository, f"refs/tags/{tag}", f"refs/tags/{tag}^{{}}")
+            )
+            if tag not in commits:
+                raise MonitorError(f"tag {tag!r} not found", where=repository)
+            if commits[tag] != commit:
+                rt_step["with"]["expected-commit"] = commits[tag]
+                changes.append(f"git-checkout {repository}@{tag}: expected-commit {commits[tag]}")
+        elif uses == "patch" and inputs.get("patches") and not step.get("working-directory"):
+            patch_steps.append(
+                _PatchStep(
+                    parent=parent,
+                    rt=rt_step,
+                    names=as_str(inputs["patches"]).split(),
+                    strip=_int_input(inputs.get("strip-components"), 1),
+                    fuzz=_int_input(inputs.get("fuzz"), 2),
+                )
+            )
+
+    removed: list[Path] = []
+    kept: list[str] = []
+    if patch_steps:
+        removed, kept = _retire_patches(path, name, patch_steps, archive, clone, say)
+        for patch in removed:
+            changes.append(f"patch {patch.name} is in upstream {version}: removed")
+
+    out = io.StringIO()
+    handler.dump(document, out)
+    new_text = out.getvalue()
+    diff = "".join(
+        difflib.unified_diff(
+            text.splitlines(keepends=True),
+            new_text.splitlines(keepends=True),
+            fromfile=f"a/{path.name}",
+            tofile=f"b/{path.name}",
+        )
+    )
+    for patch in removed:
+        diff += f"deleted file {patch}\n"
+    if not dry_run:
+        atomic_write_bytes(path, new_text.encode("utf-8"))
+        for patch in removed:
+            patch.unlink(missing_ok=True)
+    return BumpResult(
+        path=path,
+        old_version=old_version,
+        new_version=version,
+        old_epoch=old_epoch,
+        new_epoch=new_epoch,
+        diff=diff,
+        changes=changes,
+        removed_patches=removed,
+        kept_patches=kept,
+        dry_run=dry_run,
+    )
+
+
+def _retire_patches(
+    recipe: Path,
+    package: str,
+    steps: list[_PatchStep],
+    archive: tuple[Path, int] | None,
+    clone: tuple[str, str] | None,
+    say: Progress,
+) -> tuple[list[Path], list[str]]:
+    """Check every patch against the new source; edit the round-trip steps in place."""
+    removed: list[Path] = []
+    kept: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="nanodistro-bump-") as scratch:
+        tree = Path(scratch) / "src"
+        if archive is not None:
+            extract(archive[0], tree, strip_components=archive[1])
+        elif clone is not None:
+            git_clone(clone[0], clone[1], tree)
+        else:
+            raise MonitorError(
+                "the recipe has patches but no fetch or git-checkout source to check them against",
+                where=str(recipe),
+            )
+        for step in steps:
+            remaining = []
+            for name in step.names:
+                patch_file = _patch_file(recipe, package, name)
+                say(f"{package}: checking {patch_file.name}")
+                if classify_patch(tree, patch_file, strip=step.strip, fuzz=step.fuzz) == "absorbed":
+                    removed.append(patch_file)
+                else:
+                    remaining.append(name)
+                    kept.append(name)
+            if remaining == step.names:
+                continue
+            if not remaining:
+                step.parent.remove(step.rt)
+                continue
+            old = step.rt["with"]["patches"]
+            if isinstance(old, LiteralScalarString):
+                step.rt["with"]["patches"] = LiteralScalarString("\n".join(remaining) + "\n")
+            else:
+                step.rt["with"]["patches"] = " ".join(remaining)
+    still_used = set(kept)
+    return [p for p in removed if p.name not in still_used], kept
+
+
+def bump_many(paths: list[Path], **options: Any) -> list[BumpResult | NanodistroError]:
+    """Bump several recipes; a failure is returned in place of its result."""
+    results: list[BumpResult | NanodistroError] = []
+    for path in paths:
+        try:
+            results.append(bump_recipe(path, **options))
+        except NanodistroError as error:
+            results.append(error)
+    return results
