@@ -17,7 +17,7 @@ from nanodistro.monitor.providers.base import Endpoints
 
 BUGGY = "int answer(void) {\n    return 41;\n}\n"
 FIXED = "int answer(void) {\n    return 42;\n}\n"
-README_V1 = "demo\n\nversion one\n"
+README_V1 = "demo\nsecond line\nversion one\n"
 
 FIX_PATCH = """\
 --- a/answer.c
@@ -33,7 +33,7 @@ README_PATCH = """\
 +++ b/README
 @@ -1,3 +1,3 @@
  demo
- 
+ second line
 -version one
 +version one, patched
 """
@@ -160,7 +160,7 @@ def test_bump_fails_cleanly_on_conflicting_patch(tmp_path: Path, upstream: Upstr
         {"fix-answer.patch": FIX_PATCH},
     )
     before = recipe.read_text()
-    with pytest.raises(MonitorError, match="fix-answer.patch neither applies"):
+    with pytest.raises(MonitorError, match=r"fix-answer\.patch neither applies"):
         bump_recipe(recipe, "3.0.0", source_cache=tmp_path / "cache")
     assert recipe.read_text() == before
     assert (tmp_path / "demo" / "fix-answer.patch").exists()
