@@ -364,7 +364,7 @@ class RegistryClient:
                         location,
                         scopes=scope_tuple,
                         where=where,
-                        ok=(202,),
+                        ok=(202, 204),  # go-containerregistry's registry answers 204
                         headers={
                             "Content-Type": "application/octet-stream",
                             "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
@@ -373,7 +373,8 @@ class RegistryClient:
                         retry=False,
                     )
                     offset += len(chunk)
-                    location = self._location(patched, where)
+                    if patched.headers.get("Location"):
+                        location = self._location(patched, where)
                 try:
                     self._check_local(hasher, digest, offset, size, where)
                 except RegistryError:

@@ -45,10 +45,12 @@ def _client(
     docker_config: Path | None,
     chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    plain_http: bool | None = None,
 ) -> RegistryClient:
     return RegistryClient(
         ref.api_host,
         insecure=insecure,
+        plain_http=plain_http,
         username=username,
         password=password,
         chunk_threshold=chunk_threshold,
@@ -72,6 +74,7 @@ def push_layout(
     chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     docker_config: Path | None = None,
+    plain_http: bool | None = None,
 ) -> str:
     """Push the image in ``layout_dir`` to ``reference`` (``host[:port]/repo[:tag][@digest]``)
     and return the digest of what the reference now points at.
@@ -81,14 +84,15 @@ def push_layout(
     an index built from all entries when there are several image manifests. ``progress`` gets
     one line per step: ``uploaded|exists|mounted <digest> (<size> bytes)``,
     ``manifest <digest>``, ``tagged <reference>``. Blobs over ``chunk_threshold`` bytes are
-    sent in PATCH chunks of ``chunk_size``.
+    sent in PATCH chunks of ``chunk_size``. ``plain_http`` forces the scheme (default: http
+    for loopback hosts, https otherwise); plain http to other hosts needs ``insecure``.
     """
     ref = parse_reference(reference)
     say = progress or _noop
     layout = OciLayout(Path(layout_dir))
     top, top_data = _select_top(layout, ref_name)
     with _client(
-        ref, insecure, username, password, docker_config, chunk_threshold, chunk_size
+        ref, insecure, username, password, docker_config, chunk_threshold, chunk_size, plain_http
     ) as client:
         pusher = _Pusher(client, layout, ref.repository, say)
         if top_data is None:
@@ -247,6 +251,7 @@ def pull(
     password: str | None = None,
     progress: Progress | None = None,
     docker_config: Path | None = None,
+    plain_http: bool | None = None,
 ) -> str:
     """Pull ``reference`` (with every platform of an index) into the OCI layout ``layout_dir``
     (created if missing) and return its digest. Blobs are verified while streaming; manifests
@@ -256,7 +261,7 @@ def pull(
     ref = parse_reference(reference)
     say = progress or _noop
     layout = OciLayout.create(Path(layout_dir))
-    with _client(ref, insecure, username, password, docker_config) as c:
+    with _client(ref, insecure, username, password, docker_config, plain_http=plain_http) as c:
         top = c.get_manifest(ref.repository, ref.identifier)
         puller = _Puller(c, layout, ref.repository, say)
         puller.store(top.media_type, top.data, top.digest, top.document)
