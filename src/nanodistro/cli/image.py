@@ -1,9 +1,219 @@
-"""CLI: placeholder until this command group is implemented."""
+"""CLI: ``nanodistro image build | lock | diff | push`` (apko-compatible image assembly)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from nanodistro.cli._common import err_console, print_json
+from nanodistro.errors import ConfigError
+
+image_app = typer.Typer(
+    name="image",
+    help="Assemble OCI images from apko configs; lock, diff and push them.",
+    no_args_is_help=True,
+)
+
+
+def _progress(enabled: bool) -> object:
+    if not enabled:
+        return None
+
+    def report(message: str) -> None:
+        err_console.print(f"[dim]{message}[/dim]", highlight=False)
+
+    return report
+
+
+def _epoch(value: int | None) -> int | None:
+    if value is not None:
+        return value
+    text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ConfigError(f"SOURCE_DATE_EPOCH must be an integer, got {text!r}")
+    return int(text)
+
+
+@image_app.command("build")
+def build_command(
+    config: Path = typer.Argument(..., help="apko image config (YAML)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output OCI layout DIR, or FILE.tar for an oci-archive."
+    ),
+    arch: list[str] = typer.Option(
+        [], "--arch", help="Build only these architectures (repeatable)."
+    ),
+    lockfile: Path | None = typer.Option(
+        None, "--lockfile", help="Install exactly the packages of this lock file."
+    ),
+    repo: list[str] = typer.Option(
+        [], "--repo", help="Extra repository (directory or URL), repeatable."
+    ),
+    keyring: list[Path] = typer.Option(
+        [], "--keyring", help="Extra trusted key directory or file."
+    ),
+    push: str | None = typer.Option(
+        None, "--push", help="Also push the image to this registry reference."
+    ),
+    insecure: bool = typer.Option(False, "--insecure", help="Use plain HTTP for --push."),
+    source_date_epoch: int | None = typer.Option(
+        None,
+        "--source-date-epoch",
+        help="Timestamp for synthesized files and image dates (default: $SOURCE_DATE_EPOCH, else package build dates).",
+    ),
+    tag: str = typer.Option(
+        "latest", "--tag", help="ref.name annotation in the layout's index.json."
+    ),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Keep fetched packages here."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+) -> None:
+    """Build an image from an apko config: resolve, install, layer, write an OCI layout."""
+    from nanodistro.image.build import BuildRequest, build_image, write_result
+    from nanodistro.image.lock import read_lock
+    from nanodistro.imageconfig import load_config
+
+    loaded = load_config(config)
+    request = BuildRequest(
+        loaded=loaded,
+        archs=list(arch) or None,
+        repositories=list(repo),
+        keyring_paths=list(keyring),
+        lock=read_lock(lockfile) if lockfile else None,
+        source_date_epoch=_epoch(source_date_epoch),
+        cache_dir=cache_dir,
+        ref_name=tag,
+    )
+    result = build_image(request, progress=_progress(not quiet))  # type: ignore[arg-type]
+    write_result(result, out)
+    pushed = None
+    if push:
+        from nanodistro.registry import push_layout
+
+        layout = out
+        if str(out).endswith(".tar"):
+            raise ConfigError("--push needs a layout directory for --out, not an archive")
+        pushed = push_layout(layout, push, insecure=insecure)
+    images: list[dict[str, Any]] = [
+        {
+            "arch": image.arch.apk,
+            "platform": str(image.descriptor.platform),
+            "digest": image.descriptor.digest,
+            "layers": [layer.digest for layer in image.layers],
+            "packages": [f"{p.apk.name}-{p.apk.version}" for p in image.root.packages],
+        }
+        for image in result.images
+    ]
+    summary = {"digest": result.digest, "out": str(out), "pushed": pushed, "images": images}
+    if json_out:
+        print_json(summary)
+    else:
+        for image in images:
+            typer.echo(f"{image['arch']}: {image['digest']} ({len(image['packages'])} packages)")
+        typer.echo(f"index: {result.digest} -> {out}")
+        if pushed:
+            typer.echo(f"pushed: {push}@{pushed}")
+
+
+@image_app.command("lock")
+def lock_command(
+    config: Path = typer.Argument(..., help="apko image config (YAML)."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Lock file to write (default: <config stem>.lock.json beside the config).",
+    ),
+    arch: list[str] = typer.Option([], "--arch", help="Lock only these architectures."),
+    repo: list[str] = typer.Option([], "--repo", help="Extra repository (directory or URL)."),
+    keyring: list[Path] = typer.Option(
+        [], "--keyring", help="Extra trusted key directory or file."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the lock to stdout as well."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+) -> None:
+    """Resolve the config and write an apko-style lock file (name, version, url, checksums)."""
+    from nanodistro.image.build import BuildRequest, lock_image
+    from nanodistro.imageconfig import load_config
+    from nanodistro.util.atomic import atomic_write_bytes
+
+    loaded = load_config(config)
+    request = BuildRequest(
+        loaded=loaded,
+        archs=list(arch) or None,
+        repositories=list(repo),
+        keyring_paths=list(keyring),
+    )
+    lock = lock_image(request, progress=_progress(not quiet))  # type: ignore[arg-type]
+    target = out or config.with_name(
+        config.name.removesuffix(".yaml").removesuffix(".yml") + ".lock.json"
+    )
+    atomic_write_bytes(target, lock.to_bytes())
+    if json_out:
+        print_json(lock.to_dict())
+    else:
+        typer.echo(f"{len(lock.packages)} packages locked -> {target}")
+
+
+@image_app.command("diff")
+def diff_command(
+    a: str = typer.Argument(
+        ..., help="Old image: OCI layout dir, oci-archive tar, lock file or registry reference."
+    ),
+    b: str = typer.Argument(..., help="New image, same kinds."),
+    arch: str | None = typer.Option(None, "--arch", help="Compare only this architecture."),
+    insecure: bool = typer.Option(False, "--insecure", help="Plain HTTP for registry references."),
+    json_out: bool = typer.Option(False, "--json", help="Print the diff as JSON."),
+) -> None:
+    """Packages added, removed, upgraded, downgraded between two images, and the size change."""
+    from nanodistro.image.diff import diff_images, load_image_packages
+
+    old = load_image_packages(a, insecure=insecure)
+    new = load_image_packages(b, insecure=insecure)
+    result = diff_images(old, new, arch=arch)
+    if json_out:
+        print_json(result)
+        return
+    for arch_name, change in result["archs"].items():
+        typer.echo(f"[{arch_name}]")
+        for item in change["added"]:
+            typer.echo(f"  + {item['name']} {item['version']}")
+        for item in change["removed"]:
+            typer.echo(f"  - {item['name']} {item['version']}")
+        for item in change["upgraded"]:
+            typer.echo(f"  ↑ {item['name']} {item['old']} -> {item['new']}")
+        for item in change["downgraded"]:
+            typer.echo(f"  ↓ {item['name']} {item['old']} -> {item['new']}")
+        if change.get("size_change") is not None:
+            typer.echo(
+                f"  size: {change['old_size']} -> {change['new_size']} ({change['size_change']:+d} bytes)"
+            )
+        if not any(change[k] for k in ("added", "removed", "upgraded", "downgraded")):
+            typer.echo("  no package changes")
+
+
+@image_app.command("push")
+def push_command(
+    layout: Path = typer.Argument(..., help="OCI layout directory to push."),
+    reference: str = typer.Argument(..., help="Registry reference, e.g. 127.0.0.1:5000/app:tag."),
+    insecure: bool = typer.Option(False, "--insecure", help="Use plain HTTP."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Push an OCI layout (its index and every blob) to a registry."""
+    from nanodistro.registry import push_layout
+
+    digest = push_layout(layout, reference, insecure=insecure)
+    if json_out:
+        print_json({"reference": reference, "digest": digest})
+    else:
+        typer.echo(f"{reference}@{digest}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add the ``image`` group to the root app."""
+    app.add_typer(image_app, name="image")

@@ -1,0 +1,358 @@
+"""Image build: config -> resolved packages -> root -> layers -> OCI images -> index (+ SBOMs).
+
+Mirrors apko's pipeline (pkg/build/build_implementation.go ``buildImage``, reference/formats.md
+§8.2-§8.6). Engines do not print: progress goes to the optional callback.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nanodistro.errors import FetchError, ImageError
+from nanodistro.formats.oci import (
+    ANNOTATION_CREATED,
+    ANNOTATION_REVISION,
+    ANNOTATION_SOURCE,
+    MEDIA_CONFIG,
+    MEDIA_INDEX,
+    MEDIA_MANIFEST,
+    Descriptor,
+    HistoryEntry,
+    ImageConfigDoc,
+    Platform,
+    canonical_json,
+    image_index,
+    image_manifest,
+)
+from nanodistro.image.apkfile import ApkFile, open_apk
+from nanodistro.image.install import AssembledRoot, assemble_root
+from nanodistro.image.layers import Layer, build_layers
+from nanodistro.image.lock import LockedPackage, LockFile, config_checksum
+from nanodistro.image.oci_layout import write_layout_archive, write_layout_dir
+from nanodistro.image.source import (
+    fetch_package,
+    load_repositories,
+    read_location,
+    solve,
+    split_repository,
+)
+from nanodistro.imageconfig.arch import Arch
+from nanodistro.imageconfig.load import LoadedConfig, resolve_local
+
+Progress = Callable[[str], None]
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/sbin:/bin"
+DEFAULT_SSL_CERT_FILE = "/etc/ssl/certs/ca-certificates.crt"
+APKO_AUTHOR = "github.com/chainguard-dev/apko"
+
+
+@dataclass
+class BuildRequest:
+    loaded: LoadedConfig
+    archs: list[str] | None = None
+    repositories: list[str] = field(default_factory=list)  # extra --repo entries
+    keyring_paths: list[Path] = field(default_factory=list)  # extra --keyring dirs/files
+    lock: LockFile | None = None
+    source_date_epoch: int | None = None
+    cache_dir: Path | None = None
+    ref_name: str = "latest"
+
+
+@dataclass
+class FetchedPackage:
+    apk: ApkFile
+    url: str
+    repository: str
+
+
+@dataclass
+class ArchImage:
+    arch: Arch
+    root: AssembledRoot
+    layers: list[Layer]
+    config: bytes
+    manifest: bytes
+    descriptor: Descriptor
+    build_date: int
+
+
+@dataclass
+class BuildResult:
+    images: list[ArchImage]
+    index: bytes
+    index_descriptor: Descriptor
+    blobs: dict[str, bytes]
+    fetched: dict[str, list[FetchedPackage]]
+    sboms: dict[str, bytes] = field(default_factory=dict)
+    ref_name: str = "latest"
+
+    @property
+    def digest(self) -> str:
+        return self.index_descriptor.digest
+
+
+def rfc3339(epoch: int) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---- keys and repositories ------------------------------------------------------------------
+
+
+def load_config_keyring(request: BuildRequest) -> dict[str, bytes]:
+    """``contents.keyring`` (files relative to the config, or URLs) plus ``--keyring`` paths."""
+    from nanodistro.trust.keys import load_keyring
+
+    keyring: dict[str, bytes] = {}
+    for entry in request.loaded.config.contents.keyring:
+        location = request.loaded.resolve_path(entry)
+        name = location.rstrip("/").rsplit("/", 1)[-1]
+        try:
+            keyring[name] = read_location(location)
+        except FetchError as error:
+            raise ImageError(
+                f"cannot load keyring entry {entry!r}: {error.message}",
+                where=str(request.loaded.path or ""),
+                field="contents.keyring",
+            ) from None
+    if request.keyring_paths:
+        keyring.update(load_keyring(request.keyring_paths))
+    return keyring
+
+
+def build_repository_entries(request: BuildRequest) -> list[str]:
+    base = request.loaded.base_dir
+    entries = [resolve_local(r, base) for r in request.loaded.config.build_repositories()]
+    extra = [resolve_local(r, Path.cwd()) for r in request.repositories]
+    return [*extra, *(e for e in entries if e not in extra)]
+
+
+def resolve_arch(
+    request: BuildRequest, arch: Arch, keyring: Mapping[str, bytes], progress: Progress | None
+) -> list[FetchedPackage]:
+    """The packages of one arch, fetched and verified, in install order."""
+    if request.lock is not None:
+        return _from_lock(request.lock, arch, progress)
+    entries = build_repository_entries(request)
+    if not entries:
+        raise ImageError(
+            "no repositories configured (contents.repositories or --repo)",
+            where=str(request.loaded.path or ""),
+        )
+    repos = load_repositories(entries, arch.apk, keyring, progress=progress)
+    chosen = solve(repos, request.loaded.config.all_packages())
+    fetched: list[FetchedPackage] = []
+    for candidate in chosen:
+        url = candidate.repo.package_url(candidate.info)
+        if progress:
+            progress(f"fetch {candidate.info.name}-{candidate.info.version} ({arch.apk})")
+        data = fetch_package(candidate, cache_dir=request.cache_dir)
+        apk = open_apk(data, where=url, expected_identity=candidate.info.checksum)
+        repo_text = (
+            candidate.repo.url
+            if not candidate.repo.tag
+            else f"@{candidate.repo.tag} {candidate.repo.url}"
+        )
+        fetched.append(FetchedPackage(apk, url, repo_text))
+    return fetched
+
+
+def _from_lock(lock: LockFile, arch: Arch, progress: Progress | None) -> list[FetchedPackage]:
+    locked = lock.for_arch(arch.apk)
+    if not locked:
+        raise ImageError(f"the lock file has no packages for {arch.apk}")
+    fetched = []
+    for item in locked:
+        if progress:
+            progress(f"fetch {item.name}-{item.version} ({arch.apk}, locked)")
+        try:
+            data = read_location(item.url)
+        except FetchError as error:
+            raise ImageError(
+                f"locked package {item.name}-{item.version} is gone: {error.message}",
+                where=item.url,
+            ) from None
+        apk = open_apk(data, where=item.url)
+        item.check(apk, where=item.url)
+        fetched.append(FetchedPackage(apk, item.url, item.repository))
+    return fetched
+
+
+# ---- OCI documents --------------------------------------------------------------------------
+
+
+def _vcs(vcs_url: str) -> dict[str, str]:
+    if not vcs_url:
+        return {}
+    url, sep, revision = vcs_url.rpartition("@")
+    if not sep or "/" in revision:
+        return {ANNOTATION_SOURCE: vcs_url}
+    return {ANNOTATION_SOURCE: url, ANNOTATION_REVISION: revision}
+
+
+def image_annotations(request: BuildRequest, created: str) -> dict[str, str]:
+    config = request.loaded.config
+    return {**config.annotations, **_vcs(config.vcs_url), ANNOTATION_CREATED: created}
+
+
+def environment(request: BuildRequest) -> list[str]:
+    env = dict(request.loaded.config.environment)
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("SSL_CERT_FILE", DEFAULT_SSL_CERT_FILE)
+    return [f"{k}={v}" for k, v in sorted(env.items())]
+
+
+def _history_comment(count: int, annotations: Mapping[str, str]) -> str:
+    title = annotations.get("org.opencontainers.image.title")
+    vendor = annotations.get("org.opencontainers.image.vendor")
+    if title and vendor:
+        return f"{title} by {vendor}"
+    return "This is an apko single-layer image" if count == 1 else ""
+
+
+def arch_image(
+    request: BuildRequest,
+    arch: Arch,
+    fetched: list[FetchedPackage],
+    keyring: Mapping[str, bytes],
+) -> ArchImage:
+    config = request.loaded.config
+    sde = request.source_date_epoch
+    build_date = (
+        sde if sde is not None else max((f.apk.info.builddate or 0 for f in fetched), default=0)
+    )
+    root = assemble_root(
+        config,
+        [(f.apk, f.repository) for f in fetched],
+        apk_arch=arch.apk,
+        keyring=keyring,
+        runtime_repositories=config.runtime_repositories(),
+        world=config.all_packages(),
+        source_date_epoch=sde or 0,
+    )
+    layering = config.layering
+    layers = build_layers(
+        root,
+        strategy=layering.strategy if layering else "",
+        budget=layering.budget if layering else 0,
+    )
+    created = rfc3339(build_date)
+    annotations = image_annotations(request, created)
+    comment = _history_comment(len(layers), annotations)
+    doc = ImageConfigDoc(
+        architecture=arch.architecture,
+        variant=arch.variant,
+        created=created,
+        author=APKO_AUTHOR,
+        diff_ids=[layer.diff_id for layer in layers],
+        entrypoint=config.entrypoint.argv(),
+        cmd=config.cmd_argv(),
+        env=environment(request),
+        user=config.accounts.run_as,
+        working_dir=config.work_dir,
+        stop_signal=config.stop_signal,
+        volumes=config.volumes,
+        labels=annotations,
+        history=[HistoryEntry(created=created, comment=comment) for _ in layers],
+    )
+    config_bytes = canonical_json(doc.to_dict())
+    config_desc = Descriptor.for_bytes(MEDIA_CONFIG, config_bytes)
+    manifest = canonical_json(
+        image_manifest(config_desc, [layer.descriptor() for layer in layers], annotations)
+    )
+    descriptor = Descriptor.for_bytes(
+        MEDIA_MANIFEST,
+        manifest,
+        platform=Platform(arch.architecture, "linux", arch.variant),
+    )
+    return ArchImage(arch, root, layers, config_bytes, manifest, descriptor, build_date)
+
+
+def build_image(request: BuildRequest, *, progress: Progress | None = None) -> BuildResult:
+    """Build every requested architecture and the image index (nothing is written)."""
+    config = request.loaded.config
+    archs = config.target_archs(request.archs)
+    if request.lock is not None and not request.archs:
+        locked = set(request.lock.archs())
+        archs = [a for a in archs if a.apk in locked] or archs
+    keyring = load_config_keyring(request)
+    images: list[ArchImage] = []
+    fetched_by_arch: dict[str, list[FetchedPackage]] = {}
+    blobs: dict[str, bytes] = {}
+    for arch in archs:
+        fetched = resolve_arch(request, arch, keyring, progress)
+        fetched_by_arch[arch.apk] = fetched
+        if progress:
+            progress(f"assemble {arch.apk}: {len(fetched)} packages")
+        image = arch_image(request, arch, fetched, keyring)
+        images.append(image)
+        for layer in image.layers:
+            blobs[layer.digest] = layer.gz
+        blobs[Descriptor.for_bytes(MEDIA_CONFIG, image.config).digest] = image.config
+        blobs[image.descriptor.digest] = image.manifest
+    created = rfc3339(max((i.build_date for i in images), default=0))
+    index = canonical_json(
+        image_index([i.descriptor for i in images], image_annotations(request, created))
+    )
+    index_descriptor = Descriptor.for_bytes(MEDIA_INDEX, index)
+    blobs[index_descriptor.digest] = index
+    result = BuildResult(
+        images=images,
+        index=index,
+        index_descriptor=index_descriptor,
+        blobs=blobs,
+        fetched=fetched_by_arch,
+        ref_name=request.ref_name,
+    )
+    from nanodistro.image.sbom import image_sboms
+
+    result.sboms = image_sboms(result, config_path=request.loaded.path)
+    return result
+
+
+def write_result(result: BuildResult, out: Path) -> None:
+    """An OCI layout directory, or an ``oci-archive`` when ``out`` ends in ``.tar``.
+
+    SBOMs go to ``sboms/`` inside the layout (as apko's golden layouts have them)."""
+    extra = {f"sboms/{name}": data for name, data in sorted(result.sboms.items())}
+    if str(out).endswith(".tar"):
+        write_layout_archive(
+            out, result.blobs, result.index_descriptor, result.ref_name, extra=extra
+        )
+    else:
+        write_layout_dir(out, result.blobs, result.index_descriptor, result.ref_name, extra=extra)
+
+
+def lock_image(request: BuildRequest, *, progress: Progress | None = None) -> LockFile:
+    """Resolve every arch and record exactly what a build would install."""
+    config = request.loaded.config
+    keyring = load_config_keyring(request)
+    lock = LockFile(
+        config_name=request.loaded.path.name if request.loaded.path else "",
+        config_checksum=config_checksum(request.loaded.raw),
+        keyring=[
+            {"name": entry, "url": request.loaded.resolve_path(entry), "content": pem.decode()}
+            for entry, pem in zip(config.contents.keyring, keyring.values(), strict=False)
+        ],
+    )
+    for arch in config.target_archs(request.archs):
+        fetched = resolve_arch(request, arch, keyring, progress)
+        for repo_entry in build_repository_entries(request):
+            _tag, url = split_repository(repo_entry)
+            lock.repositories.append(
+                {
+                    "name": repo_entry,
+                    "url": f"{url.rstrip('/')}/{arch.apk}/APKINDEX.tar.gz",
+                    "architecture": arch.apk,
+                }
+            )
+        for item in fetched:
+            lock.packages.append(
+                LockedPackage.from_apk(
+                    item.apk, url=item.url, arch=arch.apk, repository=item.repository
+                )
+            )
+    return lock

@@ -1,0 +1,224 @@
+"""OCI image layout directories and ``oci-archive`` tars: writing and reading.
+
+Our ``index.json`` holds one descriptor — the image index (or manifest) of the build — with an
+``org.opencontainers.image.ref.name`` annotation, so ``skopeo inspect oci:DIR`` and
+``umoci unpack --image DIR:TAG`` both find it (see reference/real-clients.md). The reader also
+accepts apko's layouts, whose ``index.json`` lists the per-arch manifests directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from nanodistro.errors import FormatError, ImageError
+from nanodistro.formats.oci import (
+    ANNOTATION_REF_NAME,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    MEDIA_INDEX,
+    OCI_LAYOUT_FILE,
+    Descriptor,
+    ParsedManifest,
+    canonical_json,
+    image_index,
+    parse_index,
+    parse_manifest,
+)
+from nanodistro.formats.tarball import TarEntry, read_tar, write_tar
+from nanodistro.util.atomic import atomic_write_bytes
+
+
+def _blob_path(root: Path, digest: str) -> Path:
+    algorithm, _, hexdigest = digest.partition(":")
+    return root / "blobs" / algorithm / hexdigest
+
+
+def layout_files(
+    blobs: dict[str, bytes],
+    top: Descriptor,
+    ref_name: str,
+    extra: dict[str, bytes] | None = None,
+) -> dict[str, bytes]:
+    """Every file of the layout, by relative path (``extra``: e.g. ``sboms/...``)."""
+    annotated = Descriptor(
+        top.media_type,
+        top.digest,
+        top.size,
+        platform=top.platform,
+        annotations={**top.annotations, ANNOTATION_REF_NAME: ref_name},
+    )
+    files = {"oci-layout": OCI_LAYOUT_FILE, "index.json": canonical_json(image_index([annotated]))}
+    for digest, data in blobs.items():
+        algorithm, _, hexdigest = digest.partition(":")
+        files[f"blobs/{algorithm}/{hexdigest}"] = data
+    files.update(extra or {})
+    return files
+
+
+def write_layout_dir(
+    directory: Path,
+    blobs: dict[str, bytes],
+    top: Descriptor,
+    ref_name: str = "latest",
+    *,
+    extra: dict[str, bytes] | None = None,
+) -> None:
+    """Write (replacing) an OCI layout directory; built beside it and renamed into place."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        for relative, data in layout_files(blobs, top, ref_name, extra).items():
+            target = staging / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(directory, old)
+            os.rename(staging, directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(staging, directory)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ImageError(
+            f"cannot write OCI layout: {error.strerror}", where=str(directory)
+        ) from None
+
+
+def archive_bytes(files: dict[str, bytes], *, mtime: int = 0) -> bytes:
+    """An ``oci-archive``: the layout files in one deterministic tar."""
+    entries: list[TarEntry] = []
+    dirs: set[str] = set()
+    for relative in sorted(files):
+        parts = relative.split("/")
+        for depth in range(1, len(parts)):
+            directory = "/".join(parts[:depth])
+            if directory not in dirs:
+                dirs.add(directory)
+                entries.append(TarEntry(directory, "dir", mode=0o755, mtime=mtime))
+        entries.append(TarEntry(relative, "file", mode=0o644, mtime=mtime, data=files[relative]))
+    return write_tar(entries)
+
+
+def write_layout_archive(
+    path: Path,
+    blobs: dict[str, bytes],
+    top: Descriptor,
+    ref_name: str = "latest",
+    *,
+    extra: dict[str, bytes] | None = None,
+    mtime: int = 0,
+) -> None:
+    files = layout_files(blobs, top, ref_name, extra)
+    atomic_write_bytes(Path(path), archive_bytes(files, mtime=mtime))
+
+
+# ---- reading ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ImageRef:
+    """One platform image found in a layout."""
+
+    descriptor: Descriptor
+    manifest: ParsedManifest
+    config: dict[str, object]
+
+
+class Layout:
+    """Read access to a layout directory or an ``oci-archive`` tar."""
+
+    def __init__(self, location: Path) -> None:
+        self.location = Path(location)
+        self._files: dict[str, bytes] | None = None
+        if self.location.is_file():
+            self._files = {
+                e.path.removeprefix("./"): e.data
+                for e in read_tar(self.location.read_bytes(), where=str(self.location))
+                if e.type == "file"
+            }
+        elif not (self.location / "index.json").is_file():
+            raise ImageError(
+                "not an OCI layout (no index.json) or oci-archive tar", where=str(self.location)
+            )
+
+    def read(self, relative: str) -> bytes:
+        if self._files is not None:
+            if relative not in self._files:
+                raise ImageError(f"{relative} missing from the archive", where=str(self.location))
+            return self._files[relative]
+        try:
+            return (self.location / relative).read_bytes()
+        except OSError as error:
+            raise ImageError(
+                f"cannot read {relative}: {error.strerror}", where=str(self.location)
+            ) from None
+
+    def blob(self, digest: str) -> bytes:
+        algorithm, _, hexdigest = digest.partition(":")
+        data = self.read(f"blobs/{algorithm}/{hexdigest}")
+        if algorithm == "sha256" and hashlib.sha256(data).hexdigest() != hexdigest:
+            raise FormatError(f"blob {digest} does not match its digest", where=str(self.location))
+        return data
+
+    def index(self) -> list[Descriptor]:
+        return parse_index(self.read("index.json"), where=f"{self.location}/index.json").manifests
+
+    def images(self) -> list[ImageRef]:
+        """Every platform image reachable from index.json (nested indexes followed)."""
+        found: list[ImageRef] = []
+        seen: set[str] = set()
+
+        def visit(descriptor: Descriptor) -> None:
+            if descriptor.digest in seen:
+                return
+            seen.add(descriptor.digest)
+            data = self.blob(descriptor.digest)
+            where = f"{self.location}@{descriptor.digest}"
+            if descriptor.media_type in INDEX_TYPES:
+                for child in parse_index(data, where=where).manifests:
+                    visit(child)
+            elif descriptor.media_type in MANIFEST_TYPES:
+                manifest = parse_manifest(data, where=where)
+                try:
+                    config = json.loads(self.blob(manifest.config.digest))
+                except (ValueError, UnicodeDecodeError):
+                    raise FormatError("image config is not JSON", where=where) from None
+                found.append(ImageRef(descriptor, manifest, config))
+
+        for descriptor in self.index():
+            visit(descriptor)
+        return found
+
+    def top_digest(self) -> str:
+        descriptors = self.index()
+        if len(descriptors) == 1:
+            return descriptors[0].digest
+        return "sha256:" + hashlib.sha256(self.read("index.json")).hexdigest()
+
+
+@contextlib.contextmanager
+def open_layout(location: Path) -> Iterator[Layout]:
+    yield Layout(location)
+
+
+__all__ = [
+    "MEDIA_INDEX",
+    "ImageRef",
+    "Layout",
+    "archive_bytes",
+    "layout_files",
+    "open_layout",
+    "write_layout_archive",
+    "write_layout_dir",
+]

@@ -1,0 +1,224 @@
+"""Image SBOMs in SPDX 2.3 JSON (apko pkg/sbom/generator/spdx/spdx.go, formats.md §8.7).
+
+One document per architecture (``sbom-<apkarch>.spdx.json``) and one for the index
+(``sbom-index.spdx.json``). Each installed package contributes the packages its embedded SBOM
+(``var/lib/db/sbom/<name>-<ver>.spdx.json``) describes — with the relationship closure among
+them, files excluded — or, when it has none, one package built from its metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nanodistro import __version__
+
+if TYPE_CHECKING:
+    from nanodistro.image.build import ArchImage, BuildResult
+    from nanodistro.image.install import InstalledImagePackage
+
+NAMESPACE_BASE = "https://spdx.org/spdxdocs/nanodistro/"
+SBOM_DIR = "var/lib/db/sbom"
+
+
+def spdx_id(*parts: str) -> str:
+    """``SPDXRef-`` + parts joined by ``-``; other runes become ``C<codepoint>`` (melange)."""
+    text = "-".join(parts).replace(":", "-").replace("/", "-")
+    return "SPDXRef-" + re.sub(r"[^A-Za-z0-9.\-]", lambda m: f"C{ord(m.group())}", text)
+
+
+def _document(name: str, created: str, namespace: str) -> dict[str, Any]:
+    return {
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": name,
+        "spdxVersion": "SPDX-2.3",
+        "creationInfo": {
+            "created": created,
+            "creators": [f"Tool: nanodistro ({__version__})", "Organization: nanodistro"],
+            "licenseListVersion": "3.22",
+        },
+        "dataLicense": "CC0-1.0",
+        "documentNamespace": namespace,
+        "documentDescribes": [],
+        "packages": [],
+        "relationships": [],
+    }
+
+
+def _relate(doc: dict[str, Any], a: str, kind: str, b: str) -> None:
+    doc["relationships"].append(
+        {"spdxElementId": a, "relationshipType": kind, "relatedSpdxElement": b}
+    )
+
+
+def embedded_sbom(package: InstalledImagePackage, root_read: Any) -> dict[str, Any] | None:
+    """The package's own SBOM from the image root, trying apko's three file names."""
+    info = package.apk.info
+    base_version = re.sub(r"-r\d+$", "", info.version)
+    for name in (f"{info.name}-{info.version}", f"{info.name}-{base_version}", info.name):
+        data = root_read(f"{SBOM_DIR}/{name}.spdx.json")
+        if data:
+            try:
+                doc = json.loads(data)
+            except (ValueError, UnicodeDecodeError):
+                return None
+            return doc if isinstance(doc, dict) else None
+    return None
+
+
+def _package_from_metadata(package: InstalledImagePackage, arch: str) -> dict[str, Any]:
+    info = package.apk.info
+    return {
+        "SPDXID": spdx_id("Package", "apk", info.name, info.version),
+        "name": info.name,
+        "versionInfo": info.version,
+        "filesAnalyzed": False,
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": info.license or "NOASSERTION",
+        "downloadLocation": "NOASSERTION",
+        "originator": f"Organization: {info.maintainer}" if info.maintainer else "NOASSERTION",
+        "supplier": "NOASSERTION",
+        "copyrightText": "NOASSERTION",
+        "description": info.description,
+        "primaryPackagePurpose": "APPLICATION",
+        "externalRefs": [
+            {
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": f"pkg:apk/{info.name}@{info.version}?arch={arch}",
+            }
+        ],
+    }
+
+
+def _copy_described(
+    doc: dict[str, Any], source: dict[str, Any], seen: set[str], parent: str
+) -> bool:
+    """Copy the packages ``source`` describes (and what they relate to) into ``doc``."""
+    packages = {p.get("SPDXID"): p for p in source.get("packages") or [] if isinstance(p, dict)}
+    relationships = [r for r in source.get("relationships") or [] if isinstance(r, dict)]
+    described = [d for d in source.get("documentDescribes") or [] if d in packages]
+    if not described:
+        return False
+    queue = list(described)
+    closure: list[str] = []
+    while queue:
+        current = queue.pop(0)
+        if current in closure:
+            continue
+        closure.append(current)
+        for rel in relationships:
+            if rel.get("spdxElementId") == current and rel.get("relatedSpdxElement") in packages:
+                queue.append(rel["relatedSpdxElement"])
+    for package_id in closure:
+        if package_id in seen:
+            continue
+        seen.add(package_id)
+        doc["packages"].append(packages[package_id])
+    for rel in relationships:
+        if rel.get("spdxElementId") in closure and rel.get("relatedSpdxElement") in closure:
+            doc["relationships"].append(rel)
+    for package_id in described:
+        _relate(doc, parent, "CONTAINS", package_id)
+    return True
+
+
+def arch_sbom(image: ArchImage, *, repo_name: str) -> dict[str, Any]:
+    created = json.loads(image.config)["created"]
+    manifest_digest = image.descriptor.digest
+    layer0 = image.layers[0].digest if image.layers else manifest_digest
+    doc = _document(
+        f"sbom-{layer0}", created, f"{NAMESPACE_BASE}{image.arch.apk}-{manifest_digest[7:]}"
+    )
+    image_id = spdx_id("Package", "Image", manifest_digest)
+    doc["documentDescribes"].append(image_id)
+    doc["packages"].append(
+        {
+            "SPDXID": image_id,
+            "name": manifest_digest,
+            "versionInfo": manifest_digest,
+            "filesAnalyzed": False,
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": "NOASSERTION",
+            "downloadLocation": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "primaryPackagePurpose": "CONTAINER",
+            "externalRefs": [
+                {
+                    "referenceCategory": "PACKAGE-MANAGER",
+                    "referenceType": "purl",
+                    "referenceLocator": (
+                        f"pkg:oci/{repo_name}@{manifest_digest}?arch={image.arch.architecture}"
+                        "&os=linux&mediaType=application%2Fvnd.oci.image.manifest.v1%2Bjson"
+                    ),
+                }
+            ],
+        }
+    )
+    seen = {image_id}
+    for package in image.root.packages:
+        sbom = embedded_sbom(package, image.root.fs.read)
+        if sbom is not None and _copy_described(doc, sbom, seen, image_id):
+            continue
+        entry = _package_from_metadata(package, image.arch.apk)
+        if entry["SPDXID"] in seen:
+            continue
+        seen.add(entry["SPDXID"])
+        doc["packages"].append(entry)
+        _relate(doc, image_id, "CONTAINS", entry["SPDXID"])
+    return doc
+
+
+def index_sbom(result: BuildResult, *, repo_name: str) -> dict[str, Any]:
+    digest = result.index_descriptor.digest
+    created = str(json.loads(result.images[0].config)["created"]) if result.images else ""
+    doc = _document(f"sbom-{digest}", created, f"{NAMESPACE_BASE}index-{digest[7:]}")
+    index_id = spdx_id("Package", "Index", digest)
+    doc["documentDescribes"].append(index_id)
+    base = {
+        "filesAnalyzed": False,
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": "NOASSERTION",
+        "downloadLocation": "NOASSERTION",
+        "copyrightText": "NOASSERTION",
+    }
+    doc["packages"].append(
+        {
+            "SPDXID": index_id,
+            "name": digest,
+            "versionInfo": digest,
+            **base,
+            "primaryPackagePurpose": "CONTAINER",
+        }
+    )
+    for image in result.images:
+        image_id = spdx_id("Package", "Image", image.descriptor.digest)
+        doc["packages"].append(
+            {
+                "SPDXID": image_id,
+                "name": image.descriptor.digest,
+                "versionInfo": image.descriptor.digest,
+                **base,
+                "primaryPackagePurpose": "CONTAINER",
+            }
+        )
+        _relate(doc, image_id, "VARIANT_OF", index_id)
+    return doc
+
+
+def _bytes(doc: dict[str, Any]) -> bytes:
+    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def image_sboms(result: BuildResult, *, config_path: Path | None = None) -> dict[str, bytes]:
+    """File name -> SPDX JSON bytes, for every arch and the index."""
+    repo_name = config_path.stem if config_path is not None else "image"
+    files = {
+        f"sbom-{image.arch.apk}.spdx.json": _bytes(arch_sbom(image, repo_name=repo_name))
+        for image in result.images
+    }
+    if result.images:
+        files["sbom-index.spdx.json"] = _bytes(index_sbom(result, repo_name=repo_name))
+    return files
