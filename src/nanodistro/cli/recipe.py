@@ -1,9 +1,115 @@
-"""CLI: placeholder until this command group is implemented."""
+"""CLI: ``nanodistro lint`` — check melange recipes before they are built."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from nanodistro.cli._common import console, err_console, print_json
+from nanodistro.errors import NanodistroError
+from nanodistro.recipe.lint import LintResult, describe_rules, lint_path
+from nanodistro.recipe.pipelines import known_pipeline_names
+
+_STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
+
+
+def _recipe_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.yaml") if p.is_file())
+            if not found:
+                raise NanodistroError("no *.yaml recipes in directory", where=str(path))
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+def lint(
+    recipes: list[Path] = typer.Argument(
+        None, help="Recipe files, or directories whose *.yaml files are recipes."
+    ),
+    json_output: bool = typer.Option(
+        False,
+        "--json",
+        help="Print findings as a JSON list of {file, line, rule, severity, message}.",
+    ),
+    pipeline_dirs: list[Path] = typer.Option(
+        [], "--pipeline-dir", help="Directory of local named pipelines (<name>.yaml); repeatable."
+    ),
+    disable: list[str] = typer.Option([], "--disable", help="Skip this rule (repeatable)."),
+    list_rules: bool = typer.Option(False, "--list-rules", help="List the rules and exit."),
+    no_git: bool = typer.Option(
+        False, "--no-git", help="Do not compare with git history (epoch-not-reset)."
+    ),
+) -> None:
+    """Lint melange recipes: pinned sources, no network in builds, valid versions and licences,
+    an update: block, known pipelines and variables (plus wolfictl's rules).
+
+    Exit status: 0 clean (warnings allowed), 1 errors found, 2 a recipe does not load.
+    """
+    if list_rules:
+        rules = describe_rules()
+        if json_output:
+            print_json(rules)
+        else:
+            for rule in rules:
+                console.print(
+                    f"{rule['rule']:45} {rule['severity']:8} {rule['description']}",
+                    soft_wrap=True,
+                    highlight=False,
+                    markup=False,
+                )
+        raise typer.Exit(0)
+    if not recipes:
+        raise NanodistroError("give at least one recipe file or directory", field="RECIPE")
+    for directory in pipeline_dirs:
+        if not directory.is_dir():
+            raise NanodistroError("not a directory", where=str(directory), field="--pipeline-dir")
+    files = _recipe_files(recipes)
+    names = known_pipeline_names(pipeline_dirs)
+    results: list[LintResult] = []
+    show_progress = len(files) > 20 and not json_output
+    for index, path in enumerate(files, start=1):
+        if show_progress and index % 100 == 0:
+            err_console.print(f"linted {index}/{len(files)}", style="dim")
+        results.append(
+            lint_path(
+                path,
+                pipeline_dirs=pipeline_dirs,
+                disabled=disable,
+                use_git=not no_git,
+                pipeline_names=names,
+            )
+        )
+    findings = [finding for result in results for finding in result.findings]
+    if json_output:
+        print_json([finding.to_json() for finding in findings])
+    else:
+        for finding in findings:
+            location = f"{finding.file}:{finding.line}" if finding.line else finding.file
+            style = _STYLE[finding.severity]
+            console.print(
+                f"{location}: [{style}]{finding.severity}[/{style}]: {finding.message} "
+                f"[dim]\\[{finding.rule}][/dim]",
+                highlight=False,
+                soft_wrap=True,
+            )
+        clean = sum(result.clean for result in results)
+        err_console.print(
+            f"{len(results)} recipe(s): {clean} clean, "
+            f"{sum(not r.loaded for r in results)} failed to load, "
+            f"{sum(len(r.errors) for r in results)} error(s), "
+            f"{sum(f.severity == 'warning' for f in findings)} warning(s)"
+        )
+    if any(not result.loaded for result in results):
+        raise typer.Exit(2)
+    if any(result.errors for result in results):
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``nanodistro lint``."""
+    app.command("lint")(lint)
