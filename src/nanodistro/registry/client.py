@@ -257,6 +257,12 @@ class RegistryClient:
                 self._auth.answer(response, scopes, self._http)
                 continue
             detail = f"{method} {url.path}: {_error_detail(response)}"
+            if response.status_code in (401, 403):
+                detail += (
+                    " (the registry refused the credentials)"
+                    if self._auth.credentials
+                    else " (no credentials given)"
+                )
             if response.status_code in _RETRYABLE_STATUS:
                 raise _Retryable(detail)
             raise RegistryError(detail, where=where)
