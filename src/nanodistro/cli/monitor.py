@@ -1,9 +1,160 @@
-"""CLI: placeholder until this command group is implemented."""
+"""CLI: ``nanodistro monitor`` (which recipes have a newer upstream) and ``nanodistro bump``."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from nanodistro.cli._common import console, err_console, print_json
+from nanodistro.monitor import models as m
+from nanodistro.monitor.bump import bump_recipe
+from nanodistro.monitor.check import check_paths, default_cache_dir, exit_status
+from nanodistro.monitor.models import CheckResult
+
+EXIT_UP_TO_DATE = 0
+EXIT_UPDATES = 10
+EXIT_ERRORS = 1
+
+_STYLE = {
+    m.UPDATE: "bold yellow",
+    m.RETAGGED: "bold magenta",
+    m.ERROR: "red",
+    m.UP_TO_DATE: "green",
+}
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def _table(results: list[CheckResult]) -> Table:
+    table = Table(title="upstream releases", show_lines=False)
+    for column in ("recipe", "current", "latest", "released (UTC)", "status", "note"):
+        table.add_column(column, overflow="fold")
+    for r in sorted(results, key=lambda r: (r.status != m.UPDATE, r.status, r.name)):
+        status = r.status
+        if r.status == m.UPDATE and r.next_version and r.next_version != r.latest:
+            status = f"update to {r.next_version}"
+        note = r.message or ""
+        if r.manual and r.status == m.UPDATE:
+            note = "manual: review by hand" + (f"; {note}" if note else "")
+        style = _STYLE.get(r.status, "dim")
+        table.add_row(
+            r.name,
+            r.current,
+            r.latest or "",
+            _when(r.latest_published_at),
+            f"[{style}]{status}[/]",
+            note,
+        )
+    return table
+
+
+def monitor(
+    paths: list[Path] = typer.Argument(
+        None, help="Recipe files or directories of recipes (default: the current directory)."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    concurrency: int = typer.Option(16, "--concurrency", "-j", min=1, help="Recipes in flight."),
+    per_host: int = typer.Option(4, "--per-host", min=1, help="Requests in flight per host."),
+    cache_dir: Path = typer.Option(
+        None, "--cache-dir", help="HTTP cache and schedule state [~/.cache/nanodistro/monitor]."
+    ),
+) -> None:
+    """Check every recipe's upstream (its update: block) for newer releases.
+
+    Exit status: 0 = everything up to date (or disabled / not due on its schedule),
+    10 = at least one recipe has a newer release or a re-tagged one,
+    1 = errors and nothing to update. A failing upstream is reported for its recipe only.
+    Upstream URLs can be redirected with NANODISTRO_{PYPI,NPM,GITHUB_API,GITLAB_API,
+    RELEASE_MONITORING}_URL; GITHUB_TOKEN, GITLAB_TOKEN and RELEASE_MONITOR_TOKEN are used if set.
+    """
+    targets = paths or [Path(".")]
+    done = 0
+
+    def progress(result: CheckResult) -> None:
+        nonlocal done
+        done += 1
+        if not json_output and err_console.is_terminal:
+            err_console.print(f"[dim]{done} checked: {result.name} {result.status}[/]")
+
+    results = check_paths(
+        targets,
+        concurrency=concurrency,
+        per_host=per_host,
+        cache_dir=cache_dir or default_cache_dir(),
+        progress=progress,
+    )
+    status = exit_status(results)
+    if json_output:
+        print_json(
+            {
+                "results": [r.to_json() for r in sorted(results, key=lambda r: r.name)],
+                "updates": sum(r.status in (m.UPDATE, m.RETAGGED) for r in results),
+                "errors": sum(r.status == m.ERROR for r in results),
+                "exit_status": status,
+            }
+        )
+    else:
+        console.print(_table(results))
+        updates = sum(r.status == m.UPDATE for r in results)
+        errors = sum(r.status == m.ERROR for r in results)
+        console.print(f"{len(results)} recipes, {updates} with updates, {errors} errors")
+    raise typer.Exit(status)
+
+
+def bump(
+    recipe: Path = typer.Argument(
+        ..., help="The recipe file to bump.", exists=True, dir_okay=False
+    ),
+    version: str = typer.Argument(None, help="Target version (default: the latest upstream)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff; change nothing."),
+    source_cache: Path = typer.Option(
+        None,
+        "--source-cache",
+        help="Where downloaded sources are kept [$TMPDIR/nanodistro-sources].",
+    ),
+    cache_dir: Path = typer.Option(None, "--cache-dir", help="Monitor cache (see `monitor`)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Move a recipe to a new upstream version.
+
+    Writes the version (as a string) and resets the epoch to 0, recomputes fetch checksums and
+    git-checkout commits from the new release, and checks each patch against the new source:
+    patches upstream already contains are removed (file deleted); a patch that no longer
+    applies fails the bump and leaves the recipe untouched. Comments and layout are kept.
+    """
+
+    def progress(message: str) -> None:
+        if not json_output:
+            err_console.print(f"[dim]{message}[/]")
+
+    result = bump_recipe(
+        recipe,
+        version,
+        dry_run=dry_run,
+        source_cache=source_cache,
+        cache_dir=cache_dir or default_cache_dir(),
+        progress=progress,
+    )
+    if json_output:
+        print_json(result.to_json())
+        return
+    if dry_run:
+        typer.echo(result.diff, nl=False)
+        return
+    for change in result.changes:
+        typer.echo(change)
+    typer.echo(
+        f"{recipe}: {result.old_version}-r{result.old_epoch} -> "
+        f"{result.new_version}-r{result.new_epoch}"
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``monitor`` and ``bump`` to the root app."""
+    app.command("monitor")(monitor)
+    app.command("bump")(bump)
