@@ -168,15 +168,16 @@ def _from_lock(lock: LockFile, arch: Arch, progress: Progress | None) -> list[Fe
     for item in locked:
         if progress:
             progress(f"fetch {item.name}-{item.version} ({arch.apk}, locked)")
+        url = resolve_local(item.url, lock.base_dir) if lock.base_dir else item.url
         try:
-            data = read_location(item.url)
+            data = read_location(url)
         except FetchError as error:
             raise ImageError(
                 f"locked package {item.name}-{item.version} is gone: {error.message}",
                 where=item.url,
             ) from None
-        apk = open_apk(data, where=item.url)
-        item.check(apk, where=item.url)
+        apk = open_apk(data, where=url)
+        item.check(apk, where=url)
         fetched.append(FetchedPackage(apk, item.url, item.repository))
     return fetched
 
@@ -230,7 +231,11 @@ def arch_image(
         apk_arch=arch.apk,
         keyring=keyring,
         runtime_repositories=config.runtime_repositories(),
-        world=config.all_packages(),
+        world=(
+            [f"{f.apk.name}={f.apk.version}" for f in fetched]
+            if request.lock is not None
+            else config.all_packages()
+        ),
         source_date_epoch=sde or 0,
     )
     layering = config.layering

@@ -203,6 +203,8 @@ def apply_accounts(fs: RootFS, config: ImageConfig, *, mtime: int) -> None:
     """Merge configured users/groups into etc/passwd and etc/group (apko pkg/build/accounts.go)."""
     accounts = config.accounts
     if not accounts.users and not accounts.groups:
+        if fs.get("etc/passwd") is None:  # apko always writes etc/passwd
+            _synth(fs, "etc/passwd", b"", mtime=mtime)
         return
     passwd = _parse_colon_file(fs.read("etc/passwd"))
     group = _parse_colon_file(fs.read("etc/group"))

@@ -38,8 +38,9 @@ class Layer:
 
 
 def _named(entry: TarEntry, users: dict[int, str], groups: dict[int, str]) -> TarEntry:
-    uname = users.get(entry.uid, "root" if entry.uid == 0 else "")
-    gname = groups.get(entry.gid, "root" if entry.gid == 0 else "")
+    # as apko: names only from the image's own passwd/group (numeric owners otherwise)
+    uname = users.get(entry.uid, "")
+    gname = groups.get(entry.gid, "")
     return replace(entry, uname=uname, gname=gname, pax_checksum=None)
 
 

@@ -94,6 +94,7 @@ class LockFile:
     build_repositories: list[dict[str, str]] = field(default_factory=list)
     runtime_repositories: list[dict[str, str]] = field(default_factory=list)
     packages: list[LockedPackage] = field(default_factory=list)
+    base_dir: Path | None = None  # where relative package URLs are resolved
 
     def archs(self) -> list[str]:
         seen: list[str] = []
@@ -189,4 +190,6 @@ def read_lock(path: Path) -> LockFile:
         data = Path(path).read_bytes()
     except OSError as error:
         raise ImageError(f"cannot read lock file: {error.strerror}", where=str(path)) from None
-    return parse_lock(data, where=str(path))
+    lock = parse_lock(data, where=str(path))
+    lock.base_dir = Path(path).resolve().parent
+    return lock

@@ -35,16 +35,24 @@ class LoadedConfig:
 
 
 def resolve_local(value: str, base_dir: Path) -> str:
+    """A relative local path made absolute against ``base_dir``.
+
+    apko resolves such paths against its working directory; configs written for that (e.g.
+    ``./testdata/packages`` in apko's own tests) are found by also trying the parents of
+    ``base_dir``. URLs, absolute paths and bare host names (``apk.cgr.dev/x``) stay as written.
+    """
     text = value.strip()
     if "://" in text or text.startswith("/"):
         return text
     if text.startswith("@"):
         tag, _, rest = text.partition(" ")
-        return f"{tag} {resolve_local(rest, base_dir)}" if rest else text
-    candidate = base_dir / text
-    if text.startswith(".") or candidate.exists():
-        return str(candidate.resolve())
-    return text  # a bare host name such as apk.cgr.dev/repo stays as written
+        return f"{tag} {resolve_local(rest.strip(), base_dir)}" if rest else text
+    for base in (base_dir, *base_dir.parents):
+        if (base / text).exists():
+            return str((base / text).resolve())
+    if text.startswith("."):
+        return str((base_dir / text).resolve())
+    return text
 
 
 def _line_of(node: Any, loc: Sequence[int | str]) -> tuple[int | None, str]:
