@@ -290,3 +290,30 @@ def test_bad_header_checksum_and_magic() -> None:
             write_tar([TarEntry("f", data=b"x")], end_of_archive=False)[:-10] + b"\1" * 100,
             where="x",
         )
+
+
+def test_pax_overflow_fields_round_trip() -> None:
+    entry = TarEntry("f", data=b"x", uid=2**40, gid=3, uname="u" * 40, gname="g" * 33, mtime=2**40)
+    (back,) = read_tar(write_tar([entry]), where="x")
+    assert (back.uid, back.gid, back.uname, back.gname, back.mtime) == (
+        2**40,
+        3,
+        "u" * 40,
+        "g" * 33,
+        2**40,
+    )
+
+
+def test_extract_refuses_replacing_directory_before_writing(tmp_path: Path) -> None:
+    dest = tmp_path / "root"
+    (dest / "etc").mkdir(parents=True)
+    with pytest.raises(FormatError, match="would replace a directory"):
+        extract([TarEntry("new", data=b"1"), TarEntry("etc", data=b"x")], dest, where="e")
+    assert sorted(p.name for p in dest.iterdir()) == ["etc"]
+
+
+def test_large_multi_member_stream_is_split_quickly() -> None:
+    big = gzip_member(b"a" * 50_000_000, level=1) + gzip_member(os.urandom(3_000_000), level=1)
+    members = gzip_members(big, where="big")
+    assert [len(m.inflated) for m in members] == [50_000_000, 3_000_000]
+    assert members[0].raw + members[1].raw == big

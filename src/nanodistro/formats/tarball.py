@@ -43,6 +43,8 @@ PAX_CHECKSUM_KEY = "APK-TOOLS.checksum.SHA1"
 XATTR_PREFIX = "SCHILY.xattr."
 #: Default ceiling for inflating one gzip stream; packages are read into memory.
 DEFAULT_MAX_INFLATED = 2 * 1024**3
+_IN_CHUNK = 256 * 1024
+_OUT_CHUNK = 4 * 1024 * 1024
 
 _TYPEFLAGS: dict[EntryType, bytes] = {
     "file": b"0",
@@ -163,25 +165,35 @@ def gzip_members(
             )
         decomp = zlib.decompressobj(31)
         parts: list[bytes] = []
-        pending: bytes | memoryview = view[offset:]
+        pos = offset
         try:
+            # Feed bounded input chunks: passing the whole rest of the file would make zlib copy
+            # it into ``unconsumed_tail`` on every bounded call (quadratic on big packages).
             while not decomp.eof:
-                chunk = decomp.decompress(pending, 1 << 20)
-                total += len(chunk)
-                if total > max_inflated:
-                    raise FormatError(
-                        f"inflates to more than {max_inflated} bytes (decompression limit)",
-                        where=where,
-                    )
-                parts.append(chunk)
-                pending = decomp.unconsumed_tail
-                if not chunk and not pending and not decomp.eof:
+                pending: bytes | memoryview = view[pos : pos + _IN_CHUNK]
+                pos += len(pending)
+                produced = False
+                while True:
+                    chunk = decomp.decompress(pending, _OUT_CHUNK)
+                    if chunk:
+                        produced = True
+                        total += len(chunk)
+                        if total > max_inflated:
+                            raise FormatError(
+                                f"inflates to more than {max_inflated} bytes (decompression limit)",
+                                where=where,
+                            )
+                        parts.append(chunk)
+                    pending = decomp.unconsumed_tail
+                    if decomp.eof or (not pending and len(chunk) < _OUT_CHUNK):
+                        break
+                if not decomp.eof and pos >= len(data) and not produced:
                     raise FormatError(f"gzip member at byte {offset} is truncated", where=where)
         except zlib.error as error:
             raise FormatError(
                 f"gzip member at byte {offset} is corrupt ({error})", where=where
             ) from None
-        length = len(data) - offset - len(decomp.unused_data)
+        length = pos - offset - len(decomp.unused_data)
         members.append(GzipMember(bytes(view[offset : offset + length]), offset, b"".join(parts)))
         offset += length
     if not members:
@@ -476,6 +488,14 @@ def _parse_pax(payload: bytes, *, where: str) -> dict[str, bytes]:
     return records
 
 
+def _pax_int(pax: dict[str, bytes], key: str, where: str) -> int:
+    """Integer PAX value; fractional times (``1700000000.5``) are truncated to seconds."""
+    try:
+        return int(pax[key].split(b".", 1)[0])
+    except ValueError:
+        raise FormatError(f"bad PAX {key} value {pax[key][:20]!r}", where=where) from None
+
+
 def _cstring(raw: bytes) -> bytes:
     return raw.split(b"\0", 1)[0]
 
@@ -557,15 +577,20 @@ def read_tar(data: bytes, *, where: str) -> list[TarEntry]:
         if "linkpath" in pax:
             link = pax["linkpath"]
         checksum = pax.get(PAX_CHECKSUM_KEY)
+        uid = _pax_int(pax, "uid", where) if "uid" in pax else None
+        gid = _pax_int(pax, "gid", where) if "gid" in pax else None
+        mtime = _pax_int(pax, "mtime", where) if "mtime" in pax else None
         entry = TarEntry(
             path=_normalize(decode(name)),
             type=kind,
             mode=_parse_number(header[100:108], where=where, what="mode") & 0o7777,
-            uid=_parse_number(header[108:116], where=where, what="uid"),
-            gid=_parse_number(header[116:124], where=where, what="gid"),
-            uname=decode(_cstring(header[265:297])),
-            gname=decode(_cstring(header[297:329])),
-            mtime=_parse_number(header[136:148], where=where, what="mtime"),
+            uid=uid if uid is not None else _parse_number(header[108:116], where=where, what="uid"),
+            gid=gid if gid is not None else _parse_number(header[116:124], where=where, what="gid"),
+            uname=decode(pax.get("uname", _cstring(header[265:297]))),
+            gname=decode(pax.get("gname", _cstring(header[297:329]))),
+            mtime=mtime
+            if mtime is not None
+            else _parse_number(header[136:148], where=where, what="mtime"),
             data=content if kind == "file" else b"",
             linkname=decode(link),
             devmajor=_parse_number(header[329:337], where=where, what="devmajor"),
@@ -770,6 +795,10 @@ def extract(
         link_target = ""
         if entry.type == "hardlink":
             link_target = resolver.resolve(entry.linkname, follow_last=False)
+        if entry.type != "dir" and resolver._is_dir(resolved):
+            raise FormatError(
+                f"{entry.path!r} would replace a directory with a {entry.type}", where=where
+            )
         if entry.type == "dir":
             resolver.planned_dirs.add(resolved)
             resolver.planned[resolved] = None
