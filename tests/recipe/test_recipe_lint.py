@@ -1,0 +1,335 @@
+"""Every lint rule fires on a small bad recipe and stays quiet on a good one; CLI exit codes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from nanodistro.recipe.lint import RULES, license_problem, lint_path, lint_text
+from nanodistro.recipe.pipelines import MELANGE_BUILTIN_PIPELINES
+
+SHA = "a" * 64
+COMMIT = "b" * 40
+NAMES = set(MELANGE_BUILTIN_PIPELINES)
+
+GOOD: dict[str, Any] = {
+    "package": {
+        "name": "hello",
+        "version": "2.12.1",
+        "epoch": 0,
+        "description": "GNU hello",
+        "copyright": [{"license": "GPL-3.0-or-later"}],
+    },
+    "environment": {"contents": {"packages": ["build-base", "busybox"]}},
+    "vars": {"sha": SHA},
+    "var-transforms": [
+        {"from": "${{package.version}}", "match": r"\.", "replace": "_", "to": "under"}
+    ],
+    "pipeline": [
+        {
+            "uses": "fetch",
+            "with": {
+                "uri": "https://ftp.gnu.org/gnu/hello/hello-${{package.version}}.tar.gz",
+                "expected-sha256": "${{vars.sha}}",
+            },
+        },
+        {"uses": "autoconf/configure"},
+        {"uses": "autoconf/make"},
+        {"uses": "autoconf/make-install"},
+        {"runs": "echo ${{vars.under}}\npython3 -m pip install --no-index --no-deps .\n"},
+    ],
+    "subpackages": [
+        {"name": "${{package.name}}-doc", "pipeline": [{"uses": "split/manpages"}]},
+    ],
+    "test": {"pipeline": [{"runs": "hello --version\ncurl -sf http://localhost:8080/"}]},
+    "update": {"enabled": True, "release-monitor": {"identifier": 1371}},
+}
+
+
+def _text(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _lint(data: dict[str, Any] | str) -> set[str]:
+    text = data if isinstance(data, str) else _text(data)
+    result = lint_text(text, "hello.yaml", pipeline_names=NAMES)
+    return {finding.rule for finding in result.findings}
+
+
+def test_good_recipe_is_clean() -> None:
+    result = lint_text(_text(GOOD), "hello.yaml", pipeline_names=NAMES)
+    assert result.findings == []
+    assert result.clean
+
+
+def _git_checkout(**with_: str) -> dict[str, Any]:
+    return {"uses": "git-checkout", "with": {"repository": "https://github.com/gnu/hello", **with_}}
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def apply(data: dict[str, Any]) -> None:
+        node: Any = data
+        parts = [int(p) if p.isdigit() else p for p in path.split(".")]
+        for part in parts[:-1]:
+            node = node[part]
+        if value is _DELETE:
+            del node[parts[-1]]
+        else:
+            node[parts[-1]] = value
+
+    return apply
+
+
+_DELETE = object()
+
+MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "missing-checksum": _set("pipeline.0.with.expected-sha256", _DELETE),
+    "valid-pipeline-fetch-digest": _set("vars.sha", "abc"),
+    "missing-expected-commit": _set("pipeline.0", _git_checkout(tag="v${{package.version}}")),
+    "valid-pipeline-git-checkout-tag-or-branch": _set(
+        "pipeline.0", _git_checkout(**{"expected-commit": COMMIT})
+    ),
+    "valid-pipeline-fetch-uri": _set(
+        "pipeline.0.with.uri", "https://bad_host/hello-${{package.version}}.tgz"
+    ),
+    "version-not-in-fetch-uri": _set("pipeline.0.with.uri", "https://ftp.gnu.org/hello.tgz"),
+    "network-in-runs": _set(
+        "pipeline.4.runs", "echo ${{vars.under}}\ncurl -LO https://example.org/x.tgz\n"
+    ),
+    "bad-template-var": _set("pipeline.4.runs", "make DESTDIR=$pkgdir install"),
+    "sccache-enabled": _set("pipeline.1", {"uses": "sccache/enable"}),
+    "unknown-pipeline": _set("pipeline.1", {"uses": "nope/nope"}),
+    "undefined-variable": _set("pipeline.4.runs", "echo ${{vars.nope}}"),
+    "invalid-version": _set("package.version", "2.12.1-beta"),
+    "invalid-license": _set("package.copyright", [{"license": "GPL-3.0-or-later AND Foo-1.0"}]),
+    "valid-copyright-header": _set("package.copyright", _DELETE),
+    "contains-epoch": _set("package.epoch", _DELETE),
+    "duplicate-subpackage-name": _set(
+        "subpackages", [{"name": "hello-doc"}, {"name": "${{package.name}}-doc"}]
+    ),
+    "no-repeated-deps": _set("environment.contents.packages", ["busybox", "make", "busybox"]),
+    "forbidden-repository-used": _set(
+        "environment.contents.repositories", ["https://packages.wolfi.dev/os"]
+    ),
+    "forbidden-keyring-used": _set(
+        "environment.contents.keyring", ["https://packages.wolfi.dev/os/wolfi-signing.rsa.pub"]
+    ),
+    "tagged-repository-in-environment-repos": _set(
+        "environment.contents.repositories", ["@local /home/build/packages"]
+    ),
+    "missing-update-block": _set("update", _DELETE),
+    "update-disabled-reason": _set("update", {"enabled": False}),
+    "valid-update-schedule": _set(
+        "update.schedule", {"period": "hourly", "reason": "upstream is fast"}
+    ),
+    "git-checkout-must-use-github-updates": lambda d: (
+        _set(
+            "pipeline.0", _git_checkout(tag="v${{package.version}}", **{"expected-commit": COMMIT})
+        )(d),
+        _set("update", {"enabled": True})(d),
+    ),
+    "update-identifier-must-match-git-repository": lambda d: (
+        _set(
+            "pipeline.0", _git_checkout(tag="v${{package.version}}", **{"expected-commit": COMMIT})
+        )(d),
+        _set("update", {"enabled": True, "github": {"identifier": "other/hello"}})(d),
+    ),
+    "unused-var-transform": _set("pipeline.4.runs", "make check"),
+    "valid-package-or-subpackage-test": _set("test", _DELETE),
+}
+
+
+def test_every_rule_has_a_bad_example() -> None:
+    untested = (
+        {rule.name for rule in RULES}
+        - set(MUTATIONS)
+        - {
+            "epoch-not-reset",
+            "check-when-version-changes",
+        }
+    )
+    assert untested == set()
+
+
+@pytest.mark.parametrize("rule", sorted(MUTATIONS))
+def test_rule_fires_on_bad_recipe(rule: str) -> None:
+    data = copy.deepcopy(GOOD)
+    MUTATIONS[rule](data)
+    assert rule in _lint(data)
+
+
+def test_rule_finding_has_line_and_disable_works() -> None:
+    data = copy.deepcopy(GOOD)
+    MUTATIONS["network-in-runs"](data)
+    text = _text(data)
+    result = lint_text(text, "hello.yaml", pipeline_names=NAMES)
+    (finding,) = result.findings
+    assert text.splitlines()[finding.line - 1].strip() == "curl -LO https://example.org/x.tgz"  # type: ignore[operator]
+    assert finding.to_json()["severity"] == "error"
+    assert lint_text(text, "h", pipeline_names=NAMES, disabled=["network-in-runs"]).findings == []
+
+
+def test_check_when_version_changes() -> None:
+    text = _text(GOOD) + "# CHECK-WHEN-VERSION-CHANGES: 2.11\n"
+    assert "check-when-version-changes" in _lint(text)
+    assert _lint(_text(GOOD) + "# CHECK-WHEN-VERSION-CHANGES: 2.12.1\n") == set()
+
+
+def test_network_rule_ignores_tests_comments_and_offline_pip() -> None:
+    data = copy.deepcopy(GOOD)
+    data["pipeline"][4]["runs"] = (
+        "# curl https://x\npip install --no-index --find-links dist foo\necho ${{vars.under}}\n"
+    )
+    assert _lint(data) == set()
+    for line in (
+        "wget https://x",
+        "git clone https://x",
+        "go get ./...",
+        "npm ci",
+        "pip install x",
+    ):
+        data["pipeline"][4]["runs"] = f"cd src && {line}\necho ${{{{vars.under}}}}"
+        assert _lint(data) == {"network-in-runs"}, line
+
+
+def test_unloadable_recipe_reports_load_error_and_raw_rules() -> None:
+    data = copy.deepcopy(GOOD)
+    MUTATIONS["valid-update-schedule"](data)
+    result = lint_text(_text(data), "hello.yaml", pipeline_names=NAMES)
+    assert not result.loaded
+    assert {f.rule for f in result.findings} == {"load-error", "valid-update-schedule"}
+    broken = lint_text("package: [", "broken.yaml")
+    assert [f.rule for f in broken.findings] == ["load-error"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "ok"),
+    [
+        ("MIT", True),
+        ("GPL-2.0-only OR GPL-3.0-only", True),
+        ("Apache-2.0 WITH LLVM-exception", True),
+        ("LicenseRef-xorg-font-misc", True),
+        ("MIT AND LicenseRef-foo", True),
+        ("custom", True),
+        ("PROPRIETARY", True),
+        ("Foo-1.0", False),
+        ("MIT OR", False),
+        ("MIT AND", False),
+    ],
+)
+def test_license_expressions(expression: str, ok: bool) -> None:
+    assert (license_problem(expression) is None) is ok
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_epoch_not_reset_uses_git_history(tmp_path: Path) -> None:
+    _git(tmp_path, "init", "-q")
+    recipe = tmp_path / "hello.yaml"
+    old = copy.deepcopy(GOOD)
+    old["package"]["version"] = "2.12.0"
+    old["package"]["epoch"] = 3
+    recipe.write_text(_text(old))
+    _git(tmp_path, "add", "hello.yaml")
+    _git(tmp_path, "commit", "-q", "-m", "2.12.0")
+    # A bump being prepared in the working tree, epoch not reset.
+    bumped = copy.deepcopy(GOOD)
+    bumped["package"]["epoch"] = 3
+    recipe.write_text(_text(bumped))
+    rules = {f.rule for f in lint_path(recipe, pipeline_names=NAMES).findings}
+    assert rules == {"epoch-not-reset"}
+    # The same bump once committed: compared with HEAD~1.
+    _git(tmp_path, "commit", "-q", "-am", "2.12.1")
+    assert {f.rule for f in lint_path(recipe, pipeline_names=NAMES).findings} == {"epoch-not-reset"}
+    # Epoch reset: clean. A rebuild at the same version may raise the epoch.
+    recipe.write_text(_text(GOOD))
+    assert lint_path(recipe, pipeline_names=NAMES).findings == []
+    old["package"]["epoch"] = 4
+    recipe.write_text(_text(old))
+    _git(tmp_path, "commit", "-q", "-am", "back")
+    recipe.write_text(_text({**old, "package": {**old["package"], "epoch": 5}}))
+    assert lint_path(recipe, pipeline_names=NAMES).findings == []
+    # Outside git: skipped.
+    outside = tmp_path.parent / f"{tmp_path.name}-plain.yaml"
+    outside.write_text(_text(bumped))
+    assert lint_path(outside, pipeline_names=NAMES, use_git=True).findings == []
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nanodistro", "lint", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(_text(GOOD))
+    warn = tmp_path / "warn.yaml"
+    data = copy.deepcopy(GOOD)
+    MUTATIONS["update-disabled-reason"](data)
+    warn.write_text(_text(data))
+    bad = tmp_path / "bad.yaml"
+    data = copy.deepcopy(GOOD)
+    MUTATIONS["missing-checksum"](data)
+    bad.write_text(_text(data))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("package:\n  name: x\n  versoin: 1\n")
+
+    assert _cli("--no-git", str(good)).returncode == 0
+    assert _cli("--no-git", str(warn)).returncode == 0
+    result = _cli("--no-git", "--json", str(bad), str(warn))
+    assert result.returncode == 1
+    findings = json.loads(result.stdout)
+    assert {f["rule"] for f in findings} == {"missing-checksum", "update-disabled-reason"}
+    assert set(findings[0]) == {"file", "line", "rule", "severity", "message"}
+    result = _cli("--no-git", str(broken))
+    assert result.returncode == 2
+    assert "broken.yaml:3: error: package.versoin: unknown key" in result.stdout
+    assert "Traceback" not in result.stderr
+    assert _cli("--no-git", "--disable", "missing-checksum", str(bad)).returncode == 0
+    assert _cli("--disable", "no-such-rule", str(good)).returncode != 0
+    local = tmp_path / "pipelines" / "my"
+    local.mkdir(parents=True)
+    (local / "step.yaml").write_text("name: my step\npipeline: [{runs: 'true'}]\n")
+    data = copy.deepcopy(GOOD)
+    data["pipeline"][1] = {"uses": "my/step"}
+    custom = tmp_path / "custom.yaml"
+    custom.write_text(_text(data))
+    assert _cli("--no-git", str(custom)).returncode == 1
+    assert (
+        _cli("--no-git", "--pipeline-dir", str(tmp_path / "pipelines"), str(custom)).returncode == 0
+    )
+
+
+def test_wolfi_sample_lint_counts(fixtures_dir: Path) -> None:
+    files = sorted((fixtures_dir / "wolfi-os-sample").glob("*.yaml"))
+    results = [lint_path(path, use_git=False, pipeline_names=NAMES) for path in files]
+    loaded = sum(r.loaded for r in results)
+    clean = sum(r.clean for r in results)
+    without_unknown = sum(
+        r.loaded and not [f for f in r.errors if f.rule != "unknown-pipeline"] for r in results
+    )
+    print(
+        f"\nwolfi sample lint: {len(files)} recipes, {loaded} load, {clean} lint clean, "
+        f"{without_unknown} clean apart from Wolfi-local pipelines (unknown-pipeline)"
+    )
+    assert loaded == len(files)
+    assert without_unknown >= len(files) - 15
