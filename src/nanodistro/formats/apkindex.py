@@ -11,15 +11,14 @@ with the same header lines.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import functools
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from nanodistro.errors import FormatError, NanodistroError
+from nanodistro.formats.apk import identity as package_identity
 from nanodistro.formats.pkginfo import INDEX_LETTERS, PackageInfo
 from nanodistro.formats.signature import (
     SIGNATURE_ALGORITHMS,
@@ -331,9 +330,17 @@ class ApkIndex:
         return {info.filename: info for info in self.packages}
 
 
-def package_identity(control_member: bytes) -> str:
-    """``Q1`` + base64(SHA-1 of the compressed control gzip member), formats.md §1.8."""
-    return "Q1" + base64.b64encode(hashlib.sha1(control_member).digest()).decode("ascii")
+def index_record(info: PackageInfo) -> PackageInfo:
+    """The part of a package's metadata an APKINDEX carries: the ``INDEX_LETTERS`` fields only.
+
+    ``.PKGINFO``-only facts (packager, datahash, replaces, triggers, unknown keys) are dropped,
+    as ``apk index`` does; ``C:``/``S:`` must already be set (``read_apk`` sets them).
+    """
+    record = PackageInfo()
+    for attr, kind in INDEX_LETTERS.values():
+        value = getattr(info, attr)
+        setattr(record, attr, list(value) if kind == "list" else value)
+    return record
 
 
 def _decode_text(data: bytes, *, where: str, name: str) -> str:
@@ -461,6 +468,7 @@ __all__ = [
     "Keyring",
     "SigningKey",
     "format_apkindex_text",
+    "index_record",
     "package_identity",
     "parse_apkindex_text",
     "read_index",
