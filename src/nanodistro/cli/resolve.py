@@ -1,9 +1,77 @@
-"""CLI: placeholder until this command group is implemented."""
+"""CLI: ``nanodistro resolve`` — the package closure of a world, in install order."""
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import typer
+
+from nanodistro.cli._common import err_console, print_json
+from nanodistro.resolve import RepositoryClient, parse_repository, solve
+from nanodistro.trust.keys import load_keyring
+
+_MACHINE_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def default_arch() -> str:
+    machine = platform.machine().lower()
+    return _MACHINE_ARCH.get(machine, machine)
+
+
+def resolve_command(
+    packages: list[str] = typer.Argument(
+        ..., help="World atoms: name, name>=1.2, so:libc.so.6, !name, name@tag."
+    ),
+    repo: list[str] = typer.Option(
+        ..., "--repo", "-r", help="Repository URL or directory ('@tag URL' to tag it); repeatable."
+    ),
+    keyring: list[Path] = typer.Option(
+        ..., "--keyring", "-k", help="Directory of trusted *.pub keys, or a key file; repeatable."
+    ),
+    arch: str = typer.Option(default_arch(), "--arch", help="Architecture of the indexes to use."),
+    insecure: bool = typer.Option(
+        False,
+        "--insecure",
+        help="Allow plain http to non-loopback hosts (signatures still checked).",
+    ),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print name/version/repository/checksum as JSON."
+    ),
+) -> None:
+    """Resolve PACKAGES against signed repositories and print the closure in install order.
+
+    Output matches `apk add --simulate`: "(1/N) Installing name (version)". Every index must be
+    signed by a key in the keyring.
+    """
+    repositories = [parse_repository(spec, where="--repo") for spec in repo]
+    keys = load_keyring(keyring)
+    progress = (
+        None if json_output else (lambda message: err_console.print(message, highlight=False))
+    )
+    with RepositoryClient(keys, insecure=insecure, progress=progress) as client:
+        universe = client.load_universe(repositories, arch)
+    resolution = solve(universe, packages)
+    if json_output:
+        print_json(
+            [
+                {
+                    "name": p.name,
+                    "version": p.version,
+                    "arch": p.candidate.info.arch or arch,
+                    "repository": p.repository.url,
+                    "tag": p.tag,
+                    "checksum": p.checksum,
+                    "url": f"{p.repository.url}/{arch}/{p.candidate.info.filename}",
+                }
+                for p in resolution.packages
+            ]
+        )
+        return
+    for line in resolution.simulate_lines():
+        typer.echo(line)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``resolve`` to the root app."""
+    app.command("resolve")(resolve_command)

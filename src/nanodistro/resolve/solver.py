@@ -224,18 +224,19 @@ class _Solver:
     # -- describing ------------------------------------------------------------------------------
 
     def chain(self, state: _State, req: _Req) -> str:
-        parts = [f"{req.dep}"]
+        """``b-1[d<2.0] (world → a-3 → b-1)``: the atom, who asked, and how it got there."""
+        path: list[str] = []
         requirer = req.requirer
         seen: set[int] = set()
         while requirer is not None and id(requirer) not in seen:
             seen.add(id(requirer))
-            parts.append(f"{requirer.name}-{requirer.version}")
+            path.append(f"{requirer.name}-{requirer.version}")
             parent = state.parent.get(id(requirer))
-            if parent is None:
-                break
-            requirer = parent.requirer
-        parts.append("world")
-        return " <- ".join(parts)
+            requirer = parent.requirer if parent is not None else None
+        text = f"{self.who(req)}[{req.dep}]"
+        if len(path) > 1:
+            text += " (" + " → ".join(["world", *reversed(path)]) + ")"
+        return text
 
     def who(self, req: _Req) -> str:
         return "world" if req.requirer is None else f"{req.requirer.name}-{req.requirer.version}"
