@@ -317,3 +317,16 @@ def test_large_multi_member_stream_is_split_quickly() -> None:
     members = gzip_members(big, where="big")
     assert [len(m.inflated) for m in members] == [50_000_000, 3_000_000]
     assert members[0].raw + members[1].raw == big
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
+def test_entries_from_directory_keeps_mapped_owners(tmp_path: Path) -> None:
+    (tmp_path / "built").write_text("x")
+    (tmp_path / "daemon").write_text("y")
+    os.chown(tmp_path / "built", 1000, 1000)
+    os.chown(tmp_path / "daemon", 1234, 1235)
+    entries = entries_from_directory(
+        tmp_path, mtime=0, keep_owners=True, id_map={1000: 0}, user_names={1234: "svc"}
+    )
+    owners = {e.path: (e.uid, e.gid, e.uname, e.gname) for e in entries}
+    assert owners == {"built": (0, 0, "root", "root"), "daemon": (1234, 1235, "svc", "")}

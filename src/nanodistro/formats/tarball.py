@@ -28,7 +28,7 @@ import hashlib
 import os
 import stat
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -371,14 +371,23 @@ def entries_from_directory(
     uname: str = "root",
     gname: str = "root",
     keep_owners: bool = False,
+    id_map: Mapping[int, int] | None = None,
+    user_names: Mapping[int, str] | None = None,
+    group_names: Mapping[int, str] | None = None,
     with_xattrs: bool = True,
 ) -> list[TarEntry]:
     """Walk ``root`` in Go ``fs.WalkDir`` order and return its entries (root itself excluded).
 
     Owners are fixed to ``uid:gid`` (``uname``/``gname``) unless ``keep_owners``; mtimes are all
-    ``mtime`` (SOURCE_DATE_EPOCH). Files sharing an inode become hardlinks to the first path, as
-    melange does (``pkg/tarball/write.go``). Sockets and unreadable entries raise ``FormatError``.
+    ``mtime`` (SOURCE_DATE_EPOCH). With ``keep_owners`` the on-disk ids are kept after
+    ``id_map`` (melange maps the build user 1000 to 0) and named through ``user_names``/
+    ``group_names`` (the build guest's passwd/group; 0 is ``root``, unknown ids get no name).
+    Files sharing an inode become hardlinks to the first path, as melange does
+    (``pkg/tarball/write.go``). Sockets and unreadable entries raise ``FormatError``.
     """
+    ids = dict(id_map or {})
+    users = {0: "root", **(user_names or {})}
+    groups = {0: "root", **(group_names or {})}
     root = Path(root)
     entries: list[TarEntry] = []
     inodes: dict[tuple[int, int], str] = {}
@@ -394,11 +403,16 @@ def entries_from_directory(
             path = directory / name
             rel = f"{relative}/{name}" if relative else name
             st = os.lstat(path)
-            owner = (
-                {"uid": st.st_uid, "gid": st.st_gid, "uname": uname, "gname": gname}
-                if keep_owners
-                else {"uid": uid, "gid": gid, "uname": uname, "gname": gname}
-            )
+            if keep_owners:
+                file_uid, file_gid = ids.get(st.st_uid, st.st_uid), ids.get(st.st_gid, st.st_gid)
+                owner = {
+                    "uid": file_uid,
+                    "gid": file_gid,
+                    "uname": users.get(file_uid, ""),
+                    "gname": groups.get(file_gid, ""),
+                }
+            else:
+                owner = {"uid": uid, "gid": gid, "uname": uname, "gname": gname}
             common = {"mode": stat.S_IMODE(st.st_mode), "mtime": mtime, **owner}
             xattrs = _read_xattrs(path) if with_xattrs and not stat.S_ISLNK(st.st_mode) else {}
             if stat.S_ISDIR(st.st_mode):
