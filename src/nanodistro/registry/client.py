@@ -211,6 +211,8 @@ class RegistryClient:
                     follow_redirects=follow_redirects,
                 )
             except _Retryable as exc:
+                if not retry:
+                    raise  # the caller retries a larger unit (a whole blob upload)
                 last = exc
         assert last is not None
         raise RegistryError(last.message + f" (after {attempts} attempts)", where=where)
@@ -309,7 +311,10 @@ class RegistryClient:
             except _Retryable as exc:
                 last = exc
         assert last is not None
-        raise RegistryError(last.message, where=self._where(repository, digest))
+        raise RegistryError(
+            last.message + f" (after {self.retries + 1} attempts)",
+            where=self._where(repository, digest),
+        )
 
     def _upload_once(
         self,
