@@ -1,0 +1,307 @@
+"""Loading a recipe set (and image configs) into the few fields the graph needs, fast.
+
+Each recipe becomes a ``RecipeNode``: its packages (main and subpackages, ranges expanded) with
+their runtime dependencies and provides, its build-time packages, and its update group. Parsed
+nodes are cached on disk keyed by the SHA-256 of the file's bytes, so a warm load only reads and
+hashes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nanodistro.errors import ConfigError, NanodistroError, RecipeError
+from nanodistro.graph.scan import as_str, load_yaml, package_mapping, substitute
+from nanodistro.util.atomic import atomic_write_bytes
+
+CACHE_FORMAT = 1
+_ATOM_NAME = re.compile(r"^([^<>=~!@\s]+)")
+
+
+@dataclass(frozen=True)
+class PackageNode:
+    """One output package of a recipe."""
+
+    name: str
+    runtime: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ()
+    provider_priority: int = 0
+
+
+@dataclass(frozen=True)
+class RecipeNode:
+    """The graph's view of one recipe."""
+
+    name: str
+    version: str
+    epoch: int
+    path: str
+    packages: tuple[PackageNode, ...]
+    build: tuple[str, ...]
+    shared: bool = False
+    upstream: str | None = None  # "<kind>:<identifier>", recipes with the same one share updates
+
+
+@dataclass(frozen=True)
+class ImageNode:
+    """An apko image config as a consumer of packages."""
+
+    name: str
+    path: str
+    packages: tuple[str, ...]
+
+
+@dataclass
+class Corpus:
+    recipes: list[RecipeNode] = field(default_factory=list)
+    images: list[ImageNode] = field(default_factory=list)
+    errors: list[NanodistroError] = field(default_factory=list)
+    cache_hits: int = 0
+
+
+def atom_name(atom: str) -> str | None:
+    """The package name of a dependency atom (``foo>=1``, ``so:libc.so.6``); None for ``!conflicts``."""
+    atom = atom.strip()
+    if not atom or atom.startswith("!"):
+        return None
+    match = _ATOM_NAME.match(atom)
+    return match.group(1) if match else None
+
+
+def _names(values: Any, mapping: Mapping[str, str]) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        return ()
+    names = []
+    for value in values:
+        name = atom_name(substitute(as_str(value), mapping))
+        if name:
+            names.append(name)
+    return tuple(dict.fromkeys(names))
+
+
+def _provides(values: Any, mapping: Mapping[str, str]) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        return ()
+    out = []
+    for value in values:
+        text = substitute(as_str(value), mapping).strip()
+        name = text.split("=", 1)[0].strip()
+        if name:
+            out.append(name)
+    return tuple(dict.fromkeys(out))
+
+
+def _package(name: str, spec: Mapping[str, Any], mapping: Mapping[str, str]) -> PackageNode:
+    deps: Mapping[str, Any] = (
+        spec["dependencies"] if isinstance(spec.get("dependencies"), Mapping) else {}
+    )
+    try:
+        priority = int(as_str(deps.get("provider-priority") or "0"))
+    except ValueError:
+        priority = 0
+    return PackageNode(
+        name=name,
+        runtime=_names(deps.get("runtime"), mapping),
+        provides=_provides(deps.get("provides"), mapping),
+        provider_priority=priority,
+    )
+
+
+def _upstream_key(update: Any) -> str | None:
+    if not isinstance(update, Mapping):
+        return None
+    for kind in ("release-monitor", "github", "gitlab", "pypi", "npm", "oci"):
+        block = update.get(kind)
+        if isinstance(block, Mapping) and block.get("identifier") is not None:
+            return f"{kind}:{as_str(block['identifier'])}"
+    return None
+
+
+def recipe_node(document: Any, path: str) -> RecipeNode:
+    """Build the node from a parsed recipe (``graph.scan.load_yaml`` output)."""
+    if not isinstance(document, Mapping) or not isinstance(document.get("package"), Mapping):
+        raise RecipeError("expected a mapping with a 'package' section", where=path)
+    package = document["package"]
+    name = as_str(package.get("name"))
+    if not name:
+        raise RecipeError("package.name is required", where=path, field="package.name")
+    mapping = package_mapping(document)
+    packages = [_package(name, package, mapping)]
+
+    data: dict[str, Mapping[str, Any]] = {}
+    for entry in document.get("data") or []:
+        if isinstance(entry, Mapping) and isinstance(entry.get("items"), Mapping):
+            data[as_str(entry.get("name"))] = entry["items"]
+    for index, sub in enumerate(document.get("subpackages") or []):
+        if not isinstance(sub, Mapping):
+            continue
+        range_name = sub.get("range")
+        if range_name:
+            items = data.get(as_str(range_name))
+            if items is None:
+                raise RecipeError(
+                    f"range {range_name!r} is not defined under data:",
+                    where=path,
+                    field=f"subpackages[{index}].range",
+                )
+            contexts = [
+                {**mapping, "range.key": as_str(k), "range.value": as_str(v)}
+                for k, v in sorted(items.items(), key=lambda kv: as_str(kv[0]))
+            ]
+        else:
+            contexts = [mapping]
+        for context in contexts:
+            sub_name = substitute(as_str(sub.get("name")), context)
+            if sub_name:
+                context = {**context, "subpkg.name": sub_name, "context.name": sub_name}
+                packages.append(_package(sub_name, sub, context))
+
+    environment = document.get("environment")
+    contents = environment.get("contents") if isinstance(environment, Mapping) else None
+    build = _names(contents.get("packages") if isinstance(contents, Mapping) else None, mapping)
+    update = document.get("update")
+    try:
+        epoch = int(as_str(package.get("epoch") or "0"))
+    except ValueError:
+        epoch = 0
+    return RecipeNode(
+        name=name,
+        version=as_str(package.get("version")),
+        epoch=epoch,
+        path=path,
+        packages=tuple(packages),
+        build=build,
+        shared=bool(isinstance(update, Mapping) and update.get("shared") is True),
+        upstream=_upstream_key(update),
+    )
+
+
+def image_node(document: Any, path: str) -> ImageNode:
+    if not isinstance(document, Mapping):
+        raise ConfigError("expected an apko image config (a mapping)", where=path)
+    contents = document.get("contents")
+    packages = contents.get("packages") if isinstance(contents, Mapping) else None
+    names = _names(packages, {})
+    return ImageNode(name=Path(path).stem, path=path, packages=names)
+
+
+# --- loading with a content-hash cache ---------------------------------------------------------
+
+
+def _parse_one(item: tuple[str, bytes]) -> RecipeNode | NanodistroError:
+    path, data = item
+    try:
+        return recipe_node(load_yaml(data, path), path)
+    except NanodistroError as error:
+        return error
+
+
+def _parse_chunk(items: list[tuple[str, bytes]]) -> list[RecipeNode | NanodistroError]:
+    return [_parse_one(item) for item in items]
+
+
+def _cache_file(cache_dir: Path) -> Path:
+    return cache_dir / f"graph-scan-v{CACHE_FORMAT}.pickle"
+
+
+def _load_cache(cache_dir: Path | None) -> dict[str, RecipeNode]:
+    if cache_dir is None:
+        return {}
+    try:
+        with _cache_file(cache_dir).open("rb") as handle:
+            data = pickle.load(handle)  # our own cache file, written below
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def recipe_files(directory: Path) -> list[Path]:
+    """Wolfi's layout: recipes are the top-level ``*.yaml`` files of the directory."""
+    if not directory.is_dir():
+        raise RecipeError("not a directory of recipes", where=str(directory))
+    return sorted(p for p in directory.glob("*.yaml") if p.is_file())
+
+
+def load_recipes(
+    paths: Sequence[Path], *, cache_dir: Path | None = None, workers: int | None = None
+) -> Corpus:
+    """Parse recipes (in parallel when there are many), reusing cached nodes by content hash."""
+    cache = _load_cache(cache_dir)
+    corpus = Corpus()
+    pending: list[tuple[str, bytes]] = []
+    digests: dict[str, str] = {}
+    found: dict[str, RecipeNode] = {}
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            corpus.errors.append(RecipeError(f"cannot read: {error}", where=str(path)))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        digests[str(path)] = digest
+        node = cache.get(digest)
+        if node is not None and node.path == str(path):
+            found[str(path)] = node
+            corpus.cache_hits += 1
+        else:
+            pending.append((str(path), data))
+
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    if len(pending) >= 200 and workers > 1:
+        size = max(1, len(pending) // (workers * 4))
+        chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            parsed = [r for chunk in pool.map(_parse_chunk, chunks) for r in chunk]
+    else:
+        parsed = [_parse_one(item) for item in pending]
+    for (name, _), result in zip(pending, parsed, strict=True):
+        if isinstance(result, NanodistroError):
+            corpus.errors.append(result)
+        else:
+            found[name] = result
+    corpus.recipes = [found[str(p)] for p in paths if str(p) in found]
+
+    if cache_dir is not None and pending:
+        fresh = {digests[n.path]: n for n in corpus.recipes}
+        with contextlib.suppress(OSError):  # a cache that cannot be written only costs speed
+            atomic_write_bytes(_cache_file(cache_dir), pickle.dumps(fresh, protocol=5))
+    return corpus
+
+
+def load_images(paths: Iterable[Path]) -> tuple[list[ImageNode], list[NanodistroError]]:
+    images: list[ImageNode] = []
+    errors: list[NanodistroError] = []
+    for path in paths:
+        try:
+            images.append(image_node(load_yaml(path.read_bytes(), str(path)), str(path)))
+        except NanodistroError as error:
+            errors.append(error)
+        except OSError as error:
+            errors.append(ConfigError(f"cannot read: {error}", where=str(path)))
+    return images, errors
+
+
+def load_corpus(
+    recipes_dir: Path,
+    *,
+    images_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+) -> Corpus:
+    """Recipes of ``recipes_dir`` and, if given, the image configs of ``images_dir``."""
+    corpus = load_recipes(recipe_files(recipes_dir), cache_dir=cache_dir, workers=workers)
+    if images_dir is not None:
+        if not images_dir.is_dir():
+            raise ConfigError("not a directory of image configs", where=str(images_dir))
+        images, errors = load_images(sorted(images_dir.glob("*.yaml")))
+        corpus.images, corpus.errors = images, corpus.errors + errors
+    return corpus
