@@ -229,7 +229,6 @@ class _Compiler:
             **scope.env,
             **{k: self.sub(v, scope.mapping, path) for k, v in step.environment.items()},
         }
-        label = step.name or step.uses or _first_line(step.runs) or "step"
         origin = format_path(path) if path is not None else scope.origin
         if step.needs:
             needs.extend(self.sub(p, scope.mapping, path) for p in step.needs.packages)

@@ -17,6 +17,7 @@ installed from the repository is visible next to the host compiler.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -183,10 +184,8 @@ class BubblewrapRunner:
 
             def _kill() -> None:
                 timed_out.set()
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
             timer = threading.Timer(step.timeout, _kill) if step.timeout else None
             if timer:

@@ -1,0 +1,670 @@
+"""Build recipes into packages: the sequence of melange ``BuildPackage`` (reference §7.1).
+
+For one recipe and architecture: compile (build/compile.py) -> skip if the repository already
+holds this exact build -> fetch sources outside the sandbox (build/sources.py) -> assemble the
+sandbox root (build/environment.py) -> run every step of the main package and then of each
+subpackage in a bubblewrap sandbox (build/runners/) -> SBOM + SCA + ``.apk``
+(build/package.py) -> run the ``test:`` pipelines in fresh sandboxes -> publish. Nothing is
+published unless every package of every given recipe built and passed its tests.
+
+SOURCE_DATE_EPOCH (every mtime, ``builddate``, SBOM ``created``) is, in order of preference:
+the explicit value (``BuildConfig.source_date_epoch`` or the ``SOURCE_DATE_EPOCH`` environment
+variable, read by the CLI), the time of the last git commit that touched the recipe file, the
+newest file time inside the fetched sources (or the checked-out commit time), else 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nanodistro.build import environment as env_mod
+from nanodistro.build import sources as src_mod
+from nanodistro.build.cache import SourceCache
+from nanodistro.build.compile import CompiledBuild, CompiledStep, compile_recipe
+from nanodistro.build.package import NANODISTRO_CONTROL, BuiltPackage, PackageSpec, emit_package
+from nanodistro.build.runners import StepRun, Toolchain
+from nanodistro.build.runners.bubblewrap import BubblewrapRunner
+from nanodistro.errors import BuildError, GraphError, NanodistroError, RepositoryError
+from nanodistro.formats.apk import read_apk
+from nanodistro.formats.signature import Keyring, SigningKey
+from nanodistro.recipe.model import Recipe, load_recipe
+from nanodistro.recipe.substitute import substitute
+
+Progress = Callable[[str], None]
+LOG_TAIL_LINES = 25
+
+
+@dataclass
+class BuildConfig:
+    """Inputs of a build that are not in the recipe."""
+
+    arch: str = "x86_64"
+    repo: Path | None = None  # local repository to resolve from and publish to
+    key: SigningKey | None = None
+    keyring: Keyring | None = None
+    extra_repos: list[Path] = field(default_factory=list)  # read-only local repositories
+    source_cache: Path | None = None
+    pipeline_dirs: list[Path] = field(default_factory=list)
+    toolchain: Toolchain = field(default_factory=Toolchain)
+    workspace_dir: Path | None = None  # parent of per-build workspaces (default: temp dir)
+    keep_workspace: bool = False
+    rebuild: bool = False
+    run_tests: bool = True
+    source_date_epoch: int | None = None
+    step_timeout: float | None = 3600.0
+    build_timeout: float | None = None
+    build_options: list[str] = field(default_factory=list)
+    namespace: str = "unknown"
+
+
+@dataclass
+class TestOutcome:
+    package: str
+    passed: bool
+    steps: int
+
+
+@dataclass
+class BuildResult:
+    """What building one recipe produced (``packages`` empty when ``skipped``)."""
+
+    recipe_path: Path
+    name: str
+    version: str
+    arch: str
+    skipped: bool = False
+    skip_reason: str = ""
+    packages: list[BuiltPackage] = field(default_factory=list)
+    source_date_epoch: int = 0
+    workspace: Path | None = None
+    log_dir: Path | None = None
+    sources: list[src_mod.SourceRecord] = field(default_factory=list)
+    toolchain: dict[str, str] = field(default_factory=dict)
+    tests: list[TestOutcome] = field(default_factory=list)
+    environment: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    published: list[Path] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "recipe": str(self.recipe_path),
+            "name": self.name,
+            "version": self.version,
+            "arch": self.arch,
+            "skipped": self.skipped,
+            "skip_reason": self.skip_reason,
+            "source_date_epoch": self.source_date_epoch,
+            "packages": [
+                {
+                    "name": p.info.name,
+                    "version": p.info.version,
+                    "file": p.filename,
+                    "sha256": hashlib.sha256(p.data).hexdigest(),
+                    "depends": p.info.depends,
+                    "provides": p.info.provides,
+                }
+                for p in self.packages
+            ],
+            "tests": [{"package": t.package, "passed": t.passed} for t in self.tests],
+            "sources": [
+                {"kind": s.kind, "uri": s.uri, "sha256": s.sha256, "commit": s.commit}
+                for s in self.sources
+            ],
+            "toolchain": self.toolchain,
+            "environment": self.environment,
+            "workspace": str(self.workspace) if self.workspace else None,
+            "published": [str(p) for p in self.published],
+            "warnings": self.warnings,
+        }
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def recipe_hash(path: Path, recipe: Recipe) -> str:
+    """SHA-256 over the recipe file and the files of its source directory ``<dir>/<name>/``."""
+    digest = hashlib.sha256(path.read_bytes())
+    source_dir = path.parent / recipe.package.name
+    if source_dir.is_dir():
+        for file in sorted(p for p in source_dir.rglob("*") if p.is_file()):
+            digest.update(b"\0" + file.relative_to(source_dir).as_posix().encode() + b"\0")
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def git_commit_time(path: Path) -> int | None:
+    """Unix time of the last commit touching ``path``, if it is in a git work tree."""
+    try:
+        result = subprocess.run(
+            ["git", "log", "-1", "--format=%ct", "--", path.name],
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    text = result.stdout.strip()
+    return int(text) if result.returncode == 0 and text.isdigit() else None
+
+
+def _constant(data: bytes) -> Callable[[], bytes]:
+    return lambda: data
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "step"
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        content = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(content[-lines:])
+
+
+def existing_build(repo: Path, arch: str, filename: str) -> str | None:
+    """The recipe hash recorded in an already published package, if any."""
+    import json
+
+    path = repo / arch / filename
+    if not path.is_file():
+        return None
+    try:
+        pkg = read_apk(path.read_bytes(), where=str(path))
+        raw = pkg.extra_control.get(NANODISTRO_CONTROL)
+        return str(json.loads(raw)["recipe_sha256"]) if raw else ""
+    except (NanodistroError, ValueError, KeyError):
+        return ""
+
+
+# -------------------------------------------------------------------------------- builder
+
+
+class _Build:
+    def __init__(
+        self,
+        path: Path,
+        config: BuildConfig,
+        progress: Progress | None,
+        on_log_line: Callable[[str, str], None] | None,
+    ) -> None:
+        self.path = path
+        self.config = config
+        self.say = progress or (lambda _m: None)
+        self.on_log_line = on_log_line
+        self.recipe = load_recipe(path)
+        self.compiled: CompiledBuild = compile_recipe(
+            self.recipe,
+            config.arch,
+            pipeline_dirs=config.pipeline_dirs,
+            build_options=config.build_options,
+        )
+        self.hash = recipe_hash(path, self.recipe)
+        self.started = time.monotonic()
+        self.result = BuildResult(
+            recipe_path=path,
+            name=self.recipe.package.name,
+            version=self.recipe.package.full_version,
+            arch=config.arch,
+            warnings=list(self.compiled.warnings),
+        )
+
+    # -- timeouts
+    def _step_timeout(self) -> float | None:
+        limits = [t for t in (self.config.step_timeout,) if t]
+        if self.config.build_timeout:
+            remaining = self.config.build_timeout - (time.monotonic() - self.started)
+            if remaining <= 0:
+                raise BuildError(
+                    f"build timed out after {self.config.build_timeout:g}s", where=str(self.path)
+                )
+            limits.append(remaining)
+        return min(limits) if limits else None
+
+    def _run_steps(
+        self,
+        runner: BubblewrapRunner,
+        steps: Sequence[CompiledStep],
+        home: Path,
+        logs: Path,
+        counter: list[int],
+        what: str,
+    ) -> None:
+        for step in steps:
+            counter[0] += 1
+            label = f"[{step.package}] {step.name}"
+            if step.kind != "runs":
+                self._source_step(step, home, label)
+                continue
+            log = logs / f"{counter[0]:03d}-{_slug(step.package)}-{_slug(step.name)}.log"
+            self.say(f"{what} {label}")
+            timeout = self._step_timeout()
+
+            def line_cb(line: str, label: str = label) -> None:
+                if self.on_log_line:
+                    self.on_log_line(label, line)
+
+            status = runner.run(
+                StepRun(step.name, step.script, step.workdir, step.env, timeout),
+                log_path=log,
+                on_line=line_cb,
+            )
+            if status != 0:
+                reason = (
+                    "timed out" if status == 124 and timeout else f"exited with status {status}"
+                )
+                raise BuildError(
+                    f"{what} step {step.name!r} ({step.origin}) of {step.package} {reason}; "
+                    f"last lines of {log}:\n{_tail(log)}",
+                    where=str(self.path),
+                )
+
+    def _source_step(self, step: CompiledStep, home: Path, label: str) -> None:
+        cache = SourceCache(self.config.source_cache)
+        self.say(f"source {label}")
+        if step.kind == "fetch":
+            self.result.sources.append(
+                src_mod.fetch(
+                    step.inputs,
+                    workspace=home,
+                    workdir=step.workdir,
+                    cache=cache,
+                    step=step.origin,
+                    progress=self.say,
+                )
+            )
+        elif step.kind == "git-checkout":
+            self.result.sources.append(
+                src_mod.git_checkout(
+                    step.inputs,
+                    workspace=home,
+                    workdir=step.workdir,
+                    cache=cache,
+                    step=step.origin,
+                    source_date_epoch=self._sde_for_git(),
+                    progress=self.say,
+                )
+            )
+        elif step.kind == "patch":
+            src_mod.apply_patches(
+                step.inputs,
+                workspace=home,
+                workdir=step.workdir,
+                patch_dirs=[self.path.parent / self.recipe.package.name, self.path.parent],
+                step=step.origin,
+                progress=self.say,
+            )
+
+    def _sde_for_git(self) -> int:
+        explicit = self.config.source_date_epoch
+        if explicit is not None:
+            return explicit
+        return git_commit_time(self.path) or 0
+
+    def _source_date_epoch(self) -> int:
+        if self.config.source_date_epoch is not None:
+            return self.config.source_date_epoch
+        committed = git_commit_time(self.path)
+        if committed:
+            return committed
+        return max((s.newest_mtime for s in self.result.sources), default=0)
+
+    def _populate(self, home: Path) -> None:
+        """Copy the recipe's source directory into the workspace (melange populateWorkspace)."""
+        source_dir = self.path.parent / self.recipe.package.name
+        if source_dir.is_dir():
+            for file in sorted(source_dir.rglob("*")):
+                if file.is_file() and not file.is_symlink():
+                    target = home / file.relative_to(source_dir)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(file, target)
+
+    def _pool(self, built: Sequence[BuiltPackage] = ()) -> env_mod.PackagePool:
+        pool = env_mod.PackagePool()
+        for package in built:
+            pool.add(package.info, _constant(package.data), package.filename)
+        for repo in [*self.config.extra_repos, *([self.config.repo] if self.config.repo else [])]:
+            pool.add_repository(repo / self.config.arch, self.config.keyring)
+        return pool
+
+    def _sandbox_root(
+        self, base: Path, names: Sequence[str], built: Sequence[BuiltPackage] = ()
+    ) -> tuple[Path, list[str]]:
+        root = base / "root"
+        root.mkdir(parents=True)
+        toolchain = env_mod.ToolchainIndex(self.config.toolchain)
+        closure = env_mod.resolve_closure(names, self._pool(built), toolchain)
+        installed = env_mod.install(closure, root)
+        return root, installed
+
+    def _spec(self, compiled_index: int) -> PackageSpec:
+        recipe = self.recipe
+        package = recipe.package
+        compiled = self.compiled.packages[compiled_index]
+        licenses = [c.license for c in package.copyright]
+        attestation = "\n".join(c.attestation for c in package.copyright if c.attestation)
+        where = recipe.where
+
+        def sub(text: str) -> str:
+            return substitute(text, compiled.substitutions, where)
+
+        if compiled.subpackage is None:
+            deps = package.dependencies.model_copy(deep=True)
+            deps.runtime = [sub(d) for d in deps.runtime]
+            deps.provides = [sub(d) for d in deps.provides]
+            deps.replaces = [sub(d) for d in deps.replaces]
+            return PackageSpec(
+                name=package.name,
+                origin=package.name,
+                version=package.version,
+                epoch=package.epoch,
+                arch=self.config.arch,
+                description=sub(package.description),
+                url=sub(package.url),
+                commit=package.commit,
+                licenses=licenses,
+                copyright_text=attestation,
+                dependencies=deps,
+                options=package.options,
+                scriptlets=package.scriptlets,
+            )
+        sub_spec = compiled.subpackage
+        sub_licenses = [c.license for c in sub_spec.spec.copyright] or licenses
+        return PackageSpec(
+            name=sub_spec.name,
+            origin=package.name,
+            version=package.version,
+            epoch=package.epoch,
+            arch=self.config.arch,
+            description=sub_spec.description,
+            url=sub_spec.url or sub(package.url),
+            commit=sub_spec.spec.commit or package.commit,
+            licenses=sub_licenses,
+            copyright_text=attestation,
+            dependencies=sub_spec.dependencies,
+            options=sub_spec.spec.options,
+            scriptlets=sub_spec.spec.scriptlets,
+        )
+
+    # -- the phases
+    def run(self, *, skip_check: bool = True) -> BuildResult:
+        config = self.config
+        main = self.recipe.package
+        filename = f"{main.name}-{main.full_version}.apk"
+        if skip_check and config.repo and not config.rebuild:
+            recorded = existing_build(config.repo, config.arch, filename)
+            if recorded == self.hash:
+                self.result.skipped = True
+                self.result.skip_reason = f"{filename} with this recipe is already published"
+                self.say(f"skip {main.name}: {self.result.skip_reason}")
+                return self.result
+            if recorded is not None:
+                raise RepositoryError(
+                    f"{filename} is already published from a different recipe; bump "
+                    f"package.epoch (published packages never change)",
+                    where=str(config.repo / config.arch / filename),
+                )
+        if config.workspace_dir:
+            config.workspace_dir.mkdir(parents=True, exist_ok=True)
+        base = Path(tempfile.mkdtemp(prefix=f"nanodistro-{main.name}-", dir=config.workspace_dir))
+        self.result.workspace = base
+        success = False
+        try:
+            self._build(base)
+            success = True
+            return self.result
+        finally:
+            if not config.keep_workspace and success:
+                shutil.rmtree(base, ignore_errors=True)
+                self.result.workspace = None
+
+    def _build(self, base: Path) -> None:
+        config = self.config
+        home, logs = base / "home", base / "logs"
+        home.mkdir()
+        logs.mkdir()
+        self.result.log_dir = logs
+        self._populate(home)
+        for package in self.compiled.packages:
+            (home / "melange-out" / package.name).mkdir(parents=True, exist_ok=True)
+        # Sources first, outside the sandbox, in recipe order (hermetic build).
+        for package in self.compiled.packages:
+            for step in package.steps:
+                if step.kind != "runs":
+                    self._source_step(step, home, f"[{step.package}] {step.name}")
+        sde = self._source_date_epoch()
+        self.result.source_date_epoch = sde
+        self.result.toolchain = config.toolchain.identity()
+        root, installed = self._sandbox_root(base, self.compiled.environment_packages)
+        self.result.environment = installed
+        runner = BubblewrapRunner(
+            root,
+            home,
+            toolchain=config.toolchain,
+            env={**self.compiled.env, "SOURCE_DATE_EPOCH": str(sde)},
+            cap_add=self.recipe.capabilities.add if self.recipe.capabilities else None,
+            cap_drop=self.recipe.capabilities.drop if self.recipe.capabilities else None,
+        )
+        counter = [0]
+        for package in self.compiled.packages:
+            steps = [s for s in package.steps if s.kind == "runs"]
+            self._run_steps(runner, steps, home, logs, counter, "build")
+        provenance: dict[str, object] = {"toolchain": self.result.toolchain}
+        for index, package in enumerate(self.compiled.packages):
+            spec = self._spec(index)
+            self.say(f"package {spec.filename}")
+            self.result.packages.append(
+                emit_package(
+                    spec,
+                    home / "melange-out" / package.name,
+                    source_date_epoch=sde,
+                    sources=self.result.sources,
+                    recipe_path=self.path.name,
+                    recipe_hash=self.hash,
+                    key=config.key,
+                    provenance=provenance,
+                    namespace=config.namespace,
+                )
+            )
+        self._unresolved_warnings()
+        if config.run_tests:
+            self.run_tests(base, self.result.packages)
+
+    def _unresolved_warnings(self) -> None:
+        provided = {env_mod.split_atom(p) for b in self.result.packages for p in b.info.provides}
+        provided |= {b.info.name for b in self.result.packages}
+        pool = self._pool()
+        toolchain = env_mod.ToolchainIndex(self.config.toolchain)
+        for built in self.result.packages:
+            for dep in built.info.depends:
+                name = env_mod.split_atom(dep)
+                if name in provided or pool.best(name) or toolchain.satisfies(dep):
+                    continue
+                self.result.warnings.append(
+                    f"{built.info.name}: runtime dependency {dep} is not provided by any "
+                    "built package, repository or the toolchain"
+                )
+
+    def run_tests(self, base: Path, built: Sequence[BuiltPackage]) -> None:
+        for index, test in enumerate(self.compiled.tests):
+            test_base = base / f"test-{index}-{_slug(test.package)}"
+            home, logs = test_base / "home", test_base / "logs"
+            home.mkdir(parents=True)
+            logs.mkdir()
+            self._populate(home)
+            self.say(f"test [{test.package}] installing {test.package} into a fresh sandbox")
+            root, _ = self._sandbox_root(
+                test_base, [test.package, *test.environment_packages], built
+            )
+            runner = BubblewrapRunner(
+                root,
+                home,
+                toolchain=self.config.toolchain,
+                env={**test.env, "SOURCE_DATE_EPOCH": str(self.result.source_date_epoch)},
+            )
+            counter = [0]
+            try:
+                self._run_steps(runner, test.steps, home, logs, counter, "test")
+            except BuildError as error:
+                self.result.tests.append(TestOutcome(test.package, False, len(test.steps)))
+                raise BuildError(f"test failed: {error.message}", where=error.where) from None
+            self.result.tests.append(TestOutcome(test.package, True, len(test.steps)))
+
+
+# ------------------------------------------------------------------------------ public API
+
+
+def build_recipe(
+    path: Path,
+    config: BuildConfig,
+    *,
+    progress: Progress | None = None,
+    on_log_line: Callable[[str, str], None] | None = None,
+) -> BuildResult:
+    """Build one recipe (and run its tests unless ``config.run_tests`` is false); no publish."""
+    return _Build(Path(path), config, progress, on_log_line).run()
+
+
+def test_recipe(
+    path: Path,
+    config: BuildConfig,
+    *,
+    packages: Sequence[Path] = (),
+    progress: Progress | None = None,
+    on_log_line: Callable[[str, str], None] | None = None,
+) -> BuildResult:
+    """Run a recipe's ``test:`` pipelines against ``packages`` (.apk files) or, if none are given,
+    against its packages in ``config.repo``."""
+    build = _Build(Path(path), config, progress, on_log_line)
+    built: list[BuiltPackage] = []
+    files = list(packages)
+    if not files and config.repo:
+        for compiled in build.compiled.packages:
+            file = (
+                config.repo
+                / config.arch
+                / (f"{compiled.name}-{build.recipe.package.full_version}.apk")
+            )
+            if file.is_file():
+                files.append(file)
+    for file in files:
+        data = file.read_bytes()
+        info = read_apk(data, where=str(file)).info
+        built.append(BuiltPackage(info=info, data=data, sca=None, filename=file.name))  # type: ignore[arg-type]
+    if not built:
+        raise BuildError("no packages to test: build first or pass --package", where=str(path))
+    base = Path(tempfile.mkdtemp(prefix="nanodistro-test-", dir=config.workspace_dir))
+    build.result.workspace = base
+    build.result.packages = built
+    ok = False
+    try:
+        build.run_tests(base, built)
+        ok = True
+    finally:
+        if ok and not config.keep_workspace:
+            shutil.rmtree(base, ignore_errors=True)
+            build.result.workspace = None
+    return build.result
+
+
+def build_order(paths: Sequence[Path], arch: str, pipeline_dirs: Sequence[Path] = ()) -> list[Path]:
+    """Order recipes so each comes after the recipes whose packages it needs to build.
+
+    A simple topological sort over package names and declared/known provides among the given
+    recipes only; a cycle is a GraphError naming its members.
+    """
+    recipes = {Path(p): load_recipe(Path(p)) for p in paths}
+    provided_by: dict[str, Path] = {}
+    needs: dict[Path, set[str]] = {}
+    for path, recipe in recipes.items():
+        compiled = compile_recipe(recipe, arch, pipeline_dirs=pipeline_dirs)
+        for package in compiled.packages:
+            provided_by.setdefault(package.name, path)
+        for provide in recipe.package.dependencies.provides:
+            provided_by.setdefault(env_mod.split_atom(provide), path)
+        wanted = set(compiled.environment_packages)
+        for test in compiled.tests:
+            wanted |= set(test.environment_packages)
+        needs[path] = {env_mod.split_atom(n) for n in wanted}
+    edges = {
+        path: {provided_by[n] for n in wanted if n in provided_by and provided_by[n] != path}
+        for path, wanted in needs.items()
+    }
+    order: list[Path] = []
+    state: dict[Path, int] = {}
+
+    def visit(path: Path, stack: list[Path]) -> None:
+        if state.get(path) == 2:
+            return
+        if state.get(path) == 1:
+            cycle = [*stack[stack.index(path) :], path]
+            raise GraphError(
+                "build dependency cycle: " + " -> ".join(recipes[p].package.name for p in cycle)
+            )
+        state[path] = 1
+        for dep in sorted(edges[path]):
+            visit(dep, [*stack, path])
+        state[path] = 2
+        order.append(path)
+
+    for path in recipes:
+        visit(path, [])
+    return order
+
+
+def build_recipes(
+    paths: Sequence[Path],
+    config: BuildConfig,
+    *,
+    progress: Progress | None = None,
+    on_log_line: Callable[[str, str], None] | None = None,
+) -> list[BuildResult]:
+    """Build several recipes in dependency order, publishing each to ``config.repo`` (signed
+    with ``config.key``) as soon as it built and passed its tests, so later recipes can use it.
+    A failure stops the run; what was published before stays (each publish is atomic)."""
+    from nanodistro.repo.publish import publish
+
+    say = progress or (lambda _m: None)
+    if config.repo and config.key is None:
+        raise BuildError("publishing to a repository needs a signing key (--key)")
+    results: list[BuildResult] = []
+    for path in build_order(paths, config.arch, config.pipeline_dirs):
+        result = build_recipe(path, config, progress=progress, on_log_line=on_log_line)
+        results.append(result)
+        if result.skipped or not config.repo or config.key is None:
+            continue
+        with tempfile.TemporaryDirectory(prefix="nanodistro-publish-") as tmp:
+            files = []
+            for package in result.packages:
+                file = Path(tmp) / package.filename
+                file.write_bytes(package.data)
+                files.append(file)
+            say(f"publish {', '.join(p.filename for p in result.packages)} -> {config.repo}")
+            published = publish(files, config.repo, config.key, progress=say)
+            result.published = [p.path for p in published.packages]
+    return results
+
+
+def write_packages(result: BuildResult, out_dir: Path) -> list[Path]:
+    """Write a result's packages to ``out_dir/<arch>/`` (for builds without a repository)."""
+    target = out_dir / result.arch
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for package in result.packages:
+        path = target / package.filename
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(package.data)
+        os.replace(tmp, path)
+        written.append(path)
+    return written

@@ -1,0 +1,130 @@
+"""The per-package SPDX SBOM embedded at ``var/lib/db/sbom/<pkg>-<ver>-r<N>.spdx.json``.
+
+Layout as melange (pkg/build/sbom/spdx/spdx.go, reference §7.5): an operating-system package
+for the namespace, the apk package with its purl and declared licenses, the recipe
+(``DESCRIBED_BY``) and one package per upstream source (``GENERATED_FROM``) with its checksums
+and purl. ``created`` is SOURCE_DATE_EPOCH, so the document is reproducible.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlparse
+
+from nanodistro import __version__
+from nanodistro.build.sources import SourceRecord
+from nanodistro.formats import spdx
+
+SBOM_DIR = "var/lib/db/sbom"
+
+
+def sbom_path(name: str, full_version: str) -> str:
+    return f"{SBOM_DIR}/{name}-{full_version}.spdx.json"
+
+
+def apk_purl(name: str, full_version: str, arch: str, namespace: str) -> str:
+    return (
+        f"pkg:apk/{quote(namespace)}/{quote(name)}@{quote(full_version)}"
+        f"?arch={quote(arch)}&distro={quote(namespace)}"
+    )
+
+
+def source_package(source: SourceRecord) -> spdx.Package:
+    """An SPDX package for one fetched tarball or git checkout (melange
+    ``SBOMPackageForUpstreamSource``)."""
+    if source.kind == "fetch":
+        name = source.purl_name or urlparse(source.uri).path.rsplit("/", 1)[-1]
+        version = source.purl_version
+        qualifiers = f"checksum=sha256:{source.sha256}&download_url={quote(source.uri, safe='')}"
+        purl = f"pkg:generic/{quote(name)}@{quote(version)}?{qualifiers}"
+        checksums = [spdx.Checksum("SHA256", source.sha256), spdx.Checksum("SHA512", source.sha512)]
+        location = source.uri
+    else:
+        parsed = urlparse(source.repository)
+        path = parsed.path.strip("/").removesuffix(".git")
+        name = path.rsplit("/", 1)[-1] or "source"
+        version = source.tag or source.commit
+        if parsed.hostname in ("github.com", "gitlab.com") and path.count("/") >= 1:
+            kind = parsed.hostname.split(".")[0]
+            purl = f"pkg:{kind}/{path}@{quote(version)}"
+        else:
+            vcs = quote(f"git+{source.repository}@{source.commit}", safe="")
+            purl = f"pkg:generic/{quote(name)}@{quote(version)}?vcs_url={vcs}"
+        checksums = [spdx.Checksum("SHA1", source.commit)] if len(source.commit) == 40 else []
+        location = f"git+{source.repository}@{source.commit}"
+    return spdx.Package(
+        spdx_id=spdx.spdx_id("Source", name, version),
+        name=name,
+        version=version,
+        download_location=location,
+        primary_purpose="SOURCE",
+        checksums=[c for c in checksums if c.value],
+        external_refs=[spdx.ExternalRef("PACKAGE-MANAGER", "purl", purl)],
+    )
+
+
+def package_sbom(
+    *,
+    name: str,
+    full_version: str,
+    arch: str,
+    licenses: list[str],
+    copyright_text: str,
+    description: str,
+    sources: list[SourceRecord],
+    recipe_path: str,
+    recipe_commit: str,
+    source_date_epoch: int,
+    namespace: str = "unknown",
+) -> bytes:
+    """The SBOM of one built package as deterministic SPDX 2.3 JSON bytes."""
+    apk_id = spdx.spdx_id("apk", name, full_version)
+    supplier = f"Organization: {namespace.title()}"
+    os_package = spdx.Package(
+        spdx_id="SPDXRef-OperatingSystem",
+        name=namespace,
+        supplier=supplier,
+        primary_purpose="OPERATING-SYSTEM",
+    )
+    main = spdx.Package(
+        spdx_id=apk_id,
+        name=name,
+        version=full_version,
+        supplier=supplier,
+        originator=supplier,
+        license_declared=" AND ".join(licenses) if licenses else spdx.NOASSERTION,
+        copyright_text=copyright_text or spdx.NOASSERTION,
+        description=description,
+        primary_purpose="APPLICATION",
+        external_refs=[
+            spdx.ExternalRef(
+                "PACKAGE-MANAGER", "purl", apk_purl(name, full_version, arch, namespace)
+            )
+        ],
+    )
+    recipe = spdx.Package(
+        spdx_id=spdx.spdx_id("Melange", recipe_path, recipe_commit),
+        name=recipe_path,
+        version=recipe_commit,
+        supplier=supplier,
+        download_location=spdx.NOASSERTION,
+        primary_purpose="INSTALL",
+    )
+    source_packages = [source_package(s) for s in sources]
+    relationships = [
+        spdx.Relationship("SPDXRef-DOCUMENT", "DESCRIBES", apk_id),
+        spdx.Relationship(apk_id, "DESCRIBED_BY", recipe.spdx_id),
+        *(spdx.Relationship(apk_id, "GENERATED_FROM", p.spdx_id) for p in source_packages),
+    ]
+    document = spdx.Document(
+        name=f"apk-{name}-{full_version}",
+        namespace=(
+            "https://spdx.org/spdxdocs/nanodistro/"
+            + spdx.fnv128a_hex(f"apk-{namespace}-{full_version}-{name}")
+        ),
+        created=spdx.rfc3339(source_date_epoch),
+        creators=[f"Tool: nanodistro ({__version__})", supplier],
+        describes=[apk_id],
+        packages=[os_package, main, recipe, *source_packages],
+        relationships=relationships,
+    )
+    return spdx.to_json(document)
