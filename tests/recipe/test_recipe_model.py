@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nanodistro.recipe.model import (
     RecipeLoadError,
@@ -258,3 +260,24 @@ def test_wolfi_sample_all_load(fixtures_dir: Path) -> None:
     assert len(loaded) == len(files)
     python = next(r for r in loaded if r.package.name == "python-3.13")
     assert python.package.version.count(".") == 2
+
+
+def test_alias_bombs_and_recursion_are_errors() -> None:
+    assert "recursive" in _error("a: &a [*a]\n").message
+    levels = "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{','.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)
+    )
+    assert "alias bomb" in _error("a: &a [x,x,x,x,x,x,x,x,x,x]\n" + levels).message
+    merged = load_recipe_text(
+        "x-base: &b {name: x, version: '1'}\n".replace("x-base", "vars") + "package:\n  <<: *b\n"
+    )
+    assert merged.package.name == "x"
+
+
+@given(st.text(alphabet=st.sampled_from(list("abc:-[]{}&*!|>'\"#\n ,?%@`01.")), max_size=80))
+@settings(max_examples=300, deadline=None)
+def test_arbitrary_text_gives_recipe_errors_only(text: str) -> None:
+    try:
+        load_recipe_text(text, "fuzz.yaml")
+    except RecipeLoadError as error:
+        assert str(error).startswith("fuzz.yaml")

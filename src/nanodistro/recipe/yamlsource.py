@@ -25,6 +25,9 @@ KeyPath = tuple[str | int, ...]
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NULL_TAG = "tag:yaml.org,2002:null"
+# Aliases can make a small file expand exponentially ("billion laughs"); real recipes have a few
+# thousand nodes.
+MAX_NODES = 200_000
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -89,11 +92,42 @@ def parse_yaml(text: str, where: str) -> YamlDocument:
     if root is None:
         raise RecipeError("empty recipe: expected a mapping with a 'package' key", where=where)
     doc.lines[()] = root.start_mark.line + 1
-    doc.data = _convert(root, (), doc)
+    doc.data = _Converter(doc).convert(root, ())
     return doc
 
 
-def _convert(node: yaml.Node, path: KeyPath, doc: YamlDocument) -> Any:
+class _Converter:
+    def __init__(self, doc: YamlDocument) -> None:
+        self.doc = doc
+        self.count = 0
+        self.active: set[int] = set()
+
+    def convert(self, node: yaml.Node, path: KeyPath) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise RecipeError(
+                f"recipe expands to more than {MAX_NODES} YAML nodes (alias bomb?)",
+                where=self.doc.where,
+                line=node.start_mark.line + 1,
+            )
+        if isinstance(node, yaml.ScalarNode):
+            return _convert(node, path, self)
+        if id(node) in self.active:
+            raise RecipeError(
+                "recursive YAML alias",
+                where=self.doc.where,
+                line=node.start_mark.line + 1,
+                field=format_path(path) or None,
+            )
+        self.active.add(id(node))
+        try:
+            return _convert(node, path, self)
+        finally:
+            self.active.discard(id(node))
+
+
+def _convert(node: yaml.Node, path: KeyPath, conv: _Converter) -> Any:
+    doc = conv.doc
     if isinstance(node, yaml.ScalarNode):
         if node.tag == _NULL_TAG and node.style is None:
             return None
@@ -103,14 +137,15 @@ def _convert(node: yaml.Node, path: KeyPath, doc: YamlDocument) -> Any:
         for index, child in enumerate(node.value):
             child_path = (*path, index)
             doc.lines[child_path] = child.start_mark.line + 1
-            items.append(_convert(child, child_path, doc))
+            items.append(conv.convert(child, child_path))
         return items
     if isinstance(node, yaml.MappingNode):
-        return _convert_mapping(node, path, doc)
+        return _convert_mapping(node, path, conv)
     raise RecipeError("unsupported YAML node", where=doc.where, line=node.start_mark.line + 1)
 
 
-def _convert_mapping(node: yaml.MappingNode, path: KeyPath, doc: YamlDocument) -> dict[str, Any]:
+def _convert_mapping(node: yaml.MappingNode, path: KeyPath, conv: _Converter) -> dict[str, Any]:
+    doc = conv.doc
     result: dict[str, Any] = {}
     merged: dict[str, Any] = {}
     for key_node, value_node in node.value:
@@ -127,7 +162,7 @@ def _convert_mapping(node: yaml.MappingNode, path: KeyPath, doc: YamlDocument) -
                         line=value_node.start_mark.line + 1,
                         field=format_path(path) or None,
                     )
-                for key, value in _convert_mapping(source, path, doc).items():
+                for key, value in conv.convert(source, path).items():
                     merged.setdefault(key, value)
             continue
         if not isinstance(key_node, yaml.ScalarNode):
@@ -149,7 +184,7 @@ def _convert_mapping(node: yaml.MappingNode, path: KeyPath, doc: YamlDocument) -
                 field=format_path(child_path),
             )
         doc.lines[child_path] = line
-        result[key] = _convert(value_node, child_path, doc)
+        result[key] = conv.convert(value_node, child_path)
     for key, value in merged.items():
         result.setdefault(key, value)
     return result
