@@ -266,8 +266,9 @@ def _raw_header(
     header[257:265] = b"ustar\x0000"
     header[265:297] = uname[:32].ljust(32, b"\0")
     header[297:329] = gname[:32].ljust(32, b"\0")
-    header[329:337] = num(devmajor, 8)
-    header[337:345] = num(devminor, 8)
+    if typeflag != b"x":  # Go leaves the device fields of PAX headers empty
+        header[329:337] = num(devmajor, 8)
+        header[337:345] = num(devminor, 8)
     header[345:500] = prefix[:155].ljust(155, b"\0")
     header[148:156] = f"{sum(header):06o}".encode() + b"\0 "
     return bytes(header)
