@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nanodistro.errors import FormatError, ImageError
+from nanodistro.errors import ConfigError, FormatError, ImageError
 from nanodistro.formats.installed_db import parse_installed
 from nanodistro.formats.oci import GZIP_LAYER_TYPES
 from nanodistro.formats.tarball import gunzip, read_tar
@@ -43,9 +43,11 @@ def _installed_from_layers(layout: Layout, layers: list[Any], where: str) -> dic
     found: bytes | None = None
     for descriptor in layers:
         blob = layout.blob(descriptor.digest)
-        tar = gunzip(blob, where=f"{where}@{descriptor.digest}") if (
-            descriptor.media_type in GZIP_LAYER_TYPES or blob[:2] == b"\x1f\x8b"
-        ) else blob
+        tar = (
+            gunzip(blob, where=f"{where}@{descriptor.digest}")
+            if (descriptor.media_type in GZIP_LAYER_TYPES or blob[:2] == b"\x1f\x8b")
+            else blob
+        )
         for entry in read_tar(tar, where=f"{where}@{descriptor.digest}"):
             if entry.type == "file" and entry.path.removeprefix("./") in INSTALLED_DB_PATHS:
                 found = entry.data
@@ -61,9 +63,7 @@ def _arch_name(config: dict[str, Any]) -> str:
     oci = f"{architecture}/{variant}" if variant else architecture
     try:
         return Arch.parse(oci).apk
-    except ImageError:
-        return oci
-    except Exception:
+    except ConfigError:
         return oci
 
 
@@ -109,7 +109,10 @@ def load_image_packages(source: str, *, insecure: bool = False) -> ImagePackages
 
 
 def diff_arch(old: ArchPackages, new: ArchPackages) -> dict[str, Any]:
-    added, removed, upgraded, downgraded = [], [], [], []
+    added: list[dict[str, str]] = []
+    removed: list[dict[str, str]] = []
+    upgraded: list[dict[str, str]] = []
+    downgraded: list[dict[str, str]] = []
     for name in sorted(set(old.packages) | set(new.packages)):
         a, b = old.packages.get(name), new.packages.get(name)
         if a is None and b is not None:
@@ -127,16 +130,16 @@ def diff_arch(old: ArchPackages, new: ArchPackages) -> dict[str, Any]:
         "removed": removed,
         "upgraded": upgraded,
         "downgraded": downgraded,
-        "unchanged": len(
-            [n for n in old.packages if new.packages.get(n) == old.packages[n]]
-        ),
+        "unchanged": len([n for n in old.packages if new.packages.get(n) == old.packages[n]]),
     }
     if old.size is not None and new.size is not None:
         change.update(old_size=old.size, new_size=new.size, size_change=new.size - old.size)
     return change
 
 
-def diff_images(old: ImagePackages, new: ImagePackages, *, arch: str | None = None) -> dict[str, Any]:
+def diff_images(
+    old: ImagePackages, new: ImagePackages, *, arch: str | None = None
+) -> dict[str, Any]:
     """``{"old", "new", "archs": {arch: {added, removed, upgraded, downgraded, size...}}}``."""
     names = sorted(set(old.archs) | set(new.archs))
     if arch is not None:
@@ -146,7 +149,9 @@ def diff_images(old: ImagePackages, new: ImagePackages, *, arch: str | None = No
     for name in names:
         if name not in old.archs and name not in new.archs:
             raise ImageError(f"neither image has architecture {name}")
-        archs[name] = diff_arch(old.archs.get(name, ArchPackages()), new.archs.get(name, ArchPackages()))
+        archs[name] = diff_arch(
+            old.archs.get(name, ArchPackages()), new.archs.get(name, ArchPackages())
+        )
     return {"old": old.source, "new": new.source, "archs": archs}
 
 

@@ -1,0 +1,454 @@
+"""Image assembly end to end: real packages in, OCI layouts out, checked with real clients."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from image_testlib import BUILD_DATE, Pkg, build_repo, busybox_packages, make_key
+
+from conftest import THIRD_PARTY
+from nanodistro.cli import main
+from nanodistro.errors import ChecksumError, ImageError, NanodistroError
+from nanodistro.formats.installed_db import parse_installed, parse_script_member_name
+from nanodistro.formats.tarball import gunzip, read_tar
+from nanodistro.image.build import BuildRequest, build_image, lock_image, write_result
+from nanodistro.image.diff import diff_images, from_layout, load_image_packages
+from nanodistro.image.lock import read_lock
+from nanodistro.image.oci_layout import Layout
+from nanodistro.imageconfig import load_config
+
+APKO_TESTDATA = THIRD_PARTY / "chainguard-dev+apko/internal/cli/testdata"
+
+CONFIG = """\
+contents:
+  keyring: [./keys/test-image.rsa.pub]
+  repositories: [./repo]
+  packages: [hello-app, busybox]
+entrypoint:
+  command: /usr/bin/sh -c "echo hello from $(id -u)"
+accounts:
+  groups: [{groupname: app, gid: 10000}]
+  users: [{username: app, uid: 10000}]
+  run-as: app
+environment: {GREETING: hi}
+paths:
+  - {path: /data, type: directory, uid: 10000, gid: 10000, permissions: 0o750}
+  - {path: /etc/motd, type: empty-file, permissions: 0o600}
+  - {path: /usr/share/hello/link, type: symlink, source: greeting}
+work-dir: /data
+stop-signal: SIGQUIT
+volumes: [/data]
+annotations: {org.opencontainers.image.title: Hello}
+vcs-url: https://example.com/app@0123456789abcdef
+archs: [amd64]
+"""
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("imageworld")
+    key = make_key(root / "keys")
+    build_repo(root / "repo", busybox_packages(), key, archs=("x86_64", "aarch64"))
+    (root / "img.yaml").write_text(CONFIG)
+    return root
+
+
+def _build(config: Path, out: Path, **kwargs: object) -> object:
+    request = BuildRequest(loaded=load_config(config), source_date_epoch=0, **kwargs)  # type: ignore[arg-type]
+    result = build_image(request)
+    write_result(result, out)
+    return result
+
+
+def _only_layer_files(layout_dir: Path) -> dict[str, tarfile.TarInfo]:
+    layout = Layout(layout_dir)
+    (image,) = layout.images()
+    members: dict[str, tarfile.TarInfo] = {}
+    for layer in image.manifest.layers:
+        with tarfile.open(fileobj=__import__("io").BytesIO(layout.blob(layer.digest))) as tar:
+            for member in tar.getmembers():
+                members[member.name] = member
+    return members
+
+
+def _layer_file(layout_dir: Path, path: str) -> bytes:
+    layout = Layout(layout_dir)
+    found = b""
+    for image in layout.images()[:1]:
+        for layer in image.manifest.layers:
+            for entry in read_tar(gunzip(layout.blob(layer.digest), where="layer"), where="layer"):
+                if entry.path == path and entry.type == "file":
+                    found = entry.data
+    return found
+
+
+def test_build_layout_contents(workspace: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _build(workspace / "img.yaml", out)
+    members = _only_layer_files(out)
+    # installed db lists the packages in install order, parseable by the installed-db reader
+    db = parse_installed(_layer_file(out, "usr/lib/apk/db/installed"), where="installed")
+    assert [r.info.name for r in db] == ["test-baselayout", "busybox", "hello-app"]
+    box = db[1]
+    assert "usr/bin/busybox" in box.paths()
+    # lib -> usr/lib already, so no lib/apk link; InitDB files present
+    assert members["lib"].issym() and "lib/apk" not in members
+    for path in ("etc/apk/arch", "usr/lib/apk/db/lock", "dev/null", "tmp", "proc"):
+        assert path in members
+    assert members["tmp"].mode == 0o1777 and members["dev/null"].ischr()
+    assert _layer_file(out, "etc/apk/world") == b"busybox\nhello-app\n"
+    assert _layer_file(out, "etc/apk/arch") == b"x86_64\n"
+    assert _layer_file(out, "etc/apk/repositories") == b"./repo\n"
+    assert _layer_file(out, "etc/apk/keys/test-image.rsa.pub").startswith(b"-----BEGIN")
+    # scripts and triggers recorded, not run
+    scripts = read_tar(_layer_file(out, "usr/lib/apk/db/scripts.tar"), where="scripts.tar")
+    assert [parse_script_member_name(e.path)[0] for e in scripts] == ["busybox-1.36.1-r0"]
+    assert _layer_file(out, "usr/lib/apk/db/triggers").decode().endswith(" /usr/bin\n")
+    # accounts in apko's format, package entries kept
+    passwd = _layer_file(out, "etc/passwd").decode().splitlines()
+    assert passwd == [
+        "root:x:0:0:root:/root:/bin/sh",
+        "app:x:10000:10000:Account created by apko:/home/app:/bin/sh",
+    ]
+    assert _layer_file(out, "etc/group").decode().splitlines() == ["root:x:0:", "app:x:10000:"]
+    # paths
+    assert (members["data"].mode, members["data"].uid, members["data"].uname) == (
+        0o750,
+        10000,
+        "app",
+    )
+    assert members["etc/motd"].isfile() and members["etc/motd"].mode == 0o600
+    assert members["usr/share/hello/link"].linkname == "greeting"
+    assert members["home/app"].mode == 0o700
+    # mtimes: package files keep their build date, synthesized ones get SOURCE_DATE_EPOCH
+    assert members["usr/bin/busybox"].mtime == BUILD_DATE
+    assert members["etc/passwd"].mtime == 0
+    # order is Go fs.WalkDir order
+    names = list(members)
+    assert names == sorted(names, key=lambda p: p.split("/"))
+
+
+def test_oci_config_and_annotations(workspace: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _build(workspace / "img.yaml", out)
+    (image,) = Layout(out).images()
+    config = image.config
+    assert config["architecture"] == "amd64" and config["os"] == "linux"
+    process = config["config"]
+    assert process["User"] == "app"
+    assert process["Entrypoint"] == ["/usr/bin/sh", "-c", "echo hello from $(id -u)"]
+    assert process["Env"] == [
+        "GREETING=hi",
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/sbin:/bin",
+        "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+    ]
+    assert (process["WorkingDir"], process["StopSignal"]) == ("/data", "SIGQUIT")
+    assert process["Volumes"] == {"/data": {}}
+    assert process["Labels"]["org.opencontainers.image.source"] == "https://example.com/app"
+    assert process["Labels"]["org.opencontainers.image.revision"] == "0123456789abcdef"
+    assert config["history"][0]["comment"] == "This is an apko single-layer image"
+    diff_ids = config["rootfs"]["diff_ids"]
+    layer = Layout(out).blob(image.manifest.layers[0].digest)
+    assert diff_ids == ["sha256:" + hashlib.sha256(gunzip(layer, where="l")).hexdigest()]
+    index = json.loads((out / "index.json").read_bytes())
+    assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "latest"
+
+
+def test_skopeo_and_umoci_accept_and_runc_runs_as_configured_uid(
+    workspace: Path, tmp_path: Path
+) -> None:
+    if not shutil.which("skopeo") or not shutil.which("umoci") or not shutil.which("runc"):
+        pytest.skip("skopeo/umoci/runc not installed")
+    out = tmp_path / "out"
+    _build(workspace / "img.yaml", out)
+    inspect = subprocess.run(
+        ["skopeo", "inspect", f"oci:{out}"], capture_output=True, text=True, check=True
+    )
+    assert json.loads(inspect.stdout)["Architecture"] == "amd64"
+    bundle = tmp_path / "bundle"
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{out}:latest", str(bundle)],
+        capture_output=True,
+        check=True,
+    )
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["process"]["terminal"] = False
+    (bundle / "config.json").write_text(json.dumps(spec))
+    name = f"nanodistro-image-{tmp_path.name}"[:60]
+    run = subprocess.run(
+        ["runc", "run", "-b", str(bundle), name],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    subprocess.run(["runc", "delete", "-f", name], capture_output=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "hello from 10000"
+
+
+def test_reproducible_across_runs_dirs_and_formats(workspace: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(workspace, copy)
+    first = _build(workspace / "img.yaml", tmp_path / "a")
+    second = _build(copy / "img.yaml", tmp_path / "b" / "c")
+    third = _build(workspace / "img.yaml", tmp_path / "img.tar")
+    assert first.digest == second.digest == third.digest  # type: ignore[attr-defined]
+    assert (tmp_path / "a" / "index.json").read_bytes() == (
+        tmp_path / "b" / "c" / "index.json"
+    ).read_bytes()
+    assert Layout(tmp_path / "img.tar").images()[0].descriptor.digest == (
+        Layout(tmp_path / "a").images()[0].descriptor.digest
+    )
+    if shutil.which("skopeo"):
+        subprocess.run(
+            ["skopeo", "inspect", f"oci-archive:{tmp_path / 'img.tar'}"],
+            capture_output=True,
+            check=True,
+        )
+
+
+def test_multi_arch_index(workspace: Path, tmp_path: Path) -> None:
+    out = tmp_path / "multi"
+    result = _build(workspace / "img.yaml", out, archs=["amd64", "arm64"])
+    images = Layout(out).images()
+    assert [i.config["architecture"] for i in images] == ["amd64", "arm64"]
+    assert len(result.sboms) == 3  # type: ignore[attr-defined]
+    if shutil.which("skopeo"):
+        raw = subprocess.run(
+            ["skopeo", "inspect", "--raw", f"oci:{out}"], capture_output=True, check=True
+        )
+        assert len(json.loads(raw.stdout)["manifests"]) == 2
+
+
+def test_lock_then_build_from_lock(workspace: Path, tmp_path: Path) -> None:
+    world = tmp_path / "w"
+    shutil.copytree(workspace, world)
+    loaded = load_config(world / "img.yaml")
+    lock = lock_image(BuildRequest(loaded=loaded))
+    lock_path = world / "img.lock.json"
+    lock_path.write_bytes(lock.to_bytes())
+    doc = json.loads(lock_path.read_text())
+    assert doc["version"] == "v1"
+    names = [(p["name"], p["architecture"]) for p in doc["contents"]["packages"]]
+    assert ("busybox", "x86_64") in names and len(names) == 3
+    package = doc["contents"]["packages"][0]
+    assert package["checksum"].startswith("Q1")
+    assert package["control"]["checksum"].startswith("sha1-")
+    assert package["data"]["checksum"].startswith("sha256-")
+    assert package["signature"]["range"].startswith("bytes=0-")
+    # the ranges really are the package's members
+    apk = Path(package["url"]).read_bytes()
+    start, end = map(int, package["control"]["range"].removeprefix("bytes=").split("-"))
+    assert apk[start : end + 1][:2] == b"\x1f\x8b"
+
+    plain = _build(world / "img.yaml", tmp_path / "plain")
+    locked = _build(world / "img.yaml", tmp_path / "locked", lock=read_lock(lock_path))
+    assert plain.digest != "" and len(locked.images[0].root.packages) == 3  # type: ignore[attr-defined]
+
+    # a rebuilt (different) package under the same name is refused
+    key = make_key(tmp_path / "otherkeys")
+    changed = busybox_packages()
+    changed[2].files["usr/share/hello/greeting"] = b"changed\n"
+    build_repo(world / "repo", changed, key, archs=("x86_64",))
+    with pytest.raises(NanodistroError, match=r"hello-app-2\.0-r1"):
+        _build(world / "img.yaml", tmp_path / "x", lock=read_lock(lock_path))
+    # and a package that disappeared is reported as gone
+    (world / "repo/x86_64/hello-app-2.0-r1.apk").unlink()
+    with pytest.raises(ImageError, match="gone"):
+        _build(world / "img.yaml", tmp_path / "y", lock=read_lock(lock_path))
+
+
+def test_unknown_package_and_untrusted_index(workspace: Path, tmp_path: Path) -> None:
+    world = tmp_path / "w"
+    shutil.copytree(workspace, world)
+    config = world / "img.yaml"
+    config.write_text(CONFIG.replace("[hello-app, busybox]", "[nope]"))
+    with pytest.raises(NanodistroError, match="nothing provides nope"):
+        _build(config, tmp_path / "o")
+    make_key(world / "keys")  # replaces the trusted key with an unrelated one
+    config.write_text(CONFIG)
+    with pytest.raises(NanodistroError, match=r"UNTRUSTED|BAD"):
+        _build(config, tmp_path / "o2")
+
+
+def test_corrupt_package_is_rejected(workspace: Path, tmp_path: Path) -> None:
+    world = tmp_path / "w"
+    shutil.copytree(workspace, world)
+    apk = world / "repo/x86_64/hello-app-2.0-r1.apk"
+    data = bytearray(apk.read_bytes())
+    data[-40] ^= 0xFF
+    apk.write_bytes(bytes(data))
+    with pytest.raises(NanodistroError):
+        _build(world / "img.yaml", tmp_path / "o")
+
+
+def test_origin_layering(workspace: Path, tmp_path: Path) -> None:
+    world = tmp_path / "w"
+    shutil.copytree(workspace, world)
+    (world / "layered.yaml").write_text(CONFIG + "layering: {strategy: origin, budget: 2}\n")
+    single = tmp_path / "single"
+    layered = tmp_path / "layered"
+    _build(world / "img.yaml", single)
+    result = _build(world / "layered.yaml", layered)
+    layers = result.images[0].layers  # type: ignore[attr-defined]
+    assert len(layers) == 2
+    assert layers[0].packages == ["busybox"]  # the biggest origin group gets its own layer
+    merged = _only_layer_files(layered)
+    assert set(merged) == set(_only_layer_files(single))
+    # the lower layer carries a partial installed db with only its own package
+    layout = Layout(layered)
+    lower = read_tar(gunzip(layout.blob(layers[0].digest), where="l"), where="l")
+    db = next(e for e in lower if e.path == "usr/lib/apk/db/installed")
+    assert [r.info.name for r in parse_installed(db.data, where="db")] == ["busybox"]
+    packages = from_layout(layered, kind="layout").archs["x86_64"].packages
+    assert set(packages) == {"busybox", "hello-app", "test-baselayout"}
+    if shutil.which("umoci"):
+        subprocess.run(
+            ["umoci", "unpack", "--image", f"{layered}:latest", str(tmp_path / "bundle")],
+            capture_output=True,
+            check=True,
+        )
+        assert (tmp_path / "bundle/rootfs/usr/bin/busybox").is_file()
+
+
+def test_sboms(workspace: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _build(workspace / "img.yaml", out)
+    sbom = json.loads((out / "sboms/sbom-x86_64.spdx.json").read_text())
+    assert sbom["spdxVersion"] == "SPDX-2.3"
+    purls = {ref["referenceLocator"] for p in sbom["packages"] for ref in p.get("externalRefs", [])}
+    assert "pkg:apk/busybox@1.36.1-r0?arch=x86_64" in purls
+    licenses = {p["name"]: p.get("licenseDeclared") for p in sbom["packages"]}
+    assert licenses["busybox"] == "GPL-2.0-only"
+    index = json.loads((out / "sboms/sbom-index.spdx.json").read_text())
+    assert any(r["relationshipType"] == "VARIANT_OF" for r in index["relationships"])
+
+
+def test_apko_testdata_config_builds_like_apkos_golden(tmp_path: Path) -> None:
+    out = tmp_path / "apko"
+    result = _build(APKO_TESTDATA / "apko.yaml", out)
+    assert [i.arch.apk for i in result.images] == ["x86_64", "aarch64"]  # type: ignore[attr-defined]
+    diff = diff_images(
+        from_layout(APKO_TESTDATA / "golden", kind="layout"), from_layout(out, kind="layout")
+    )
+    for change in diff["archs"].values():
+        assert not (change["added"] or change["removed"] or change["upgraded"])
+    # the embedded melange SBOMs of apko's test packages are carried into the image SBOM
+    sbom = json.loads((out / "sboms/sbom-x86_64.spdx.json").read_text())
+    names = {p["name"] for p in sbom["packages"]}
+    assert {"replayout", "pretend-baselayout"} <= names
+    # building from apko's own lock file installs exactly the locked packages
+    locked = _build(
+        APKO_TESTDATA / "apko.yaml",
+        tmp_path / "locked",
+        lock=read_lock(APKO_TESTDATA / "apko.lock.json"),
+    )
+    assert [f"{p.apk.name}-{p.apk.version}" for p in locked.images[0].root.packages] == [  # type: ignore[attr-defined]
+        "pretend-baselayout-1.0.0-r0",
+        "replayout-1.0.0-r0",
+    ]
+    # as apko, a locked build pins the world to the exact versions
+    assert _layer_file(tmp_path / "locked", "etc/apk/world") == (
+        b"pretend-baselayout=1.0.0-r0\nreplayout=1.0.0-r0\n"
+    )
+
+
+@pytest.mark.parametrize("name", ["golden", "base_image", "top_image"])
+def test_diff_reads_apko_golden_layouts(name: str) -> None:
+    image = load_image_packages(str(APKO_TESTDATA / name))
+    assert set(image.archs) == {"x86_64", "aarch64"}
+    assert all(arch.packages for arch in image.archs.values())
+    assert all(arch.size and arch.size > 0 for arch in image.archs.values())
+
+
+def test_diff_upgrade_downgrade_and_cli(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = tmp_path / "w"
+    shutil.copytree(workspace, world)
+    old = tmp_path / "old"
+    _build(world / "img.yaml", old)
+    key = make_key(world / "keys")
+    packages = busybox_packages()
+    packages[1].version = "1.35.0-r9"  # downgrade busybox
+    packages[2].version = "2.0-r2"  # upgrade hello-app
+    packages.append(Pkg("extra", "0.1-r0", files={"usr/share/extra": b"x"}))
+    build_repo(world / "repo", packages, key, archs=("x86_64",))
+    (world / "img.yaml").write_text(
+        CONFIG.replace("[hello-app, busybox]", "[hello-app, busybox, extra]")
+    )
+    new = tmp_path / "new.tar"
+    _build(world / "img.yaml", new)
+    change = diff_images(load_image_packages(str(old)), load_image_packages(str(new)))["archs"][
+        "x86_64"
+    ]
+    assert change["added"] == [{"name": "extra", "version": "0.1-r0"}]
+    assert change["upgraded"] == [{"name": "hello-app", "old": "2.0-r1", "new": "2.0-r2"}]
+    assert change["downgraded"] == [{"name": "busybox", "old": "1.36.1-r0", "new": "1.35.0-r9"}]
+    assert isinstance(change["size_change"], int)
+    with pytest.raises(SystemExit) as done:
+        main(["image", "diff", str(old), str(new), "--json"])
+    assert done.value.code in (0, None)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["archs"]["x86_64"]["downgraded"][0]["name"] == "busybox"
+
+
+def test_cli_build_and_lock(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = tmp_path / "w"
+    shutil.copytree(workspace, world)
+    lock = tmp_path / "img.lock.json"
+    with pytest.raises(SystemExit) as done:
+        main(["image", "lock", str(world / "img.yaml"), "--out", str(lock), "-q"])
+    assert done.value.code in (0, None)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(
+            [
+                "image",
+                "build",
+                str(world / "img.yaml"),
+                "--out",
+                str(tmp_path / "o"),
+                "--lockfile",
+                str(lock),
+                "--source-date-epoch",
+                "0",
+                "--json",
+                "-q",
+            ]
+        )
+    assert done.value.code in (0, None)
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["digest"].startswith("sha256:")
+    assert summary["images"][0]["packages"] == [
+        "test-baselayout-1.0-r0",
+        "busybox-1.36.1-r0",
+        "hello-app-2.0-r1",
+    ]
+
+
+def test_cli_bad_config_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "contents:\n  packages: [a]\naccounts:\n  users:\n    - {username: x, uid: 0}\n"
+    )
+    with pytest.raises(SystemExit) as done:
+        main(["image", "build", str(config), "--out", str(tmp_path / "o")])
+    assert done.value.code == 1
+    err = capsys.readouterr().err
+    assert f"{config}:5" in err and "uid 0" in err and "Traceback" not in err
+
+
+def test_checksum_error_type() -> None:
+    assert issubclass(ChecksumError, NanodistroError)
