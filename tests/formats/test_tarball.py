@@ -330,3 +330,18 @@ def test_entries_from_directory_keeps_mapped_owners(tmp_path: Path) -> None:
     )
     owners = {e.path: (e.uid, e.gid, e.uname, e.gname) for e in entries}
     assert owners == {"built": (0, 0, "root", "root"), "daemon": (1234, 1235, "svc", "")}
+
+
+def test_dot_slash_archives_from_gnu_tar(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    (root / "bin" / "a").write_bytes(b"a")
+    os.link(root / "bin" / "a", root / "bin" / "b")
+    out = subprocess.run(
+        ["tar", "-C", str(root), "--sort=name", "-cf", "-", "."], check=True, capture_output=True
+    )
+    entries = read_tar(out.stdout, where="dot.tar")
+    assert [e.path for e in entries] == [".", "bin", "bin/a", "bin/b"]
+    assert entries[3].type == "hardlink" and entries[3].linkname == "bin/a"
+    extract(entries, tmp_path / "out", where="dot.tar")
+    assert (tmp_path / "out/bin/b").read_bytes() == b"a"

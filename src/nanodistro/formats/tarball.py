@@ -607,7 +607,7 @@ def read_tar(data: bytes, *, where: str) -> list[TarEntry]:
             if mtime is not None
             else _parse_number(header[136:148], where=where, what="mtime"),
             data=content if kind == "file" else b"",
-            linkname=decode(link),
+            linkname=_normalize(decode(link)) if kind == "hardlink" else decode(link),
             devmajor=_parse_number(header[329:337], where=where, what="devmajor"),
             devminor=_parse_number(header[337:345], where=where, what="devminor"),
             xattrs={
@@ -786,7 +786,7 @@ def extract(
     entries: Sequence[TarEntry],
     dest: Path,
     *,
-    where: str,
+    where: str = "archive",
     allow_devices: bool = False,
     preserve_owner: bool = False,
     max_size: int | None = None,

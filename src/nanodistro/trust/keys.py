@@ -21,6 +21,15 @@ from nanodistro.errors import KeyLoadError
 from nanodistro.formats.signature import SigningKey, public_pem_from_private, sign, verify
 from nanodistro.util.atomic import atomic_write_bytes
 
+__all__ = [
+    "MIN_BITS",
+    "SigningKey",
+    "generate_key",
+    "key_fingerprint",
+    "load_keyring",
+    "load_signing_key",
+]
+
 MIN_BITS = 2048  # melange keygen refuses smaller keys
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
 
