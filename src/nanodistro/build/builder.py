@@ -633,7 +633,7 @@ def build_recipes(
     """Build several recipes in dependency order, publishing each to ``config.repo`` (signed
     with ``config.key``) as soon as it built and passed its tests, so later recipes can use it.
     A failure stops the run; what was published before stays (each publish is atomic)."""
-    from nanodistro.repo.publish import publish
+    from nanodistro.repo import publish
 
     say = progress or (lambda _m: None)
     if config.repo and config.key is None:

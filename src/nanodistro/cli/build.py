@@ -1,9 +1,214 @@
-"""CLI: placeholder until this command group is implemented."""
+"""CLI: ``nanodistro build`` and ``nanodistro test`` (melange recipes -> signed APKs)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import typer
+from rich.markup import escape
+
+from nanodistro.cli._common import err_console, print_json
+
+if TYPE_CHECKING:
+    from nanodistro.build.builder import BuildConfig
+
+
+def _config(
+    *,
+    arch: str,
+    repo: Path | None,
+    key: Path | None,
+    keyring: list[Path],
+    source_cache: Path | None,
+    pipeline_dir: list[Path],
+    keep_workspace: bool,
+    rebuild: bool,
+    run_tests: bool,
+    source_date_epoch: int | None,
+    workspace_dir: Path | None,
+    step_timeout: float | None,
+    build_timeout: float | None,
+) -> BuildConfig:
+    from nanodistro.build.builder import BuildConfig
+    from nanodistro.trust.keys import load_keyring, load_signing_key
+
+    signing_key = load_signing_key(key) if key else None
+    trusted: dict[str, bytes] = dict(load_keyring(keyring)) if keyring else {}
+    if signing_key is not None:
+        trusted.setdefault(signing_key.keyname, signing_key.public_pem())
+    if source_date_epoch is None and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+        source_date_epoch = int(os.environ["SOURCE_DATE_EPOCH"])
+    return BuildConfig(
+        arch=arch,
+        repo=repo,
+        key=signing_key,
+        keyring=trusted or None,
+        source_cache=source_cache,
+        pipeline_dirs=list(pipeline_dir),
+        keep_workspace=keep_workspace,
+        rebuild=rebuild,
+        run_tests=run_tests,
+        source_date_epoch=source_date_epoch,
+        workspace_dir=workspace_dir,
+        step_timeout=step_timeout,
+        build_timeout=build_timeout,
+    )
+
+
+def _progress(message: str) -> None:
+    err_console.print(f"[bold cyan]»[/] {escape(message)}", highlight=False)
+
+
+def _line_printer(verbose: bool) -> Callable[[str, str], None] | None:
+    if not verbose:
+        return None
+
+    def show(label: str, line: str) -> None:
+        err_console.print(f"  {label} | {line}", highlight=False, markup=False)
+
+    return show
+
+
+ARCH = typer.Option("x86_64", "--arch", help="Target architecture (apk name).")
+REPO = typer.Option(None, "--repo", help="Local repository to resolve from and publish to.")
+KEY = typer.Option(None, "--key", help="RSA private key to sign packages and the index with.")
+KEYRING = typer.Option([], "--keyring", help="Public key file/dir trusted for repo packages.")
+CACHE = typer.Option(
+    None, "--source-cache", help="Source cache directory (default ~/.cache/nanodistro/sources)."
+)
+PIPELINE_DIR = typer.Option(
+    [], "--pipeline-dir", help="Extra pipeline directory, searched before the built-ins."
+)
+KEEP = typer.Option(False, "--keep-workspace", help="Keep the build workspace and logs.")
+SDE = typer.Option(
+    None,
+    "--source-date-epoch",
+    help="Timestamp for every file (default: $SOURCE_DATE_EPOCH, recipe git commit time, "
+    "newest source file time).",
+)
+WORKDIR = typer.Option(None, "--workspace-dir", help="Where build workspaces are created.")
+STEP_TIMEOUT = typer.Option(3600.0, "--step-timeout", help="Seconds one step may run.")
+BUILD_TIMEOUT = typer.Option(None, "--timeout", help="Seconds the whole build may run.")
+VERBOSE = typer.Option(False, "--verbose", "-v", help="Stream step output to stderr.")
+JSON = typer.Option(False, "--json", help="Print the results as JSON.")
+
+
+def build(
+    recipes: list[Path] = typer.Argument(..., help="melange recipe files."),
+    arch: str = ARCH,
+    repo: Path | None = REPO,
+    key: Path | None = KEY,
+    keyring: list[Path] = KEYRING,
+    source_cache: Path | None = CACHE,
+    pipeline_dir: list[Path] = PIPELINE_DIR,
+    keep_workspace: bool = KEEP,
+    rebuild: bool = typer.Option(False, "--rebuild", help="Build even if already published."),
+    no_test: bool = typer.Option(False, "--no-test", help="Do not run the test: pipelines."),
+    out: Path = typer.Option(
+        Path("packages"), "--out", help="Where packages go when no --repo is given."
+    ),
+    source_date_epoch: int | None = SDE,
+    workspace_dir: Path | None = WORKDIR,
+    step_timeout: float = STEP_TIMEOUT,
+    build_timeout: float | None = BUILD_TIMEOUT,
+    verbose: bool = VERBOSE,
+    json_output: bool = JSON,
+) -> None:
+    """Build recipes into signed APKs in a network-less sandbox, test them and publish them.
+
+    Several recipes are built in dependency order. With --repo (and --key) each result is
+    published to the repository with a freshly signed index, and a recipe whose package is
+    already published from the same recipe is skipped. Without --repo, packages are written
+    to --out/<arch>/.
+    """
+    from nanodistro.build.builder import build_recipes, write_packages
+
+    config = _config(
+        arch=arch,
+        repo=repo,
+        key=key,
+        keyring=keyring,
+        source_cache=source_cache,
+        pipeline_dir=pipeline_dir,
+        keep_workspace=keep_workspace,
+        rebuild=rebuild,
+        run_tests=not no_test,
+        source_date_epoch=source_date_epoch,
+        workspace_dir=workspace_dir,
+        step_timeout=step_timeout,
+        build_timeout=build_timeout,
+    )
+    results = build_recipes(recipes, config, progress=_progress, on_log_line=_line_printer(verbose))
+    for result in results:
+        if not repo and not result.skipped:
+            result.published = write_packages(result, out)
+        for warning in result.warnings:
+            err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    if json_output:
+        print_json([r.to_json() for r in results])
+        return
+    for result in results:
+        if result.skipped:
+            typer.echo(f"skipped {result.name}-{result.version}: {result.skip_reason}")
+            continue
+        for path in result.published:
+            typer.echo(str(path))
+
+
+def test(
+    recipe: Path = typer.Argument(..., help="melange recipe file."),
+    package: list[Path] = typer.Option(
+        [], "--package", "-p", help=".apk files to test (default: the recipe's from --repo)."
+    ),
+    arch: str = ARCH,
+    repo: Path | None = REPO,
+    keyring: list[Path] = KEYRING,
+    source_cache: Path | None = CACHE,
+    pipeline_dir: list[Path] = PIPELINE_DIR,
+    keep_workspace: bool = KEEP,
+    workspace_dir: Path | None = WORKDIR,
+    step_timeout: float = STEP_TIMEOUT,
+    verbose: bool = VERBOSE,
+    json_output: bool = JSON,
+) -> None:
+    """Run a recipe's test: pipelines against built packages in a fresh sandbox."""
+    from nanodistro.build.builder import test_recipe
+
+    config = _config(
+        arch=arch,
+        repo=repo,
+        key=None,
+        keyring=keyring,
+        source_cache=source_cache,
+        pipeline_dir=pipeline_dir,
+        keep_workspace=keep_workspace,
+        rebuild=False,
+        run_tests=True,
+        source_date_epoch=None,
+        workspace_dir=workspace_dir,
+        step_timeout=step_timeout,
+        build_timeout=None,
+    )
+    result = test_recipe(
+        recipe,
+        config,
+        packages=package,
+        progress=_progress,
+        on_log_line=_line_printer(verbose),
+    )
+    if json_output:
+        print_json(result.to_json())
+        return
+    for outcome in result.tests:
+        typer.echo(f"{'PASS' if outcome.passed else 'FAIL'} {outcome.package}")
+    if not result.tests:
+        typer.echo(f"{result.name}: no test pipelines")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``build`` and ``test`` to the root app."""
+    app.command("build")(build)
+    app.command("test")(test)
