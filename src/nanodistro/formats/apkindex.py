@@ -30,6 +30,7 @@ from nanodistro.formats.signature import (
     find_key,
     read_signature_entries,
     signature_member,
+    split_signature,
     verify,
 )
 from nanodistro.formats.tarball import TarEntry, gzip_member, gzip_members, read_tar, write_tar
@@ -394,6 +395,12 @@ def read_index(
     With a ``keyring`` the signature over the index member(s) is verified first (DESIGN
     invariant 5); without one the signatures are only reported.
     """
+    verified_by = None
+    if keyring is not None:
+        # Trust first, as apk-tools: only the small signature member is inflated before the
+        # signature over the rest of the file is checked.
+        entries, signed_from = split_signature(data, where=where)
+        verified_by = verify_index_signatures(entries, data[signed_from:], keyring, where=where)
     members = gzip_members(data, where=where, max_inflated=max_inflated)
     signatures: list[SignatureEntry] = []
     index_members = members
@@ -402,10 +409,6 @@ def read_index(
         if found is not None:
             signatures = found
             index_members = members[1:]
-    signed_from = index_members[0].offset
-    verified_by = None
-    if keyring is not None:
-        verified_by = verify_index_signatures(signatures, data[signed_from:], keyring, where=where)
     tar_bytes = (
         index_members[0].inflated
         if len(index_members) == 1

@@ -228,9 +228,9 @@ def format_installed_record(pkg: InstalledPackage, out: list[str]) -> None:
         out.append("r:" + " ".join(info.replaces))
     if info.replaces_priority is not None:
         out.append(f"q:{info.replaces_priority}")
-    if pkg.repo_tag:
+    if pkg.repo_tag is not None:
         out.append("s:" + pkg.repo_tag)
-    if pkg.flags:
+    if pkg.flags is not None:
         out.append("f:" + pkg.flags)
     format_extra(info, out)
     for directory in pkg.dirs:
@@ -245,7 +245,7 @@ def format_installed_record(pkg: InstalledPackage, out: list[str]) -> None:
             out.append("R:" + entry.name)
             if entry.acl is not None:
                 out.append("a:" + entry.acl.format())
-            if entry.digest:
+            if entry.digest is not None:
                 out.append("Z:" + entry.digest)
     out.append("")
 
