@@ -109,8 +109,12 @@ class RegistryClient:
         timeout: float = 60.0,
     ) -> None:
         self.registry = registry
-        host = httpx.URL(f"http://{registry}/").host
-        loopback = is_loopback(host)
+        try:
+            parsed = httpx.URL(f"http://{registry}/")
+        except httpx.InvalidURL:
+            raise RegistryError("invalid registry host", where=registry) from None
+        self._host, self._port = parsed.host, parsed.port
+        loopback = is_loopback(parsed.host)
         if plain_http and not (loopback or insecure):
             raise RegistryError(
                 "refusing plain http to a non-loopback registry (pass insecure=True to allow)",
@@ -136,6 +140,10 @@ class RegistryClient:
         self._base: str | None = None if len(self._schemes) > 1 else self._url_for(self._schemes[0])
         self._http = httpx.Client(verify=not insecure, timeout=timeout, follow_redirects=False)
         self._auth = Authenticator(registry, credentials, insecure=insecure, timeout=timeout)
+
+    def _is_registry(self, url: httpx.URL) -> bool:
+        default = 443 if url.scheme == "https" else 80
+        return url.host == self._host and (url.port or default) == (self._port or default)
 
     def _url_for(self, scheme: str) -> str:
         return f"{scheme}://{self.registry}"
@@ -238,7 +246,8 @@ class RegistryClient:
         while True:
             request_headers = dict(headers or {})
             authorization = self._auth.header(scopes)
-            if authorization:
+            # Never hand registry credentials to another host (an absolute upload Location).
+            if authorization and self._is_registry(url):
                 request_headers["Authorization"] = authorization
             request = self._http.build_request(
                 method, url, headers=request_headers, content=content
