@@ -1,9 +1,114 @@
-"""CLI: placeholder until this command group is implemented."""
+"""CLI: ``nanodistro graph`` — build order, reverse dependencies and cycles of a recipe set."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from nanodistro.cli._common import console, err_console, print_json
+from nanodistro.errors import GraphError
+from nanodistro.graph.corpus import load_corpus
+from nanodistro.graph.graph import DependencyGraph, build_graph
+
+
+def _default_cache() -> Path:
+    return Path.home() / ".cache" / "nanodistro" / "graph"
+
+
+def _print_order(graph: DependencyGraph, json_output: bool) -> None:
+    order = graph.order()
+    if json_output:
+        print_json(order.to_json())
+    else:
+        for number, wave in enumerate(order.waves, 1):
+            console.print(
+                f"[bold]wave {number}[/] ({len(wave)}): " + " ".join(wave), soft_wrap=True
+            )
+        if order.blocked:
+            console.print(
+                "[yellow]not ordered (depend on a cycle):[/] " + " ".join(order.blocked),
+                soft_wrap=True,
+            )
+    if order.cycles:
+        described = "; ".join(" -> ".join([*c, c[0]]) for c in order.cycles)
+        raise GraphError(f"build-time dependency cycle(s): {described}")
+
+
+def _print_dependents(graph: DependencyGraph, package: str, json_output: bool) -> None:
+    impact = graph.dependents(package)
+    if json_output:
+        print_json(impact.to_json())
+        return
+    console.print(f"[bold]{package}[/] is built by recipe [bold]{impact.recipe}[/]")
+    if len(impact.shared_group) > 1:
+        console.print("moves together with (shared update): " + " ".join(impact.shared_group))
+    if impact.epoch_bump:
+        console.print("epoch bump (update.shared): " + " ".join(impact.epoch_bump), soft_wrap=True)
+    for number, wave in enumerate(impact.rebuild, 1):
+        console.print(f"rebuild wave {number}: " + " ".join(wave), soft_wrap=True)
+    if impact.runtime_dependents:
+        console.print(
+            "runtime dependents (no rebuild): " + " ".join(impact.runtime_dependents),
+            soft_wrap=True,
+        )
+    console.print("images to rebuild: " + (" ".join(impact.images) or "none"), soft_wrap=True)
+
+
+def graph(
+    directory: Path = typer.Argument(Path("."), help="Directory of recipes (top-level *.yaml)."),
+    order: bool = typer.Option(False, "--order", help="Print the build order in parallel waves."),
+    dependents: str = typer.Option(
+        None,
+        "--dependents",
+        metavar="PKG",
+        help="What a new version of PKG (package, recipe or provided name) rebuilds.",
+    ),
+    dot: bool = typer.Option(False, "--dot", help="Print the graph in Graphviz DOT."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    images: Path = typer.Option(
+        None, "--images", help="Directory of apko image configs [DIR/images if present]."
+    ),
+    cache_dir: Path = typer.Option(
+        None, "--cache-dir", help="Parse cache directory [~/.cache/nanodistro/graph]."
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Parse every recipe afresh."),
+) -> None:
+    """Dependency graph of a recipe set: build-time and runtime edges, images as consumers.
+
+    Without an option, prints a summary. --order exits 1 if there are build-time cycles (after
+    printing the acyclic part and the cycles' members).
+    """
+    if images is None and (directory / "images").is_dir():
+        images = directory / "images"
+    corpus = load_corpus(
+        directory,
+        images_dir=images,
+        cache_dir=None if no_cache else (cache_dir or _default_cache()),
+    )
+    for error in corpus.errors:
+        err_console.print(f"[red]skipped:[/] {error}")
+    dependency_graph = build_graph(corpus)
+    if order:
+        _print_order(dependency_graph, json_output)
+    elif dependents:
+        _print_dependents(dependency_graph, dependents, json_output)
+    elif dot:
+        typer.echo(dependency_graph.to_dot(), nl=False)
+    elif json_output:
+        print_json({**dependency_graph.to_json(), "cycles": dependency_graph.cycles()})
+    else:
+        g = dependency_graph
+        console.print(
+            f"{len(g.recipes)} recipes, {len(g.package_recipe)} packages, {len(g.images)} images; "
+            f"{sum(map(len, g.build_deps.values()))} build-time and "
+            f"{sum(map(len, g.runtime_deps.values()))} runtime edges; "
+            f"{len(g.external)} names from outside the set; {len(g.cycles())} cycles"
+        )
+    if corpus.errors:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``graph`` to the root app."""
+    app.command("graph")(graph)

@@ -1,0 +1,196 @@
+"""The dependency graph on the Wolfi sample and on small hand-made recipe sets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from nanodistro.errors import GraphError
+from nanodistro.graph.corpus import load_corpus, load_recipes, recipe_files
+from nanodistro.graph.graph import DependencyGraph, build_graph
+
+
+@pytest.fixture(scope="module")
+def sample(fixtures_dir: Path) -> DependencyGraph:
+    corpus = load_corpus(fixtures_dir / "wolfi-os-sample")
+    assert corpus.errors == []
+    return build_graph(corpus)
+
+
+def test_sample_order_respects_every_build_edge(sample: DependencyGraph) -> None:
+    order = sample.order()
+    assert order.cycles == [] and order.blocked == []
+    wave_of = {name: i for i, wave in enumerate(order.waves) for name in wave}
+    assert set(wave_of) == set(sample.recipes) and len(wave_of) == 150
+    edges = [(dep, name) for name, deps in sample.build_deps.items() for dep in deps]
+    assert len(edges) > 100
+    for dep, name in edges:
+        assert wave_of[dep] < wave_of[name], (dep, name)
+    # An edge we know from the recipes themselves: xterm builds against libutempter.
+    assert "libutempter" in sample.build_deps["xterm"]
+    assert "ca-certificates" in sample.build_deps["cmake"]  # via ca-certificates-bundle
+
+
+def test_sample_dependents_of_a_library(sample: DependencyGraph) -> None:
+    impact = sample.dependents("libxext")
+    assert impact.recipe == "libxext"
+    assert impact.rebuild[0] == ["libxext"]
+    rebuilt = {name for wave in impact.rebuild for name in wave}
+    assert {"openjdk-8", "pdftk", "zbar"} <= rebuilt
+    waves = {name: i for i, wave in enumerate(impact.rebuild) for name in wave}
+    assert waves["libxext"] < waves["openjdk-8"] < waves["pdftk"]
+
+
+def test_sample_shared_update_bumps_dependents(sample: DependencyGraph) -> None:
+    impact = sample.dependents("python-3.13")
+    assert sample.recipes["python-3.13"].shared
+    assert {"jwt-tool", "sqlmap", "poppler"} <= set(impact.epoch_bump)
+
+
+def test_sample_range_subpackages_and_provides(sample: DependencyGraph) -> None:
+    packages = sample.recipes["mercurial"].packages
+    assert len(packages) > 1
+    assert all("${{" not in p.name for r in sample.recipes.values() for p in r.packages)
+    assert sample.recipe_for("so:libdatadog-agent-rtloader.so.0.1.0") == "datadog-agent-7.81"
+
+
+def write(directory: Path, name: str, body: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.yaml").write_text(body)
+
+
+def recipe(
+    name: str, build: Sequence[str] = (), runtime: Sequence[str] = (), extra: str = ""
+) -> str:
+    return (
+        f"package:\n  name: {name}\n  version: 1.0\n  epoch: 0\n"
+        f"  dependencies:\n    runtime: {json.dumps(list(runtime))}\n{extra}"
+        f"environment:\n  contents:\n    packages: {json.dumps(list(build))}\n"
+    )
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    recipes = tmp_path / "recipes"
+    write(
+        recipes,
+        "libfoo",
+        recipe("libfoo", ["build-base"], extra=("  options: {}\n")).replace(
+            "runtime: []", "runtime: []\n    provides: ['so:libfoo.so.1=1.0']"
+        )
+        + (
+            "subpackages:\n  - name: ${{package.name}}-dev\n"
+            "    dependencies:\n      runtime: [libfoo]\n      provides: ['pc:foo=1.0']\n"
+        ),
+    )
+    write(recipes, "app", recipe("app", ["libfoo-dev", "pkgconf"], ["so:libfoo.so.1"]))
+    write(recipes, "tool", recipe("tool", ["pc:foo"]))
+    write(recipes, "plugin", recipe("plugin", ["app"]))
+    write(recipes, "unrelated", recipe("unrelated", ["busybox"]))
+    images = tmp_path / "images"
+    write(images, "app-image", "contents:\n  packages:\n    - app\n    - wolfi-baselayout\n")
+    write(images, "base", "contents:\n  packages: [busybox]\n")
+    return tmp_path
+
+
+def test_dependents_through_so_and_pc_provides_and_images(small: Path) -> None:
+    graph = build_graph(load_corpus(small / "recipes", images_dir=small / "images"))
+    impact = graph.dependents("libfoo-dev")
+    assert impact.recipe == "libfoo"
+    assert impact.rebuild == [["libfoo"], ["app", "tool"], ["plugin"]]
+    assert impact.images == ["app-image"]  # app -> so:libfoo.so.1 -> libfoo
+    assert graph.dependents("plugin").images == []
+    assert graph.dependents("app").images == ["app-image"]
+    assert "busybox" in graph.external
+
+
+def test_cycle_is_named_and_acyclic_part_still_ordered(tmp_path: Path) -> None:
+    recipes = tmp_path / "r"
+    write(recipes, "a", recipe("a", ["c"]))
+    write(recipes, "b", recipe("b", ["a"]))
+    write(recipes, "c", recipe("c", ["b", "base"]))
+    write(recipes, "base", recipe("base"))
+    write(recipes, "d", recipe("d", ["a"]))
+    graph = build_graph(load_corpus(recipes))
+    order = graph.order()
+    assert order.cycles == [["a", "b", "c"]]
+    assert order.waves == [["base"]] and order.blocked == ["d"]
+    with pytest.raises(GraphError, match="a -> b -> c -> a"):
+        graph.strict_order()
+    cli = subprocess.run(
+        [sys.executable, "-m", "nanodistro", "graph", str(recipes), "--order", "--no-cache"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert cli.returncode == 1
+    assert "wave 1 (1): base" in cli.stdout
+    assert "a -> b -> c -> a" in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_shared_group_moves_together(tmp_path: Path) -> None:
+    shared = "update:\n  enabled: true\n  shared: true\n  github: {identifier: org/go}\n"
+    recipes = tmp_path / "r"
+    write(recipes, "go-1.22", recipe("go-1.22") + shared)
+    write(recipes, "go-1.23", recipe("go-1.23") + shared)
+    write(recipes, "svc", recipe("svc", ["go-1.23"]))
+    write(recipes, "cli", recipe("cli", [], ["go-1.22"]))
+    graph = build_graph(load_corpus(recipes))
+    impact = graph.dependents("go-1.22")
+    assert impact.shared_group == ["go-1.22", "go-1.23"]
+    assert impact.epoch_bump == ["cli", "svc"]
+    assert impact.rebuild == [["cli", "go-1.22", "go-1.23"], ["svc"]]
+
+
+def test_parse_cache_reuses_unchanged_files(small: Path, tmp_path: Path) -> None:
+    files = recipe_files(small / "recipes")
+    cache = tmp_path / "cache"
+    cold = load_recipes(files, cache_dir=cache)
+    warm = load_recipes(files, cache_dir=cache)
+    assert (cold.cache_hits, warm.cache_hits) == (0, len(files))
+    assert warm.recipes == cold.recipes
+    (small / "recipes" / "app.yaml").write_text(recipe("app", ["busybox"]))
+    changed = load_recipes(files, cache_dir=cache)
+    assert changed.cache_hits == len(files) - 1
+    assert next(r for r in changed.recipes if r.name == "app").build == ("busybox",)
+
+
+def test_parallel_parse_matches_serial(fixtures_dir: Path) -> None:
+    files = recipe_files(fixtures_dir / "wolfi-os-sample") * 2
+    serial = load_recipes(files, workers=1)
+    parallel = load_recipes(files, workers=2)
+    assert serial.recipes == parallel.recipes
+
+
+def test_cli_json_dot_and_dependents(small: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "nanodistro",
+                "graph",
+                str(small / "recipes"),
+                "--no-cache",
+                "--images",
+                str(small / "images"),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    document = json.loads(run("--json").stdout)
+    assert document["recipes"]["app"]["build_deps"] == ["libfoo"]
+    assert document["images"]["app-image"] == ["app"]
+    assert '"libfoo" -> "app";' in run("--dot").stdout
+    impact = json.loads(run("--dependents", "so:libfoo.so.1", "--json").stdout)
+    assert impact["images"] == ["app-image"]
+    missing = run("--dependents", "nothing")
+    assert missing.returncode == 1 and "no recipe in the set provides 'nothing'" in missing.stderr
