@@ -11,9 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import THIRD_PARTY
 from nanodistro.formats.apk import read_apk, verify_apk
 from nanodistro.trust.keys import load_keyring
+
+# Same resolution as tests/conftest.py; importing it by name is ambiguous next to other
+# conftest.py files.
+THIRD_PARTY = (
+    Path(os.environ.get("NANODISTRO_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+    / "fixtures"
+    / "third_party"
+)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import THIRD_PARTY
 from nanodistro.errors import ChecksumError, FormatError, NanodistroError, UnsafePathError
 from nanodistro.formats.apk import read_apk, verify_apk, verify_apk_bytes
 from nanodistro.formats.signature import (
@@ -34,6 +33,14 @@ from nanodistro.formats.tarball import (
     write_tar,
 )
 from nanodistro.trust.keys import generate_key, load_keyring, load_signing_key
+
+# Same resolution as tests/conftest.py; importing it by name is ambiguous next to other
+# conftest.py files.
+THIRD_PARTY = (
+    Path(os.environ.get("NANODISTRO_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+    / "fixtures"
+    / "third_party"
+)
 
 SEED = 20260601
 FIXTURES = [

@@ -6,12 +6,12 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from conftest import THIRD_PARTY
 from nanodistro.errors import ChecksumError, FormatError, NanodistroError
 from nanodistro.formats.apk import (
     identity,
@@ -29,6 +29,14 @@ from nanodistro.formats.signature import (
 )
 from nanodistro.formats.tarball import TarEntry, gzip_members, read_tar, sort_key, write_tar
 from nanodistro.trust.keys import generate_key, load_keyring, load_signing_key
+
+# Same resolution as tests/conftest.py; importing it by name is ambiguous next to other
+# conftest.py files.
+THIRD_PARTY = (
+    Path(os.environ.get("NANODISTRO_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
+    / "fixtures"
+    / "third_party"
+)
 
 VERIFY = json.loads((THIRD_PARTY / "VERIFY.json").read_text())
 APKS = sorted(name for name in VERIFY if name.endswith(".apk"))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import pytest
 
-from conftest import THIRD_PARTY
 from nanodistro.errors import KeyLoadError, SignatureError
 from nanodistro.formats.signature import (
     SIGNATURE_ALGORITHMS,
@@ -27,6 +27,14 @@ from nanodistro.formats.signature import (
 )
 from nanodistro.formats.tarball import gzip_member, read_tar
 from nanodistro.trust.keys import generate_key, load_keyring, load_signing_key
+
+# Same resolution as tests/conftest.py; importing it by name is ambiguous next to other
+# conftest.py files.
+THIRD_PARTY = (
+    Path(os.environ.get("NANODISTRO_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
+    / "fixtures"
+    / "third_party"
+)
 
 
 @pytest.fixture(scope="module")
