@@ -41,11 +41,11 @@ def parse_case(path: Path) -> Case:
     sections: list[tuple[str, str]] = []
     for line in text.splitlines():
         if line.startswith("@"):
-            key, _, rest = line.partition(" ")
-            sections.append((key, rest))
+            key, _, value = line.partition(" ")
+            sections.append((key, value))
         elif sections:
-            key, rest = sections[-1]
-            sections[-1] = (key, f"{rest}\n{line}" if rest else line)
+            key, value = sections[-1]
+            sections[-1] = (key, f"{value}\n{line}" if value else line)
     case = Case(path, [])
     for key, value in sections:
         if key == "@ARGS":
