@@ -109,21 +109,21 @@ def finish_record(
 _ATTR_OF = {letter: attr for letter, (attr, _kind) in INDEX_LETTERS.items()}
 
 
-def _new_info_state() -> dict[str, Any]:
-    """Attribute defaults of a fresh ``PackageInfo`` (scalars only; lists are made per record)."""
-    state = dict(vars(PackageInfo()))
-    for name, value in list(state.items()):
-        if isinstance(value, list):
-            del state[name]
-    return state
-
-
-_SCALAR_DEFAULTS = _new_info_state()
+_INFO_FIELDS = dataclasses.fields(PackageInfo)
+#: Plain defaults (shared safely: strings, ints, None) and per-instance factories of PackageInfo.
+_SCALAR_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in _INFO_FIELDS if f.default is not dataclasses.MISSING
+}
 _INDEX_LIST_ATTRS = tuple(_LIST_LETTERS.values())  # depends, provides, install_if
-_OTHER_LIST_ATTRS = tuple(
-    f.name
-    for f in dataclasses.fields(PackageInfo)
-    if f.name not in _SCALAR_DEFAULTS and f.name not in _INDEX_LIST_ATTRS
+_OTHER_FACTORIES = tuple(
+    (f.name, f.default_factory)
+    for f in _INFO_FIELDS
+    if f.default_factory is not dataclasses.MISSING and f.name not in _INDEX_LIST_ATTRS
+)
+# A PackageInfo field without a default could not be built without __init__: use the general
+# parser then (slower, same result).
+_FAST_PATH_OK = len(_SCALAR_DEFAULTS) + len(_INDEX_LIST_ATTRS) + len(_OTHER_FACTORIES) == len(
+    _INFO_FIELDS
 )
 _INT_ATTRS = tuple(_INT_LETTERS.values())
 #: "C:" -> "checksum": the two-character prefix lookup also checks the colon.
@@ -162,8 +162,8 @@ def _fast_record(
             state[attr] = []
         else:
             state[attr] = value.split() if value[:1] != "[" else split_list_value(value)
-    for attr in _OTHER_LIST_ATTRS:
-        state[attr] = []
+    for attr, factory in _OTHER_FACTORIES:
+        state[attr] = factory()
     if not state["name"] or not state["version"]:
         return None
     info: PackageInfo = _new_object(PackageInfo)
@@ -211,7 +211,7 @@ def parse_apkindex_text(text: str, where: str = "APKINDEX") -> list[PackageInfo]
         if not record:
             continue
         lines = record.split("\n")
-        info = _fast_record(lines)
+        info = _fast_record(lines) if _FAST_PATH_OK else None
         if info is None:
             # Rare: count lines up to this record only when the general parser needs them.
             while counted < number:
