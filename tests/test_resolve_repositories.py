@@ -221,3 +221,22 @@ def test_cli_resolve_error_is_one_line(
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:")
     assert "foo" in lines[0] and "bar-0.1-r0[foo<2]" in lines[0]
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_matches_apko_lock_file(third_party: Path, arch: str) -> None:
+    """apko resolved apko.yaml (``replayout``) into apko.lock.json; we must agree exactly."""
+    testdata = third_party / "chainguard-dev+apko/internal/cli/testdata"
+    lock = json.loads((testdata / "apko.lock.json").read_text())
+    want = [
+        (p["name"], p["version"], p["checksum"])
+        for p in lock["contents"]["packages"]
+        if p["architecture"] == arch
+    ]
+    repo = RepositoryRef(str(testdata / "packages"))
+    with RepositoryClient(load_keyring(testdata / "melange.rsa.pub")) as client:
+        universe = client.load_universe([repo], arch)
+        resolution = solve(universe, ["replayout"])
+        assert [(p.name, p.version, p.checksum) for p in resolution.packages] == want
+        for p in resolution.packages:  # the real melange-built .apk files pass the identity check
+            client.fetch_package(repo, arch, p.candidate.info)
