@@ -1,0 +1,182 @@
+"""Benchmark: assemble an image of 32 packages from a warm (local) package repository.
+
+Side by side with
+  * the floor: ``tar -c`` + ``gzip`` (CLI) of the same root filesystem, already on disk;
+  * umoci: ``umoci repack`` of the same rootfs into a layer (init/new/unpack done beforehand).
+
+Run: ``.venv/bin/python bench/bench_image.py`` (needs umoci for the second baseline).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from nanodistro.formats.apk import read_apk, write_apk
+from nanodistro.formats.apkindex import write_index
+from nanodistro.formats.pkginfo import PackageInfo
+from nanodistro.formats.signature import SigningKey
+from nanodistro.formats.tarball import TarEntry, sort_key
+from nanodistro.image.build import BuildRequest, build_image, write_result
+from nanodistro.imageconfig import load_config
+
+PACKAGES = 32
+FILES_PER_PACKAGE = 6
+BUILD_DATE = 1_700_000_000
+RUNS = 3
+
+
+def _content(rng: random.Random, size: int) -> bytes:
+    # half random (incompressible, like binaries), half text (like scripts and data files)
+    words = [b"alpha", b"beta", b"gamma", b"delta", b"epsilon", b"zeta", b"eta", b"theta"]
+    text = b" ".join(rng.choice(words) for _ in range(size // 12))
+    return rng.randbytes(size // 2) + text[: size - size // 2]
+
+
+def make_repo(root: Path) -> Path:
+    rng = random.Random(7)
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    key = SigningKey(pem, "bench.rsa.pub")
+    (root / "keys").mkdir(parents=True)
+    (root / "keys" / key.keyname).write_bytes(key.public_pem())
+    arch_dir = root / "repo" / "x86_64"
+    arch_dir.mkdir(parents=True)
+    infos = []
+    for index in range(PACKAGES):
+        name = f"pkg{index:02d}"
+        entries = [
+            TarEntry("usr", "dir", mode=0o755, mtime=BUILD_DATE),
+            TarEntry(f"usr/lib/{name}", "dir", mode=0o755, mtime=BUILD_DATE),
+            TarEntry("usr/lib", "dir", mode=0o755, mtime=BUILD_DATE),
+        ]
+        for file_index in range(FILES_PER_PACKAGE):
+            entries.append(
+                TarEntry(
+                    f"usr/lib/{name}/file{file_index}.bin",
+                    "file",
+                    mode=0o644,
+                    mtime=BUILD_DATE,
+                    data=_content(rng, rng.randint(30_000, 90_000)),
+                )
+            )
+        depends = [f"pkg{index - 1:02d}"] if index else []
+        info = PackageInfo(
+            name=name, version="1.0-r0", arch="x86_64", license="MIT", depends=depends
+        )
+        data = write_apk(info, sorted(entries, key=sort_key), key=key, source_date_epoch=BUILD_DATE)
+        (arch_dir / f"{name}-1.0-r0.apk").write_bytes(data)
+        infos.append(read_apk(data, where=name).info)
+    (arch_dir / "APKINDEX.tar.gz").write_bytes(write_index(infos, key=key))
+    (root / "img.yaml").write_text(
+        "contents:\n"
+        "  keyring: [./keys/bench.rsa.pub]\n"
+        "  repositories: [./repo]\n"
+        f"  packages: [pkg{PACKAGES - 1:02d}]\n"
+        "archs: [amd64]\n"
+    )
+    return root / "img.yaml"
+
+
+def ours(config: Path, out: Path) -> tuple[float, str]:
+    start = time.perf_counter()
+    result = build_image(BuildRequest(loaded=load_config(config), source_date_epoch=0))
+    write_result(result, out)
+    return time.perf_counter() - start, result.digest
+
+
+def extract_rootfs(layout: Path, dest: Path) -> None:
+    from nanodistro.image.oci_layout import Layout
+
+    image = Layout(layout).images()[0]
+    dest.mkdir(parents=True)
+    blob = Layout(layout).blob(image.manifest.layers[0].digest)
+    subprocess.run(["tar", "-xzf", "-", "-C", str(dest), "--exclude=dev/*"], input=blob, check=True)
+
+
+def floor(rootfs: Path, out: Path) -> float:
+    start = time.perf_counter()
+    with open(out, "wb") as handle:
+        tar = subprocess.Popen(
+            ["tar", "-C", str(rootfs), "--sort=name", "-cf", "-", "."], stdout=subprocess.PIPE
+        )
+        subprocess.run(["gzip", "-6", "-n"], stdin=tar.stdout, stdout=handle, check=True)
+        tar.wait()
+    return time.perf_counter() - start
+
+
+def umoci_repack(rootfs: Path, work: Path) -> float | None:
+    if not shutil.which("umoci"):
+        return None
+    layout = work / "layout"
+    bundle = work / "bundle"
+    subprocess.run(["umoci", "init", "--layout", str(layout)], check=True, capture_output=True)
+    subprocess.run(["umoci", "new", "--image", f"{layout}:t"], check=True, capture_output=True)
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{layout}:t", str(bundle)], check=True, capture_output=True
+    )
+    shutil.rmtree(bundle / "rootfs")
+    shutil.copytree(rootfs, bundle / "rootfs", symlinks=True)
+    start = time.perf_counter()
+    subprocess.run(
+        ["umoci", "repack", "--image", f"{layout}:t", str(bundle)], check=True, capture_output=True
+    )
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-image-") as tmp:
+        work = Path(tmp)
+        config = make_repo(work / "world")
+        size = sum(p.stat().st_size for p in (work / "world/repo/x86_64").glob("*.apk"))
+        print(f"{PACKAGES} packages, {size / 1e6:.1f} MB of .apk files")
+        ours(config, work / "warmup")
+        ours_times = []
+        digests = set()
+        for run in range(RUNS):
+            seconds, digest = ours(config, work / f"out{run}")
+            ours_times.append(seconds)
+            digests.add(digest)
+        extract_rootfs(work / "out0", work / "rootfs")
+        floor_times = [floor(work / "rootfs", work / f"floor{run}.tar.gz") for run in range(RUNS)]
+        umoci_times = []
+        for run in range(RUNS):
+            seconds = umoci_repack(work / "rootfs", work / f"umoci{run}")
+            if seconds is not None:
+                umoci_times.append(seconds)
+        ours_best, floor_best = min(ours_times), min(floor_times)
+        print(f"reproducible across runs: {len(digests) == 1}")
+        print(
+            f"nanodistro image build (resolve+verify+install+layer+gzip+write): {ours_best:.3f} s"
+        )
+        print(
+            f"floor: tar | gzip -6 of the same rootfs:                         {floor_best:.3f} s"
+        )
+        print(f"ratio ours/floor: {ours_best / floor_best:.2f}x")
+        if umoci_times:
+            umoci_best = min(umoci_times)
+            print(
+                f"umoci repack of the same rootfs:                                {umoci_best:.3f} s"
+            )
+            print(f"ratio ours/umoci: {ours_best / umoci_best:.2f}x")
+        else:
+            print("umoci not installed: no umoci baseline")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
