@@ -197,3 +197,23 @@ def test_wolfi_sample_expands_for_both_arches(fixtures_dir: Path) -> None:
             count += len(subs)
     assert count > 300
     assert "git-checkout" in known_pipeline_names()
+
+
+def test_substitution_errors_carry_line_and_key_path() -> None:
+    recipe = load_recipe_text(
+        "package: {name: a, version: '1'}\n"
+        "subpackages:\n"
+        "  - name: a-dev\n"
+        "    dependencies:\n"
+        "      runtime:\n"
+        "        - ${{vars.missing}}\n",
+        "a.yaml",
+    )
+    with pytest.raises(RecipeError) as info:
+        expand_subpackages(recipe, "x86_64")
+    assert str(info.value).startswith(
+        "a.yaml:5: subpackages[0].dependencies.runtime: unknown variable ${{vars.missing}}"
+    )
+    with pytest.raises(RecipeError) as info:
+        evaluate_condition("${{x}} == 'y'", {}, "a.yaml", "pipeline[0].if", line=7)
+    assert str(info.value).startswith("a.yaml:7: pipeline[0].if: unknown variable")

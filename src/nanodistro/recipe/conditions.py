@@ -25,7 +25,15 @@ _ESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "t": "\t"}
 
 
 class _Parser:
-    def __init__(self, text: str, mapping: Mapping[str, str], where: str, field: str | None):
+    def __init__(
+        self,
+        text: str,
+        mapping: Mapping[str, str],
+        where: str,
+        field: str | None,
+        line: int | None,
+    ):
+        self.line = line
         self.text = text
         self.pos = 0
         self.mapping = mapping
@@ -36,6 +44,7 @@ class _Parser:
         return RecipeError(
             f"invalid condition {self.text!r}: {message} at position {self.pos}",
             where=self.where,
+            line=self.line,
             field=self.field,
         )
 
@@ -67,7 +76,7 @@ class _Parser:
             if self.pos >= len(self.text):
                 raise self.fail("unterminated string")
             self.pos += 1
-            return substitute("".join(out), self.mapping, self.where, self.field)
+            return substitute("".join(out), self.mapping, self.where, self.field, line=self.line)
         if self.peek("${{"):
             self.pos += 3
             self.skip_ws()
@@ -84,6 +93,7 @@ class _Parser:
                 raise RecipeError(
                     f"unknown variable ${{{{{name}}}}} in condition {self.text!r}",
                     where=self.where,
+                    line=self.line,
                     field=self.field,
                 )
             return self.mapping[name]
@@ -122,12 +132,17 @@ class _Parser:
 
 
 def evaluate_condition(
-    expr: str, mapping: Mapping[str, str], where: str = "<recipe>", field: str | None = None
+    expr: str,
+    mapping: Mapping[str, str],
+    where: str = "<recipe>",
+    field: str | None = None,
+    *,
+    line: int | None = None,
 ) -> bool:
     """Evaluate an ``if:`` expression; an empty expression is true."""
     if not expr.strip():
         return True
-    parser = _Parser(expr, mapping, where, field)
+    parser = _Parser(expr, mapping, where, field, line)
     result = parser.expr()
     parser.skip_ws()
     if parser.pos != len(expr):

@@ -14,6 +14,7 @@ from nanodistro.errors import RecipeError
 from nanodistro.recipe.conditions import evaluate_condition
 from nanodistro.recipe.model import Dependencies, Recipe, Subpackage
 from nanodistro.recipe.substitute import RangeItem, build_substitutions, substitute
+from nanodistro.recipe.yamlsource import KeyPath, format_path
 
 __all__ = [
     "ExpandedSubpackage",
@@ -119,14 +120,21 @@ def expand_subpackages(
             recipe, arch, name, item, build_options=options, package_names=all_names
         )
         prefix = f"subpackages[{index}]"
-        if spec.if_ and not evaluate_condition(spec.if_, mapping, recipe.where, f"{prefix}.if"):
+        if spec.if_ and not evaluate_condition(
+            spec.if_,
+            mapping,
+            recipe.where,
+            f"{prefix}.if",
+            line=recipe.line_of(("subpackages", index, "if")),
+        ):
             continue
         deps = spec.dependencies
 
-        def sub(
-            text: str, key: str, mapping: dict[str, str] = mapping, prefix: str = prefix
-        ) -> str:
-            return substitute(text, mapping, recipe.where, f"{prefix}.{key}")
+        def sub(text: str, key: str, mapping: dict[str, str] = mapping, index: int = index) -> str:
+            path: KeyPath = ("subpackages", index, *key.split("."))
+            return substitute(
+                text, mapping, recipe.where, format_path(path), line=recipe.line_of(path)
+            )
 
         expanded.append(
             ExpandedSubpackage(

@@ -88,9 +88,15 @@ def find_variables(text: str) -> list[str]:
 
 
 def substitute(
-    text: str, mapping: Mapping[str, str], where: str = "<recipe>", field: str | None = None
+    text: str,
+    mapping: Mapping[str, str],
+    where: str = "<recipe>",
+    field: str | None = None,
+    *,
+    line: int | None = None,
 ) -> str:
-    """Replace every ``${{name}}`` with ``mapping[name]``; an unknown name is a RecipeError."""
+    """Replace every ``${{name}}`` with ``mapping[name]``; an unknown name is a RecipeError
+    naming ``where``, ``line`` and ``field``."""
     if "${{" not in text:
         return text
 
@@ -102,6 +108,7 @@ def substitute(
             raise RecipeError(
                 f"unknown variable ${{{{{name}}}}}{_suggest(name, mapping)}",
                 where=where,
+                line=line,
                 field=field,
             ) from None
 
