@@ -205,7 +205,34 @@ def test_tampered_registry_blob_is_refused_on_pull(
     assert json.loads((out / "index.json").read_text())["manifests"] == []
 
 
-def test_several_manifests_are_pushed_as_an_index(
+@pytest.mark.parametrize("name", ["golden", "base_image", "top_image"])
+def test_apko_layouts_push_like_crane(
+    name: str, third_party: Path, docker_registry: RunningRegistry, tmp_path: Path
+) -> None:
+    # apko's layouts: index.json is the multi-arch index itself (two platform manifests)
+    layout = third_party / "chainguard-dev+apko/internal/cli/testdata" / name
+    expected = "sha256:" + hashlib.sha256((layout / "index.json").read_bytes()).hexdigest()
+    ours = docker_registry.ref(f"apko/{name}:ours")
+    assert push_layout(layout, ours) == expected
+    theirs = docker_registry.ref(f"apko/{name}:crane")
+    crane("push", "--insecure", "--index", str(layout), theirs)
+    assert crane("digest", "--insecure", theirs).strip() == expected
+    assert crane("digest", "--insecure", ours).strip() == expected
+    inspected = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{ours}"))
+    assert inspected["Digest"] == expected
+    assert pull(ours, tmp_path / "pulled") == expected
+    assert_layout_blobs_valid(tmp_path / "pulled")
+
+
+def test_several_manifests_with_platforms_push_index_json_verbatim(
+    docker_registry: RunningRegistry, tmp_path: Path
+) -> None:
+    built = make_layout(tmp_path / "layout", flat=True)
+    expected = "sha256:" + hashlib.sha256((built.root / "index.json").read_bytes()).hexdigest()
+    assert push_layout(built.root, docker_registry.ref("flat/verbatim:v1")) == expected
+
+
+def test_several_manifests_without_platforms_get_a_built_index(
     docker_registry: RunningRegistry, tmp_path: Path
 ) -> None:
     built = make_layout(tmp_path / "layout", flat=True)

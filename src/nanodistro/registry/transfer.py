@@ -80,8 +80,10 @@ def push_layout(
     and return the digest of what the reference now points at.
 
     The top-level image is the one ``index.json`` entry (image index or manifest), the entry
-    annotated ``org.opencontainers.image.ref.name: <ref_name>`` when ``ref_name`` is given, or
-    an index built from all entries when there are several image manifests. ``progress`` gets
+    annotated ``org.opencontainers.image.ref.name: <ref_name>`` when ``ref_name`` is given, or,
+    when ``index.json`` lists several image manifests, an index of them: ``index.json`` itself
+    if every entry has a platform (apko's layout; same digest as ``crane push --index``), else
+    one built with platforms from the image configs. ``progress`` gets
     one line per step: ``uploaded|exists|mounted <digest> (<size> bytes)``,
     ``manifest <digest>``, ``tagged <reference>``. Blobs over ``chunk_threshold`` bytes are
     sent in PATCH chunks of ``chunk_size``. ``plain_http`` forces the scheme (default: http
@@ -117,7 +119,10 @@ def push_layout(
 
 
 def _select_top(layout: OciLayout, ref_name: str | None) -> tuple[dict[str, Any], bytes | None]:
-    """The descriptor to push, or (for several image manifests) a built index and its bytes."""
+    """The descriptor to push, or (for several image manifests) an index document and its
+    bytes: ``index.json`` itself when every entry names its platform (as apko writes it and
+    ``crane push --index`` pushes it, so the digests agree), else one built with platforms
+    read from the image configs."""
     entries = layout.manifests()
     where = str(layout.root / "index.json")
     if ref_name is not None:
@@ -134,13 +139,21 @@ def _select_top(layout: OciLayout, ref_name: str | None) -> tuple[dict[str, Any]
         raise RegistryError("index.json lists no manifests", where=where)
     if len(entries) == 1:
         return entries[0], None
-    if all(e["mediaType"] in IMAGE_MANIFEST_TYPES for e in entries):
-        index = build_index(layout, entries)
-        return index, canonical_json(index)
-    raise RegistryError(
-        "index.json lists several entries including an index; choose one with ref_name",
-        where=where,
-    )
+    if not all(e["mediaType"] in IMAGE_MANIFEST_TYPES for e in entries):
+        raise RegistryError(
+            "index.json lists several entries including an index; choose one with ref_name",
+            where=where,
+        )
+    raw = (layout.root / "index.json").read_bytes()
+    document = json.loads(raw)
+    if document.get("mediaType") in (None, OCI_INDEX) and all(
+        isinstance(e.get("platform"), dict) for e in entries
+    ):
+        return document, raw
+    index = build_index(layout, entries)
+    if isinstance(document.get("annotations"), dict):
+        index["annotations"] = document["annotations"]
+    return index, canonical_json(index)
 
 
 def build_index(layout: OciLayout, manifests: list[Descriptor]) -> dict[str, Any]:
