@@ -17,12 +17,7 @@ from nanodistro.recipe.model import load_recipe_text
 
 SHA = "a" * 64
 
-REQUIRED_NAMES = """fetch git-checkout patch strip autoconf/configure autoconf/make
-autoconf/make-install cmake/configure cmake/build cmake/install meson/configure meson/compile
-meson/install split/dev split/static split/manpages split/alldocs split/infodir split/locales
-split/lib split/bin split/debug python/build python/build-wheel python/install python/import
-python/test go/build go/install cargo/build perl/make perl/cleanup ruby/build ruby/install
-ruby/clean npm/install""".split()
+REQUIRED_NAMES = ["fetch", "git-checkout", "patch", "strip", "autoconf/configure", "autoconf/make", "autoconf/make-install", "cmake/configure", "cmake/build", "cmake/install", "meson/configure", "meson/compile", "meson/install", "split/dev", "split/static", "split/manpages", "split/alldocs", "split/infodir", "split/locales", "split/lib", "split/bin", "split/debug", "python/build", "python/build-wheel", "python/install", "python/import", "python/test", "go/build", "go/install", "cargo/build", "perl/make", "perl/cleanup", "ruby/build", "ruby/install", "ruby/clean", "npm/install"]
 
 
 def recipe(body: str) -> str:
@@ -93,7 +88,12 @@ subpackages:
     assert 'PACKAGE_DIR="/home/build/melange-out/demo"' in dev.steps[0].script
     assert "/home/build/melange-out/demo-dev" in dev.steps[0].script
     assert build.environment_packages == [
-        "busybox", "wget", "autoconf", "automake", "libtool", "make"
+        "busybox",
+        "wget",
+        "autoconf",
+        "automake",
+        "libtool",
+        "make",
     ]
     assert build.env["HOME"] == "/home/build"
 
