@@ -333,3 +333,12 @@ def test_wolfi_sample_lint_counts(fixtures_dir: Path) -> None:
     )
     assert loaded == len(files)
     assert without_unknown >= len(files) - 15
+
+
+def test_undefined_variable_in_subpackage_fields() -> None:
+    data = copy.deepcopy(GOOD)
+    data["subpackages"][0]["dependencies"] = {"runtime": ["${{vars.nope}}"]}
+    result = lint_text(_text(data), "hello.yaml", pipeline_names=NAMES)
+    (finding,) = result.findings
+    assert finding.rule == "undefined-variable"
+    assert finding.line is not None and "vars.nope" in finding.message

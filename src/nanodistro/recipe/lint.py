@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from license_expression import get_spdx_licensing
 
 from nanodistro.errors import NanodistroError, RecipeError
-from nanodistro.recipe.expand import builds_for_arch, subpackage_names
+from nanodistro.recipe.expand import builds_for_arch, expand_subpackages, subpackage_names
 from nanodistro.recipe.model import Copyright, Recipe, RecipeLoadError, recipe_from_document
 from nanodistro.recipe.pipelines import known_pipeline_names, recipe_uses
 from nanodistro.recipe.substitute import base_substitutions, find_variables, substitute
@@ -468,6 +468,17 @@ def _undefined_variables(ctx: LintContext) -> Iterator[Problem]:
             and not name.startswith(allowed_prefixes)
         ]
 
+    reported: set[str] = set()
+    for arch in ("x86_64", "aarch64"):
+        if not builds_for_arch(recipe, arch):
+            continue
+        try:
+            expand_subpackages(recipe, arch)
+        except RecipeError as error:
+            message = _strip(error)
+            if "duplicate subpackage" not in message and message not in reported:
+                reported.add(message)
+                yield error.line, message
     for path, step in recipe.all_steps():
         fields = [
             ("runs", step.runs),
