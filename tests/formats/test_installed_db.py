@@ -177,3 +177,35 @@ def test_triggers_line_matches_fixture():
 def test_non_utf8_is_a_format_error():
     with pytest.raises(FormatError):
         parse_installed(io.BytesIO(b"P:\xff\n").getvalue())
+
+
+def test_installed_package_from_a_real_apk_matches_apk_tools_record():
+    """alpine-baselayout as apk-tools recorded it in the fixture database vs built from the .apk."""
+    from nanodistro.formats.apk import read_apk
+    from nanodistro.formats.installed_db import installed_package
+
+    apk = APKO_TESTDATA / "alpine-317/alpine-baselayout-3.2.0-r23.apk"
+    if not apk.exists():
+        pytest.skip("fixture missing")
+    pkg = read_apk(apk.read_bytes(), where=str(apk))
+    ours = installed_package(pkg.info, pkg.entries)
+    assert ours.info.checksum == pkg.identity
+    text = format_installed([ours])
+    again = parse_installed(text)[0]
+    assert again == ours
+    # every file has a Q1 digest equal to sha1 of its content (or link target)
+    by_path = {e.path: e for e in pkg.entries}
+    for directory in ours.dirs:
+        for f in directory.files:
+            entry = by_path[f"{directory.path}/{f.name}" if directory.path else f.name]
+            raw = entry.data if entry.type == "file" else entry.linkname.encode()
+            assert f.digest == "Q1" + base64.b64encode(hashlib.sha1(raw).digest()).decode()
+    # apk-tools recorded r22 of the same package in the fixture database; the file list
+    # (directories, ACLs, digests) did not change in r23, so the blocks must be identical.
+    recorded = next(
+        p
+        for p in parse_installed((APKO_TESTDATA / "root/usr/lib/apk/db/installed").read_bytes())
+        if p.info.name == "alpine-baselayout"
+    )
+    assert recorded.info.version == "3.2.0-r22"
+    assert ours.dirs == recorded.dirs

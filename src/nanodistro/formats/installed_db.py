@@ -9,6 +9,8 @@ in it (``a:`` its ACL, ``Z:`` its digest). The writer emits apk-tools order (AT 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,10 +21,12 @@ from nanodistro.formats.apkindex import (
     finish_record,
     format_extra,
     format_record_header,
+    index_record,
     parse_uint,
     split_list_value,
 )
 from nanodistro.formats.pkginfo import PackageInfo
+from nanodistro.formats.tarball import TarEntry
 
 DEFAULT_DIR_MODE = 0o755
 DEFAULT_FILE_MODE = 0o644
@@ -312,6 +316,75 @@ def file_blocks(entries: Iterable[FsEntry]) -> list[InstalledDir]:
             acl = Acl(entry.uid, entry.gid, entry.mode & 0o7777, entry.xattr_hash)
         block.files.append(InstalledFile(name, acl, entry.digest))
     return list(blocks.values())
+
+
+def q1_from_hex(sha1_hex: str) -> str:
+    """``APK-TOOLS.checksum.SHA1`` hex -> ``Q1`` + base64, the ``Z:`` form (as apko converts)."""
+    try:
+        raw = bytes.fromhex(sha1_hex)
+    except ValueError:
+        raise FormatError(f"expected a hex SHA-1, got {sha1_hex[:60]!r}") from None
+    if len(raw) != 20:
+        raise FormatError(f"expected a 40-digit hex SHA-1, got {sha1_hex[:60]!r}")
+    return "Q1" + base64.b64encode(raw).decode("ascii")
+
+
+def fs_entries(entries: Iterable[TarEntry]) -> list[FsEntry]:
+    """Data-tar entries as ``FsEntry``s: digests from the PAX checksum or computed (files: the
+    content, symlinks: the target string; hardlinks: the content of the file they name)."""
+    result: list[FsEntry] = []
+    digests: dict[str, str | None] = {}
+    for entry in entries:
+        digest: str | None = None
+        kind: Literal["dir", "file", "symlink"]
+        if entry.type == "dir":
+            kind = "dir"
+        elif entry.type == "symlink":
+            kind = "symlink"
+            digest = q1_from_hex(entry.pax_checksum or entry.content_sha1() or "")
+        else:
+            kind = "file"
+            if entry.type == "file":
+                digest = q1_from_hex(entry.pax_checksum or entry.content_sha1() or "")
+            elif entry.type == "hardlink":
+                digest = digests.get(entry.linkname.strip("/"))
+        digests[entry.path.strip("/")] = digest
+        result.append(
+            FsEntry(
+                entry.path,
+                kind,
+                entry.mode & 0o7777,
+                entry.uid,
+                entry.gid,
+                digest,
+                xattr_hash(entry.xattrs),
+            )
+        )
+    return result
+
+
+def xattr_hash(xattrs: dict[str, bytes]) -> str | None:
+    """AT ``apk_fileinfo_hash_xattr_array`` (src/io.c): SHA-1 over the xattrs sorted by name,
+    name and value each preceded by its 32-bit big-endian length; ``Q1`` form, None if none."""
+    if not xattrs:
+        return None
+    digest = hashlib.sha1()
+    for name in sorted(xattrs):
+        for part in (name.encode("utf-8", "surrogateescape"), xattrs[name]):
+            digest.update(len(part).to_bytes(4, "big"))
+            digest.update(part)
+    return "Q1" + base64.b64encode(digest.digest()).decode("ascii")
+
+
+def installed_package(
+    info: PackageInfo, entries: Iterable[TarEntry], *, repo_tag: str | None = None
+) -> InstalledPackage:
+    """The installed-db record apk would write for a package (``info`` from ``read_apk``, with
+    ``checksum`` and ``file_size`` set) whose data tar holds ``entries``."""
+    record = index_record(info)
+    record.replaces = list(info.replaces)
+    record.replaces_priority = info.replaces_priority
+    return InstalledPackage(record, repo_tag=repo_tag, dirs=file_blocks(fs_entries(entries)))
 
 
 # ---------------------------------------------------------------------------------------------
