@@ -160,6 +160,7 @@ class _Solver:
         self._rdepends: dict[str, set[str]] = {}
         self._chain: dict[str, int] = {}
         self._satisfiable: dict[Dependency, bool] = {}
+        self._alive: dict[int, bool] = {}
         self._discover()
 
     # -- static facts ----------------------------------------------------------------------------
@@ -211,14 +212,29 @@ class _Solver:
         return cand.broken is None
 
     def satisfiable(self, dep: Dependency) -> bool:
-        """Could anything ever provide ``dep``? (apk disqualifies packages needing the impossible.)"""
+        """Could anything ever provide ``dep``, counting only packages whose own dependencies
+        could be met too? (apk-tools disqualifies such packages up front; without this the
+        search would try every version of every package above a hole.)"""
         known = self._satisfiable.get(dep)
-        if known is None:
-            known = any(
-                cand.broken is None and _provides(dep, cand, ver)
-                for cand, ver in self.u.providers.get(dep.name, ())
-            )
-            self._satisfiable[dep] = known
+        if known is not None:
+            return known
+        self._satisfiable[dep] = True  # optimistic inside dependency cycles
+        known = any(
+            _provides(dep, cand, ver) and self.alive(cand)
+            for cand, ver in self.u.providers.get(dep.name, ())
+        )
+        self._satisfiable[dep] = known
+        return known
+
+    def alive(self, cand: Candidate) -> bool:
+        known = self._alive.get(id(cand))
+        if known is not None:
+            return known
+        self._alive[id(cand)] = True  # cycle guard
+        known = self.usable(cand) and all(
+            dep.conflict or self.satisfiable(dep) for dep in cand.depends
+        )
+        self._alive[id(cand)] = known
         return known
 
     # -- describing ------------------------------------------------------------------------------
@@ -315,7 +331,9 @@ class _Solver:
                     c = owners[0][0]
                     return f"needs {dep} but {dep.name} is {c.name}-{c.version}"
             elif not self.satisfiable(dep):
-                return f"needs {dep}, which nothing provides"
+                if not any(_provides(dep, c, v) for c, v in self.u.providers.get(dep.name, ())):
+                    return f"needs {dep}, which nothing provides"
+                return f"needs {dep}, which nothing installable provides"
         return None
 
     def select(
