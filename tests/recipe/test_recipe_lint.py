@@ -256,6 +256,10 @@ def test_epoch_not_reset_uses_git_history(tmp_path: Path) -> None:
     # The same bump once committed: compared with HEAD~1.
     _git(tmp_path, "commit", "-q", "-am", "2.12.1")
     assert {f.rule for f in lint_path(recipe, pipeline_names=NAMES).findings} == {"epoch-not-reset"}
+    (tmp_path / "other.txt").write_text("unrelated")
+    _git(tmp_path, "add", "other.txt")
+    _git(tmp_path, "commit", "-q", "-m", "unrelated change")
+    assert {f.rule for f in lint_path(recipe, pipeline_names=NAMES).findings} == {"epoch-not-reset"}
     # Epoch reset: clean. A rebuild at the same version may raise the epoch.
     recipe.write_text(_text(GOOD))
     assert lint_path(recipe, pipeline_names=NAMES).findings == []

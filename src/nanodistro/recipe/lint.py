@@ -653,7 +653,8 @@ def git_previous_text(path: Path) -> str | None:
     """The recipe as of the last commit that changed it relative to the working tree.
 
     If the working file differs from ``HEAD`` the base is ``HEAD`` (a bump being prepared),
-    otherwise ``HEAD~1`` (a bump just committed). None outside git or for a new file.
+    otherwise the parent of the last commit that changed the file (a committed bump). None
+    outside git or for a new file.
     """
     directory = path.resolve().parent
 
@@ -683,7 +684,10 @@ def git_previous_text(path: Path) -> str | None:
         return None
     if current != head:
         return head
-    return git("show", f"HEAD~1:{relative}")
+    last = git("log", "-1", "--format=%H", "--", relative)
+    if not last or not last.strip():
+        return None
+    return git("show", f"{last.strip()}~1:{relative}")
 
 
 # --- the table ---------------------------------------------------------------------------------
