@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nanodistro.errors import FetchError, ImageError
+from nanodistro.errors import ChecksumError, FetchError, ImageError
 from nanodistro.formats.oci import (
     ANNOTATION_CREATED,
     ANNOTATION_REVISION,
@@ -32,15 +32,10 @@ from nanodistro.image.install import AssembledRoot, assemble_root
 from nanodistro.image.layers import Layer, build_layers
 from nanodistro.image.lock import LockedPackage, LockFile, config_checksum
 from nanodistro.image.oci_layout import write_layout_archive, write_layout_dir
-from nanodistro.image.source import (
-    fetch_package,
-    load_repositories,
-    read_location,
-    solve,
-    split_repository,
-)
 from nanodistro.imageconfig.arch import Arch
 from nanodistro.imageconfig.load import LoadedConfig, resolve_local
+from nanodistro.resolve import RepositoryClient, package_location, parse_repository, solve
+from nanodistro.util.atomic import atomic_write_bytes
 
 Progress = Callable[[str], None]
 
@@ -111,7 +106,8 @@ def load_config_keyring(request: BuildRequest) -> dict[str, bytes]:
         location = request.loaded.resolve_path(entry)
         name = location.rstrip("/").rsplit("/", 1)[-1]
         try:
-            keyring[name] = read_location(location)
+            with RepositoryClient({}) as client:
+                keyring[name] = client.read(location)
         except FetchError as error:
             raise ImageError(
                 f"cannot load keyring entry {entry!r}: {error.message}",
@@ -131,36 +127,65 @@ def build_repository_entries(request: BuildRequest) -> list[str]:
 
 
 def resolve_arch(
-    request: BuildRequest, arch: Arch, keyring: Mapping[str, bytes], progress: Progress | None
+    request: BuildRequest,
+    arch: Arch,
+    keyring: Mapping[str, bytes],
+    progress: Progress | None,
+    client: RepositoryClient | None = None,
 ) -> list[FetchedPackage]:
     """The packages of one arch, fetched and verified, in install order."""
     if request.lock is not None:
-        return _from_lock(request.lock, arch, progress)
+        return _from_lock(request.lock, arch, progress, client or RepositoryClient(keyring))
     entries = build_repository_entries(request)
     if not entries:
         raise ImageError(
             "no repositories configured (contents.repositories or --repo)",
             where=str(request.loaded.path or ""),
         )
-    repos = load_repositories(entries, arch.apk, keyring, progress=progress)
-    chosen = solve(repos, request.loaded.config.all_packages())
-    fetched: list[FetchedPackage] = []
-    for candidate in chosen:
-        url = candidate.repo.package_url(candidate.info)
-        if progress:
-            progress(f"fetch {candidate.info.name}-{candidate.info.version} ({arch.apk})")
-        data = fetch_package(candidate, cache_dir=request.cache_dir)
-        apk = open_apk(data, where=url, expected_identity=candidate.info.checksum)
-        repo_text = (
-            candidate.repo.url
-            if not candidate.repo.tag
-            else f"@{candidate.repo.tag} {candidate.repo.url}"
-        )
-        fetched.append(FetchedPackage(apk, url, repo_text))
-    return fetched
+    own = client is None
+    client = client or RepositoryClient(keyring, progress=progress)
+    try:
+        repos = [parse_repository(e, where="contents.repositories") for e in entries]
+        universe = client.load_universe(repos, arch.apk)  # signature-checked indexes
+        resolution = solve(universe, request.loaded.config.all_packages())
+        fetched: list[FetchedPackage] = []
+        for resolved in resolution.packages:
+            info = resolved.candidate.info
+            location = package_location(resolved.repository, arch.apk, info)
+            if progress:
+                progress(f"install {info.name}-{info.version} ({arch.apk})")
+            data = _cached_read(client, location, info.checksum, request.cache_dir)
+            if info.file_size is not None and len(data) != info.file_size:
+                raise ChecksumError(
+                    f"size {len(data)} differs from the index ({info.file_size})", where=location
+                )
+            apk = open_apk(data, where=location, expected_identity=info.checksum)
+            fetched.append(FetchedPackage(apk, location, str(resolved.repository)))
+        return fetched
+    finally:
+        if own:
+            client.close()
 
 
-def _from_lock(lock: LockFile, arch: Arch, progress: Progress | None) -> list[FetchedPackage]:
+def _cached_read(
+    client: RepositoryClient, location: str, identity: str | None, cache_dir: Path | None
+) -> bytes:
+    """Package bytes, from ``cache_dir`` when a copy with this identity is there."""
+    if cache_dir is None or not identity or not location.startswith(("http://", "https://")):
+        return client.read(location)
+    safe = identity.replace("/", "_").replace("+", "-")
+    cached = cache_dir / f"{location.rsplit('/', 1)[-1]}.{safe}"
+    if cached.is_file():
+        return cached.read_bytes()  # identity is checked by the caller like any other read
+    data = client.read(location)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(cached, data)
+    return data
+
+
+def _from_lock(
+    lock: LockFile, arch: Arch, progress: Progress | None, client: RepositoryClient
+) -> list[FetchedPackage]:
     locked = lock.for_arch(arch.apk)
     if not locked:
         raise ImageError(f"the lock file has no packages for {arch.apk}")
@@ -170,7 +195,7 @@ def _from_lock(lock: LockFile, arch: Arch, progress: Progress | None) -> list[Fe
             progress(f"fetch {item.name}-{item.version} ({arch.apk}, locked)")
         url = resolve_local(item.url, lock.base_dir) if lock.base_dir else item.url
         try:
-            data = read_location(url)
+            data = client.read(url)
         except FetchError as error:
             raise ImageError(
                 f"locked package {item.name}-{item.version} is gone: {error.message}",
@@ -346,11 +371,11 @@ def lock_image(request: BuildRequest, *, progress: Progress | None = None) -> Lo
     for arch in config.target_archs(request.archs):
         fetched = resolve_arch(request, arch, keyring, progress)
         for repo_entry in build_repository_entries(request):
-            _tag, url = split_repository(repo_entry)
+            repo = parse_repository(repo_entry)
             lock.repositories.append(
                 {
                     "name": repo_entry,
-                    "url": f"{url.rstrip('/')}/{arch.apk}/APKINDEX.tar.gz",
+                    "url": f"{repo.url}/{arch.apk}/APKINDEX.tar.gz",
                     "architecture": arch.apk,
                 }
             )
