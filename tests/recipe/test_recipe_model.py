@@ -281,3 +281,11 @@ def test_arbitrary_text_gives_recipe_errors_only(text: str) -> None:
         load_recipe_text(text, "fuzz.yaml")
     except RecipeLoadError as error:
         assert str(error).startswith("fuzz.yaml")
+
+
+def test_unknown_key_hint_inside_named_maps() -> None:
+    error = _error("package: {name: a, version: '1'}\noptions:\n  fast:\n    varz: {}\n")
+    assert error.field == "options.fast.varz"
+    assert error.message == "unknown key (expected one of: environment, vars)"
+    error = _error("package: {name: a, version: '1'}\nupdate: {enabled: true, githb: {}}\n")
+    assert error.field == "update.githb" and "github" in error.message

@@ -683,16 +683,20 @@ def _message(item: Any, path: KeyPath) -> str:
 
 def _allowed_keys(path: KeyPath) -> list[str]:
     model: Any = Recipe
+    skip_key = False  # the previous field was a dict[str, Model]: this part is a free key
     for part in path:
         if isinstance(part, int):
+            continue
+        if skip_key:
+            skip_key = False
             continue
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return []
         next_model = None
         for name, info in model.model_fields.items():
-            alias = info.alias or name
-            if alias == part:
+            if (info.alias or name) == part:
                 next_model = _model_of(info.annotation)
+                skip_key = getattr(info.annotation, "__origin__", None) is dict
                 break
         if next_model is None:
             return []
