@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ from nanodistro.registry.auth import (
     credentials_from_docker_config,
     repository_scope,
 )
-from nanodistro.registry.mediatypes import ACCEPT_MANIFESTS, MANIFEST_TYPES
+from nanodistro.registry.mediatypes import ACCEPT_MANIFESTS, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
 from nanodistro.registry.reference import is_loopback, validate_digest
 from nanodistro.util.atomic import atomic_writer
 
@@ -65,6 +66,42 @@ class Manifest:
     data: bytes
     digest: str
     document: dict[str, Any] = field(repr=False)
+
+
+def _subject_of(data: bytes) -> str | None:
+    try:
+        document = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    subject = document.get("subject") if isinstance(document, dict) else None
+    digest = subject.get("digest") if isinstance(subject, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
+def _referrer_descriptor(data: bytes, digest: str) -> dict[str, Any]:
+    """The descriptor a referrers list carries for a manifest (image-spec descriptor +
+    ``artifactType`` and ``annotations``, as distribution-spec "Listing Referrers")."""
+    document = json.loads(data)
+    descriptor: dict[str, Any] = {
+        "mediaType": document.get("mediaType", OCI_MANIFEST),
+        "digest": digest,
+        "size": len(data),
+    }
+    config = document.get("config")
+    artifact_type = document.get("artifactType") or (
+        config.get("mediaType") if isinstance(config, dict) else None
+    )
+    if artifact_type:
+        descriptor["artifactType"] = artifact_type
+    if isinstance(document.get("annotations"), dict):
+        descriptor["annotations"] = document["annotations"]
+    return descriptor
+
+
+def _referrers_tag(digest: str) -> str:
+    """The OCI 1.1 referrers tag schema: ``<alg>-<ref>`` (truncated to a valid tag)."""
+    algorithm, encoded = digest.split(":", 1)
+    return f"{algorithm}-{encoded}"[:128]
 
 
 class _Retryable(RegistryError):
@@ -521,7 +558,67 @@ class RegistryClient:
             content=data,
         )
         self._check_digest_header(response, digest, where)
+        subject = _subject_of(data)
+        if subject and not response.headers.get("OCI-Subject"):
+            # No referrers API here: keep the OCI 1.1 fallback tag index up to date.
+            self._add_to_referrers_tag(repository, subject, _referrer_descriptor(data, digest))
         return digest
+
+    def upload_bytes(self, repository: str, data: bytes, *, mount_from: str | None = None) -> str:
+        """Make the blob ``data`` present in ``repository``; return its digest."""
+        digest = compute_digest(data)
+        self.upload_blob(
+            repository, digest, len(data), lambda: io.BytesIO(data), mount_from=mount_from
+        )
+        return digest
+
+    def referrers(
+        self, repository: str, digest: str, *, artifact_type: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Descriptors of manifests whose ``subject`` is ``digest`` (OCI 1.1): the referrers
+        API when the registry has it, else the fallback tag ``<alg>-<hex>``."""
+        validate_digest(digest)
+        where = self._where(repository, digest)
+        response = self._send(
+            "GET",
+            f"/v2/{repository}/referrers/{digest}",
+            scopes=(repository_scope(repository, ["pull"]),),
+            where=where,
+            ok=(200, 404),
+            headers={"Accept": OCI_INDEX},
+            params={"artifactType": artifact_type} if artifact_type else None,
+        )
+        document: Any = None
+        if response.status_code == 200:
+            with contextlib.suppress(json.JSONDecodeError, UnicodeDecodeError):
+                document = json.loads(response.content)
+        if not (isinstance(document, dict) and isinstance(document.get("manifests"), list)):
+            fallback = self._get_optional_manifest(repository, _referrers_tag(digest))
+            document = fallback.document if fallback else {"manifests": []}
+        entries = [e for e in document.get("manifests", []) if isinstance(e, dict)]
+        if artifact_type:
+            entries = [e for e in entries if e.get("artifactType") == artifact_type]
+        return entries
+
+    def _get_optional_manifest(self, repository: str, reference: str) -> Manifest | None:
+        try:
+            return self.get_manifest(repository, reference)
+        except RegistryError as exc:
+            if "HTTP 404" in exc.message:
+                return None
+            raise
+
+    def _add_to_referrers_tag(
+        self, repository: str, subject: str, descriptor: dict[str, Any]
+    ) -> None:
+        tag = _referrers_tag(subject)
+        current = self._get_optional_manifest(repository, tag)
+        entries = list(current.document.get("manifests", [])) if current else []
+        if any(isinstance(e, dict) and e.get("digest") == descriptor["digest"] for e in entries):
+            return
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [*entries, descriptor]}
+        data = json.dumps(index, separators=(",", ":")).encode()
+        self.put_manifest(repository, tag, data, OCI_INDEX)
 
     def get_manifest(self, repository: str, reference: str) -> Manifest:
         """GET a manifest/index (OCI or Docker schema 2), verified against the digest in the
