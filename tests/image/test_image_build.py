@@ -452,3 +452,65 @@ def test_cli_bad_config_is_one_clear_line(
 
 def test_checksum_error_type() -> None:
     assert issubclass(ChecksumError, NanodistroError)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_build_push_and_diff_against_registry_reference(workspace: Path, tmp_path: Path) -> None:
+    import time
+    import urllib.request
+
+    if not shutil.which("docker-registry"):
+        pytest.skip("docker-registry not installed")
+    port = _free_port()
+    config = tmp_path / "registry.yml"
+    config.write_text(
+        "version: 0.1\n"
+        f"storage: {{filesystem: {{rootdirectory: {tmp_path / 'data'}}}}}\n"
+        f"http: {{addr: 127.0.0.1:{port}}}\n"
+    )
+    server = subprocess.Popen(
+        ["docker-registry", "serve", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/") as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        out = tmp_path / "out"
+        reference = f"127.0.0.1:{port}/nano/app:v1"
+        with pytest.raises(SystemExit) as done:
+            main(
+                [
+                    "image",
+                    "build",
+                    str(workspace / "img.yaml"),
+                    "--out",
+                    str(out),
+                    "--source-date-epoch",
+                    "0",
+                    "--push",
+                    reference,
+                    "--insecure",
+                    "-q",
+                ]
+            )
+        assert done.value.code in (0, None)
+        remote = load_image_packages(reference, insecure=True)
+        local = load_image_packages(str(out))
+        assert remote.archs["x86_64"].packages == local.archs["x86_64"].packages
+        assert remote.archs["x86_64"].size == local.archs["x86_64"].size
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

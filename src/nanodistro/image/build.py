@@ -304,6 +304,19 @@ def arch_image(
 def build_image(request: BuildRequest, *, progress: Progress | None = None) -> BuildResult:
     """Build every requested architecture and the image index (nothing is written)."""
     config = request.loaded.config
+    if config.contents.baseimage is not None:
+        raise ImageError(
+            "contents.baseimage (apko's experimental build on top of a base image) is not "
+            "supported; list the base's packages in contents.packages instead",
+            where=str(request.loaded.path or ""),
+            field="contents.baseimage",
+        )
+    if config.format == "erofs":
+        raise ImageError(
+            "format: erofs is not supported (only tar layers)",
+            where=str(request.loaded.path or ""),
+            field="format",
+        )
     archs = config.target_archs(request.archs)
     if request.lock is not None and not request.archs:
         locked = set(request.lock.archs())

@@ -9,6 +9,7 @@ run (apko does not run them either). Files the assembler writes itself carry
 from __future__ import annotations
 
 import base64
+import json
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from nanodistro.formats.installed_db import (
 from nanodistro.formats.tarball import TarEntry, validate_entries, write_tar
 from nanodistro.image.apkfile import ApkFile
 from nanodistro.image.rootfs import Node, RootFS
+from nanodistro.imageconfig.arch import APK_TO_OCI
 from nanodistro.imageconfig.model import ImageConfig, PathMutation
 
 APK_DB_DIR = "usr/lib/apk/db"
@@ -352,6 +354,18 @@ def apply_certificates(fs: RootFS, config: ImageConfig, *, mtime: int) -> None:
     _synth(fs, bundle_path, bundle, mtime=mtime)
 
 
+def write_etc_apko_json(
+    fs: RootFS, config: ImageConfig, *, apk_arch: str, world: list[str], mtime: int
+) -> None:
+    """``/etc/apko.json``: the resolved configuration, read-only (apko WriteEtcApkoConfig)."""
+    doc = config.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    doc.pop("include", None)
+    doc.setdefault("contents", {})["packages"] = list(world)
+    doc["archs"] = [APK_TO_OCI.get(apk_arch, apk_arch)]
+    data = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+    _synth(fs, "etc/apko.json", data, mode=0o444, mtime=mtime)
+
+
 def assemble_root(
     config: ImageConfig,
     apks: list[tuple[ApkFile, str]],
@@ -376,6 +390,7 @@ def assemble_root(
         package.repository = repository
         packages.append(package)
     apply_accounts(fs, config, mtime=mtime)
+    write_etc_apko_json(fs, config, apk_arch=apk_arch, world=world, mtime=mtime)
     apply_paths(fs, config, mtime=mtime)
     apply_certificates(fs, config, mtime=mtime)
     apply_services(fs, config, mtime=mtime)
