@@ -258,3 +258,119 @@ def test_alpine_316_closure_matches_apk(third_party: Path) -> None:
     # install_if: git + perl bring git-perl; openrc brings the -openrc subpackages.
     assert {"git-perl", "nginx-openrc", "postgresql14-openrc"} <= set(got)
     assert got[:2] == ["alpine-baselayout-data", "musl"]
+
+
+def test_hole_deep_below_fails_without_search() -> None:
+    """30 names x 20 versions above a missing dependency: pruned up front, not backtracked."""
+    from nanodistro.formats.pkginfo import PackageInfo
+
+    packages = []
+    for i in range(30):
+        for v in range(20):
+            deps = [f"p{i + 1}"] if i < 29 else ["missing-thing"]
+            info = PackageInfo(name=f"p{i}", version=f"{v}.0-r0", depends=deps)
+            info.checksum = f"Q1p{i}v{v}"
+            packages.append(info)
+    u = Universe.build([(RepositoryRef("r"), packages)])
+    with pytest.raises(ResolveError, match="nothing installable provides"):
+        solve(u, ["p0"], budget=200)
+
+
+# ------------------------------------------------------------------------------------------------
+# Property: on small random repositories (plain names, versioned depends, conflicts) the solver
+# finds a solution exactly when one exists, and what it returns is consistent.
+
+import itertools  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from nanodistro.formats.pkginfo import PackageInfo  # noqa: E402
+from nanodistro.formats.version import parse_dependency  # noqa: E402
+
+_NAMES = ["a", "b", "c", "d", "e"]
+
+
+@st.composite
+def _repos(draw: st.DrawFn) -> tuple[list[PackageInfo], list[str]]:
+    packages = []
+    for name in _NAMES:
+        for version in sorted(draw(st.sets(st.integers(1, 4), min_size=1, max_size=3))):
+            deps = []
+            for other in draw(st.lists(st.sampled_from(_NAMES), max_size=2, unique=True)):
+                if other == name:
+                    continue
+                op = draw(st.sampled_from(["", ">=", "<", "=", "!"]))
+                bound = draw(st.integers(1, 4))
+                if op == "":
+                    deps.append(other)
+                elif op == "!":
+                    deps.append(f"!{other}")
+                else:
+                    deps.append(f"{other}{op}{bound}")
+            info = PackageInfo(name=name, version=str(version), depends=deps)
+            info.checksum = f"Q1{name}{version}"
+            packages.append(info)
+    world = draw(st.lists(st.sampled_from(_NAMES), min_size=1, max_size=2, unique=True))
+    return packages, world
+
+
+def _consistent(chosen: dict[str, PackageInfo], world: list[str]) -> bool:
+    def ok(atom: str) -> bool:
+        dep = parse_dependency(atom)
+        present = chosen.get(dep.name)
+        if dep.conflict:
+            return present is None or not dep.matches_version(present.version)
+        return present is not None and dep.matches_version(present.version)
+
+    return all(ok(a) for a in world) and all(
+        ok(d) or (d.startswith("!") and d[1:] == p.name) for p in chosen.values() for d in p.depends
+    )
+
+
+def _brute_force(packages: list[PackageInfo], world: list[str]) -> bool:
+    by_name: dict[str, list[PackageInfo | None]] = {n: [None] for n in _NAMES}
+    for p in packages:
+        by_name[p.name].append(p)
+    for combo in itertools.product(*by_name.values()):
+        chosen = {p.name: p for p in combo if p is not None}
+        if _consistent(chosen, world):
+            return True
+    return False
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(_repos())
+def test_solver_is_sound_and_complete_on_small_repos(
+    case: tuple[list[PackageInfo], list[str]],
+) -> None:
+    packages, world = case
+    u = Universe.build([(RepositoryRef("r"), packages)])
+    try:
+        resolution = solve(u, world)
+    except ResolveError:
+        assert not _brute_force(packages, world), "solver missed a solution"
+        return
+    chosen = {p.name: p.candidate.info for p in resolution.packages}
+    assert len(chosen) == len(resolution.packages)
+    assert _consistent(chosen, world)
+    position = {p.name: i for i, p in enumerate(resolution.packages)}
+    edges = {
+        p.name: {d.name for d in p.candidate.depends if not d.conflict} for p in resolution.packages
+    }
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, stack = set(), [start]
+        while stack:
+            node = stack.pop()
+            if node == goal:
+                return True
+            if node not in seen:
+                seen.add(node)
+                stack.extend(edges.get(node, ()))
+        return False
+
+    for p in resolution.packages:
+        for dep_name in edges[p.name]:
+            if position[dep_name] > position[p.name]:
+                assert reaches(dep_name, p.name), "dependency after dependent outside a cycle"
