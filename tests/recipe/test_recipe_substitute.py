@@ -217,3 +217,19 @@ def test_substitution_errors_carry_line_and_key_path() -> None:
     with pytest.raises(RecipeError) as info:
         evaluate_condition("${{x}} == 'y'", {}, "a.yaml", "pipeline[0].if", line=7)
     assert str(info.value).startswith("a.yaml:7: pipeline[0].if: unknown variable")
+
+
+def test_var_transforms_see_arch_values_and_option_vars() -> None:
+    recipe = load_recipe_text(
+        "package: {name: a, version: '1.2'}\n"
+        "vars: {flavour: plain}\n"
+        "var-transforms:\n"
+        "  - {from: '${{build.arch}}-${{vars.flavour}}', match: '_64', replace: '', to: tag}\n"
+        "options:\n"
+        "  fancy: {vars: {flavour: fancy}}\n",
+        "a.yaml",
+    )
+    assert build_substitutions(recipe, "x86_64")["vars.tag"] == "x86-plain"
+    fancy = build_substitutions(recipe, "aarch64", build_options=["fancy"])
+    assert fancy["vars.tag"] == "aarch64-fancy"
+    assert fancy["vars.flavour"] == "fancy"

@@ -26,7 +26,12 @@ from nanodistro.errors import NanodistroError, RecipeError
 from nanodistro.recipe.expand import builds_for_arch, expand_subpackages, subpackage_names
 from nanodistro.recipe.model import Copyright, Recipe, RecipeLoadError, recipe_from_document
 from nanodistro.recipe.pipelines import known_pipeline_names, recipe_uses
-from nanodistro.recipe.substitute import base_substitutions, find_variables, substitute
+from nanodistro.recipe.substitute import (
+    arch_substitutions,
+    base_substitutions,
+    find_variables,
+    substitute,
+)
 from nanodistro.recipe.yamlsource import KeyPath, YamlDocument, format_path, parse_yaml
 
 __all__ = [
@@ -144,7 +149,7 @@ def _base(recipe: Recipe) -> dict[str, str]:
     cached = _BASE_CACHE.get(key)
     if cached is None:
         try:
-            cached = base_substitutions(recipe)
+            cached = base_substitutions(recipe, arch_substitutions("x86_64"))
         except NanodistroError:
             cached = {}
         _BASE_CACHE.clear()
@@ -436,7 +441,7 @@ def _undefined_variables(ctx: LintContext) -> Iterator[Problem]:
     assert ctx.recipe is not None
     recipe = ctx.recipe
     try:
-        base = base_substitutions(recipe)
+        base = base_substitutions(recipe, arch_substitutions("x86_64"))
     except RecipeError as error:
         yield None, error.message
         return

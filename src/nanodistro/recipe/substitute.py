@@ -23,6 +23,7 @@ __all__ = [
     "RangeItem",
     "apply_go_template",
     "arch_info",
+    "arch_substitutions",
     "base_substitutions",
     "build_substitutions",
     "find_variables",
@@ -171,11 +172,16 @@ class RangeItem:
     value: str
 
 
-def base_substitutions(recipe: Recipe) -> dict[str, str]:
-    """Architecture-independent variables: ``package.*``, ``vars.*`` and var-transforms.
+def base_substitutions(
+    recipe: Recipe,
+    context: Mapping[str, str] | None = None,
+    var_overrides: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """``package.*``, ``vars.*`` and var-transform results (plus ``context``, e.g. arch values).
 
-    ``vars`` may use ``package.*`` and earlier vars; var-transforms run in order and may use
-    everything defined before them (MEL:pkg/config/vars.go).
+    ``vars`` may use ``package.*``, ``context`` and earlier vars; ``var_overrides`` (vars of
+    enabled build options) replace recipe vars before var-transforms run, which run in order and
+    may use everything defined before them (MEL:pkg/config/vars.go, pkg/build/pipeline.go).
     """
     package = recipe.package
     where = recipe.where
@@ -188,7 +194,9 @@ def base_substitutions(recipe: Recipe) -> dict[str, str]:
         "package.srcdir": SRCDIR,
         "targets.outdir": OUTDIR,
     }
-    for key, value in recipe.vars.items():
+    mapping.update(context or {})
+    values = {**recipe.vars, **(var_overrides or {})}
+    for key, value in values.items():
         mapping[f"vars.{key}"] = substitute(value, mapping, where, f"vars.{key}")
     for index, transform in enumerate(recipe.var_transforms):
         field = f"var-transforms[{index}]"
@@ -197,6 +205,21 @@ def base_substitutions(recipe: Recipe) -> dict[str, str]:
             transform.match, transform.replace, source, where, f"{field}.match"
         )
     return mapping
+
+
+def arch_substitutions(arch: str, flavor: str = "gnu", where: str = "<recipe>") -> dict[str, str]:
+    """``host.triplet.*``, ``cross.triplet.*``, ``build.arch`` and ``build.goarch`` for ``arch``."""
+    info = arch_info(arch, where)
+    return {
+        "host.triplet.gnu": info.gnu_triplet(flavor),
+        "host.triplet.rust": info.rust_triplet(flavor),
+        "cross.triplet.gnu.glibc": info.gnu_triplet("gnu"),
+        "cross.triplet.gnu.musl": info.gnu_triplet("musl"),
+        "cross.triplet.rust.glibc": info.rust_triplet("gnu"),
+        "cross.triplet.rust.musl": info.rust_triplet("musl"),
+        "build.arch": info.apk,
+        "build.goarch": info.goarch,
+    }
 
 
 def build_substitutions(
@@ -213,27 +236,6 @@ def build_substitutions(
     already expanded name). ``package_names`` are the expanded subpackage names for
     ``${{targets.package.<name>}}`` (see :func:`nanodistro.recipe.expand.expand_subpackages`).
     """
-    info = arch_info(arch, recipe.where)
-    mapping = base_substitutions(recipe)
-    name = recipe.package.name
-    destdir = f"{OUTDIR}/{name}"
-    mapping.update(
-        {
-            "targets.destdir": destdir,
-            "targets.contextdir": destdir,
-            "context.name": name,
-            "host.triplet.gnu": info.gnu_triplet(flavor),
-            "host.triplet.rust": info.rust_triplet(flavor),
-            "cross.triplet.gnu.glibc": info.gnu_triplet("gnu"),
-            "cross.triplet.gnu.musl": info.gnu_triplet("musl"),
-            "cross.triplet.rust.glibc": info.rust_triplet("gnu"),
-            "cross.triplet.rust.musl": info.rust_triplet("musl"),
-            "build.arch": info.apk,
-            "build.goarch": info.goarch,
-        }
-    )
-    for package_name in (name, *package_names):
-        mapping[f"targets.package.{package_name}"] = f"{OUTDIR}/{package_name}"
     enabled = set(build_options)
     unknown = enabled - set(recipe.options)
     if unknown:
@@ -242,11 +244,22 @@ def build_substitutions(
             f"(recipe defines: {', '.join(sorted(recipe.options)) or 'none'})",
             where=recipe.where,
         )
+    name = recipe.package.name
+    destdir = f"{OUTDIR}/{name}"
+    context = {
+        "targets.destdir": destdir,
+        "targets.contextdir": destdir,
+        "context.name": name,
+        **arch_substitutions(arch, flavor, recipe.where),
+    }
+    overrides: dict[str, str] = {}
+    for option in sorted(enabled):
+        overrides.update(recipe.options[option].vars)
+    mapping = base_substitutions(recipe, context, overrides)
+    for package_name in (name, *package_names):
+        mapping[f"targets.package.{package_name}"] = f"{OUTDIR}/{package_name}"
     for option in recipe.options:
         mapping[f"options.{option}.enabled"] = "true" if option in enabled else "false"
-    for option in sorted(enabled):
-        for key, value in recipe.options[option].vars.items():
-            mapping[f"vars.{key}"] = substitute(value, mapping, recipe.where, f"options.{option}")
     if subpackage is not None:
         subdir = f"{OUTDIR}/{subpackage}"
         mapping.update(
