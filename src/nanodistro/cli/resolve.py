@@ -41,8 +41,9 @@ def resolve_command(
 ) -> None:
     """Resolve PACKAGES against signed repositories and print the closure in install order.
 
-    Output matches `apk add --simulate`: "(1/N) Installing name (version)". Every index must be
-    signed by a key in the keyring.
+    Output matches `apk add --simulate`: "(1/N) Installing name (version)".
+
+    Every index must be signed by a key in the keyring.
     """
     repositories = [parse_repository(spec, where="--repo") for spec in repo]
     keys = load_keyring(keyring)
