@@ -346,3 +346,19 @@ def test_undefined_variable_in_subpackage_fields() -> None:
     (finding,) = result.findings
     assert finding.rule == "undefined-variable"
     assert finding.line is not None and "vars.nope" in finding.message
+
+
+def test_network_rule_joins_continuation_lines_and_suggests_pipelines() -> None:
+    data = copy.deepcopy(GOOD)
+    data["pipeline"][4]["runs"] = (
+        "echo ${{vars.under}}\npip install --no-deps \\\n  --no-index --find-links dist foo\n"
+    )
+    assert _lint(data) == set()
+    data["pipeline"][4]["runs"] = "echo ${{vars.under}}\npip install \\\n  requests\n"
+    result = lint_text(_text(data), "hello.yaml", pipeline_names=NAMES)
+    (finding,) = result.findings
+    assert finding.rule == "network-in-runs" and "requests" in finding.message
+    data = copy.deepcopy(GOOD)
+    data["pipeline"][1] = {"uses": "autoconf/configur"}
+    result = lint_text(_text(data), "hello.yaml", pipeline_names=NAMES)
+    assert "did you mean 'autoconf/configure'" in result.findings[0].message

@@ -11,6 +11,7 @@ A recipe that does not load is reported as rule ``load-error``; rules that only 
 
 from __future__ import annotations
 
+import difflib
 import re
 import subprocess
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -275,27 +276,42 @@ _NETWORK = [
 _PIP_INSTALL = re.compile(r"(^|[\s;&|(`])(pip3?|python3?(\.\d+)?\s+-m\s+pip|uv\s+pip)\s+install\b")
 
 
+def _shell_commands(script: str) -> Iterator[tuple[str, str]]:
+    """``(first physical line, whole command)`` per command line, joining ``\\`` continuations
+    and skipping comment lines."""
+    pending: list[str] = []
+    for raw_line in script.splitlines():
+        line = raw_line.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending.append(line[:-1].strip())
+            continue
+        pending.append(line)
+        yield pending[0], " ".join(pending)
+        pending = []
+    if pending:
+        yield pending[0], " ".join(pending)
+
+
 def _network_in_runs(ctx: LintContext) -> Iterator[Problem]:
     for path, step in _steps(ctx, tests=False):
-        for raw_line in step.runs.splitlines():
-            line = raw_line.strip()
-            if not line or line.startswith("#"):
-                continue
+        for first, command in _shell_commands(step.runs):
             for pattern, template in _NETWORK:
-                match = pattern.search(line)
+                match = pattern.search(command)
                 if match:
                     what = template.format(*match.groups())
                     yield (
-                        ctx.line_in_text((*path, "runs"), line),
-                        f"build step {what}: builds have no network ({line!r})",
+                        ctx.line_in_text((*path, "runs"), first),
+                        f"build step {what}: builds have no network ({command!r})",
                     )
                     break
             else:
-                if _PIP_INSTALL.search(line) and "--no-index" not in line:
+                if _PIP_INSTALL.search(command) and "--no-index" not in command:
                     yield (
-                        ctx.line_in_text((*path, "runs"), line),
+                        ctx.line_in_text((*path, "runs"), first),
                         f"build step runs pip install without --no-index: builds have no network "
-                        f"({line!r})",
+                        f"({command!r})",
                     )
 
 
@@ -562,9 +578,12 @@ def _unknown_pipeline(ctx: LintContext) -> Iterator[Problem]:
     assert ctx.recipe is not None
     for use in recipe_uses(ctx.recipe):
         if use.uses not in ctx.pipeline_names:
+            close = difflib.get_close_matches(use.uses, sorted(ctx.pipeline_names), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             yield (
                 (*use.path, "uses"),
-                f"unknown pipeline {use.uses!r} (not built in; pass --pipeline-dir for local ones)",
+                f"unknown pipeline {use.uses!r} ({hint}not built in; pass --pipeline-dir for "
+                "local ones)",
             )
 
 
