@@ -366,11 +366,13 @@ def license_problem(expression: str) -> str | None:
     """Why ``expression`` is not a valid SPDX licence expression, or None."""
     if expression in _NON_SPDX_OK:
         return None
-    tokens = re.split(r"[\s()]+", expression)
-    refs = [t for t in tokens if _LICENSE_REF.match(t)]
-    checked = expression
-    for index, ref in enumerate(refs):
-        checked = checked.replace(ref, "MIT" if index >= 0 else ref)
+    # The SPDX licence list does not know user-defined LicenseRef-* ids; they are valid SPDX, so
+    # check the expression's structure with a known id in their place.
+    checked = " ".join(
+        "MIT" if _LICENSE_REF.match(token) else token
+        for token in re.split(r"(\s+|[()])", expression)
+        if token and not token.isspace()
+    )
     try:
         info = _licensing().validate(checked, strict=True)
     except Exception:  # license_expression raises several types on malformed input
