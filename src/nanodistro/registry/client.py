@@ -520,6 +520,14 @@ class RegistryClient:
     def _fetch_blob_once(
         self, repository: str, digest: str, destination: Path, size: int | None, where: str
     ) -> None:
+        try:
+            self._stream_to(repository, digest, destination, size, where)
+        except OSError as exc:
+            raise RegistryError(f"cannot write {destination}: {exc}", where=where) from None
+
+    def _stream_to(
+        self, repository: str, digest: str, destination: Path, size: int | None, where: str
+    ) -> None:
         hasher = _hasher(digest.split(":", 1)[0])
         written = 0
         with atomic_writer(destination) as out, self._blob_stream(repository, digest) as response:
@@ -654,7 +662,8 @@ class RegistryClient:
         if not isinstance(document, dict):
             raise RegistryError("manifest is not a JSON object", where=where)
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-        media_type = document.get("mediaType") or content_type
+        declared = document.get("mediaType")
+        media_type = declared if isinstance(declared, str) and declared else content_type
         if media_type not in MANIFEST_TYPES:
             raise RegistryError(
                 f"unsupported manifest media type {media_type!r} (expected OCI or Docker "

@@ -48,6 +48,17 @@ def check_descriptor(descriptor: Any, where: str) -> Descriptor:
     return descriptor
 
 
+def _annotations(descriptor: Descriptor) -> dict[str, Any]:
+    annotations = descriptor.get("annotations")
+    return annotations if isinstance(annotations, dict) else {}
+
+
+def ref_name_of(descriptor: Descriptor) -> str | None:
+    """The ``org.opencontainers.image.ref.name`` annotation of an index.json entry, if any."""
+    value = _annotations(descriptor).get(REF_NAME_ANNOTATION)
+    return value if isinstance(value, str) else None
+
+
 def children(media_type: str, document: dict[str, Any], where: str) -> list[Descriptor]:
     """Descriptors a manifest/index refers to that must exist first: an index's manifests, an
     image manifest's config and layers. ``subject`` is a parent, so it is not included."""
@@ -129,11 +140,11 @@ class OciLayout:
         """Add ``descriptor`` to index.json; an entry with the same ref name is replaced."""
         entry = dict(descriptor)
         if ref_name:
-            entry["annotations"] = {**entry.get("annotations", {}), REF_NAME_ANNOTATION: ref_name}
+            entry["annotations"] = {**_annotations(entry), REF_NAME_ANNOTATION: ref_name}
         kept = [
             d
             for d in self.manifests()
-            if not (ref_name and d.get("annotations", {}).get(REF_NAME_ANNOTATION) == ref_name)
+            if not (ref_name and ref_name_of(d) == ref_name)
             and not (not ref_name and d.get("digest") == entry["digest"])
         ]
         self.write_index([*kept, entry])

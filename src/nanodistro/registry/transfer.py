@@ -20,7 +20,13 @@ from nanodistro.registry.client import (
     RegistryClient,
     compute_digest,
 )
-from nanodistro.registry.layout import Descriptor, OciLayout, canonical_json, children
+from nanodistro.registry.layout import (
+    Descriptor,
+    OciLayout,
+    canonical_json,
+    children,
+    ref_name_of,
+)
 from nanodistro.registry.mediatypes import (
     IMAGE_MANIFEST_TYPES,
     INDEX_TYPES,
@@ -126,9 +132,7 @@ def _select_top(layout: OciLayout, ref_name: str | None) -> tuple[dict[str, Any]
     entries = layout.manifests()
     where = str(layout.root / "index.json")
     if ref_name is not None:
-        named = [
-            e for e in entries if e.get("annotations", {}).get(REF_NAME_ANNOTATION) == ref_name
-        ]
+        named = [e for e in entries if ref_name_of(e) == ref_name]
         if len(named) != 1:
             raise RegistryError(
                 f"{len(named)} entries annotated {REF_NAME_ANNOTATION}={ref_name!r}, expected 1",
