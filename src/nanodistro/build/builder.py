@@ -64,6 +64,7 @@ class BuildConfig:
     build_timeout: float | None = None
     build_options: list[str] = field(default_factory=list)
     namespace: str = "unknown"
+    mirrors: dict[str, str] = field(default_factory=dict)  # mirror://NAME/ bases (build/mirrors.py)
 
 
 @dataclass
@@ -282,6 +283,7 @@ class _Build:
                     cache=cache,
                     step=step.origin,
                     progress=self.say,
+                    mirrors=self.config.mirrors,
                 )
             )
         elif step.kind == "git-checkout":

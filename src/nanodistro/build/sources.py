@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 import httpx
 
 from nanodistro.build.cache import SourceCache, file_digests
+from nanodistro.build.mirrors import resolve_mirror_uri
 from nanodistro.errors import BuildError, ChecksumError, FetchError, UnsafePathError
 
 GUEST_HOME = "/home/build"
@@ -91,8 +92,12 @@ def fetch(
     step: str,
     progress: Progress | None = None,
     timeout: float = 300.0,
+    mirrors: Mapping[str, str] | None = None,
 ) -> SourceRecord:
-    """The ``fetch`` pipeline: download (or reuse), verify, place, extract."""
+    """The ``fetch`` pipeline: download (or reuse), verify, place, extract.
+
+    A ``mirror://NAME/PATH`` URI is resolved (build/mirrors.py) only to download; the cache key
+    and the SBOM keep the ``mirror://`` form, so they do not depend on the machine's mirror."""
     uri = inputs["uri"]
     expected = {
         algo: inputs.get(f"expected-{algo}", "").strip().lower() for algo in ("sha256", "sha512")
@@ -112,7 +117,12 @@ def fetch(
         cached = candidate if candidate.is_file() else None
     if cached is None:
         cached = _download_into_cache(
-            uri, pinned, cache, step=step, progress=progress, timeout=timeout
+            resolve_mirror_uri(uri, mirrors),
+            pinned,
+            cache,
+            step=step,
+            progress=progress,
+            timeout=timeout,
         )
     elif progress:
         progress(f"{step}: using cached {uri}")
