@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import THIRD_PARTY
+from fixture_paths import THIRD_PARTY
 from nanodistro.errors import FormatError, SignatureError
 from nanodistro.formats.apkindex import (
     format_apkindex_text,
@@ -259,3 +259,9 @@ def test_line_numbers_after_many_general_records():
     with pytest.raises(FormatError) as info:
         parse_apkindex_text(text)
     assert info.value.line == 3000 * 4 + 3
+
+
+def test_decompression_bomb_is_bounded():
+    bomb = gzip.compress(b"\0" * (8 * 1024 * 1024), mtime=0)
+    with pytest.raises(FormatError, match="decompression limit"):
+        read_index(bomb, where="bomb", keyring=None, max_inflated=1024 * 1024)
