@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from image_testlib import BUILD_DATE, Pkg, build_repo, busybox_packages, make_key
 
-from conftest import THIRD_PARTY
+from fixture_paths import THIRD_PARTY
 from nanodistro.cli import main
 from nanodistro.errors import ChecksumError, ImageError, NanodistroError
 from nanodistro.formats.installed_db import parse_installed, parse_script_member_name
@@ -152,7 +152,7 @@ def test_oci_config_and_annotations(workspace: Path, tmp_path: Path) -> None:
     assert process["Volumes"] == {"/data": {}}
     assert process["Labels"]["org.opencontainers.image.source"] == "https://example.com/app"
     assert process["Labels"]["org.opencontainers.image.revision"] == "0123456789abcdef"
-    assert config["history"][0]["comment"] == "This is an apko single-layer image"
+    assert config["history"][0]["comment"] == "This is a nanodistro single-layer image"
     diff_ids = config["rootfs"]["diff_ids"]
     layer = Layout(out).blob(image.manifest.layers[0].digest)
     assert diff_ids == ["sha256:" + hashlib.sha256(gunzip(layer, where="l")).hexdigest()]
@@ -244,7 +244,9 @@ def test_lock_then_build_from_lock(workspace: Path, tmp_path: Path) -> None:
     assert package["data"]["checksum"].startswith("sha256-")
     assert package["signature"]["range"].startswith("bytes=0-")
     # the ranges really are the package's members
-    apk = Path(package["url"]).read_bytes()
+    assert package["url"] == "./repo/x86_64/test-baselayout-1.0-r0.apk"  # as the config wrote it
+    assert package["repository"] == "./repo"
+    apk = (world / package["url"]).read_bytes()
     start, end = map(int, package["control"]["range"].removeprefix("bytes=").split("-"))
     assert apk[start : end + 1][:2] == b"\x1f\x8b"
 

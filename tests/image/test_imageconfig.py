@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import THIRD_PARTY
+from fixture_paths import THIRD_PARTY
 from nanodistro.errors import ConfigError
 from nanodistro.imageconfig import Arch, load_config, load_config_text
 

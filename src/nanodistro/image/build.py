@@ -41,7 +41,7 @@ Progress = Callable[[str], None]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/sbin:/bin"
 DEFAULT_SSL_CERT_FILE = "/etc/ssl/certs/ca-certificates.crt"
-APKO_AUTHOR = "github.com/chainguard-dev/apko"
+IMAGE_AUTHOR = "nanodistro"  # apko writes "github.com/chainguard-dev/apko" here
 
 
 @dataclass
@@ -135,7 +135,13 @@ def resolve_arch(
 ) -> list[FetchedPackage]:
     """The packages of one arch, fetched and verified, in install order."""
     if request.lock is not None:
-        return _from_lock(request.lock, arch, progress, client or RepositoryClient(keyring))
+        return _from_lock(
+            request.lock,
+            arch,
+            progress,
+            client or RepositoryClient(keyring),
+            config_dir=request.loaded.base_dir,
+        )
     entries = build_repository_entries(request)
     if not entries:
         raise ImageError(
@@ -183,8 +189,25 @@ def _cached_read(
     return data
 
 
+def _locked_location(url: str, lock: LockFile, config_dir: Path) -> str:
+    """Relative lock URLs are relative to the lock file's directory or the config's."""
+    if "://" in url or url.startswith("/"):
+        return url
+    for base in (lock.base_dir, config_dir):
+        if base is not None:
+            resolved = resolve_local(url, base)
+            if Path(resolved).exists():
+                return resolved
+    return resolve_local(url, lock.base_dir or config_dir)
+
+
 def _from_lock(
-    lock: LockFile, arch: Arch, progress: Progress | None, client: RepositoryClient
+    lock: LockFile,
+    arch: Arch,
+    progress: Progress | None,
+    client: RepositoryClient,
+    *,
+    config_dir: Path,
 ) -> list[FetchedPackage]:
     locked = lock.for_arch(arch.apk)
     if not locked:
@@ -193,7 +216,7 @@ def _from_lock(
     for item in locked:
         if progress:
             progress(f"fetch {item.name}-{item.version} ({arch.apk}, locked)")
-        url = resolve_local(item.url, lock.base_dir) if lock.base_dir else item.url
+        url = _locked_location(item.url, lock, config_dir)
         try:
             data = client.read(url)
         except FetchError as error:
@@ -236,7 +259,8 @@ def _history_comment(count: int, annotations: Mapping[str, str]) -> str:
     vendor = annotations.get("org.opencontainers.image.vendor")
     if title and vendor:
         return f"{title} by {vendor}"
-    return "This is an apko single-layer image" if count == 1 else ""
+    # apko: "This is an apko single-layer image"
+    return "This is a nanodistro single-layer image" if count == 1 else ""
 
 
 def arch_image(
@@ -276,7 +300,7 @@ def arch_image(
         architecture=arch.architecture,
         variant=arch.variant,
         created=created,
-        author=APKO_AUTHOR,
+        author=IMAGE_AUTHOR,
         diff_ids=[layer.diff_id for layer in layers],
         entrypoint=config.entrypoint.argv(),
         cmd=config.cmd_argv(),
@@ -286,7 +310,12 @@ def arch_image(
         stop_signal=config.stop_signal,
         volumes=config.volumes,
         labels=annotations,
-        history=[HistoryEntry(created=created, comment=comment) for _ in layers],
+        history=[
+            HistoryEntry(
+                created=created, created_by="nanodistro", author="nanodistro", comment=comment
+            )
+            for _ in layers
+        ],
     )
     config_bytes = canonical_json(doc.to_dict())
     config_desc = Descriptor.for_bytes(MEDIA_CONFIG, config_bytes)
@@ -318,6 +347,10 @@ def build_image(request: BuildRequest, *, progress: Progress | None = None) -> B
             field="format",
         )
     archs = config.target_archs(request.archs)
+    lock_config = request.lock.config_checksum if request.lock is not None else None
+    stale = lock_config is not None and lock_config != config_checksum(request.loaded.raw)
+    if stale and progress is not None:
+        progress("warning: the lock file was made for a different config (checksum differs)")
     if request.lock is not None and not request.archs:
         locked = set(request.lock.archs())
         archs = [a for a in archs if a.apk in locked] or archs
@@ -369,15 +402,36 @@ def write_result(result: BuildResult, out: Path) -> None:
         write_layout_dir(out, result.blobs, result.index_descriptor, result.ref_name, extra=extra)
 
 
+def _as_written(request: BuildRequest) -> Callable[[str], str]:
+    """Map resolved local repository paths back to how the config wrote them, so a lock file
+    beside its config stays valid on another machine (apko locks keep ``./testdata/...``)."""
+    base = request.loaded.base_dir
+    mapping: dict[str, str] = {}
+    for entry in request.loaded.config.build_repositories():
+        resolved = parse_repository(resolve_local(entry, base)).url
+        mapping[resolved] = parse_repository(entry).url
+
+    def convert(text: str) -> str:
+        for resolved, written in mapping.items():
+            if text == resolved or text.endswith(" " + resolved):
+                return text[: len(text) - len(resolved)] + written
+            if resolved + "/" in text:
+                return text.replace(resolved + "/", written + "/", 1)
+        return text
+
+    return convert
+
+
 def lock_image(request: BuildRequest, *, progress: Progress | None = None) -> LockFile:
     """Resolve every arch and record exactly what a build would install."""
     config = request.loaded.config
     keyring = load_config_keyring(request)
+    as_written = _as_written(request)
     lock = LockFile(
         config_name=request.loaded.path.name if request.loaded.path else "",
         config_checksum=config_checksum(request.loaded.raw),
         keyring=[
-            {"name": entry, "url": request.loaded.resolve_path(entry), "content": pem.decode()}
+            {"name": entry, "url": entry, "content": pem.decode()}
             for entry, pem in zip(config.contents.keyring, keyring.values(), strict=False)
         ],
     )
@@ -387,15 +441,18 @@ def lock_image(request: BuildRequest, *, progress: Progress | None = None) -> Lo
             repo = parse_repository(repo_entry)
             lock.repositories.append(
                 {
-                    "name": repo_entry,
-                    "url": f"{repo.url}/{arch.apk}/APKINDEX.tar.gz",
+                    "name": as_written(repo_entry),
+                    "url": as_written(f"{repo.url}/{arch.apk}/APKINDEX.tar.gz"),
                     "architecture": arch.apk,
                 }
             )
         for item in fetched:
             lock.packages.append(
                 LockedPackage.from_apk(
-                    item.apk, url=item.url, arch=arch.apk, repository=item.repository
+                    item.apk,
+                    url=as_written(item.url),
+                    arch=arch.apk,
+                    repository=as_written(item.repository),
                 )
             )
     return lock

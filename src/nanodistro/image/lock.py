@@ -43,6 +43,8 @@ class LockedPackage:
             "version": self.version,
             "architecture": self.architecture,
         }
+        if self.repository:
+            out["repository"] = self.repository
         if self.signature is not None:
             out["signature"] = self.signature.to_dict()
         if self.control is not None:
@@ -172,6 +174,7 @@ def parse_lock(data: bytes, *, where: str) -> LockFile:
                 signature=_range(
                     item.get("signature"), where=where, field_name=f"{field_name}.signature"
                 ),
+                repository=str(item.get("repository", "")),
             )
         )
     return LockFile(
