@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("NANODISTRO_SHARED", REPO_ROOT.parent / "shared"))
-FIXTURES = SHARED / "fixtures"
-THIRD_PARTY = FIXTURES / "third_party"
+from fixture_paths import FIXTURES, REPO_ROOT, SHARED, THIRD_PARTY
+
+__all__ = ["FIXTURES", "REPO_ROOT", "SHARED", "THIRD_PARTY"]
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from conftest import THIRD_PARTY
+from fixture_paths import THIRD_PARTY
 from nanodistro.errors import NanodistroError
 from nanodistro.formats.apkindex import read_index
 from nanodistro.formats.installed_db import format_installed, parse_installed, parse_triggers

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import THIRD_PARTY
+from fixture_paths import THIRD_PARTY
 from nanodistro.formats.apkindex import read_index
 from nanodistro.trust.keys import generate_key, load_keyring
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import THIRD_PARTY
+from fixture_paths import THIRD_PARTY
 from nanodistro.repo import publish
 from nanodistro.resolve.repositories import RepositoryClient, RepositoryRef
 from nanodistro.trust.keys import generate_key, load_keyring, load_signing_key

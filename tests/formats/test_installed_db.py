@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from conftest import THIRD_PARTY
+from fixture_paths import THIRD_PARTY
 from nanodistro.errors import FormatError
 from nanodistro.formats.installed_db import (
     Acl,
