@@ -95,7 +95,7 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, ok: tuple
         if process.poll() is not None:
             return False
         try:
-            if httpx.get(url, timeout=1.0).status_code in ok:
+            if httpx.get(url, timeout=1.0, verify=False).status_code in ok:
                 return True
         except httpx.HTTPError:
             pass
@@ -126,14 +126,57 @@ def write_htpasswd(path: Path, users: dict[str, str]) -> Path:
     return path
 
 
+def write_self_signed_tls(workdir: Path) -> tuple[Path, Path]:
+    """A self-signed ECDSA certificate for 127.0.0.1/localhost: (tls.crt, tls.key)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = workdir / "tls.crt", workdir / "tls.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
 @contextlib.contextmanager
 def start_docker_registry(
     workdir: Path,
     *,
     htpasswd: dict[str, str] | None = None,
     token_server: TokenServer | None = None,
+    tls: bool = False,
 ) -> Iterator[RunningRegistry]:
-    """Run Debian's docker-registry (distribution 2.8) with filesystem storage in ``workdir``."""
+    """Run Debian's docker-registry (distribution 2.8) with filesystem storage in ``workdir``.
+    With ``tls`` it serves HTTPS with a self-signed certificate for 127.0.0.1 (its PEM is
+    ``workdir / "tls.crt"``)."""
     binary = find_tool("docker-registry")
     workdir.mkdir(parents=True, exist_ok=True)
     storage = workdir / "storage"
@@ -148,13 +191,17 @@ def start_docker_registry(
         }
     elif token_server is not None:
         auth = {"token": token_server.registry_auth_config(workdir)}
+    http_tls = {}
+    if tls:
+        certificate, key = write_self_signed_tls(workdir)
+        http_tls = {"tls": {"certificate": str(certificate), "key": str(key)}}
     for _attempt in range(3):
         port = free_port()
         config = {
             "version": 0.1,
             "log": {"level": "warn", "accesslog": {"disabled": True}},
             "storage": {"filesystem": {"rootdirectory": str(storage)}, "delete": {"enabled": True}},
-            "http": {"addr": f"127.0.0.1:{port}", "secret": "nanodistro-test"},
+            "http": {"addr": f"127.0.0.1:{port}", "secret": "nanodistro-test", **http_tls},
             **({"auth": auth} if auth else {}),
         }
         config_path = workdir / "config.yml"
@@ -168,7 +215,8 @@ def start_docker_registry(
                 env={**os.environ, "OTEL_TRACES_EXPORTER": "none"},
             )
         try:
-            if _wait_ready(process, f"http://127.0.0.1:{port}/v2/", log, ok=(200, 401)):
+            scheme = "https" if tls else "http"
+            if _wait_ready(process, f"{scheme}://127.0.0.1:{port}/v2/", log, ok=(200, 401)):
                 yield RunningRegistry(f"127.0.0.1:{port}", storage, process, log)
                 return
         finally:

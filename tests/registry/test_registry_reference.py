@@ -128,6 +128,6 @@ def test_plain_http_refused_for_non_loopback_before_connecting(tmp_path: Path) -
     with RegistryClient("127.0.0.2:5000", plain_http=True, docker_config=tmp_path / "n.json"):
         pass
     with RegistryClient("localhost:5000", docker_config=tmp_path / "n.json") as client:
-        assert client._base_url() == "http://localhost:5000"
+        assert client._schemes == ["https", "http"]  # loopback: TLS first, then plain
     with RegistryClient("registry.example", docker_config=tmp_path / "n.json") as client:
         assert client._base_url() == "https://registry.example"

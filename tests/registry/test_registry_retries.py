@@ -25,8 +25,15 @@ class FlakyProxy:
     alternately a 503 with the spec's error JSON and a dropped connection. With
     ``fake_digest`` every ``Docker-Content-Digest`` header is replaced by it."""
 
-    def __init__(self, upstream: str, every: int, fake_digest: str | None = None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        every: int,
+        fake_digest: str | None = None,
+        modes: tuple[str, ...] = ("503", "drop"),
+    ) -> None:
         self.upstream = upstream
+        self.modes = modes
         self.every = every
         self.fake_digest = fake_digest
         self.count = 0
@@ -43,7 +50,7 @@ class FlakyProxy:
                 with outer._lock:
                     outer.count += 1
                     fail = outer.count % outer.every == 0
-                    kind = "drop" if len(outer.failures) % 2 else "503"
+                    kind = outer.modes[len(outer.failures) % len(outer.modes)]
                     if fail:
                         outer.failures.append(kind)
                 if fail and kind == "drop":
@@ -123,7 +130,7 @@ def test_push_and_pull_survive_503_and_dropped_connections(
 def test_persistent_5xx_gives_up_with_the_registry_error(
     docker_registry: RunningRegistry,
 ) -> None:
-    proxy = FlakyProxy(docker_registry.host, every=1)
+    proxy = FlakyProxy(docker_registry.host, every=1, modes=("503",))
     try:
         with (
             RegistryClient(proxy.host, retries=2, backoff=0.01) as client,

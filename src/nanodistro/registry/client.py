@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import io
 import json
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -104,6 +105,16 @@ def _referrers_tag(digest: str) -> str:
     return f"{algorithm}-{encoded}"[:128]
 
 
+def _is_certificate_error(exc: BaseException) -> bool:
+    """A failed certificate check somewhere in the exception chain: retrying cannot help."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class _Retryable(RegistryError):
     """A failure worth retrying (5xx, 429, connection error)."""
 
@@ -171,7 +182,9 @@ class RegistryClient:
         self.backoff = backoff
         self._schemes: list[str]
         if plain_http is None:
-            self._schemes = ["http"] if loopback else ["https", "http"] if insecure else ["https"]
+            # As docker and go-containerregistry: loopback and insecure registries are tried on
+            # HTTPS first, then plain HTTP.
+            self._schemes = ["https", "http"] if loopback or insecure else ["https"]
         else:
             self._schemes = ["http"] if plain_http else ["https"]
         self._base: str | None = None if len(self._schemes) > 1 else self._url_for(self._schemes[0])
@@ -200,11 +213,18 @@ class RegistryClient:
 
     def _base_url(self) -> str:
         if self._base is None:
-            # insecure, scheme not given: HTTPS (unverified) if it answers, else plain HTTP.
+            # Scheme not given: HTTPS if it answers, else plain HTTP; an HTTPS registry whose
+            # certificate fails verification is an error, not a reason to drop TLS.
             for scheme in self._schemes:
                 try:
                     self._http.get(f"{self._url_for(scheme)}/v2/", timeout=10.0)
-                except httpx.TransportError:
+                except httpx.TransportError as exc:
+                    if _is_certificate_error(exc):
+                        raise RegistryError(
+                            f"TLS certificate not trusted: {exc} (insecure=True skips "
+                            "verification)",
+                            where=self.registry,
+                        ) from None
                     continue
                 self._base = self._url_for(scheme)
                 break
@@ -294,6 +314,11 @@ class RegistryClient:
                     request, stream=stream, follow_redirects=follow_redirects
                 )
             except httpx.TransportError as exc:
+                if _is_certificate_error(exc):
+                    raise RegistryError(
+                        f"TLS certificate not trusted: {exc} (insecure=True skips verification)",
+                        where=where,
+                    ) from None
                 raise _Retryable(f"{method} failed: {type(exc).__name__}: {exc}") from None
             if response.status_code in ok:
                 return response
