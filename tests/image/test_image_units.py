@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from image_testlib import Pkg, build_apk, make_key
 
-from conftest import THIRD_PARTY
+from fixture_paths import THIRD_PARTY
 from nanodistro.errors import FormatError, ImageError, UnsafePathError
 from nanodistro.formats.installed_db import parse_installed
 from nanodistro.formats.oci import (
