@@ -7,9 +7,11 @@ most of this. The protocol part we need is small: ``/v2/`` ping, blob HEAD/POST/
 manifest PUT/GET/HEAD and tag listing, with Basic and bearer-token auth (see auth.py).
 
 Every digest the registry reports (``Docker-Content-Digest``) is checked against the one we
-computed; a mismatch is a RegistryError. Plain HTTP is used only for loopback registries, or
-for any host when ``insecure=True`` (then HTTPS without verification is tried first, as
-crane's ``--insecure`` does).
+computed; a mismatch is a RegistryError. Plain HTTP is used only for loopback registries
+(127.0.0.0/8, ::1, localhost) or with ``insecure=True``, and only after HTTPS did not answer
+(as docker and crane do); ``insecure`` also skips certificate verification. ``plain_http``
+forces a scheme. Retries: 5xx/429 and connection errors, with exponential backoff; a blob
+upload is retried as a whole (POST..PUT), since a half-sent PATCH cannot be resumed safely.
 """
 
 from __future__ import annotations
