@@ -131,3 +131,14 @@ def test_plain_http_refused_for_non_loopback_before_connecting(tmp_path: Path) -
         assert client._schemes == ["https", "http"]  # loopback: TLS first, then plain
     with RegistryClient("registry.example", docker_config=tmp_path / "n.json") as client:
         assert client._base_url() == "https://registry.example"
+
+
+def test_token_realm_over_plain_http_to_other_host_is_refused() -> None:
+    import httpx
+
+    from nanodistro.registry.auth import Authenticator, Challenge, Credentials
+
+    auth = Authenticator("registry.example", Credentials("u", "p"))
+    challenge = Challenge("bearer", {"realm": "http://192.0.2.1/token", "service": "s"})
+    with httpx.Client() as http, pytest.raises(RegistryError, match="plain http"):
+        auth._fetch_token(challenge, ["repository:a:pull"], http)
