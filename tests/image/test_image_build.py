@@ -329,6 +329,13 @@ def test_sboms(workspace: Path, tmp_path: Path) -> None:
     assert "pkg:apk/busybox@1.36.1-r0?arch=x86_64" in purls
     licenses = {p["name"]: p.get("licenseDeclared") for p in sbom["packages"]}
     assert licenses["busybox"] == "GPL-2.0-only"
+    purposes = {p["name"]: p.get("primaryPackagePurpose") for p in sbom["packages"]}
+    assert purposes["nanotest"] == "OPERATING-SYSTEM"  # from etc/os-release
+    from nanodistro.formats.spdx import from_json
+
+    assert len(from_json((out / "sboms/sbom-x86_64.spdx.json").read_bytes()).packages) == len(
+        sbom["packages"]
+    )
     index = json.loads((out / "sboms/sbom-index.spdx.json").read_text())
     assert any(r["relationshipType"] == "VARIANT_OF" for r in index["relationships"])
 

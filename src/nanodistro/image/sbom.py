@@ -158,6 +158,30 @@ def arch_sbom(image: ArchImage, *, repo_name: str) -> dict[str, Any]:
         }
     )
     seen = {image_id}
+    for number, layer in enumerate(image.layers):
+        layer_id = spdx_id("Package", "ImageLayer", layer.digest)
+        if layer_id in seen:
+            continue
+        seen.add(layer_id)
+        doc["packages"].append(
+            {
+                "SPDXID": layer_id,
+                "name": layer.digest,
+                "versionInfo": layer.digest,
+                "filesAnalyzed": False,
+                "licenseConcluded": "NOASSERTION",
+                "licenseDeclared": "NOASSERTION",
+                "downloadLocation": "NOASSERTION",
+                "copyrightText": "NOASSERTION",
+                "comment": f"layer {number + 1} of {len(image.layers)}",
+            }
+        )
+        _relate(doc, image_id, "CONTAINS", layer_id)
+    os_package = _operating_system(image.root.fs.read("etc/os-release"))
+    if os_package is not None:
+        seen.add(os_package["SPDXID"])
+        doc["packages"].append(os_package)
+        _relate(doc, image_id, "CONTAINS", os_package["SPDXID"])
     for package in image.root.packages:
         sbom = embedded_sbom(package, image.root.fs.read)
         if sbom is not None and _copy_described(doc, sbom, seen, image_id):
@@ -169,6 +193,32 @@ def arch_sbom(image: ArchImage, *, repo_name: str) -> dict[str, Any]:
         doc["packages"].append(entry)
         _relate(doc, image_id, "CONTAINS", entry["SPDXID"])
     return doc
+
+
+def _operating_system(os_release: bytes | None) -> dict[str, Any] | None:
+    """``SPDXRef-OperatingSystem-<ID>`` from ``/etc/os-release``, as apko adds it."""
+    if not os_release:
+        return None
+    fields: dict[str, str] = {}
+    for line in os_release.decode("utf-8", "replace").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip().strip('"')
+    os_id = fields.get("ID")
+    if not os_id:
+        return None
+    return {
+        "SPDXID": spdx_id("OperatingSystem", os_id),
+        "name": os_id,
+        "versionInfo": fields.get("VERSION_ID", ""),
+        "filesAnalyzed": False,
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": "NOASSERTION",
+        "downloadLocation": "NOASSERTION",
+        "copyrightText": "NOASSERTION",
+        "description": fields.get("PRETTY_NAME", fields.get("NAME", "")),
+        "primaryPackagePurpose": "OPERATING-SYSTEM",
+    }
 
 
 def index_sbom(result: BuildResult, *, repo_name: str) -> dict[str, Any]:
