@@ -22,7 +22,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from nanodistro.errors import ResolveError, VersionError
-from nanodistro.formats.version import CHECKSUM, Dependency, compare, match, parse_dependency
+from nanodistro.formats.version import (
+    CHECKSUM,
+    Dependency,
+    compare,
+    is_valid,
+    match,
+    parse_dependency,
+)
 from nanodistro.resolve.universe import Candidate, RepositoryRef, Universe
 
 __all__ = ["Resolution", "ResolvedPackage", "parse_world", "solve"]
@@ -161,6 +168,10 @@ class _Solver:
         self._chain: dict[str, int] = {}
         self._satisfiable: dict[Dependency, bool] = {}
         self._alive: dict[int, bool] = {}
+        self._checked: set[int] = set()
+        self._ranked: dict[
+            tuple[str, frozenset[str | None]], list[tuple[Candidate, str | None]]
+        ] = {}
         self._discover()
 
     # -- static facts ----------------------------------------------------------------------------
@@ -206,7 +217,10 @@ class _Solver:
         return 2
 
     def usable(self, cand: Candidate) -> bool:
-        if cand.broken is None:
+        if cand.broken is None and id(cand) not in self._checked:
+            self._checked.add(id(cand))
+            if not is_valid(cand.version):
+                cand.broken = f"invalid version {cand.version!r}"
             cand.depends  # noqa: B018 - parsing may mark the package broken
             cand.provides  # noqa: B018
         return cand.broken is None
@@ -421,7 +435,13 @@ class _Solver:
         notes: list[str] = []
         count = 0
         tags_of = self.u.tags_of
-        for cand, ver in self.u.providers.get(name, ()):
+        # The preference order of a name's providers does not depend on the state: rank once.
+        key = (name, preferred)
+        ranked = self._ranked.get(key)
+        if ranked is None:
+            ranked = self.rank(list(self.u.providers.get(name, ())), preferred)
+            self._ranked[key] = ranked
+        for cand, ver in ranked:
             why = self.viable(state, name, cand, ver)
             label = f"{cand.name}-{cand.version}"
             if why is not None:
@@ -442,25 +462,33 @@ class _Solver:
                 notes.append(f"{label}: provides {name} without version or provider_priority")
                 continue
             ok.append((cand, ver))
-        return self.rank(ok, preferred), notes, count, allowed
+        return ok, notes, count, allowed
 
     def triggered(self, state: _State) -> list[Candidate]:
         """``install_if`` packages whose conditions are all decided and met."""
         out = []
-        for cand in state.watch.values():
+        done: list[int] = []
+        for key, cand in state.watch.items():
             if cand.name in state.selected or cand.name in state.rejected:
+                done.append(key)
                 continue
             for dep in cand.install_if:
                 owners = state.owners.get(dep.name)
                 if dep.conflict:
-                    if dep.name in state.pending or (
-                        owners and any(_provides(dep, c, v) for c, v in owners)
-                    ):
+                    if dep.name in state.pending:
+                        break  # undecided yet: look again later
+                    if owners and any(_provides(dep, c, v) for c, v in owners):
+                        done.append(key)
                         break
                 elif not owners or not any(_provides(dep, c, v) for c, v in owners):
+                    # Only a new owner of a condition name can change this; select() re-adds
+                    # the package to the watch list then.
+                    done.append(key)
                     break
             else:
                 out.append(cand)
+        for key in done:
+            del state.watch[key]
         return out
 
     def reverse_deps_done(self, state: _State, name: str) -> bool:
@@ -486,17 +514,16 @@ class _Solver:
         self, state: _State
     ) -> tuple[str, list[tuple[Candidate, str | None]], bool, frozenset[str | None]] | None:
         """The next name to decide, its ranked options, whether it is install_if, allowed tags."""
-        scored = []
         # Real package names before provided ones: a virtual name is often satisfied on the way.
+        # Options are only computed where needed: this loop is the solver's hot path.
         for name in sorted(state.pending, key=lambda n: (self.name_priority(n), n)):
+            if not self.reverse_deps_done(state, name):
+                continue
             options, notes, count, allowed = self.options_for(state, name)
-            if count == 1 and self.reverse_deps_done(state, name):
-                if not options:
-                    raise self.no_option_error(state, name, notes)
-                return name, options, False, allowed
             if not options:
                 raise self.no_option_error(state, name, notes)
-            scored.append((name, options, allowed))
+            if count == 1:
+                return name, options, False, allowed
         iif = self.triggered(state)
         if iif:
             iif.sort(key=lambda c: (-self.max_dep_chain(c.name), c.name))
@@ -511,10 +538,12 @@ class _Solver:
                     state.rejected.add(cand.name)
                     continue
                 return cand.name, options, True, frozenset(inherited)
-        if not scored:
+        if not state.pending:
             return None
-        scored.sort(key=lambda s: (self.name_priority(s[0]), -self.max_dep_chain(s[0]), s[0]))
-        name, options, allowed = scored[0]
+        name = min(state.pending, key=lambda n: (self.name_priority(n), -self.max_dep_chain(n), n))
+        options, notes, _, allowed = self.options_for(state, name)
+        if not options:
+            raise self.no_option_error(state, name, notes)
         return name, options, False, allowed
 
     # -- search ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from nanodistro.errors import VersionError
 from nanodistro.formats.pkginfo import PackageInfo
-from nanodistro.formats.version import Dependency, is_valid, parse_dependency
+from nanodistro.formats.version import Dependency, parse_dependency
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,8 @@ class Candidate:
         self._depends: tuple[Dependency, ...] | None = None
         self._provides: tuple[Dependency, ...] | None = None
         self._install_if: tuple[Dependency, ...] | None = None
-        if not is_valid(info.version):
-            self.broken = f"invalid version {info.version!r}"
-        elif any(letter.isupper() for letter, _ in info.extra if len(letter) == 1):
+        # The version is validated when the solver first considers the package (usable()).
+        if info.extra and any(letter.isupper() for letter, _ in info.extra if len(letter) == 1):
             # apk-tools marks packages with unknown upper-case index fields uninstallable.
             self.broken = "unknown index field"
 
