@@ -362,3 +362,16 @@ def test_network_rule_joins_continuation_lines_and_suggests_pipelines() -> None:
     data["pipeline"][1] = {"uses": "autoconf/configur"}
     result = lint_text(_text(data), "hello.yaml", pipeline_names=NAMES)
     assert "did you mean 'autoconf/configure'" in result.findings[0].message
+
+
+@pytest.mark.parametrize(
+    ("uri", "clean"),
+    [
+        ("mirror://debian/pool/main/h/hello/hello_${{package.version}}.orig.tar.gz", True),
+        ("mirror://debian", False),
+    ],
+)
+def test_mirror_uris_are_valid_fetch_uris(uri: str, clean: bool) -> None:
+    data = copy.deepcopy(GOOD)
+    _set("pipeline.0.with.uri", uri)(data)
+    assert ("valid-pipeline-fetch-uri" not in _lint(data)) is clean

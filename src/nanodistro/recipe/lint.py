@@ -221,8 +221,16 @@ def _fetch_uri(ctx: LintContext) -> Iterator[Problem]:
         except ValueError:
             yield (*path, "with", "uri"), f"uri {value!r} does not parse"
             continue
+        if parts.scheme == "mirror":
+            # mirror://NAME/PATH is resolved at fetch time (build/mirrors.py); NAME must be set.
+            if not host or not parts.path.strip("/"):
+                yield (*path, "with", "uri"), f"uri {value!r} needs mirror://NAME/PATH"
+            continue
         if parts.scheme not in ("http", "https", "ftp") or not _HOST.match(host):
-            yield (*path, "with", "uri"), f"uri {value!r} needs http(s) and a valid host name"
+            yield (
+                (*path, "with", "uri"),
+                (f"uri {value!r} needs http(s) (or mirror://NAME/PATH) and a valid host name"),
+            )
 
 
 def _version_vars(recipe: Recipe) -> set[str]:
@@ -723,7 +731,7 @@ RULES: tuple[Rule, ...] = (
     Rule("valid-pipeline-fetch-digest", "error", "fetch digests are 64/128 lowercase hex", _fetch_digest),
     Rule("missing-expected-commit", "error", "git-checkout needs a 40-hex expected-commit", _missing_expected_commit),
     Rule("valid-pipeline-git-checkout-tag-or-branch", "error", "git-checkout needs a tag or branch", _git_tag_or_branch),
-    Rule("valid-pipeline-fetch-uri", "error", "fetch uri is http(s) with a valid host", _fetch_uri),
+    Rule("valid-pipeline-fetch-uri", "error", "fetch uri is http(s) with a valid host, or mirror://NAME/PATH", _fetch_uri),
     Rule("version-not-in-fetch-uri", "warning", "fetch uri / git tag should use ${{package.version}} (or a var derived from it)", _version_not_in_uri),
     Rule("network-in-runs", "error", "build steps must not use the network (curl, wget, git clone, pip install without --no-index, npm install, go get)", _network_in_runs),
     Rule("bad-template-var", "error", "abuild variables ($pkgdir, $pkgver, $pkgname, $srcdir) in runs", _bad_template_var),
