@@ -194,3 +194,14 @@ def test_cli_json_dot_and_dependents(small: Path) -> None:
     assert impact["images"] == ["app-image"]
     missing = run("--dependents", "nothing")
     assert missing.returncode == 1 and "no recipe in the set provides 'nothing'" in missing.stderr
+
+
+def test_section_cut_parse_equals_full_parse(fixtures_dir: Path) -> None:
+    from nanodistro.graph.corpus import _UNUSED_SECTIONS, recipe_node
+    from nanodistro.graph.scan import load_yaml, load_yaml_without
+
+    for path in recipe_files(fixtures_dir / "wolfi-os-sample"):
+        data = path.read_bytes()
+        full = recipe_node(load_yaml(data, str(path)), str(path))
+        cut = recipe_node(load_yaml_without(data, str(path), _UNUSED_SECTIONS), str(path))
+        assert cut == full, path

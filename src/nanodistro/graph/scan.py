@@ -44,6 +44,26 @@ def load_yaml(text: str | bytes, where: str) -> Any:
         raise RecipeError(f"invalid YAML: {problem}", where=where, line=line) from None
 
 
+_TOP_LEVEL_KEY = re.compile(rb"^(?=[A-Za-z_-])", re.MULTILINE)
+
+
+def load_yaml_without(data: bytes, where: str, skip: tuple[bytes, ...]) -> Any:
+    """Parse a block-style YAML mapping leaving out the top-level sections named in ``skip``.
+
+    Pipelines and tests are most of a recipe's text and the graph needs none of it; cutting at
+    unindented keys halves parsing. If the cut text does not parse (an alias into a skipped
+    section, flow style), the whole document is parsed instead.
+    """
+    prefixes = tuple(key + b":" for key in skip)
+    parts = _TOP_LEVEL_KEY.split(data)
+    kept = b"".join(part for part in parts if not part.startswith(prefixes))
+    try:
+        document = yaml.load(kept, Loader=StringLoader)
+    except yaml.YAMLError:
+        return load_yaml(data, where)
+    return document
+
+
 _SUBST = re.compile(r"\$\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
 _GO_GROUP = re.compile(r"\$(?:\{(\w+)\}|(\d+)|(\$))")
 
