@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,21 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def third_party() -> Path:
     return THIRD_PARTY
+
+
+# Pass rates of the peer suites (apk-tools version.data and solver cases, VERIFY.json verdicts,
+# the Wolfi recipe sample): collected by the tests, printed once at the end of every run.
+_SCOREBOARD: list[str] = []
+
+
+@pytest.fixture
+def scoreboard() -> Callable[[str], None]:
+    """Record a line such as ``version.data: 785/785 passed`` for the end-of-run summary."""
+    return _SCOREBOARD.append
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _SCOREBOARD:
+        terminalreporter.section("peer suites and reference agreement")
+        for line in _SCOREBOARD:
+            terminalreporter.write_line(line)

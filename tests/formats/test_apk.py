@@ -8,6 +8,7 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,7 @@ def verdict(data: bytes, where: str) -> str:
     return "OK"
 
 
-def test_verify_json_agreement(request: pytest.FixtureRequest) -> None:
+def test_verify_json_agreement(scoreboard: Callable[[str], None]) -> None:
     disagreements = []
     for name in APKS:
         expected = VERIFY[name]["apk3"].split()[0]
@@ -63,10 +64,7 @@ def test_verify_json_agreement(request: pytest.FixtureRequest) -> None:
         if got != expected:
             disagreements.append(f"{name}: ours {got}, apk-tools {expected}")
     line = f"VERIFY.json agreement (.apk): {len(APKS) - len(disagreements)}/{len(APKS)}"
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
-    print(line)
+    scoreboard(line)
     assert len(APKS) >= 50
     assert not disagreements, disagreements
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,25 @@ def test_fixture_indexes_verify_as_reference_clients_did(rel):
     else:
         with pytest.raises(SignatureError):
             read_index(data, where=rel, keyring=all_public_keys())
+
+
+def _index_verdict(rel: str) -> str:
+    data = (THIRD_PARTY / rel).read_bytes()
+    try:
+        read_index(data, where=rel, keyring=all_public_keys())
+    except SignatureError:
+        return "refused"
+    return "OK"
+
+
+def test_index_verify_json_agreement(scoreboard: Callable[[str], None]) -> None:
+    agree = [
+        rel
+        for rel in INDEXES
+        if _index_verdict(rel) == ("OK" if VERIFY[rel]["apk2"].endswith("OK") else "refused")
+    ]
+    scoreboard(f"VERIFY.json agreement (APKINDEX): {len(agree)}/{len(INDEXES)}")
+    assert len(agree) == len(INDEXES)
 
 
 def test_signing_fixture_has_three_signatures():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,10 +35,10 @@ def _row_passes(row: str) -> bool:
     return V.match(left, mask, right)
 
 
-def test_version_data_all_rows(third_party: Path) -> None:
+def test_version_data_all_rows(third_party: Path, scoreboard: Callable[[str], None]) -> None:
     rows = _rows(third_party / "alpinelinux+apk-tools" / "test" / "unit" / "version.data")
     failures = [row for row in rows if not _row_passes(row)]
-    print(f"version.data: {len(rows) - len(failures)}/{len(rows)} passed")
+    scoreboard(f"apk-tools version.data: {len(rows) - len(failures)}/{len(rows)} passed")
     assert len(rows) == 785
     assert failures == []
 

@@ -323,7 +323,7 @@ def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
     )
 
 
-def test_wolfi_sample_lint_counts(fixtures_dir: Path) -> None:
+def test_wolfi_sample_lint_counts(fixtures_dir: Path, scoreboard: Callable[[str], None]) -> None:
     files = sorted((fixtures_dir / "wolfi-os-sample").glob("*.yaml"))
     results = [lint_path(path, use_git=False, pipeline_names=NAMES) for path in files]
     loaded = sum(r.loaded for r in results)
@@ -331,8 +331,8 @@ def test_wolfi_sample_lint_counts(fixtures_dir: Path) -> None:
     without_unknown = sum(
         r.loaded and not [f for f in r.errors if f.rule != "unknown-pipeline"] for r in results
     )
-    print(
-        f"\nwolfi sample lint: {len(files)} recipes, {loaded} load, {clean} lint clean, "
+    scoreboard(
+        f"wolfi recipe sample lint: {len(files)} recipes, {loaded} load, {clean} lint clean, "
         f"{without_unknown} clean apart from Wolfi-local pipelines (unknown-pipeline)"
     )
     assert loaded == len(files)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -250,13 +251,13 @@ def test_load_recipe_file_errors(tmp_path: Path) -> None:
         load_recipe(bad)
 
 
-def test_wolfi_sample_all_load(fixtures_dir: Path) -> None:
+def test_wolfi_sample_all_load(fixtures_dir: Path, scoreboard: Callable[[str], None]) -> None:
     files = sorted((fixtures_dir / "wolfi-os-sample").glob("*.yaml"))
     assert len(files) >= 150
     start = time.perf_counter()
     loaded = [load_recipe(path) for path in files]
     elapsed = time.perf_counter() - start
-    print(f"\nwolfi sample: {len(loaded)}/{len(files)} recipes load ({elapsed:.2f} s)")
+    scoreboard(f"wolfi recipe sample: {len(loaded)}/{len(files)} recipes load ({elapsed:.2f} s)")
     assert len(loaded) == len(files)
     python = next(r for r in loaded if r.package.name == "python-3.13")
     assert python.package.version.count(".") == 2
