@@ -394,12 +394,17 @@ def write_result(result: BuildResult, out: Path) -> None:
 
     SBOMs go to ``sboms/`` inside the layout (as apko's golden layouts have them)."""
     extra = {f"sboms/{name}": data for name, data in sorted(result.sboms.items())}
-    if str(out).endswith(".tar"):
-        write_layout_archive(
-            out, result.blobs, result.index_descriptor, result.ref_name, extra=extra
-        )
-    else:
-        write_layout_dir(out, result.blobs, result.index_descriptor, result.ref_name, extra=extra)
+    try:
+        if str(out).endswith(".tar"):
+            write_layout_archive(
+                out, result.blobs, result.index_descriptor, result.ref_name, extra=extra
+            )
+        else:
+            write_layout_dir(
+                out, result.blobs, result.index_descriptor, result.ref_name, extra=extra
+            )
+    except OSError as error:
+        raise ImageError(f"cannot write the image: {error.strerror}", where=str(out)) from None
 
 
 def _as_written(request: BuildRequest) -> Callable[[str], str]:

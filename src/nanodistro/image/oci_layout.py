@@ -73,8 +73,13 @@ def write_layout_dir(
 ) -> None:
     """Write (replacing) an OCI layout directory; built beside it and renamed into place."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    except OSError as error:
+        raise ImageError(
+            f"cannot write OCI layout: {error.strerror}", where=str(directory)
+        ) from None
     try:
         for relative, data in layout_files(blobs, top, ref_name, extra).items():
             target = staging / relative
