@@ -17,7 +17,44 @@ from nanodistro.recipe.model import load_recipe_text
 
 SHA = "a" * 64
 
-REQUIRED_NAMES = ["fetch", "git-checkout", "patch", "strip", "autoconf/configure", "autoconf/make", "autoconf/make-install", "cmake/configure", "cmake/build", "cmake/install", "meson/configure", "meson/compile", "meson/install", "split/dev", "split/static", "split/manpages", "split/alldocs", "split/infodir", "split/locales", "split/lib", "split/bin", "split/debug", "python/build", "python/build-wheel", "python/install", "python/import", "python/test", "go/build", "go/install", "cargo/build", "perl/make", "perl/cleanup", "ruby/build", "ruby/install", "ruby/clean", "npm/install"]
+REQUIRED_NAMES = [
+    "fetch",
+    "git-checkout",
+    "patch",
+    "strip",
+    "autoconf/configure",
+    "autoconf/make",
+    "autoconf/make-install",
+    "cmake/configure",
+    "cmake/build",
+    "cmake/install",
+    "meson/configure",
+    "meson/compile",
+    "meson/install",
+    "split/dev",
+    "split/static",
+    "split/manpages",
+    "split/alldocs",
+    "split/infodir",
+    "split/locales",
+    "split/lib",
+    "split/bin",
+    "split/debug",
+    "python/build",
+    "python/build-wheel",
+    "python/install",
+    "python/import",
+    "python/test",
+    "go/build",
+    "go/install",
+    "cargo/build",
+    "perl/make",
+    "perl/cleanup",
+    "ruby/build",
+    "ruby/install",
+    "ruby/clean",
+    "npm/install",
+]
 
 
 def recipe(body: str) -> str:

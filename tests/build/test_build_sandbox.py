@@ -48,7 +48,7 @@ def listener() -> tuple[int, threading.Event]:
 
 
 PROBE = (
-    "python3 -c \"import socket,sys; s=socket.socket(); s.settimeout(3); "
+    'python3 -c "import socket,sys; s=socket.socket(); s.settimeout(3); '
     "s.connect(('127.0.0.1', {port})); print('CONNECTED')\""
 )
 
@@ -93,7 +93,7 @@ def test_only_home_build_is_writable(tmp_path: Path) -> None:
 def test_keys_and_host_home_are_not_visible(tmp_path: Path) -> None:
     secret = tmp_path / "secret.rsa"
     secret.write_text("PRIVATE")
-    status, log = run(runner(tmp_path), tmp_path, f"cat {secret} || echo NOT-VISIBLE")
+    _status, log = run(runner(tmp_path), tmp_path, f"cat {secret} || echo NOT-VISIBLE")
     assert "NOT-VISIBLE" in log and "PRIVATE" not in log
 
 

@@ -27,12 +27,24 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bindir = root / "usr/bin"
     (lib / "pkgconfig").mkdir(parents=True)
     bindir.mkdir(parents=True)
-    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libfoo.so.1", "-o",
-                    str(lib / "libfoo.so.1.2.3"), str(src / "foo.c")], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-Wl,-soname,libfoo.so.1",
+            "-o",
+            str(lib / "libfoo.so.1.2.3"),
+            str(src / "foo.c"),
+        ],
+        check=True,
+    )
     os.symlink("libfoo.so.1.2.3", lib / "libfoo.so.1")
     os.symlink("libfoo.so.1", lib / "libfoo.so")
-    subprocess.run(["gcc", "-o", str(bindir / "foo-run"), str(src / "main.c"),
-                    str(lib / "libfoo.so.1.2.3")], check=True)
+    subprocess.run(
+        ["gcc", "-o", str(bindir / "foo-run"), str(src / "main.c"), str(lib / "libfoo.so.1.2.3")],
+        check=True,
+    )
     (bindir / "foo-script").write_text("#!/usr/bin/env python3\nprint(1)\n")
     (bindir / "foo-script").chmod(0o755)
     (bindir / "not-executable").write_text("data")
@@ -42,8 +54,18 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (root / "usr/lib/python3.11/site-packages/foo").mkdir(parents=True)
     (root / "opt/vendor").mkdir(parents=True)
-    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libvend.so.2", "-o",
-                    str(root / "opt/vendor/libvend.so.2"), str(src / "foo.c")], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-Wl,-soname,libvend.so.2",
+            "-o",
+            str(root / "opt/vendor/libvend.so.2"),
+            str(src / "foo.c"),
+        ],
+        check=True,
+    )
     return root
 
 
@@ -81,15 +103,34 @@ def test_sca_options(tree: Path) -> None:
 
 def test_package_sbom_is_deterministic_spdx(tmp_path: Path) -> None:
     sources = [
-        SourceRecord(kind="fetch", uri="https://example.org/foo-1.2.3.tar.gz", sha256="a" * 64,
-                     sha512="b" * 128, purl_name="foo", purl_version="1.2.3"),
-        SourceRecord(kind="git", uri="https://github.com/org/foo", repository=
-                     "https://github.com/org/foo", tag="v1.2.3", commit="c" * 40),
+        SourceRecord(
+            kind="fetch",
+            uri="https://example.org/foo-1.2.3.tar.gz",
+            sha256="a" * 64,
+            sha512="b" * 128,
+            purl_name="foo",
+            purl_version="1.2.3",
+        ),
+        SourceRecord(
+            kind="git",
+            uri="https://github.com/org/foo",
+            repository="https://github.com/org/foo",
+            tag="v1.2.3",
+            commit="c" * 40,
+        ),
     ]
-    kwargs = dict(name="foo", full_version="1.2.3-r1", arch="x86_64",
-                  licenses=["MIT", "Apache-2.0"], copyright_text="", description="Foo",
-                  sources=sources, recipe_path="foo.yaml", recipe_commit="",
-                  source_date_epoch=1_700_000_000)
+    kwargs = dict(
+        name="foo",
+        full_version="1.2.3-r1",
+        arch="x86_64",
+        licenses=["MIT", "Apache-2.0"],
+        copyright_text="",
+        description="Foo",
+        sources=sources,
+        recipe_path="foo.yaml",
+        recipe_commit="",
+        source_date_epoch=1_700_000_000,
+    )
     raw = package_sbom(**kwargs)  # type: ignore[arg-type]
     assert raw == package_sbom(**kwargs)  # type: ignore[arg-type]
     data = json.loads(raw)
@@ -102,7 +143,8 @@ def test_package_sbom_is_deterministic_spdx(tmp_path: Path) -> None:
     )
     source_purls = [
         p["externalRefs"][0]["referenceLocator"]
-        for p in data["packages"] if p.get("primaryPackagePurpose") == "SOURCE"
+        for p in data["packages"]
+        if p.get("primaryPackagePurpose") == "SOURCE"
     ]
     assert source_purls[0].startswith("pkg:generic/foo@1.2.3?checksum=sha256:" + "a" * 64)
     assert "download_url=https%3A%2F%2Fexample.org%2Ffoo-1.2.3.tar.gz" in source_purls[0]

@@ -29,7 +29,7 @@ _PC_DIRS = (
     "usr/local/share/pkgconfig",
 )
 _SHEBANG_DIRS = ("usr/bin", "usr/local/bin", "usr/local/sbin")
-_SITE_PACKAGES = re.compile(r"^(?:usr/)?(?:local/)?lib/python(3\.\d+)/(?:site|dist)-packages$")
+_SITE_PACKAGES = re.compile(r"^(?:usr/)?(?:local/)?lib/python(3(?:\.\d+)?)/(?:site|dist)-packages$")
 _PC_VERSION_OP = re.compile(r"\s*(<=|>=|=|<|>|!=)\s*")
 
 
@@ -165,7 +165,8 @@ def analyze(root: Path, *, full_version: str, options: ScaOptions | None = None)
             python_versions.add(match.group(1))
             dirnames.clear()
     for version in python_versions:
-        depends.add(f"python-{version}-base")
+        # Debian's version-less python3/dist-packages: any python3 will do
+        depends.add(f"python-{version}-base" if "." in version else "python3")
 
     if options.no_commands:
         depends = {d for d in depends if not d.startswith("cmd:")}

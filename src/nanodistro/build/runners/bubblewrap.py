@@ -70,7 +70,12 @@ def _mount_toolchain(root: Path, host: Path, guest: str, args: list[str]) -> Non
         if not (target.exists() or target.is_symlink()):
             target.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(os.readlink(source), target)
-        return
+            return
+        # A merged-/usr host links /lib -> usr/lib while a package shipped files in /lib (musl's
+        # loader): merge what the link points at into the package's directory instead of
+        # hiding the host's libraries (and with them the interpreter of /bin/sh).
+        if target.is_symlink() or not (target.is_dir() and source.is_dir()):
+            return
     if target.is_symlink():
         return  # the package put a symlink there; it wins
     if not target.exists():

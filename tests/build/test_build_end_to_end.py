@@ -1,0 +1,358 @@
+"""Real builds of upstream-style release tarballs served on 127.0.0.1 (slow)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from build_testlib import Upstream, app_project, greet_project, greet_recipe
+
+from nanodistro.build.builder import BuildConfig, build_recipe, build_recipes
+from nanodistro.cli import main as cli_main
+from nanodistro.errors import BuildError, ChecksumError
+from nanodistro.formats.apk import read_apk, verify_apk
+from nanodistro.formats.apkindex import read_index
+from nanodistro.trust.keys import load_signing_key
+
+pytestmark = pytest.mark.slow
+
+
+def write_recipe(directory: Path, name: str, text: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def config(tmp_path: Path, key: Path | None = None, **kwargs: object) -> BuildConfig:
+    signing = load_signing_key(key) if key else None
+    return BuildConfig(
+        source_cache=tmp_path / "cache",
+        key=signing,
+        keyring={signing.keyname: signing.public_pem()} if signing else None,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def pkginfo_lines(data: bytes, key: str) -> list[str]:
+    text = read_apk(data, where="pkg").control_files[".PKGINFO"].decode()
+    return [line.split(" = ", 1)[1] for line in text.splitlines() if line.startswith(f"{key} = ")]
+
+
+def test_c_library_with_splits_publishes_and_skips(
+    upstream: Upstream, tmp_path: Path, signing_key_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, sha = upstream.add_tarball("greet-1.0.tar.gz", greet_project(), top="greet-1.0")
+    recipe = write_recipe(tmp_path / "recipes", "greet", greet_recipe(url, sha))
+    repo = tmp_path / "repo"
+    args = [
+        "build",
+        str(recipe),
+        "--repo",
+        str(repo),
+        "--key",
+        str(signing_key_path),
+        "--source-cache",
+        str(tmp_path / "cache"),
+        "--json",
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(args)
+    assert exit_info.value.code in (None, 0)
+    (result,) = json.loads(capsys.readouterr().out)
+    assert not result["skipped"]
+    assert [p["name"] for p in result["packages"]] == ["greet", "greet-dev", "greet-doc"]
+    assert {t["package"]: t["passed"] for t in result["tests"]} == {
+        "greet": True,
+        "greet-dev": True,
+    }
+
+    key = load_signing_key(signing_key_path)
+    keyring = {key.keyname: key.public_pem()}
+    files = {p.name: p.read_bytes() for p in (repo / "x86_64").glob("*.apk")}
+    assert sorted(files) == ["greet-1.0-r0.apk", "greet-dev-1.0-r0.apk", "greet-doc-1.0-r0.apk"]
+    for name, data in files.items():
+        verify_apk(read_apk(data, where=name), keyring)
+
+    main = files["greet-1.0-r0.apk"]
+    assert sorted(pkginfo_lines(main, "provides")) == ["cmd:greet=1.0-r0", "so:libgreet.so.1=1"]
+    assert "so:libc.so.6" in pkginfo_lines(main, "depend")
+    assert "so:libgreet.so.1" not in pkginfo_lines(main, "depend")  # provided by itself
+    assert pkginfo_lines(main, "builddate") == ["1700000000"]  # newest source file time
+    entries = {e.path: e for e in read_apk(main, where="greet").entries}
+    assert "usr/bin/greet" in entries and "usr/lib/libgreet.so.1" in entries
+    assert "usr/include/greet.h" not in entries and "usr/share/man/man1/greet.1" not in entries
+    sbom = json.loads(entries["var/lib/db/sbom/greet-1.0-r0.spdx.json"].data)
+    source = next(p for p in sbom["packages"] if p.get("primaryPackagePurpose") == "SOURCE")
+    assert {"algorithm": "SHA256", "checksumValue": sha} in source["checksums"]
+    assert f"checksum=sha256:{sha}" in source["externalRefs"][0]["referenceLocator"]
+
+    dev = files["greet-dev-1.0-r0.apk"]
+    dev_paths = {e.path for e in read_apk(dev, where="dev").entries}
+    assert {"usr/include/greet.h", "usr/lib/libgreet.so", "usr/lib/pkgconfig/greet.pc"} <= dev_paths
+    assert pkginfo_lines(dev, "provides") == ["pc:greet=1.0-r0"]
+    assert sorted(pkginfo_lines(dev, "depend")) == ["pc:zlib", "so:libgreet.so.1"]
+    assert pkginfo_lines(dev, "origin") == ["greet"]
+    doc = {e.path for e in read_apk(files["greet-doc-1.0-r0.apk"], where="doc").entries}
+    assert "usr/share/man/man1/greet.1" in doc
+
+    index = read_index((repo / "x86_64" / "APKINDEX.tar.gz").read_bytes(), where="index")
+    assert sorted(p.name for p in index.packages) == ["greet", "greet-dev", "greet-doc"]
+
+    # unchanged recipe, already published: skipped, repository untouched
+    before = {p: p.stat().st_mtime_ns for p in (repo / "x86_64").iterdir()}
+    requests = len(upstream.requests)
+    with pytest.raises(SystemExit):
+        cli_main(args)
+    (again,) = json.loads(capsys.readouterr().out)
+    assert again["skipped"] and "already published" in again["skip_reason"]
+    assert {p: p.stat().st_mtime_ns for p in (repo / "x86_64").iterdir()} == before
+    assert len(upstream.requests) == requests
+
+
+def test_reproducible_in_different_directories_and_times(
+    upstream: Upstream, tmp_path: Path, signing_key_path: Path
+) -> None:
+    url, sha = upstream.add_tarball("greet-1.0.tar.gz", greet_project(), top="greet-1.0")
+    text = greet_recipe(url, sha)
+    outputs = []
+    for attempt in ("first", "second-place"):
+        recipe = write_recipe(tmp_path / attempt / "recipes", "greet", text)
+        result = build_recipe(
+            recipe,
+            config(
+                tmp_path / attempt,
+                signing_key_path,
+                workspace_dir=tmp_path / attempt / "ws",
+                run_tests=False,
+            ),
+        )
+        outputs.append({p.filename: p.data for p in result.packages})
+        time.sleep(1.1)  # a different wall-clock second for the second build
+    assert outputs[0].keys() == outputs[1].keys()
+    for name in outputs[0]:
+        assert outputs[0][name] == outputs[1][name], f"{name} differs between builds"
+
+
+def test_failing_test_publishes_nothing(
+    upstream: Upstream, tmp_path: Path, signing_key_path: Path
+) -> None:
+    url, sha = upstream.add_tarball("greet-1.0.tar.gz", greet_project(), top="greet-1.0")
+    recipe = write_recipe(
+        tmp_path / "recipes", "greet", greet_recipe(url, sha, test="greet | grep -qx 'goodbye'")
+    )
+    repo = tmp_path / "repo"
+    with pytest.raises(BuildError) as error:
+        build_recipes([recipe], config(tmp_path, signing_key_path, repo=repo))
+    message = str(error.value)
+    assert message.startswith(f"{recipe}: test failed")
+    assert "grep -qx 'goodbye'" in message
+    assert not repo.exists() or not any(repo.rglob("*.apk"))
+    # the same recipe with --no-test builds
+    results = build_recipes(
+        [recipe], config(tmp_path, signing_key_path, repo=repo, run_tests=False)
+    )
+    assert results[0].packages[0].filename == "greet-1.0-r0.apk"
+
+
+def test_failing_step_names_step_log_and_leaves_repo_untouched(
+    upstream: Upstream, tmp_path: Path, signing_key_path: Path
+) -> None:
+    url, sha = upstream.add_tarball("greet-1.0.tar.gz", greet_project(), top="greet-1.0")
+    repo = tmp_path / "repo"
+    good = write_recipe(tmp_path / "ok", "greet", greet_recipe(url, sha))
+    build_recipes([good], config(tmp_path, signing_key_path, repo=repo, run_tests=False))
+    snapshot = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()}
+    broken_step = (
+        "  - name: explode\n    runs: |\n      echo 'about to fail: the answer is 42'\n"
+        "      exit 3\n"
+    )
+    text = greet_recipe(url, sha, extra_steps=broken_step).replace("epoch: 0", "epoch: 1")
+    bad = write_recipe(tmp_path / "bad", "greet", text)
+    with pytest.raises(BuildError) as error:
+        build_recipes(
+            [bad], config(tmp_path, signing_key_path, repo=repo, workspace_dir=tmp_path / "ws")
+        )
+    message = str(error.value)
+    assert "step 'explode'" in message and "exited with status 3" in message
+    assert "about to fail: the answer is 42" in message
+    log = Path(message.split("last lines of ", 1)[1].split(":\n", 1)[0])
+    assert log.is_file() and "the answer is 42" in log.read_text()
+    assert {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()} == snapshot
+
+
+def test_checksum_mismatch_fails_before_building(upstream: Upstream, tmp_path: Path) -> None:
+    url, sha = upstream.add_tarball("greet-1.0.tar.gz", greet_project(), top="greet-1.0")
+    recipe = write_recipe(tmp_path / "r", "greet", greet_recipe(url, "f" * 64))
+    with pytest.raises(ChecksumError) as error:
+        build_recipe(recipe, config(tmp_path))
+    assert f"expected sha256 {'f' * 64}, got {sha}" in str(error.value)
+
+
+def test_recipes_build_in_dependency_order(
+    upstream: Upstream, tmp_path: Path, signing_key_path: Path
+) -> None:
+    greet_url, greet_sha = upstream.add_tarball(
+        "greet-1.0.tar.gz", greet_project(), top="greet-1.0"
+    )
+    app_url, app_sha = upstream.add_tarball("shout-2.0.tar.gz", app_project(), top="shout-2.0")
+    recipes = tmp_path / "recipes"
+    greet = write_recipe(recipes, "greet", greet_recipe(greet_url, greet_sha))
+    app = write_recipe(
+        recipes,
+        "shout",
+        f"""package:
+  name: shout
+  version: "2.0"
+  epoch: 0
+  description: shouts greetings
+  copyright:
+    - license: Apache-2.0
+environment:
+  contents:
+    packages: [build-base, pkgconf, greet-dev]
+pipeline:
+  - uses: fetch
+    with:
+      uri: {app_url}
+      expected-sha256: {app_sha}
+  - uses: autoconf/configure
+  - uses: autoconf/make
+  - uses: autoconf/make-install
+test:
+  pipeline:
+    - runs: shout | grep -qx 'hello 1.0!'
+""",
+    )
+    repo = tmp_path / "repo"
+    progress: list[str] = []
+    results = build_recipes(
+        [app, greet], config(tmp_path, signing_key_path, repo=repo), progress=progress.append
+    )
+    assert [r.name for r in results] == ["greet", "shout"]
+    shout = results[1]
+    assert shout.environment == ["greet-1.0-r0", "greet-dev-1.0-r0"]
+    (package,) = shout.packages
+    assert "so:libgreet.so.1" in package.info.depends
+    assert shout.tests[0].passed  # the test root got greet via shout's so: dependency
+    assert any(m.startswith("build [shout] autoconf/make") for m in progress)
+    assert (repo / "x86_64" / "shout-2.0-r0.apk").is_file()
+
+
+def test_network_is_off_during_builds(upstream: Upstream, tmp_path: Path) -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    connected = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(20)
+        try:
+            server.accept()[0].close()
+            connected.set()
+        except OSError:
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    recipe = write_recipe(
+        tmp_path,
+        "netprobe",
+        f"""package:
+  name: netprobe
+  version: "1"
+  epoch: 0
+  copyright:
+    - license: MIT
+pipeline:
+  - name: phone home
+    runs: |
+      python3 -c "import socket; socket.create_connection(('127.0.0.1', {port}), 3)"
+      echo CONNECTED
+""",
+    )
+    try:
+        with pytest.raises(BuildError) as error:
+            build_recipe(recipe, config(tmp_path))
+    finally:
+        server.close()
+    assert "step 'phone home'" in str(error.value)
+    assert "CONNECTED" not in str(error.value).split("last lines", 1)[1]
+    assert not connected.is_set()
+
+
+def test_python_project_with_build_wheel(
+    upstream: Upstream, tmp_path: Path, signing_key_path: Path
+) -> None:
+    if not Path("/usr/bin/python3").exists():
+        pytest.skip("no python3 in the toolchain")
+    url, sha = upstream.add_tarball(
+        "pyhello-0.3.tar.gz",
+        {
+            "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\n'
+            'build-backend = "setuptools.build_meta"\n',
+            "setup.cfg": "[metadata]\nname = pyhello\nversion = 0.3\n\n[options]\n"
+            "packages = pyhello\n\n[options.entry_points]\nconsole_scripts =\n"
+            "    pyhello = pyhello:main\n",
+            "pyhello/__init__.py": "def main():\n    print('hello from python')\n",
+        },
+        top="pyhello-0.3",
+    )
+    recipe = write_recipe(
+        tmp_path / "recipes",
+        "py3-pyhello",
+        f"""package:
+  name: py3-pyhello
+  version: "0.3"
+  epoch: 0
+  description: hello in python
+  copyright:
+    - license: MIT
+environment:
+  contents:
+    packages: [python3, py3-setuptools, py3-pip]
+pipeline:
+  - uses: fetch
+    with:
+      uri: {url}
+      expected-sha256: {sha}
+  - uses: python/build-wheel
+test:
+  pipeline:
+    - uses: python/import
+      with:
+        import: pyhello
+    - runs: pyhello | grep -q 'hello from python'
+""",
+    )
+    result = build_recipe(recipe, config(tmp_path, signing_key_path))
+    (package,) = result.packages
+    paths = [e.path for e in read_apk(package.data, where="py").entries]
+    assert any(p.endswith("pyhello/__init__.py") for p in paths)
+    assert "usr/bin/pyhello" in paths
+    assert not any(p.endswith(".pyc") for p in paths)
+    assert "cmd:pyhello=0.3-r0" in package.info.provides
+    assert any(d.startswith("python") for d in package.info.depends)
+    assert result.tests[0].passed
+
+
+def test_nanodistro_test_command_against_published_packages(
+    upstream: Upstream,
+    tmp_path: Path,
+    signing_key_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url, sha = upstream.add_tarball("greet-1.0.tar.gz", greet_project(), top="greet-1.0")
+    recipe = write_recipe(tmp_path / "recipes", "greet", greet_recipe(url, sha))
+    repo = tmp_path / "repo"
+    build_recipes([recipe], config(tmp_path, signing_key_path, repo=repo, run_tests=False))
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["test", str(recipe), "--repo", str(repo)])
+    assert exit_info.value.code in (None, 0)
+    assert capsys.readouterr().out.split() == ["PASS", "greet", "PASS", "greet-dev"]
+    shutil.rmtree(tmp_path / "cache")  # tests need no sources
