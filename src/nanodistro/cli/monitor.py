@@ -31,16 +31,20 @@ def _when(value: datetime | None) -> str:
 
 
 def _table(results: list[CheckResult]) -> Table:
-    table = Table(title="upstream releases", show_lines=False)
-    for column in ("recipe", "current", "latest", "released (UTC)", "status", "note"):
-        table.add_column(column, overflow="fold")
+    table = Table(title="upstream releases")
+    table.add_column("recipe", no_wrap=True)
+    table.add_column("current", no_wrap=True)
+    table.add_column("latest", no_wrap=True)
+    table.add_column("released (UTC)", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("note", overflow="ellipsis", no_wrap=True, max_width=40)
     for r in sorted(results, key=lambda r: (r.status != m.UPDATE, r.status, r.name)):
         status = r.status
         if r.status == m.UPDATE and r.next_version and r.next_version != r.latest:
             status = f"update to {r.next_version}"
-        note = r.message or ""
+        note = "see below" if r.status in (m.ERROR, m.RETAGGED) else (r.message or "")
         if r.manual and r.status == m.UPDATE:
-            note = "manual: review by hand" + (f"; {note}" if note else "")
+            note = "manual: review by hand"
         style = _STYLE.get(r.status, "dim")
         table.add_row(
             r.name,
@@ -100,6 +104,10 @@ def monitor(
         )
     else:
         console.print(_table(results))
+        for r in sorted(results, key=lambda r: r.name):
+            if r.status in (m.ERROR, m.RETAGGED):
+                style = _STYLE[r.status]
+                console.print(f"[{style}]{r.name}[/]: {r.message}", soft_wrap=True, highlight=False)
         updates = sum(r.status == m.UPDATE for r in results)
         errors = sum(r.status == m.ERROR for r in results)
         console.print(f"{len(results)} recipes, {updates} with updates, {errors} errors")
