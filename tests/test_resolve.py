@@ -374,3 +374,16 @@ def test_solver_is_sound_and_complete_on_small_repos(
         for dep_name in edges[p.name]:
             if position[dep_name] > position[p.name]:
                 assert reaches(dep_name, p.name), "dependency after dependent outside a cycle"
+
+
+def test_alpine_316_legacy_versions_resolve(third_party: Path) -> None:
+    """opensmtpd-6.8.0p2-r4 has a version only apk-tools 2.x accepts; Alpine installs it."""
+    index_path = third_party / "chainguard-dev+apko/pkg/apk/apk/testdata/alpine-316/APKINDEX.tar.gz"
+    index = read_index(index_path.read_bytes(), where=str(index_path))
+    u = Universe.build([(RepositoryRef("alpine-316"), index.packages)], arch="x86_64")
+    # Like apk, /bin/sh (provided by busybox without provider_priority) is not auto-selected.
+    with pytest.raises(ResolveError, match=r"/bin/sh \(virtual\).*busybox"):
+        solve(u, ["opensmtpd-pam"])
+    resolution = solve(u, ["busybox", "opensmtpd-pam"])
+    got = {p.name: p.version for p in resolution.packages}
+    assert got["opensmtpd"] == got["opensmtpd-pam"] == "6.8.0p2-r4"

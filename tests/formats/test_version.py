@@ -197,3 +197,15 @@ def test_split_name_version(text: str, expected: tuple[str, str]) -> None:
 def test_split_name_version_rejects() -> None:
     with pytest.raises(VersionError):
         V.split_name_version("noversion")
+
+
+def test_legacy_versions_of_apk_tools_2() -> None:
+    """Alpine 3.16 ships ``6.8.0p2-r4`` (opensmtpd): invalid for apk-tools 3, fine for 2.x."""
+    assert not V.is_valid("6.8.0p2-r4")
+    assert V.is_valid("6.8.0p2-r4", legacy=True)
+    assert not V.is_valid("v2.4", legacy=True)
+    assert V.compare("6.8.0p2-r4", "6.8.0p2-r5") == -1
+    assert V.compare("6.8.0p10", "6.8.0p2") == 1
+    with pytest.raises(VersionError):
+        parse_dependency("opensmtpd=6.8.0p2-r4")
+    assert parse_dependency("opensmtpd=6.8.0p2-r4", legacy=True).version == "6.8.0p2-r4"

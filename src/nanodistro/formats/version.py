@@ -84,9 +84,11 @@ def _tokenize(version: str) -> tuple[_Token, ...]:
     tokens.append((_INITIAL_DIGIT, int(version[:pos]), 0))
     kind = _INITIAL_DIGIT
     length = len(version)
+    legacy = ""
     while True:
         if pos >= length:
-            tokens.append((_END, "", 0))
+            # An END token carrying "legacy" marks a version only apk-tools 2.x accepts.
+            tokens.append((_END, legacy, 0))
             return tuple(tokens)
         char = version[pos]
         if "a" <= char <= "z":
@@ -100,6 +102,10 @@ def _tokenize(version: str) -> tuple[_Token, ...]:
                 if kind > _DIGIT:
                     break
                 pos += 1
+            elif kind == _LETTER:
+                # "6.8.0p2", "0.99f7": invalid for apk-tools 3, but 2.x (which built and still
+                # installs such Alpine packages) reads the digits after a letter as a number.
+                legacy = "legacy"
             elif kind != _SUFFIX:  # digits only follow a suffix name directly
                 break
             m = _DIGITS.match(version, pos)
@@ -151,9 +157,14 @@ def _tokenize(version: str) -> tuple[_Token, ...]:
     return tuple(tokens)
 
 
-def is_valid(version: str) -> bool:
-    """True if ``version`` follows the APK version grammar (``apk_version_validate``)."""
-    return _tokenize(version)[-1][0] == _END
+def is_valid(version: str, *, legacy: bool = False) -> bool:
+    """True if ``version`` follows the APK version grammar (``apk_version_validate``).
+
+    With ``legacy``, also accept what apk-tools 2.x accepted: digits right after the letter
+    (``6.8.0p2-r4``, shipped in Alpine 3.16); such versions still compare sensibly.
+    """
+    kind, marker, _ = _tokenize(version)[-1]
+    return kind == _END and (legacy or not marker)
 
 
 def validate(version: str, *, where: str = "", field: str | None = None) -> str:
@@ -318,8 +329,11 @@ class Dependency:
         return text
 
 
-def parse_dependency(atom: str, *, where: str = "") -> Dependency:
-    """Parse one atom (``apk_blob_pull_dep``); also accepts apko's ``name=1.0@tag`` order."""
+def parse_dependency(atom: str, *, where: str = "", legacy: bool = False) -> Dependency:
+    """Parse one atom (``apk_blob_pull_dep``); also accepts apko's ``name=1.0@tag`` order.
+
+    ``legacy`` accepts versions only apk-tools 2.x accepts (see ``is_valid``).
+    """
     m = _DEP_RE.fullmatch(atom)
     if m is None:
         raise VersionError(
@@ -346,7 +360,7 @@ def parse_dependency(atom: str, *, where: str = "") -> Dependency:
         raise VersionError(
             f"invalid dependency {atom!r}: unknown operator {op_text!r}", where=where or None
         )
-    elif not is_valid(version):
+    elif not is_valid(version, legacy=legacy):
         raise VersionError(
             f"invalid dependency {atom!r}: invalid version {version!r}", where=where or None
         )

@@ -219,7 +219,7 @@ class _Solver:
     def usable(self, cand: Candidate) -> bool:
         if cand.broken is None and id(cand) not in self._checked:
             self._checked.add(id(cand))
-            if not is_valid(cand.version):
+            if not is_valid(cand.version, legacy=True):
                 cand.broken = f"invalid version {cand.version!r}"
             cand.depends  # noqa: B018 - parsing may mark the package broken
             cand.provides  # noqa: B018

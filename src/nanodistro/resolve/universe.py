@@ -32,7 +32,7 @@ class RepositoryRef:
 
 @functools.lru_cache(maxsize=65536)
 def _dep(atom: str) -> Dependency:
-    return parse_dependency(atom)
+    return parse_dependency(atom, legacy=True)  # Alpine indexes still carry 2.x-only versions
 
 
 class Candidate:
