@@ -4,9 +4,9 @@ The chain mirrors wolfictl's ``prepareVersion`` (wolfictl@96fcac24:pkg/update/gi
 prefix filters, contains filter, strip-prefix, strip-suffix, ignore-regex-patterns,
 version-separator, pre-release skip, version-transform.
 
-Ordering picks the strictest scheme every candidate satisfies: APK (apk-tools' version.c, the
-order ``package.version`` is compared in), then PEP 440, then semver, then a loose numeric order.
-Calendar versions (``2024.10.1``, ``24.04``) order correctly under all of them.
+Ordering picks the strictest scheme every candidate satisfies: plain numeric (integer tuples, so
+calendar versions like ``2024.01.15`` order as dates), APK (apk-tools' version.c, the order
+``package.version`` is compared in), PEP 440, semver, then a loose numeric order.
 """
 
 from __future__ import annotations
@@ -158,7 +158,18 @@ def _is_pep440(version: str) -> bool:
 
 Comparator = Callable[[str, str], int]
 
+_NUMERIC = re.compile(r"^\d+(?:\.\d+)*$")
+
+
+def _numeric_cmp(a: str, b: str) -> int:
+    ka, kb = tuple(map(int, a.split("."))), tuple(map(int, b.split(".")))
+    return (ka > kb) - (ka < kb)
+
+
+# Purely numeric versions compare as integer tuples first: apk-tools reads a leading zero as a
+# fraction (2024.01.15 < 2024.1.2), but upstreams writing 01 mean a calendar month.
 _SCHEMES: dict[str, tuple[Callable[[str], bool], Comparator]] = {
+    "numeric": (lambda v: _NUMERIC.match(v) is not None, _numeric_cmp),
     "apk": (apk_version.is_valid, apk_version.compare),
     "pep440": (_is_pep440, _pep440_cmp),
     "semver": (lambda v: _SEMVER.match(v) is not None, _semver_cmp),
@@ -167,7 +178,7 @@ _SCHEMES: dict[str, tuple[Callable[[str], bool], Comparator]] = {
 
 
 def pick_scheme(versions: Sequence[str], *, prefer: Sequence[str] = ()) -> str:
-    """The first scheme (``prefer`` first, then apk, pep440, semver, loose) valid for all."""
+    """The first scheme (``prefer`` first, then numeric, apk, pep440, semver, loose) valid for all."""
     order = [*prefer, *(s for s in _SCHEMES if s not in prefer)]
     for name in order:
         valid, _ = _SCHEMES[name]
