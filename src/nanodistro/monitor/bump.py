@@ -41,6 +41,7 @@ from nanodistro.monitor.providers.base import Endpoints
 from nanodistro.monitor.providers.git import ls_remote
 from nanodistro.monitor.recipes import target_from_document
 from nanodistro.monitor.sources import download, extract, git_clone
+from nanodistro.recipe.model import load_recipe_text
 from nanodistro.util.atomic import atomic_write_bytes
 
 Progress = Callable[[str], None]
@@ -316,6 +317,7 @@ def bump_recipe(
     )
     for patch in removed:
         diff += f"deleted file {patch}\n"
+    _check_still_valid(text, new_text, str(path))
     if not dry_run:
         atomic_write_bytes(path, new_text.encode("utf-8"))
         for patch in removed:
@@ -378,6 +380,18 @@ def _retire_patches(
                 step.rt["with"]["patches"] = " ".join(remaining)
     still_used = set(kept)
     return [p for p in removed if p.name not in still_used], kept
+
+
+def _check_still_valid(old_text: str, new_text: str, where: str) -> None:
+    """The bumped recipe must load wherever the original did (never write a broken recipe)."""
+    try:
+        load_recipe_text(old_text, where)
+    except NanodistroError:
+        return  # the model already rejects the original; the bump cannot make that worse
+    try:
+        load_recipe_text(new_text, where)
+    except NanodistroError as error:
+        raise MonitorError(f"the bumped recipe would not load: {error}", where=where) from None
 
 
 def bump_many(paths: list[Path], **options: Any) -> list[BumpResult | NanodistroError]:
