@@ -387,3 +387,15 @@ def test_alpine_316_legacy_versions_resolve(third_party: Path) -> None:
     resolution = solve(u, ["busybox", "opensmtpd-pam"])
     got = {p.name: p.version for p in resolution.packages}
     assert got["opensmtpd"] == got["opensmtpd-pam"] == "6.8.0p2-r4"
+
+
+def test_same_identity_is_one_package() -> None:
+    """``...ysE=`` and ``...ysF=`` differ only in base64 padding bits: one SHA-1, one package
+    (apk-tools keys packages by identity; apk's own installif1 case depends on it)."""
+    text = (
+        "C:Q1hdUpqRv5mYgJEqW52UmVsvmyysF=\nP:bar\nV:1\n\n"
+        "C:Q1hdUpqRv5mYgJEqW52UmVsvmyysE=\nP:libiif\nV:1\ni:bar\n\n"
+    )
+    u = universe(text)
+    assert [c.name for c in u.candidates] == ["bar"]
+    assert names(u, "bar") == ["bar-1"]

@@ -10,6 +10,8 @@ of packages, and index load time dominates ``nanodistro resolve``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -113,6 +115,20 @@ class Candidate:
         return out
 
 
+def identity_key(checksum: str) -> bytes | str:
+    """The digest a ``C:`` identity stands for, as apk-tools keys its package table.
+
+    ``Q1...ysE=`` and ``Q1...ysF=`` differ only in base64 padding bits: the same SHA-1, so the
+    same package to apk-tools (the second record is merged into the first).
+    """
+    if checksum.startswith("Q1"):
+        try:
+            return base64.b64decode(checksum[2:], validate=True)
+        except (binascii.Error, ValueError):
+            pass
+    return checksum
+
+
 def _provide_name(atom: str) -> tuple[str, str | None]:
     # Provides are "name" or "name=version"; full parsing waits until the package is considered.
     name, sep, version = atom.partition("=")
@@ -129,7 +145,7 @@ class Universe:
     providers: dict[str, list[tuple[Candidate, str | None]]] = field(default_factory=dict)
     rinstall_if: dict[str, list[Candidate]] = field(default_factory=dict)
     real_names: set[str] = field(default_factory=set)
-    _by_identity: dict[tuple[str, str, str], Candidate] = field(default_factory=dict)
+    _by_identity: dict[bytes | str, Candidate] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -148,7 +164,7 @@ class Universe:
         self.repositories.append(repo)
         providers = self.providers
         for info in packages:
-            key = (info.name, info.version, info.checksum) if info.checksum else None
+            key = identity_key(info.checksum) if info.checksum else None
             if key is not None:
                 known = self._by_identity.get(key)
                 if known is not None:
