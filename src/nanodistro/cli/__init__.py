@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "image",  # image build | lock | push | diff
     "monitor",  # monitor, bump
     "graph",  # graph
+    "catalog",  # catalog build
 )
 
 app = typer.Typer(
