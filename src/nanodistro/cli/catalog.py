@@ -1,0 +1,188 @@
+"""CLI: ``nanodistro catalog build`` — a whole workspace into a repository, images, smoke tests."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from nanodistro.cli._common import console, err_console, print_json
+from nanodistro.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nanodistro.factory.catalog import CatalogReport
+
+catalog_app = typer.Typer(
+    name="catalog",
+    help="Build a workspace's whole catalog: packages, images and their smoke tests.",
+    no_args_is_help=True,
+)
+
+
+def _workspace_file(workspace: Path | None) -> Path:
+    from nanodistro.factory.workspace import WORKSPACE_FILE, find_workspace
+
+    if workspace is not None:
+        return workspace
+    found = find_workspace(Path.cwd())
+    if found is not None:
+        return found
+    if (Path("examples") / WORKSPACE_FILE).is_file():
+        return Path("examples") / WORKSPACE_FILE
+    raise ConfigError(f"no {WORKSPACE_FILE} here or above; pass the workspace directory")
+
+
+def _size(value: int) -> str:
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB"):
+        if amount < 1024 or unit == "MiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{value} B"
+
+
+def _relative(path: str) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path
+
+
+_STATUS_STYLE = {
+    "built": "green",
+    "unchanged": "dim green",
+    "passed": "green",
+    "failed": "bold red",
+    "error": "bold red",
+    "skipped": "yellow",
+    "none": "dim",
+}
+
+
+def _status(text: str) -> str:
+    return f"[{_STATUS_STYLE.get(text, '')}]{text}[/]"
+
+
+def print_report(report: CatalogReport) -> None:
+    """The human summary: packages, images, and where everything is."""
+    recipes = Table(title="Recipes", title_justify="left")
+    for column in ("recipe", "version", "arch", "result", "seconds"):
+        recipes.add_column(column, justify="right" if column == "seconds" else "left")
+    for recipe in report.recipes:
+        recipes.add_row(
+            recipe.name, recipe.version, recipe.arch, _status(recipe.status), f"{recipe.seconds:g}"
+        )
+    console.print(recipes)
+
+    packages = Table(title=f"Packages ({_relative(report.repository)})", title_justify="left")
+    for column in ("package", "version", "arch", "size", "installed", "license"):
+        packages.add_column(column, justify="right" if column in ("size", "installed") else "left")
+    for package in report.packages:
+        packages.add_row(
+            package.name,
+            package.version,
+            package.arch,
+            _size(package.size),
+            _size(package.installed_size),
+            escape(package.license),
+        )
+    console.print(packages)
+
+    images = Table(title=f"Images ({_relative(report.images_dir)})", title_justify="left")
+    for column in ("image", "result", "digest", "size", "unpacked", "packages", "smoke test"):
+        images.add_column(column, justify="right" if column in ("size", "unpacked") else "left")
+    for image in report.images:
+        smoke = _status(image.smoke.status)
+        if image.smoke.runtime:
+            smoke += f" ({image.smoke.runtime})"
+        images.add_row(
+            image.name,
+            _status(image.status),
+            image.digest.removeprefix("sha256:")[:12] or "-",
+            _size(image.size) if image.size else "-",
+            _size(image.unpacked_size) if image.unpacked_size else "-",
+            str(len(image.packages)) if image.packages else "-",
+            smoke,
+        )
+    console.print(images)
+
+    for recipe in report.recipes:
+        if recipe.status == "failed":
+            console.print(f"[bold red]recipe {recipe.name} failed:[/] {escape(recipe.error)}")
+    for image in report.images:
+        if image.error:
+            console.print(f"[bold red]image {image.name} {image.status}:[/] {escape(image.error)}")
+        elif image.smoke.status in ("failed", "error"):
+            console.print(
+                f"[bold red]smoke test of {image.name} {image.smoke.status}:[/] expected "
+                f"{image.smoke.expected!r}, got {image.smoke.output!r}; {escape(image.smoke.detail)}"
+            )
+
+    repo = _relative(report.repository)
+    keys = _relative(report.keys_dir)
+    first = next((i for i in report.images if i.layout and i.status != "failed"), None)
+    layout = _relative(first.layout) if first else f"{_relative(report.images_dir)}/<image>"
+    sboms = f"{layout}/sboms/"
+    console.print()
+    console.print("[bold]Where everything is[/]")
+    console.print(f"  repository  {repo}/<arch>/APKINDEX.tar.gz (signed)")
+    console.print(f"  keys        {keys}/ (public: {os.path.basename(report.public_key)})")
+    console.print(
+        f"  images      {_relative(report.images_dir)}/<image>/ (OCI layouts, tag latest)"
+    )
+    console.print(f"  SBOMs       {sboms} (SPDX 2.3 per image and arch)")
+    console.print()
+    console.print("[bold]Use them[/]")
+    console.print(
+        f"  apk --root /tmp/root --initdb --keys-dir {keys} --repository {repo} add lua5.4",
+        markup=False,
+    )
+    console.print(f"  umoci unpack --image {layout}:latest bundle && runc run -b bundle demo")
+    console.print(f"  skopeo copy oci:{layout}:latest docker://localhost:5000/demo:latest")
+    verdict = "[green]all good[/]" if report.ok else "[bold red]something failed (see above)[/]"
+    console.print(f"\n{verdict} in {report.seconds:g} s")
+
+
+@catalog_app.command("build")
+def build_command(
+    workspace: Path | None = typer.Argument(
+        None,
+        help="Workspace directory or nanodistro.toml (default: the nearest one, else ./examples).",
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+) -> None:
+    """Build every recipe into the signed repository, every image, and run the smoke tests.
+
+    Keys are generated on the first run. Recipes whose package is already published from the
+    same recipe, and images whose config and resolved packages are unchanged, are not rebuilt.
+    Exits non-zero if a recipe, an image or a smoke test failed.
+    """
+    from nanodistro.factory.catalog import run_catalog
+    from nanodistro.factory.workspace import load_workspace
+
+    loaded = load_workspace(_workspace_file(workspace))
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        if not quiet:
+            elapsed = time.monotonic() - started
+            err_console.print(f"[dim]{elapsed:6.1f}s[/] {escape(message)}", highlight=False)
+
+    report = run_catalog(loaded, progress=progress)
+    if json_out:
+        print_json(report.to_json())
+    else:
+        print_report(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``catalog`` group to the root app."""
+    app.add_typer(catalog_app, name="catalog")
