@@ -8,8 +8,6 @@ from pathlib import Path
 import typer
 
 from nanodistro.cli._common import err_console, print_json
-from nanodistro.resolve import RepositoryClient, parse_repository, solve
-from nanodistro.trust.keys import load_keyring
 
 _MACHINE_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
 
@@ -45,6 +43,10 @@ def resolve_command(
 
     Every index must be signed by a key in the keyring.
     """
+    # Imported here so other commands do not pay for httpx and the solver at start-up.
+    from nanodistro.resolve import RepositoryClient, parse_repository, solve
+    from nanodistro.trust.keys import load_keyring
+
     repositories = [parse_repository(spec, where="--repo") for spec in repo]
     keys = load_keyring(keyring)
     progress = (
