@@ -352,7 +352,12 @@ def test_nanodistro_test_command_against_published_packages(
     repo = tmp_path / "repo"
     build_recipes([recipe], config(tmp_path, signing_key_path, repo=repo, run_tests=False))
     with pytest.raises(SystemExit) as exit_info:
-        cli_main(["test", str(recipe), "--repo", str(repo)])
+        cli_main(["test", str(recipe), "--repo", str(repo)])  # index not trusted: refused
+    assert exit_info.value.code == 1
+    assert "UNTRUSTED" in capsys.readouterr().err
+    public = signing_key_path.with_name(signing_key_path.name + ".pub")
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["test", str(recipe), "--repo", str(repo), "--keyring", str(public)])
     assert exit_info.value.code in (None, 0)
     assert capsys.readouterr().out.split() == ["PASS", "greet", "PASS", "greet-dev"]
     shutil.rmtree(tmp_path / "cache")  # tests need no sources

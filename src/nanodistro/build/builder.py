@@ -38,6 +38,7 @@ from nanodistro.formats.apk import read_apk
 from nanodistro.formats.signature import Keyring, SigningKey
 from nanodistro.recipe.model import Recipe, load_recipe
 from nanodistro.recipe.substitute import substitute
+from nanodistro.resolve import parse_repository
 
 Progress = Callable[[str], None]
 LOG_TAIL_LINES = 25
@@ -51,7 +52,7 @@ class BuildConfig:
     repo: Path | None = None  # local repository to resolve from and publish to
     key: SigningKey | None = None
     keyring: Keyring | None = None
-    extra_repos: list[Path] = field(default_factory=list)  # read-only local repositories
+    extra_repos: list[str] = field(default_factory=list)  # more repositories (dirs or URLs)
     source_cache: Path | None = None
     pipeline_dirs: list[Path] = field(default_factory=list)
     toolchain: Toolchain = field(default_factory=Toolchain)
@@ -156,10 +157,6 @@ def git_commit_time(path: Path) -> int | None:
         return None
     text = result.stdout.strip()
     return int(text) if result.returncode == 0 and text.isdigit() else None
-
-
-def _constant(data: bytes) -> Callable[[], bytes]:
-    return lambda: data
 
 
 def _slug(text: str) -> str:
@@ -332,22 +329,31 @@ class _Build:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(file, target)
 
-    def _pool(self, built: Sequence[BuiltPackage] = ()) -> env_mod.PackagePool:
-        pool = env_mod.PackagePool()
-        for package in built:
-            pool.add(package.info, _constant(package.data), package.filename)
-        for repo in [*self.config.extra_repos, *([self.config.repo] if self.config.repo else [])]:
-            pool.add_repository(repo / self.config.arch, self.config.keyring)
-        return pool
+    def _sources(self, built: Sequence[BuiltPackage] = ()) -> env_mod.PackageSources:
+        config = self.config
+        repos = [*config.extra_repos, *([str(config.repo)] if config.repo else [])]
+        refs = [parse_repository(str(r)) for r in repos]
+        refs += [
+            parse_repository(r, where=f"{self.path}: environment.contents.repositories")
+            for r in self.recipe.environment.contents.repositories
+        ]
+        keyring = dict(config.keyring or {})
+        if config.key is not None:
+            keyring.setdefault(config.key.keyname, config.key.public_pem())
+        return env_mod.PackageSources(
+            arch=config.arch,
+            repositories=refs,
+            keyring=keyring,
+            built=[b.data for b in built],
+            toolchain=config.toolchain,
+        )
 
     def _sandbox_root(
         self, base: Path, names: Sequence[str], built: Sequence[BuiltPackage] = ()
     ) -> tuple[Path, list[str]]:
         root = base / "root"
         root.mkdir(parents=True)
-        toolchain = env_mod.ToolchainIndex(self.config.toolchain)
-        closure = env_mod.resolve_closure(names, self._pool(built), toolchain)
-        installed = env_mod.install(closure, root)
+        installed = env_mod.assemble_root(names, root, self._sources(built))
         return root, installed
 
     def _spec(self, compiled_index: int) -> PackageSpec:
@@ -484,19 +490,18 @@ class _Build:
             self.run_tests(base, self.result.packages)
 
     def _unresolved_warnings(self) -> None:
-        provided = {env_mod.split_atom(p) for b in self.result.packages for p in b.info.provides}
-        provided |= {b.info.name for b in self.result.packages}
-        pool = self._pool()
-        toolchain = env_mod.ToolchainIndex(self.config.toolchain)
-        for built in self.result.packages:
-            for dep in built.info.depends:
-                name = env_mod.split_atom(dep)
-                if name in provided or pool.best(name) or toolchain.satisfies(dep):
-                    continue
-                self.result.warnings.append(
-                    f"{built.info.name}: runtime dependency {dep} is not provided by any "
-                    "built package, repository or the toolchain"
-                )
+        env = env_mod.load_environment(self._sources(self.result.packages))
+        try:
+            for built in self.result.packages:
+                for dep in built.info.depends:
+                    if dep.startswith("!") or env.provided(dep):
+                        continue
+                    self.result.warnings.append(
+                        f"{built.info.name}: runtime dependency {dep} is not provided by any "
+                        "built package, repository or the toolchain"
+                    )
+        finally:
+            env.close()
 
     def run_tests(self, base: Path, built: Sequence[BuiltPackage]) -> None:
         for index, test in enumerate(self.compiled.tests):

@@ -1,54 +1,69 @@
 """Assemble a sandbox root from packages: ``environment.contents.packages`` and test packages.
 
-Names the toolchain stands in for (runners.Toolchain.provides, libc sonames, commands and
-libraries the toolchain root has) are satisfied by the read-only toolchain mount; every other
-name is looked up among the packages just built and the packages of the configured local
-repositories (signature-checked against the keyring when one is given, DESIGN.md invariant 5),
-its runtime dependencies followed, and the closure extracted into the root with the path-safety
-checks of ``formats.tarball.extract``.
+Names the toolchain stands in for (``runners.Toolchain.provides``; libc sonames, commands,
+libraries and ``.pc`` files the toolchain root has) are satisfied by the read-only toolchain
+mount. Everything else is resolved with the resolver (``nanodistro.resolve``) against the
+configured repositories — indexes signature-checked against the keyring, packages checked
+against their index identity (DESIGN.md invariant 5) — plus the packages just built, and the
+closure is extracted into the root with the path-safety checks of ``formats.tarball.extract``.
+
+To let the solver see the toolchain, a synthetic package ``nanodistro-toolchain`` that provides
+every toolchain-satisfied name the universe refers to is added to the universe and to the world;
+it is never installed.
 """
 
 from __future__ import annotations
 
 import glob
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nanodistro.build.runners import Toolchain
-from nanodistro.errors import NanodistroError, ResolveError
-from nanodistro.formats.apk import read_apk, verify_apk
+from nanodistro.errors import ResolveError, VersionError
+from nanodistro.formats.apk import read_apk
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.formats.signature import Keyring
 from nanodistro.formats.tarball import extract
-from nanodistro.formats.version import compare
+from nanodistro.formats.version import parse_dependency
+from nanodistro.resolve import RepositoryClient, RepositoryRef, Universe, solve
+from nanodistro.resolve.repositories import index_location, is_remote
+
+TOOLCHAIN_PACKAGE = "nanodistro-toolchain"
+BUILT_REPOSITORY = RepositoryRef("<packages just built>")
+TOOLCHAIN_REPOSITORY = RepositoryRef("<toolchain>")
 
 _LIB_GLOBS = ("usr/lib/*-linux-gnu", "usr/lib", "lib/*-linux-gnu", "usr/lib64", "usr/local/lib")
 _PC_GLOBS = ("usr/lib/*-linux-gnu/pkgconfig", "usr/lib/pkgconfig", "usr/share/pkgconfig")
 
 
 def split_atom(atom: str) -> str:
-    """The name part of a dependency atom (``so:libz.so.1=1`` -> ``so:libz.so.1``)."""
-    for op in ("<=", ">=", "><", "~", "=", "<", ">"):
-        if op in atom:
-            return atom.split(op, 1)[0]
-    return atom
+    """The name part of a dependency atom (``so:libz.so.1>=1`` -> ``so:libz.so.1``)."""
+    try:
+        return parse_dependency(atom).name
+    except VersionError:
+        for op in ("<=", ">=", "><", "~", "=", "<", ">"):
+            if op in atom:
+                return atom.split(op, 1)[0].lstrip("!")
+        return atom.lstrip("!")
 
 
 @dataclass
 class ToolchainIndex:
-    """What the toolchain root provides beyond its configured package names."""
+    """What the read-only toolchain root satisfies."""
 
     toolchain: Toolchain
     _cache: dict[str, bool] = field(default_factory=dict)
 
+    def configured(self, name: str) -> bool:
+        """A package name the toolchain is configured to stand in for (always wins)."""
+        return name in self.toolchain.provides
+
     def satisfies(self, atom: str) -> bool:
-        name = split_atom(atom.lstrip("!"))
-        if name in self._cache:
-            return self._cache[name]
-        found = self._lookup(name)
-        self._cache[name] = found
-        return found
+        name = split_atom(atom)
+        if name not in self._cache:
+            self._cache[name] = self._lookup(name)
+        return self._cache[name]
 
     def _lookup(self, name: str) -> bool:
         tc = self.toolchain
@@ -58,7 +73,8 @@ class ToolchainIndex:
         kind, sep, value = name.partition(":")
         if not sep:
             if name.startswith("python-3") and name.endswith("-base"):
-                return (host / f"usr/bin/python{name[len('python-') : -len('-base')]}").exists()
+                version = name[len("python-") : -len("-base")]
+                return (host / f"usr/bin/python{version}").exists()
             return False
         if kind == "so":
             if value in tc.libc_sonames:
@@ -72,99 +88,127 @@ class ToolchainIndex:
 
 
 @dataclass
-class AvailablePackage:
-    info: PackageInfo
-    load: Callable[[], bytes]
-    where: str
+class PackageSources:
+    """Where environment packages may come from."""
+
+    arch: str
+    repositories: list[RepositoryRef] = field(default_factory=list)
+    keyring: Keyring = field(default_factory=dict)
+    built: Sequence[bytes] = ()  # .apk bytes of packages built in this run (not yet published)
+    toolchain: Toolchain = field(default_factory=Toolchain)
 
 
-class PackagePool:
-    """Packages an environment may be assembled from, looked up by name or provides."""
+@dataclass
+class Environment:
+    """A loaded universe plus how to fetch its packages."""
 
-    def __init__(self) -> None:
-        self._by_name: dict[str, list[AvailablePackage]] = {}
+    universe: Universe
+    client: RepositoryClient
+    built: dict[str, bytes]  # identity -> bytes
+    toolchain: ToolchainIndex
+    arch: str
 
-    def add(self, info: PackageInfo, load: Callable[[], bytes], where: str) -> None:
-        entry = AvailablePackage(info, load, where)
-        self._by_name.setdefault(info.name, []).append(entry)
-        for provide in info.provides:
-            self._by_name.setdefault(split_atom(provide), []).append(entry)
-
-    def add_bytes(self, data: bytes, where: str) -> None:
-        pkg = read_apk(data, where=where)
-        self.add(pkg.info, lambda: data, where)
-
-    def add_repository(self, arch_dir: Path, keyring: Keyring | None = None) -> None:
-        """Every ``*.apk`` of a local repository arch directory (signature-checked if keyring)."""
-        if not arch_dir.is_dir():
-            return
-        for path in sorted(arch_dir.glob("*.apk")):
-            data = path.read_bytes()
-            pkg = read_apk(data, where=str(path))
-            if keyring:
-                verify_apk(pkg, keyring)
-            self.add(pkg.info, _reader(path), str(path))
-
-    def best(self, name: str) -> AvailablePackage | None:
-        candidates = self._by_name.get(name)
-        if not candidates:
-            return None
-        best = candidates[0]
-        for candidate in candidates[1:]:
-            # a package of that very name beats a provider; then the highest version
-            if (candidate.info.name == name) > (best.info.name == name) or (
-                (candidate.info.name == name) == (best.info.name == name)
-                and compare(candidate.info.version, best.info.version) > 0
-            ):
-                best = candidate
-        return best
-
-
-def _reader(path: Path) -> Callable[[], bytes]:
-    return path.read_bytes
-
-
-def resolve_closure(
-    names: Iterable[str], pool: PackagePool, toolchain: ToolchainIndex
-) -> list[AvailablePackage]:
-    """The packages to install for ``names`` (toolchain-provided names skipped), deps first."""
-    chosen: dict[str, AvailablePackage] = {}
-    order: list[AvailablePackage] = []
-
-    def visit(atom: str, chain: tuple[str, ...]) -> None:
-        if atom.startswith("!"):
-            return
+    def provided(self, atom: str) -> bool:
         name = split_atom(atom)
-        candidate = pool.best(name)
-        if candidate is None:
-            if toolchain.satisfies(atom):
-                return
-            via = " <- ".join(reversed(chain)) if chain else "the environment"
-            raise ResolveError(
-                f"package {name!r} is neither in the toolchain nor in any repository "
-                f"(required by {via})"
-            )
-        key = candidate.info.name
-        if key in chosen:
-            return
-        chosen[key] = candidate
-        for dep in candidate.info.depends:
-            visit(dep, (*chain, key))
-        order.append(candidate)
+        return name in self.universe.providers or self.toolchain.satisfies(name)
 
-    for name in names:
-        visit(name, ())
-    return order
+    def close(self) -> None:
+        self.client.close()
 
 
-def install(packages: Iterable[AvailablePackage], root: Path) -> list[str]:
-    """Extract each package's files into ``root``; returns ``name-version`` of each."""
+def _usable(repo: RepositoryRef, arch: str) -> bool:
+    # A local repository without an index yet (the first publish has not happened) is empty.
+    if is_remote(repo.url):
+        return True
+    return Path(index_location(repo, arch).removeprefix("file://")).is_file()
+
+
+def load_environment(sources: PackageSources) -> Environment:
+    """Read every repository's verified index and the just-built packages into one universe."""
+    client = RepositoryClient(sources.keyring)
+    try:
+        usable = [r for r in sources.repositories if _usable(r, sources.arch)]
+        universe = client.load_universe(usable, sources.arch)
+    except BaseException:
+        client.close()
+        raise
+    built: dict[str, bytes] = {}
+    infos: list[PackageInfo] = []
+    for data in sources.built:
+        pkg = read_apk(data, where="built package")
+        info = pkg.info.copy()
+        info.checksum = pkg.identity
+        info.file_size = len(data)
+        built[pkg.identity] = data
+        infos.append(info)
+    if infos:
+        universe.add_repository(BUILT_REPOSITORY, infos)
+    return Environment(universe, client, built, ToolchainIndex(sources.toolchain), sources.arch)
+
+
+def _toolchain_package(env: Environment, world: Iterable[str]) -> PackageInfo:
+    wanted: set[str] = set(world)
+    for candidate in env.universe.candidates:
+        wanted.update(split_atom(d) for d in candidate.info.depends if not d.startswith("!"))
+    provided = sorted(
+        name
+        for name in wanted
+        if env.toolchain.configured(name)
+        or (name not in env.universe.providers and env.toolchain.satisfies(name))
+    )
+    return PackageInfo(
+        name=TOOLCHAIN_PACKAGE,
+        version="0-r0",
+        arch="noarch",
+        provides=provided,
+        description="names satisfied by the read-only toolchain root",
+    )
+
+
+def resolve_environment(env: Environment, names: Sequence[str]) -> list[PackageInfo]:
+    """The packages to install for ``names`` (install order, toolchain names left out)."""
+    world = [n for n in names if not env.toolchain.configured(split_atom(n))]
+    toolchain = _toolchain_package(env, [split_atom(n) for n in world])
+    env.universe.add_repository(TOOLCHAIN_REPOSITORY, [toolchain])
+    try:
+        resolution = solve(env.universe, [*world, TOOLCHAIN_PACKAGE])
+    except ResolveError as error:
+        raise ResolveError(
+            f"cannot assemble the build environment: {error.message} (names the toolchain "
+            "stands in for are configured in Toolchain.provides)"
+        ) from None
+    return [
+        p.candidate.info for p in resolution.packages if p.candidate.info.name != TOOLCHAIN_PACKAGE
+    ]
+
+
+def install(env: Environment, packages: Iterable[PackageInfo], root: Path) -> list[str]:
+    """Fetch (verified) and extract each package into ``root``; returns ``name-version``s."""
     installed: list[str] = []
-    for package in packages:
-        try:
-            pkg = read_apk(package.load(), where=package.where)
-            extract(pkg.entries, root, where=package.where)
-        except NanodistroError:
-            raise
-        installed.append(f"{package.info.name}-{package.info.version}")
+    repo_of = {id(c.info): env.universe.repository_of(c) for c in env.universe.candidates}
+    for info in packages:
+        where = info.filename
+        data = env.built.get(info.checksum or "")
+        if data is None:
+            data = env.client.fetch_package(repo_of[id(info)], env.arch, info)
+        pkg = read_apk(data, where=where)
+        extract(pkg.entries, root, where=where)
+        installed.append(f"{info.name}-{info.version}")
     return installed
+
+
+def assemble_root(names: Sequence[str], root: Path, sources: PackageSources) -> list[str]:
+    """Resolve ``names`` and install the closure into ``root``."""
+    env = load_environment(sources)
+    try:
+        return install(env, resolve_environment(env, names), root)
+    finally:
+        env.close()
+
+
+def repository_refs(paths: Iterable[Path | str]) -> list[RepositoryRef]:
+    return [RepositoryRef(str(p)) for p in paths]
+
+
+def keyring_with(base: Mapping[str, bytes] | None, extra: Mapping[str, bytes]) -> dict[str, bytes]:
+    return {**(base or {}), **extra}
