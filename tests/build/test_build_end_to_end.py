@@ -361,3 +361,72 @@ def test_nanodistro_test_command_against_published_packages(
     assert exit_info.value.code in (None, 0)
     assert capsys.readouterr().out.split() == ["PASS", "greet", "PASS", "greet-dev"]
     shutil.rmtree(tmp_path / "cache")  # tests need no sources
+
+
+def test_git_checkout_and_patch_from_the_recipe_directory(
+    tmp_path: Path, signing_key_path: Path
+) -> None:
+    import subprocess
+
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    for name, content in greet_project("2.0").items():
+        (upstream / name).write_text(content if isinstance(content, str) else content.decode())
+    (upstream / "configure").chmod(0o755)
+    env = {
+        "GIT_AUTHOR_NAME": "u",
+        "GIT_AUTHOR_EMAIL": "u@u",
+        "GIT_COMMITTER_NAME": "u",
+        "GIT_COMMITTER_EMAIL": "u@u",
+        "GIT_AUTHOR_DATE": "@1710000000 +0000",
+        "GIT_COMMITTER_DATE": "@1710000000 +0000",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+    }
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=upstream, env=env, check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("add", ".")
+    git("commit", "-qm", "release 2.0")
+    git("tag", "-a", "v2.0", "-m", "v2.0")
+    commit = git("rev-parse", "HEAD")
+    recipes = tmp_path / "recipes"
+    (recipes / "greet").mkdir(parents=True)
+    (recipes / "greet" / "louder.patch").write_text(
+        '--- a/greet.c\n+++ b/greet.c\n@@ -1,2 +1,2 @@\n #include "greet.h"\n'
+        '-const char *greeting(void) { return "hello 2.0"; }\n'
+        '+const char *greeting(void) { return "HELLO 2.0"; }\n'
+    )
+    text = greet_recipe("x", "0" * 64, test="greet | grep -qx 'HELLO 2.0'")
+    fetch_step = text[text.index("  - uses: fetch") : text.index("  - uses: autoconf/configure")]
+    text = text.replace(
+        fetch_step,
+        f"""  - uses: git-checkout
+    with:
+      repository: file://{upstream}
+      tag: v2.0
+      expected-commit: {commit}
+  - uses: patch
+    with:
+      patches: louder.patch
+""",
+    ).replace('version: "1.0"', 'version: "2.0"')
+    recipe = write_recipe(recipes, "greet", text)
+    result = build_recipe(recipe, config(tmp_path, signing_key_path))
+    assert result.tests and all(t.passed for t in result.tests)
+    assert result.source_date_epoch == 1_710_000_000  # the checked-out commit's time
+    (source,) = result.sources
+    assert source.kind == "git" and source.commit == commit and source.tag == "v2.0"
+    sbom = json.loads(
+        next(
+            e.data
+            for e in read_apk(result.packages[0].data, where="greet").entries
+            if e.path.endswith(".spdx.json")
+        )
+    )
+    source_pkg = next(p for p in sbom["packages"] if p.get("primaryPackagePurpose") == "SOURCE")
+    assert commit in source_pkg["downloadLocation"]
