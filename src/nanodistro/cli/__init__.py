@@ -71,6 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     except NanodistroError as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         sys.exit(error.exit_code)
+    except OSError as error:
+        # Last resort for a file-system failure nobody wrapped (e.g. --out below a regular
+        # file): still one line naming the path, never a traceback.
+        where = f"{error.filename}: " if error.filename is not None else ""
+        typer.secho(f"error: {where}{error.strerror or error}", fg=typer.colors.RED, err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         typer.secho("interrupted", fg=typer.colors.RED, err=True)
         sys.exit(130)
