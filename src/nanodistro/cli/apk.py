@@ -254,8 +254,12 @@ def verify(
                 typer.echo(f"{item['file']}: OK ({item['keyname']}, {item['algorithm']})")
             else:
                 typer.echo(f"{item['file']}: FAILED: {item['error']}")
-    if not all(item["ok"] for item in results):
-        raise typer.Exit(1)
+    failed = [item for item in results if not item["ok"]]
+    if len(failed) == 1:
+        raise NanodistroError(failed[0]["error"], where=failed[0]["file"])
+    if failed:
+        # one line on stderr (the contract of every command); the details are on stdout
+        raise NanodistroError(f"{len(failed)} of {len(results)} packages failed verification")
 
 
 def register(app: typer.Typer) -> None:
