@@ -15,7 +15,7 @@ pytestmark = pytest.mark.live
 
 def _check(update: dict[str, object]) -> tuple[str, str | None]:
     target = target_from_document(
-        {"package": {"name": "x", "version": "0.0.1"}, "update": update}, None
+        {"package": {"name": "x", "version": "0.0.1"}, "update": {"enabled": True, **update}}, None
     )
     (result,) = asyncio.run(check_targets_async([target], endpoints=Endpoints()))
     return result.status, result.latest

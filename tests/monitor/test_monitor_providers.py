@@ -18,6 +18,7 @@ from nanodistro.monitor.recipes import target_from_document
 
 
 def recipe(version: str, update: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    update = {"enabled": True, **update}
     document = {"package": {"name": "demo", "version": version, "epoch": 3}, "update": update}
     document.update(extra)
     return document

@@ -94,3 +94,9 @@ def test_release_monitor_filters() -> None:
     assert update.release_monitor is not None and update.release_monitor.identifier == 38
     assert prepare_version("3.2-final", update, update.release_monitor) == "3.2"
     assert prepare_version("2.9", update, update.release_monitor) is None
+
+
+def test_update_without_enabled_is_not_monitored() -> None:
+    # melange decodes `enabled` into a Go bool: absent means false.
+    assert UpdateConfig.model_validate({"pypi": {"identifier": "x"}}).enabled is False
+    assert UpdateConfig.model_validate({"enabled": True}).monitor_kind() is None

@@ -90,7 +90,7 @@ async def check_target(
     result.manual = update.manual
     if not update.enabled:
         result.status = m.DISABLED
-        result.message = update.exclude_reason or "update.enabled is false"
+        result.message = update.exclude_reason or "update.enabled is not true"
         return result
     kind = update.monitor_kind()
     result.kind = kind

@@ -125,7 +125,9 @@ class HttpRegexMonitor(_Block):
 class UpdateConfig(_Block):
     """melange ``update:`` plus nanodistro's ``pypi``/``npm``/``http-regex`` monitors."""
 
-    enabled: bool = True
+    # Go's zero value: an update: block without `enabled: true` is not monitored (melange
+    # schema.json marks it required).
+    enabled: bool = False
     manual: bool = False
     require_sequential: bool = Field(default=False, alias="require-sequential")
     shared: bool = False
