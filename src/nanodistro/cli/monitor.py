@@ -115,9 +115,8 @@ def monitor(
 
 
 def bump(
-    recipe: Path = typer.Argument(
-        ..., help="The recipe file to bump.", exists=True, dir_okay=False
-    ),
+    # no exists=True: Click's usage box is not the one-line error; bump_recipe names the file
+    recipe: Path = typer.Argument(..., help="The recipe file to bump."),
     version: str = typer.Argument(None, help="Target version (default: the latest upstream)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff; change nothing."),
     source_cache: Path = typer.Option(
