@@ -222,6 +222,8 @@ def build_script(script: str, workdir: str) -> str:
         # dash (Debian's /bin/sh) has no pipefail; probe in a subshell so set cannot abort us
         "if (set -o pipefail) 2>/dev/null; then set -o pipefail; fi\n"
         "set -e\n"
+        # a fixed umask: file modes end up in the package, so they must not depend on the caller
+        "umask 022\n"
         f"[ -d {quoted} ] || mkdir -p {quoted}\n"
         f"cd {quoted}\n"
         f"{script}\n"
