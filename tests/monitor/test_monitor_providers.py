@@ -366,6 +366,8 @@ def test_etag_cache_and_schedule(upstream: Upstream, tmp_path: Path) -> None:
     assert second[1].latest == "2.1.0"  # answered from the cache after a 304
     ((_, headers),) = upstream.requests
     assert headers.get("If-None-Match")
+    (forced, _) = check(upstream, daily, always, cache_dir=tmp_path, force=True)
+    assert forced.status == "update"
     later = datetime.now(UTC) + timedelta(days=2)
     (third, _) = check(upstream, daily, always, cache_dir=tmp_path, now=later)
     assert third.status == "update"

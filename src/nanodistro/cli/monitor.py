@@ -67,6 +67,7 @@ def monitor(
     cache_dir: Path = typer.Option(
         None, "--cache-dir", help="HTTP cache and schedule state [~/.cache/nanodistro/monitor]."
     ),
+    force: bool = typer.Option(False, "--force", help="Ignore update.schedule periods."),
 ) -> None:
     """Check every recipe's upstream (its update: block) for newer releases.
 
@@ -91,6 +92,7 @@ def monitor(
         per_host=per_host,
         cache_dir=cache_dir or default_cache_dir(),
         progress=progress,
+        force=force,
     )
     status = exit_status(results)
     if json_output:

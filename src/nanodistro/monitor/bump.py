@@ -180,7 +180,9 @@ def latest_version(
 ) -> str:
     """The version a bump moves to: the monitor's next version for this recipe."""
     target = target_from_document(load_yaml(path.read_text(encoding="utf-8"), str(path)), path)
-    (result,) = asyncio.run(check_targets_async([target], cache_dir=cache_dir, endpoints=endpoints))
+    (result,) = asyncio.run(
+        check_targets_async([target], cache_dir=cache_dir, endpoints=endpoints, force=True)
+    )
     if result.status == m.ERROR or result.status == m.NO_MONITOR:
         raise MonitorError(result.message or "cannot determine the latest version", where=str(path))
     if result.next_version is None:

@@ -80,6 +80,7 @@ async def check_target(
     state: MonitorState,
     endpoints: Endpoints,
     now: datetime,
+    force: bool = False,
 ) -> CheckResult:
     """Check one recipe; never raises for upstream or recipe problems (they become results)."""
     result = CheckResult(name=target.name, current=target.version, status=m.ERROR, path=target.path)
@@ -97,7 +98,7 @@ async def check_target(
     if kind is None:
         result.status, result.message = m.NO_MONITOR, "update: names no upstream to monitor"
         return result
-    if update.schedule and not state.due(target.name, update.schedule.period, now):
+    if not force and update.schedule and not state.due(target.name, update.schedule.period, now):
         result.status = m.SCHEDULED
         result.message = f"checked within its {update.schedule.period} schedule"
         return result
@@ -159,8 +160,12 @@ async def check_targets_async(
     progress: Progress | None = None,
     now: datetime | None = None,
     backoff: float = 1.0,
+    force: bool = False,
 ) -> list[CheckResult]:
-    """Check all targets (pre-made ``CheckResult`` entries, e.g. load errors, pass through)."""
+    """Check all targets (pre-made ``CheckResult`` entries, e.g. load errors, pass through).
+
+    ``force`` checks recipes even when their ``update.schedule`` says they are not due.
+    """
     endpoints = endpoints or Endpoints.from_env()
     now = now or datetime.now(UTC)
     state = MonitorState.load(cache_dir / "state.json" if cache_dir else None)
@@ -172,7 +177,7 @@ async def check_targets_async(
         else:
             async with pool:
                 result = await check_target(
-                    target, client, state=state, endpoints=endpoints, now=now
+                    target, client, state=state, endpoints=endpoints, now=now, force=force
                 )
         if progress:
             progress(result)
