@@ -227,10 +227,20 @@ def _pax_record(key: str, value: bytes) -> bytes:
 
 def _octal(value: int, width: int) -> bytes | None:
     """``width``-byte NUL-terminated octal field, or None when the value does not fit."""
-    if value < 0:
-        return None
-    digits = f"{value:0{width - 1}o}".encode()
-    return digits + b"\0" if len(digits) <= width - 1 else None
+    if 0 <= value < 8 ** (width - 1):
+        return b"%0*o\0" % (width - 1, value)
+    return None
+
+
+def _num(value: int, width: int) -> bytes:
+    """Octal header field; zeros when the value does not fit (a PAX record carries it)."""
+    if 0 <= value < 8 ** (width - 1):
+        return b"%0*o\0" % (width - 1, value)
+    return b"0" * (width - 1) + b"\0"
+
+
+_NO_DEVICE = b"\0" * 16  # Go leaves the device fields of PAX headers empty
+_ZEROS = b"\0" * BLOCK
 
 
 def _raw_header(
@@ -249,33 +259,31 @@ def _raw_header(
     devminor: int = 0,
     prefix: bytes = b"",
 ) -> bytes:
-    def num(value: int, width: int) -> bytes:
-        encoded = _octal(value, width)
-        return encoded if encoded is not None else _octal(0, width)  # type: ignore[return-value]
-
-    header = bytearray(BLOCK)
-    header[0:100] = name[:100].ljust(100, b"\0")
-    header[100:108] = num(mode, 8)
-    header[108:116] = num(uid, 8)
-    header[116:124] = num(gid, 8)
-    header[124:136] = num(size, 12)
-    header[136:148] = num(mtime, 12)
-    header[148:156] = b" " * 8
-    header[156:157] = typeflag
-    header[157:257] = linkname[:100].ljust(100, b"\0")
-    header[257:265] = b"ustar\x0000"
-    header[265:297] = uname[:32].ljust(32, b"\0")
-    header[297:329] = gname[:32].ljust(32, b"\0")
-    if typeflag != b"x":  # Go leaves the device fields of PAX headers empty
-        header[329:337] = num(devmajor, 8)
-        header[337:345] = num(devminor, 8)
-    header[345:500] = prefix[:155].ljust(155, b"\0")
-    header[148:156] = f"{sum(header):06o}".encode() + b"\0 "
-    return bytes(header)
+    # One join of the fixed-width fields (a layer has thousands of headers).
+    header = b"".join(
+        (
+            name[:100].ljust(100, b"\0"),
+            _num(mode, 8),
+            _num(uid, 8),
+            _num(gid, 8),
+            _num(size, 12),
+            _num(mtime, 12),
+            b"        ",  # checksum field counts as spaces
+            typeflag,
+            linkname[:100].ljust(100, b"\0"),
+            b"ustar\x0000",
+            uname[:32].ljust(32, b"\0"),
+            gname[:32].ljust(32, b"\0"),
+            _NO_DEVICE if typeflag == b"x" else _num(devmajor, 8) + _num(devminor, 8),
+            prefix[:155].ljust(155, b"\0"),
+            _ZEROS[:12],
+        )
+    )
+    return header[:148] + b"%06o\0 " % sum(header) + header[156:]
 
 
-def _pad(data: bytes) -> bytes:
-    return data + b"\0" * (-len(data) % BLOCK)
+def _padding(size: int) -> bytes:
+    return _ZEROS[: -size % BLOCK]
 
 
 def _split_name(name: bytes) -> tuple[bytes, bytes] | None:
@@ -290,6 +298,11 @@ def _split_name(name: bytes) -> tuple[bytes, bytes] | None:
 
 def entry_bytes(entry: TarEntry, *, apk_checksums: bool) -> bytes:
     """Header(s) plus padded content of one entry."""
+    return b"".join(_entry_parts(entry, apk_checksums=apk_checksums))
+
+
+def _entry_parts(entry: TarEntry, *, apk_checksums: bool) -> list[bytes]:
+    """Header(s), content and padding of one entry, unjoined (content is not copied)."""
     encode = lambda text: text.encode("utf-8", "surrogateescape")  # noqa: E731
     name = encode(entry.path)
     link = encode(entry.linkname)
@@ -317,34 +330,44 @@ def entry_bytes(entry: TarEntry, *, apk_checksums: bool) -> bytes:
             records[PAX_CHECKSUM_KEY] = checksum.encode()
     for xattr_name, xattr_value in entry.xattrs.items():
         records[XATTR_PREFIX + xattr_name] = xattr_value
-    out = bytearray()
+    out: list[bytes] = []
     if records:
         payload = b"".join(_pax_record(key, records[key]) for key in sorted(records))
         directory, _, base = name.rpartition(b"/")
         pax_name = (directory + b"/" if directory else b"") + b"PaxHeaders.0/" + base
-        out += _raw_header(
-            name=pax_name[:100], mode=0, uid=0, gid=0, size=len(payload), mtime=0, typeflag=b"x"
+        out.append(
+            _raw_header(
+                name=pax_name[:100],
+                mode=0,
+                uid=0,
+                gid=0,
+                size=len(payload),
+                mtime=0,
+                typeflag=b"x",
+            )
         )
-        out += _pad(payload)
+        out += (payload, _padding(len(payload)))
     prefix, short = split
-    out += _raw_header(
-        name=short,
-        prefix=prefix,
-        mode=entry.mode & 0o7777,
-        uid=entry.uid,
-        gid=entry.gid,
-        size=size,
-        mtime=entry.mtime,
-        typeflag=_TYPEFLAGS[entry.type],
-        linkname=link[:100],
-        uname=uname[:32],
-        gname=gname[:32],
-        devmajor=entry.devmajor,
-        devminor=entry.devminor,
+    out.append(
+        _raw_header(
+            name=short,
+            prefix=prefix,
+            mode=entry.mode & 0o7777,
+            uid=entry.uid,
+            gid=entry.gid,
+            size=size,
+            mtime=entry.mtime,
+            typeflag=_TYPEFLAGS[entry.type],
+            linkname=link[:100],
+            uname=uname[:32],
+            gname=gname[:32],
+            devmajor=entry.devmajor,
+            devminor=entry.devminor,
+        )
     )
     if size:
-        out += _pad(entry.data)
-    return bytes(out)
+        out += (entry.data, _padding(size))
+    return out
 
 
 def write_tar(
@@ -355,12 +378,12 @@ def write_tar(
     ``end_of_archive=False`` leaves out the two zero blocks (APK signature/control segments).
     ``apk_checksums=True`` adds ``APK-TOOLS.checksum.SHA1`` to regular files and symlinks.
     """
-    out = bytearray()
+    parts: list[bytes] = []
     for entry in entries:
-        out += entry_bytes(entry, apk_checksums=apk_checksums)
+        parts += _entry_parts(entry, apk_checksums=apk_checksums)
     if end_of_archive:
-        out += END_OF_ARCHIVE
-    return bytes(out)
+        parts.append(END_OF_ARCHIVE)
+    return b"".join(parts)
 
 
 def entries_from_directory(
