@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import threading
@@ -121,17 +122,21 @@ def test_reproducible_in_different_directories_and_times(
     url, sha = upstream.add_tarball("greet-1.0.tar.gz", greet_project(), top="greet-1.0")
     text = greet_recipe(url, sha)
     outputs = []
-    for attempt in ("first", "second-place"):
+    for attempt, umask in (("first", 0o022), ("second-place", 0o077)):
         recipe = write_recipe(tmp_path / attempt / "recipes", "greet", text)
-        result = build_recipe(
-            recipe,
-            config(
-                tmp_path / attempt,
-                signing_key_path,
-                workspace_dir=tmp_path / attempt / "ws",
-                run_tests=False,
-            ),
-        )
+        previous = os.umask(umask)  # a different caller umask must not change the bytes
+        try:
+            result = build_recipe(
+                recipe,
+                config(
+                    tmp_path / attempt,
+                    signing_key_path,
+                    workspace_dir=tmp_path / attempt / "ws",
+                    run_tests=False,
+                ),
+            )
+        finally:
+            os.umask(previous)
         outputs.append({p.filename: p.data for p in result.packages})
         time.sleep(1.1)  # a different wall-clock second for the second build
     assert outputs[0].keys() == outputs[1].keys()

@@ -95,7 +95,12 @@ def emit_package(
     """SBOM + SCA + ``write_apk`` for the package whose files are in ``outdir``."""
     outdir.mkdir(parents=True, exist_ok=True)
     sbom = outdir / sbom_path(spec.name, spec.full_version)
+    # directories we create get fixed modes (mkdir would apply the caller's umask)
+    created = [d for d in [sbom.parent, *sbom.parent.parents] if d.is_relative_to(outdir)]
+    created = [d for d in created if d != outdir and not d.exists()]
     sbom.parent.mkdir(parents=True, exist_ok=True)
+    for directory in created:
+        directory.chmod(0o755)
     sbom.write_bytes(
         package_sbom(
             name=spec.name,
