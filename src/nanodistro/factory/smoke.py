@@ -88,10 +88,23 @@ def _command(config: dict[str, Any], test: SmokeTest, entrypoint: list[str]) -> 
     return [*entrypoint, *test.args] if test.args else list(config["process"]["args"])
 
 
-def run_smoke_test(layout: Path, ref: str, test: SmokeTest, entrypoint: list[str]) -> SmokeResult:
-    """Unpack ``layout:ref`` and run the smoke test; ``entrypoint`` is the image's entrypoint."""
+def run_smoke_test(
+    layout: Path,
+    ref: str,
+    test: SmokeTest,
+    entrypoint: list[str],
+    *,
+    runtime: str | None = None,
+) -> SmokeResult:
+    """Unpack ``layout:ref`` and run the smoke test; ``entrypoint`` is the image's entrypoint.
+
+    ``runtime`` is ``runc`` or ``bubblewrap``; by default runc when it is installed."""
     if shutil.which("umoci") is None:
         raise ImageError("umoci is required for smoke tests (apt-get install umoci)")
+    if runtime is None:
+        runtime = "runc" if shutil.which("runc") else "bubblewrap"
+    if runtime not in ("runc", "bubblewrap"):
+        raise ConfigError(f"unknown smoke test runtime {runtime!r}; known: runc, bubblewrap")
     with tempfile.TemporaryDirectory(prefix="nanodistro-smoke-") as tmp:
         bundle = Path(tmp) / "bundle"
         config = _unpack(layout, ref, bundle)
@@ -109,13 +122,11 @@ def run_smoke_test(layout: Path, ref: str, test: SmokeTest, entrypoint: list[str
                 }
             )
         (bundle / "config.json").write_text(json.dumps(config))
-        if shutil.which("runc"):
-            runtime = "runc"
+        if runtime == "runc":
             container = f"nanodistro-smoke-{uuid.uuid4().hex[:12]}"
             result = _run(["runc", "run", "--bundle", str(bundle), container])
             _run(["runc", "delete", "--force", container])
         else:
-            runtime = "bubblewrap"
             result = _run(_bwrap_argv(bundle, process, test))
     output = result.stdout.strip()
     expected = test.expect.strip()

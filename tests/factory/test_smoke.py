@@ -1,0 +1,140 @@
+"""Smoke tests of images: annotations parsed, and a real image run under runc and bubblewrap.
+
+The image is made with umoci itself (init, new, unpack, add the host's static busybox, repack,
+config), so the runner is checked against a layout that another tool wrote.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nanodistro.errors import ConfigError
+from nanodistro.factory.smoke import (
+    SMOKE_MOUNT,
+    SmokeTest,
+    run_smoke_test,
+    smoke_test_from_annotations,
+)
+
+BUSYBOX = Path("/bin/busybox")
+needs_tools = pytest.mark.skipif(
+    any(shutil.which(t) is None for t in ("umoci", "runc", "bwrap")) or not BUSYBOX.is_file(),
+    reason="umoci, runc, bwrap and busybox-static are installed by scripts/install-system-deps.sh",
+)
+
+
+def test_annotations_give_the_test() -> None:
+    test = smoke_test_from_annotations(
+        {
+            "dev.nanodistro.smoke.args": '["-e", "print(1)"]',
+            "dev.nanodistro.smoke.expect": "1",
+        },
+        where="lua.yaml",
+    )
+    assert test == SmokeTest(args=["-e", "print(1)"], expect="1", binary=None)
+    assert smoke_test_from_annotations({"org.opencontainers.image.title": "x"}, "x.yaml") is None
+    with_binary = smoke_test_from_annotations(
+        {"dev.nanodistro.smoke.expect": "ok", "dev.nanodistro.smoke.binary": "busybox-static"},
+        where="static.yaml",
+    )
+    assert with_binary is not None and with_binary.binary == BUSYBOX and with_binary.args == []
+
+
+@pytest.mark.parametrize(
+    ("annotations", "message"),
+    [
+        ({"dev.nanodistro.smoke.args": "[1", "dev.nanodistro.smoke.expect": ""}, "JSON list"),
+        ({"dev.nanodistro.smoke.args": '{"a": 1}', "dev.nanodistro.smoke.expect": ""}, "list"),
+        ({"dev.nanodistro.smoke.args": "[1, 2]", "dev.nanodistro.smoke.expect": ""}, "strings"),
+        (
+            {"dev.nanodistro.smoke.binary": "bash", "dev.nanodistro.smoke.expect": ""},
+            "unknown smoke binary",
+        ),
+    ],
+)
+def test_bad_annotations_name_the_field(annotations: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        smoke_test_from_annotations(annotations, where="images/x.yaml")
+    assert message in str(raised.value)
+    assert "images/x.yaml" in str(raised.value)
+    assert "dev.nanodistro.smoke." in str(raised.value)
+
+
+def _umoci(*args: str) -> None:
+    subprocess.run(["umoci", *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def busybox_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An OCI layout with only the static busybox at /bin/busybox, running as 65532."""
+    base = tmp_path_factory.mktemp("smoke")
+    layout, bundle = base / "layout", base / "bundle"
+    _umoci("init", "--layout", str(layout))
+    _umoci("new", "--image", f"{layout}:latest")
+    _umoci("unpack", "--image", f"{layout}:latest", str(bundle))
+    rootfs = bundle / "rootfs"
+    (rootfs / "bin").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(BUSYBOX, rootfs / "bin/busybox")
+    (rootfs / "etc").mkdir(exist_ok=True)
+    (rootfs / "etc/passwd").write_text("nonroot:x:65532:65532::/:/bin/busybox\n")
+    _umoci("repack", "--image", f"{layout}:latest", str(bundle))
+    _umoci(
+        "config",
+        "--image",
+        f"{layout}:latest",
+        "--config.entrypoint",
+        "/bin/busybox",
+        "--config.cmd",
+        "true",
+        "--config.user",
+        "65532:65532",
+    )
+    return layout
+
+
+@needs_tools
+@pytest.mark.parametrize("runtime", ["runc", "bubblewrap"])
+def test_image_runs_as_its_user_in_a_real_runtime(busybox_layout: Path, runtime: str) -> None:
+    test = SmokeTest(args=["sh", "-c", "echo from $(id -u)"], expect="from 65532")
+    result = run_smoke_test(busybox_layout, "latest", test, ["/bin/busybox"], runtime=runtime)
+    assert result.passed, result
+    assert result.runtime == runtime
+    assert result.output == "from 65532"
+
+
+@needs_tools
+@pytest.mark.parametrize("runtime", ["runc", "bubblewrap"])
+def test_wrong_output_fails_with_detail(busybox_layout: Path, runtime: str) -> None:
+    test = SmokeTest(args=["sh", "-c", "echo nope; echo oops >&2; exit 3"], expect="yes")
+    result = run_smoke_test(busybox_layout, "latest", test, ["/bin/busybox"], runtime=runtime)
+    assert not result.passed
+    assert result.output == "nope"
+    assert "exit 3" in result.detail and "oops" in result.detail
+
+
+@needs_tools
+@pytest.mark.parametrize("runtime", ["runc", "bubblewrap"])
+def test_smoke_binary_is_mounted_read_only(busybox_layout: Path, runtime: str) -> None:
+    test = SmokeTest(
+        args=[
+            SMOKE_MOUNT,
+            "sh",
+            "-c",
+            f"test -x {SMOKE_MOUNT} && ! touch {SMOKE_MOUNT} && echo ro",
+        ],
+        expect="ro",
+        binary=BUSYBOX,
+    )
+    result = run_smoke_test(busybox_layout, "latest", test, [], runtime=runtime)
+    assert result.passed, result
+
+
+def test_unknown_runtime_is_an_error(busybox_layout: Path) -> None:
+    if shutil.which("umoci") is None:
+        pytest.skip("umoci is not installed")
+    with pytest.raises(ConfigError, match="unknown smoke test runtime"):
+        run_smoke_test(busybox_layout, "latest", SmokeTest([], ""), [], runtime="crun")
