@@ -263,3 +263,45 @@ def test_patch_applies_from_recipe_dir_and_reports_failures(tmp_path: Path) -> N
             patch_dirs=[patches],
             step="pipeline[1]",
         )
+
+
+def test_fetch_retries_server_errors(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    from build_testlib import make_tarball
+
+    data = make_tarball({"f": "x"}, mtime=1, modes={}, top="p")
+    hits: list[int] = []
+
+    class Flaky(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(1)
+            if len(hits) == 1:
+                self.send_response(503)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/p.tar.gz"
+        fetch(
+            fetch_inputs(url, hashlib.sha256(data).hexdigest()),
+            workspace=tmp_path / "ws",
+            workdir="/home/build",
+            cache=SourceCache(tmp_path / "c"),
+            step="s",
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(hits) == 2
+    assert (tmp_path / "ws" / "f").read_text() == "x"

@@ -18,9 +18,11 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 from urllib.parse import urlparse
 
 import httpx
@@ -123,6 +125,7 @@ def fetch(
             step=step,
             progress=progress,
             timeout=timeout,
+            retries=_int_input(inputs, "retry-limit", 5),
         )
     elif progress:
         progress(f"{step}: using cached {uri}")
@@ -171,6 +174,7 @@ def _download_into_cache(
     step: str,
     progress: Progress | None,
     timeout: float,
+    retries: int = 5,
 ) -> Path:
     if progress:
         progress(f"{step}: downloading {uri}")
@@ -183,11 +187,7 @@ def _download_into_cache(
                 with open(urlparse(uri).path, "rb") as src:
                     shutil.copyfileobj(src, out)
             else:
-                with httpx.stream("GET", uri, follow_redirects=True, timeout=timeout) as response:
-                    if response.status_code != 200:
-                        raise FetchError(f"HTTP {response.status_code} while fetching", where=uri)
-                    for chunk in response.iter_bytes():
-                        out.write(chunk)
+                _http_download(uri, out, timeout=timeout, attempts=retries)
         digests = file_digests(tmp)
         for algorithm, digest in pinned.items():
             if digests[algorithm] != digest:
@@ -205,6 +205,32 @@ def _download_into_cache(
         raise FetchError(f"download failed: {error}", where=uri) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _int_input(inputs: Mapping[str, str], key: str, default: int) -> int:
+    value = inputs.get(key, "")
+    return int(value) if value.isdigit() else default
+
+
+def _http_download(uri: str, out: BinaryIO, *, timeout: float, attempts: int) -> None:
+    """GET ``uri`` into ``out``; transport errors and 5xx are retried (fetch ``retry-limit``)."""
+    for attempt in range(1, max(attempts, 1) + 1):
+        out.seek(0)
+        out.truncate()
+        try:
+            with httpx.stream("GET", uri, follow_redirects=True, timeout=timeout) as response:
+                if response.status_code >= 500 and attempt < attempts:
+                    time.sleep(min(2**attempt, 10) / 10)
+                    continue
+                if response.status_code != 200:
+                    raise FetchError(f"HTTP {response.status_code} while fetching", where=uri)
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+                return
+        except httpx.TransportError:
+            if attempt >= attempts:
+                raise
+            time.sleep(min(2**attempt, 10) / 10)
 
 
 def extract_tarball(archive: Path, dest: Path, *, strip_components: int, where: str) -> int:
@@ -303,7 +329,8 @@ def git_checkout(
             os.replace(tmp / "m.git", mirror)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    elif not _has(mirror, wanted, expected):
+    elif not _has(mirror, wanted, expected) or not (expected or tag):
+        # an unpinned branch moves, so its mirror is refreshed; pinned refs come from the cache
         if progress:
             progress(f"{step}: updating mirror of {repository}")
         _git(
