@@ -10,13 +10,14 @@ from nanodistro.monitor.providers import (
     gitlab,
     http_regex,
     npm,
+    oci,
     pypi,
     release_monitoring,
 )
 
 PROVIDERS: dict[str, ModuleType] = {
     module.KIND: module
-    for module in (release_monitoring, github, gitlab, git, pypi, npm, http_regex)
+    for module in (release_monitoring, github, gitlab, git, oci, pypi, npm, http_regex)
 }
 """Provider module by ``UpdateConfig.monitor_kind()``."""
 
