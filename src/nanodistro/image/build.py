@@ -6,6 +6,7 @@ Mirrors apko's pipeline (pkg/build/build_implementation.go ``buildImage``, refer
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -97,23 +98,31 @@ def rfc3339(epoch: int) -> str:
 # ---- keys and repositories ------------------------------------------------------------------
 
 
-def load_config_keyring(request: BuildRequest) -> dict[str, bytes]:
-    """``contents.keyring`` (files relative to the config, or URLs) plus ``--keyring`` paths."""
+def load_config_keyring(
+    request: BuildRequest, client: RepositoryClient | None = None
+) -> dict[str, bytes]:
+    """``contents.keyring`` (files relative to the config, or URLs) plus ``--keyring`` paths.
+
+    Entries are read with ``client`` when given (setting one up loads the CA bundle, ~30 ms)."""
     from nanodistro.trust.keys import load_keyring
 
     keyring: dict[str, bytes] = {}
-    for entry in request.loaded.config.contents.keyring:
-        location = request.loaded.resolve_path(entry)
-        name = location.rstrip("/").rsplit("/", 1)[-1]
-        try:
-            with RepositoryClient({}) as client:
+    entries = request.loaded.config.contents.keyring
+    with contextlib.ExitStack() as stack:
+        if client is None and entries:
+            client = stack.enter_context(RepositoryClient({}))
+        for entry in entries:
+            location = request.loaded.resolve_path(entry)
+            name = location.rstrip("/").rsplit("/", 1)[-1]
+            assert client is not None
+            try:
                 keyring[name] = client.read(location)
-        except FetchError as error:
-            raise ImageError(
-                f"cannot load keyring entry {entry!r}: {error.message}",
-                where=str(request.loaded.path or ""),
-                field="contents.keyring",
-            ) from None
+            except FetchError as error:
+                raise ImageError(
+                    f"cannot load keyring entry {entry!r}: {error.message}",
+                    where=str(request.loaded.path or ""),
+                    field="contents.keyring",
+                ) from None
     if request.keyring_paths:
         keyring.update(load_keyring(request.keyring_paths))
     return keyring
@@ -354,21 +363,25 @@ def build_image(request: BuildRequest, *, progress: Progress | None = None) -> B
     if request.lock is not None and not request.archs:
         locked = set(request.lock.archs())
         archs = [a for a in archs if a.apk in locked] or archs
-    keyring = load_config_keyring(request)
     images: list[ArchImage] = []
     fetched_by_arch: dict[str, list[FetchedPackage]] = {}
     blobs: dict[str, bytes] = {}
-    for arch in archs:
-        fetched = resolve_arch(request, arch, keyring, progress)
-        fetched_by_arch[arch.apk] = fetched
-        if progress:
-            progress(f"assemble {arch.apk}: {len(fetched)} packages")
-        image = arch_image(request, arch, fetched, keyring)
-        images.append(image)
-        for layer in image.layers:
-            blobs[layer.digest] = layer.gz
-        blobs[Descriptor.for_bytes(MEDIA_CONFIG, image.config).digest] = image.config
-        blobs[image.descriptor.digest] = image.manifest
+    # One client for the keyring and every arch: setting one up loads the CA bundle.
+    with RepositoryClient({}) as client:
+        keyring = load_config_keyring(request, client)
+        client.keyring = keyring
+        client.progress = progress if request.lock is None else None
+        for arch in archs:
+            fetched = resolve_arch(request, arch, keyring, progress, client)
+            fetched_by_arch[arch.apk] = fetched
+            if progress:
+                progress(f"assemble {arch.apk}: {len(fetched)} packages")
+            image = arch_image(request, arch, fetched, keyring)
+            images.append(image)
+            for layer in image.layers:
+                blobs[layer.digest] = layer.gz
+            blobs[Descriptor.for_bytes(MEDIA_CONFIG, image.config).digest] = image.config
+            blobs[image.descriptor.digest] = image.manifest
     created = rfc3339(max((i.build_date for i in images), default=0))
     index = canonical_json(
         image_index([i.descriptor for i in images], image_annotations(request, created))
