@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import subprocess
@@ -40,8 +41,12 @@ README_PATCH = """\
 
 
 def tarball(version: str, files: dict[str, str]) -> bytes:
+    """A reproducible .tar.gz (gzip header time 0), so the test can compute its digest."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w") as tar,
+    ):
         for name, content in files.items():
             data = content.encode()
             info = tarfile.TarInfo(f"demo-{version}/{name}")
@@ -250,3 +255,30 @@ pipeline:
     assert f"expected-commit: {new}" in text
     assert 'version: "1.1"' in text  # 1.1 would read back as a float unquoted
     assert "patch" not in text
+
+
+def test_bump_edits_a_series_file(tmp_path: Path, upstream: Upstream) -> None:
+    recipe = setup(
+        tmp_path,
+        upstream,
+        {
+            "1.0.0": {"answer.c": BUGGY, "README": README_V1},
+            "1.1.0": {"answer.c": FIXED, "README": README_V1},
+        },
+        {"fix-answer.patch": FIX_PATCH, "readme.patch": README_PATCH},
+    )
+    text = recipe.read_text()
+    start = text.index("  - uses: patch")
+    end = text.index("  - runs: make")
+    recipe.write_text(
+        text[:start] + "  - uses: patch\n    with:\n      series: series\n\n" + text[end:]
+    )
+    series = tmp_path / "demo" / "series"
+    series.write_text("# applied in order\nfix-answer.patch\n\nreadme.patch\n")
+    dry = bump_recipe(recipe, "1.1.0", dry_run=True, source_cache=tmp_path / "cache")
+    assert "-fix-answer.patch" in dry.diff.splitlines()
+    assert series.read_text().count(".patch") == 2
+    bump_recipe(recipe, "1.1.0", source_cache=tmp_path / "cache")
+    assert series.read_text() == "# applied in order\n\nreadme.patch\n"
+    assert "series: series" in recipe.read_text()
+    assert not (tmp_path / "demo" / "fix-answer.patch").exists()

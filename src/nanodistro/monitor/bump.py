@@ -116,6 +116,20 @@ class _PatchStep:
     names: list[str]
     strip: int
     fuzz: int
+    series: Path | None = None  # the step lists its patches in this file instead
+
+
+def _series_names(text: str) -> list[str]:
+    # as melange's patch pipeline: one patch per line, blank lines and comments skipped
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def _series_without(text: str, dropped: set[str]) -> str:
+    return "".join(line for line in text.splitlines(keepends=True) if line.strip() not in dropped)
 
 
 def _run_patch(tree: Path, patch_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -288,21 +302,31 @@ def bump_recipe(
             if commits[tag] != commit:
                 rt_step["with"]["expected-commit"] = commits[tag]
                 changes.append(f"git-checkout {repository}@{tag}: expected-commit {commits[tag]}")
-        elif uses == "patch" and inputs.get("patches") and not step.get("working-directory"):
+        elif uses == "patch" and not step.get("working-directory"):
+            series = None
+            if inputs.get("patches"):
+                names = as_str(inputs["patches"]).split()
+            elif inputs.get("series"):
+                series = _patch_file(path, name, as_str(inputs["series"]))
+                names = _series_names(series.read_text(encoding="utf-8", errors="replace"))
+            else:
+                continue
             patch_steps.append(
                 _PatchStep(
                     parent=parent,
                     rt=rt_step,
-                    names=as_str(inputs["patches"]).split(),
+                    names=names,
                     strip=_int_input(inputs.get("strip-components"), 1),
                     fuzz=_int_input(inputs.get("fuzz"), 2),
+                    series=series,
                 )
             )
 
     removed: list[Path] = []
     kept: list[str] = []
+    series_edits: dict[Path, str | None] = {}
     if patch_steps:
-        removed, kept = _retire_patches(path, name, patch_steps, archive, clone, say)
+        removed, kept, series_edits = _retire_patches(path, name, patch_steps, archive, clone, say)
         for patch in removed:
             changes.append(f"patch {patch.name} is in upstream {version}: removed")
 
@@ -317,11 +341,26 @@ def bump_recipe(
             tofile=f"b/{path.name}",
         )
     )
+    for series, content in series_edits.items():
+        old_series = series.read_text(encoding="utf-8", errors="replace")
+        diff += "".join(
+            difflib.unified_diff(
+                old_series.splitlines(keepends=True),
+                (content or "").splitlines(keepends=True),
+                fromfile=f"a/{series.name}",
+                tofile=f"b/{series.name}" if content is not None else "/dev/null",
+            )
+        )
     for patch in removed:
         diff += f"deleted file {patch}\n"
     _check_still_valid(text, new_text, str(path))
     if not dry_run:
         atomic_write_bytes(path, new_text.encode("utf-8"))
+        for series, content in series_edits.items():
+            if content is None:
+                series.unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(series, content.encode("utf-8"))
         for patch in removed:
             patch.unlink(missing_ok=True)
     return BumpResult(
@@ -345,10 +384,15 @@ def _retire_patches(
     archive: tuple[Path, int] | None,
     clone: tuple[str, str] | None,
     say: Progress,
-) -> tuple[list[Path], list[str]]:
-    """Check every patch against the new source; edit the round-trip steps in place."""
+) -> tuple[list[Path], list[str], dict[Path, str | None]]:
+    """Check every patch against the new source; edit the round-trip steps in place.
+
+    Returns the patch files to delete, the patches kept, and new series file contents
+    (None: delete the series file, its step is gone).
+    """
     removed: list[Path] = []
     kept: list[str] = []
+    series_edits: dict[Path, str | None] = {}
     with tempfile.TemporaryDirectory(prefix="nanodistro-bump-") as scratch:
         tree = Path(scratch) / "src"
         if archive is not None:
@@ -374,14 +418,21 @@ def _retire_patches(
                 continue
             if not remaining:
                 step.parent.remove(step.rt)
+                if step.series is not None:
+                    series_edits[step.series] = None
+                continue
+            if step.series is not None:
+                dropped = set(step.names) - set(remaining)
+                text = step.series.read_text(encoding="utf-8", errors="replace")
+                series_edits[step.series] = _series_without(text, dropped)
                 continue
             old = step.rt["with"]["patches"]
             if isinstance(old, LiteralScalarString):
                 step.rt["with"]["patches"] = LiteralScalarString("\n".join(remaining) + "\n")
             else:
                 step.rt["with"]["patches"] = " ".join(remaining)
-    still_used = set(kept)
-    return [p for p in removed if p.name not in still_used], kept
+    still_used = {Path(n).name for n in kept}
+    return [p for p in removed if p.name not in still_used], kept, series_edits
 
 
 def _check_still_valid(old_text: str, new_text: str, where: str) -> None:
