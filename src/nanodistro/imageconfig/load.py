@@ -79,12 +79,24 @@ def _line_of(node: Any, loc: Sequence[int | str]) -> tuple[int | None, str]:
     return line, dotted
 
 
-def _plain(node: Any) -> Any:
+# Aliases can make a small file expand exponentially ("billion laughs"); real configs have a few
+# hundred nodes. Same bound as recipe/yamlsource.py.
+_MAX_NODES = 200_000
+
+
+def _plain(node: Any, where: str = "<image config>", budget: list[int] | None = None) -> Any:
     """ruamel containers/scalars to plain Python values."""
+    if budget is None:
+        budget = [_MAX_NODES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigError(
+            f"image config expands to more than {_MAX_NODES} YAML nodes (alias bomb?)", where=where
+        )
     if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
+        return {str(k): _plain(v, where, budget) for k, v in node.items()}
     if isinstance(node, list):
-        return [_plain(v) for v in node]
+        return [_plain(v, where, budget) for v in node]
     if isinstance(node, bool) or node is None:
         return node
     if isinstance(node, int):
@@ -174,7 +186,7 @@ def _load_tree(path: Path, chain: list[Path]) -> tuple[dict[str, Any], list[Path
         cycle = " -> ".join(str(p) for p in [*chain, path])
         raise ConfigError(f"include cycle or too deep: {cycle}", where=str(path), field="include")
     tree = _read_yaml(path)
-    data = _plain(tree)
+    data = _plain(tree, str(path))
     _validate(data, tree, str(path))  # line-accurate errors for this file alone
     files = [path]
     include = data.pop("include", "") or ""
@@ -200,7 +212,7 @@ def load_config_text(
 ) -> LoadedConfig:
     """Validate a config given as text (no ``include:`` resolution beyond ``base_dir``)."""
     tree = parse_yaml_text(text, where=where)
-    data = _plain(tree)
+    data = _plain(tree, where)
     config = _validate(data, tree, where)
     return LoadedConfig(
         config=config, path=None, base_dir=base_dir or Path.cwd(), raw=data, files=[]
