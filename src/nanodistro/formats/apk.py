@@ -18,6 +18,7 @@ RSA256 signature over the control member. Same inputs give the same bytes.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,7 +79,14 @@ class Segment:
         """HTTP range of the segment as apko lock files record it, e.g. ``bytes=0-646``."""
         return f"bytes={self.offset}-{self.end}"
 
+    @functools.cached_property
+    def sha256(self) -> bytes:
+        """SHA-256 of the segment, computed once (datahash check, lock files, image reads)."""
+        return hashlib.sha256(self.raw).digest()
+
     def digest(self, algorithm: Literal["sha1", "sha256"]) -> bytes:
+        if algorithm == "sha256":
+            return self.sha256
         return hashlib.new(algorithm, self.raw).digest()
 
     def checksum(self, algorithm: Literal["sha1", "sha256"]) -> str:
@@ -186,7 +194,7 @@ def read_apk(data: bytes, *, where: str, max_inflated: int = DEFAULT_MAX_INFLATE
             raise FormatError(f"control entry {entry.path!r} in the data segment", where=where)
     datahash_ok: bool | None = None
     if info.datahash:
-        datahash_ok = hashlib.sha256(data_segment.raw).hexdigest() == info.datahash.strip().lower()
+        datahash_ok = data_segment.sha256.hex() == info.datahash.strip().lower()
     info.checksum = identity(control_segment.raw)
     info.file_size = len(data)
     return ApkPackage(
@@ -217,7 +225,7 @@ def verify_apk(pkg: ApkPackage, keyring: Keyring) -> VerifyResult:
         pkg.signatures, signed_bytes, keyring, where=pkg.where
     )
     if pkg.info.datahash and not pkg.datahash_ok:
-        actual = hashlib.sha256(pkg.data.raw).hexdigest()
+        actual = pkg.data.sha256.hex()
         raise ChecksumError(
             f"data segment sha256 {actual} does not match datahash {pkg.info.datahash}",
             where=pkg.where,

@@ -75,6 +75,6 @@ def open_apk(data: bytes, *, where: str, expected_identity: str | None = None) -
         data_range=ByteRange(pkg.data.offset, pkg.data.end),
         signature_sha1=hashlib.sha1(signature.raw).digest() if signature else None,
         control_sha1=hashlib.sha1(pkg.control.raw).digest(),
-        data_sha256=hashlib.sha256(pkg.data.raw).digest(),
+        data_sha256=pkg.data.sha256,
         size=len(data),
     )
