@@ -94,7 +94,7 @@ update:
 """
 
 
-def setup(
+def make_project(
     tmp_path: Path, upstream: Upstream, releases: dict[str, dict[str, str]], patches: dict[str, str]
 ) -> Path:
     listing = []
@@ -116,7 +116,7 @@ def setup(
 
 
 def test_bump_drops_absorbed_patch_and_updates_checksum(tmp_path: Path, upstream: Upstream) -> None:
-    recipe = setup(
+    recipe = make_project(
         tmp_path,
         upstream,
         {"1.0.0": {"answer.c": BUGGY}, "2.0.0": {"answer.c": FIXED}},
@@ -139,7 +139,7 @@ def test_bump_drops_absorbed_patch_and_updates_checksum(tmp_path: Path, upstream
 
 
 def test_bump_keeps_applying_patch_and_edits_list(tmp_path: Path, upstream: Upstream) -> None:
-    recipe = setup(
+    recipe = make_project(
         tmp_path,
         upstream,
         {
@@ -158,7 +158,7 @@ def test_bump_keeps_applying_patch_and_edits_list(tmp_path: Path, upstream: Upst
 
 def test_bump_fails_cleanly_on_conflicting_patch(tmp_path: Path, upstream: Upstream) -> None:
     rewritten = "int answer(int x) {\n    return x;\n}\n"
-    recipe = setup(
+    recipe = make_project(
         tmp_path,
         upstream,
         {"1.0.0": {"answer.c": BUGGY}, "3.0.0": {"answer.c": rewritten}},
@@ -172,7 +172,7 @@ def test_bump_fails_cleanly_on_conflicting_patch(tmp_path: Path, upstream: Upstr
 
 
 def test_bump_dry_run_changes_nothing(tmp_path: Path, upstream: Upstream) -> None:
-    recipe = setup(
+    recipe = make_project(
         tmp_path,
         upstream,
         {"1.0.0": {"answer.c": BUGGY}, "2.0.0": {"answer.c": FIXED}},
@@ -190,7 +190,7 @@ def test_bump_dry_run_changes_nothing(tmp_path: Path, upstream: Upstream) -> Non
 
 
 def test_bump_same_version_increments_epoch(tmp_path: Path, upstream: Upstream) -> None:
-    recipe = setup(tmp_path, upstream, {"1.0.0": {"answer.c": FIXED}}, {})
+    recipe = make_project(tmp_path, upstream, {"1.0.0": {"answer.c": FIXED}}, {})
     text = recipe.read_text().replace(
         "  - uses: patch\n    with:\n      # carried until upstream ships the fix\n      patches: |\n        \n\n",
         "",
@@ -258,7 +258,7 @@ pipeline:
 
 
 def test_bump_edits_a_series_file(tmp_path: Path, upstream: Upstream) -> None:
-    recipe = setup(
+    recipe = make_project(
         tmp_path,
         upstream,
         {
