@@ -9,6 +9,7 @@ identical, or when both apk-tools and nanodistro refuse the request.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,11 +180,16 @@ FLOORS = {"apk-tools 3.0": 64, "apk-tools 2.14": 49}
 
 
 @pytest.mark.parametrize("label", ["apk-tools 3.0", "apk-tools 2.14"])
-def test_apk_tools_solver_cases(third_party: Path, label: str) -> None:
+def test_apk_tools_solver_cases(
+    third_party: Path, label: str, scoreboard: Callable[[str], None]
+) -> None:
     directory = dict(_solver_dirs(third_party))[label]
     passed, failed, skipped = evaluate(directory)
     total = len(passed) + len(failed)
-    print(f"\n{label} solver cases: {len(passed)}/{total} passed ({len(skipped)} not applicable)")
+    scoreboard(
+        f"{label} solver cases (fresh install): {len(passed)}/{total} passed "
+        f"({len(skipped)} need installed state: not applicable)"
+    )
     for line in failed:
         print(f"  FAIL {line}")
     for line in skipped:
