@@ -375,3 +375,40 @@ def test_catalog_broken_workspace_file(tmp_path: Path) -> None:
     (tmp_path / "nanodistro.toml").write_text("arches = [\n")
     result = run_cli(tmp_path, "catalog", "build", ".")
     assert_error(result, "nanodistro.toml", "TOML")
+
+
+# --- hostile YAML --------------------------------------------------------------------------------
+
+
+def alias_bomb(levels: int = 8) -> str:
+    """A ~1 KB YAML file that expands to 9**levels scalars ("billion laughs")."""
+    lines = ['l0: &l0 ["x","x","x","x","x","x","x","x","x"]']
+    for n in range(1, levels + 1):
+        lines.append(f"l{n}: &l{n} [{','.join([f'*l{n - 1}'] * 9)}]")
+    return "\n".join(lines) + f"\npackage: *l{levels}\ncontents:\n  packages: *l{levels}\n"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["build", "--out", "packages"],
+        ["test"],
+        ["image", "build", "--out", "out"],
+        ["image", "lock", "--out", "out.json"],
+    ],
+    ids=["build", "test", "image build", "image lock"],
+)
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path, command: list[str]) -> None:
+    (tmp_path / "bomb.yaml").write_text(alias_bomb())
+    words = command.index("--out") if "--out" in command else len(command)
+    args = [*command[:words], "bomb.yaml", *command[words:]]
+    assert_error(run_cli(tmp_path, *args), "bomb.yaml", "alias bomb")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.json").exists()
+
+
+def test_lint_reports_an_alias_bomb(tmp_path: Path) -> None:
+    (tmp_path / "bomb.yaml").write_text(alias_bomb())
+    result = run_cli(tmp_path, "lint", "bomb.yaml", "--json")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (finding,) = json.loads(result.stdout)
+    assert finding["rule"] == "load-error" and "alias bomb" in finding["message"]
