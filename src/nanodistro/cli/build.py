@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 def _config(
     *,
+    recipes: list[Path],
+    use_workspace: bool,
     arch: str,
     repo: Path | None,
     key: Path | None,
@@ -33,8 +35,23 @@ def _config(
     build_timeout: float | None,
 ) -> BuildConfig:
     from nanodistro.build.builder import BuildConfig
+    from nanodistro.build.runners import Toolchain
+    from nanodistro.factory.workspace import find_workspace, load_workspace
     from nanodistro.trust.keys import load_keyring, load_signing_key
 
+    toolchain = Toolchain()
+    mirrors: dict[str, str] = {}
+    found = find_workspace(recipes[0]) if use_workspace and recipes else None
+    if found is not None:
+        # nanodistro.toml fills in what the command line left out
+        workspace = load_workspace(found)
+        repo = repo or workspace.packages_dir
+        key = key or workspace.signing_key()
+        source_cache = source_cache or workspace.source_cache
+        mirrors = dict(workspace.mirrors)
+        toolchain = Toolchain(provides=toolchain.provides | set(workspace.toolchain_provides))
+        if not keyring and workspace.keys_dir.is_dir():
+            keyring = [workspace.keys_dir]
     signing_key = load_signing_key(key) if key else None
     trusted: dict[str, bytes] = dict(load_keyring(keyring)) if keyring else {}
     if signing_key is not None:
@@ -55,6 +72,8 @@ def _config(
         workspace_dir=workspace_dir,
         step_timeout=step_timeout,
         build_timeout=build_timeout,
+        toolchain=toolchain,
+        mirrors=mirrors,
     )
 
 
@@ -94,6 +113,12 @@ STEP_TIMEOUT = typer.Option(3600.0, "--step-timeout", help="Seconds one step may
 BUILD_TIMEOUT = typer.Option(None, "--timeout", help="Seconds the whole build may run.")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Stream step output to stderr.")
 JSON = typer.Option(False, "--json", help="Print the results as JSON.")
+WORKSPACE = typer.Option(
+    True,
+    "--workspace/--no-workspace",
+    help="Take defaults (repository, key, source cache, mirrors, toolchain) from the "
+    "nanodistro.toml above the recipe.",
+)
 
 
 def build(
@@ -116,17 +141,17 @@ def build(
     build_timeout: float | None = BUILD_TIMEOUT,
     verbose: bool = VERBOSE,
     json_output: bool = JSON,
+    use_workspace: bool = WORKSPACE,
 ) -> None:
     """Build recipes into signed APKs in a network-less sandbox, test them and publish them.
 
-    Several recipes are built in dependency order. With --repo (and --key) each result is
-    published to the repository with a freshly signed index, and a recipe whose package is
-    already published from the same recipe is skipped. Without --repo, packages are written
-    to --out/<arch>/.
+    Several recipes are built in dependency order. With --repo (and --key) each result is published to the repository with a freshly signed index, and a recipe whose package is already published from the same recipe is skipped. Without --repo, packages are written to --out/<arch>/. Defaults come from the nanodistro.toml above the recipe, if any.
     """
     from nanodistro.build.builder import build_recipes, write_packages
 
     config = _config(
+        recipes=list(recipes),
+        use_workspace=use_workspace,
         arch=arch,
         repo=repo,
         key=key,
@@ -143,7 +168,7 @@ def build(
     )
     results = build_recipes(recipes, config, progress=_progress, on_log_line=_line_printer(verbose))
     for result in results:
-        if not repo and not result.skipped:
+        if not config.repo and not result.skipped:
             result.published = write_packages(result, out)
         for warning in result.warnings:
             err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
@@ -173,11 +198,14 @@ def test(
     step_timeout: float = STEP_TIMEOUT,
     verbose: bool = VERBOSE,
     json_output: bool = JSON,
+    use_workspace: bool = WORKSPACE,
 ) -> None:
     """Run a recipe's test: pipelines against built packages in a fresh sandbox."""
     from nanodistro.build.builder import test_recipe
 
     config = _config(
+        recipes=[recipe],
+        use_workspace=use_workspace,
         arch=arch,
         repo=repo,
         key=None,
