@@ -1,0 +1,85 @@
+"""`nanodistro build` / `nanodistro test` on a tiny recipe (one sandboxed step, no sources)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nanodistro.cli import main as cli_main
+from nanodistro.formats.apk import read_apk
+
+TINY = """package:
+  name: tiny
+  version: "0.1"
+  epoch: 2
+  description: a file and a script
+  copyright:
+    - license: CC0-1.0
+pipeline:
+  - runs: |
+      mkdir -p ${{targets.destdir}}/usr/bin ${{targets.destdir}}/usr/share/tiny
+      printf '#!/bin/sh\\necho tiny\\n' > ${{targets.destdir}}/usr/bin/tiny
+      chmod 755 ${{targets.destdir}}/usr/bin/tiny
+      echo data > ${{targets.destdir}}/usr/share/tiny/data
+test:
+  pipeline:
+    - runs: tiny | grep -qx tiny
+"""
+
+
+def run_cli(args: list[str]) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(args)
+    return int(exit_info.value.code or 0)
+
+
+def test_build_uses_workspace_defaults(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nanodistro.trust.keys import generate_key
+
+    (tmp_path / "nanodistro.toml").write_text(
+        '[workspace]\nname = "t"\n[keys]\ndir = "keys"\nname = "t"\n[sources]\ncache = "cache"\n'
+    )
+    generate_key("t", tmp_path / "keys", bits=2048)
+    (tmp_path / "recipes").mkdir()
+    recipe = tmp_path / "recipes" / "tiny.yaml"
+    recipe.write_text(TINY)
+    assert run_cli(["build", str(recipe), "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    repo = tmp_path / "out" / "packages" / "x86_64"
+    assert result["published"] == [str(repo / "tiny-0.1-r2.apk")]
+    assert result["tests"] == [{"package": "tiny", "passed": True}]
+    data = (repo / "tiny-0.1-r2.apk").read_bytes()
+    info = read_apk(data, where="tiny").info
+    assert info.provides == ["cmd:tiny=0.1-r2"]
+    assert info.depends == ["cmd:sh"]  # from the shebang
+    assert (repo / "APKINDEX.tar.gz").is_file()
+    # the test command finds the package in the workspace repository and trusts its keys
+    assert run_cli(["test", str(recipe)]) == 0
+    assert capsys.readouterr().out.split() == ["PASS", "tiny"]
+
+
+def test_build_without_repo_writes_out_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(TINY)
+    out = tmp_path / "pkgs"
+    assert run_cli(["build", str(recipe), "--out", str(out), "--no-test"]) == 0
+    assert capsys.readouterr().out.split() == [str(out / "x86_64" / "tiny-0.1-r2.apk")]
+
+
+def test_repo_without_key_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(TINY)
+    assert run_cli(["build", str(recipe), "--repo", str(tmp_path / "r"), "--no-workspace"]) == 1
+    assert "needs a signing key (--key)" in capsys.readouterr().err
+
+
+def test_bad_recipe_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text(TINY.replace("  - runs: |\n", "  - uses: no/such\n    runs: |\n", 1))
+    assert run_cli(["build", str(recipe)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "bad.yaml:" in err
