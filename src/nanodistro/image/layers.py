@@ -22,7 +22,10 @@ from nanodistro.formats.tarball import TarEntry, gzip_member, write_tar
 from nanodistro.image.install import INSTALLED_PATH, AssembledRoot, owner_names
 from nanodistro.image.rootfs import Node
 
-GZIP_LEVEL = 6  # the gzip CLI default; level 9 costs much time for a percent or two
+# umoci and apko compress layers with klauspost/pgzip's default level, a fast matcher whose
+# output is about zlib -1's size (bench_image: umoci 7.52 MB, zlib -1 7.39 MB, -6 6.91 MB).
+# Level 1 costs a third of level 6's CPU for layers ~5% bigger (measured on /usr/bin).
+GZIP_LEVEL = 1
 GZIP_BLOCK = 1 << 20  # as apko's pgzip: 1 MiB blocks
 GZIP_THREADS = min(8, os.cpu_count() or 1)
 
