@@ -134,3 +134,10 @@ def test_packages_in_root_merge_with_the_toolchain(tmp_path: Path) -> None:
 def test_toolchain_identity_names_the_compilers() -> None:
     identity = Toolchain().identity()
     assert identity.get("dpkg.gcc") and identity.get("dpkg.libc6")
+
+
+def test_melange_cache_dir_is_per_build_and_writable(tmp_path: Path) -> None:
+    r = runner(tmp_path, cache_dir=tmp_path / "cache")
+    status, log = run(r, tmp_path, "echo kept > /var/cache/melange/x; cat /var/cache/melange/x")
+    assert status == 0, log
+    assert (tmp_path / "cache" / "x").read_text() == "kept\n"

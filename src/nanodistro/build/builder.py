@@ -15,6 +15,7 @@ newest file time inside the fetched sources (or the checked-out commit time), el
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -340,12 +341,18 @@ class _Build:
         keyring = dict(config.keyring or {})
         if config.key is not None:
             keyring.setdefault(config.key.keyname, config.key.public_pem())
+        toolchain = config.toolchain
+        if built:
+            # The packages under test are installed even where the toolchain stands in for their
+            # names (busybox, ca-certificates-bundle): otherwise the test checks the host's.
+            own = {b.info.name for b in built}
+            toolchain = dataclasses.replace(toolchain, provides=toolchain.provides - own)
         return env_mod.PackageSources(
             arch=config.arch,
             repositories=refs,
             keyring=keyring,
             built=[b.data for b in built],
-            toolchain=config.toolchain,
+            toolchain=toolchain,
         )
 
     def _sandbox_root(
@@ -463,6 +470,7 @@ class _Build:
             env={**self.compiled.env, "SOURCE_DATE_EPOCH": str(sde)},
             cap_add=self.recipe.capabilities.add if self.recipe.capabilities else None,
             cap_drop=self.recipe.capabilities.drop if self.recipe.capabilities else None,
+            cache_dir=base / "cache",
         )
         counter = [0]
         for package in self.compiled.packages:

@@ -108,6 +108,7 @@ class BubblewrapRunner:
         network: bool = False,
         cap_add: list[str] | None = None,
         cap_drop: list[str] | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self.root = root
         self.workspace = workspace
@@ -116,7 +117,13 @@ class BubblewrapRunner:
         self.network = network
         self.cap_add = cap_add or []
         self.cap_drop = cap_drop or []
+        # melange's /var/cache/melange (GOMODCACHE, PIP_CACHE_DIR, ...): here a per-build
+        # directory next to the workspace, never a host-wide cache
+        self.cache_dir = cache_dir
         prepare_root(root)
+        if cache_dir is not None:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            (root / "var/cache/melange").mkdir(parents=True, exist_ok=True)
         # Mount points created here look like package files on a second visit, so the plan is
         # computed once per root and remembered next to it.
         plan = root / ".nanodistro-toolchain-mounts.json"
@@ -138,6 +145,7 @@ class BubblewrapRunner:
             "--bind",
             str(self.workspace),
             GUEST_HOME,
+            *(["--bind", str(self.cache_dir), "/var/cache/melange"] if self.cache_dir else []),
             "--tmpfs",
             "/tmp",
             "--dev",
