@@ -34,6 +34,7 @@ from nanodistro.build.compile import CompiledBuild, CompiledStep, compile_recipe
 from nanodistro.build.package import NANODISTRO_CONTROL, BuiltPackage, PackageSpec, emit_package
 from nanodistro.build.runners import StepRun, Toolchain
 from nanodistro.build.runners.bubblewrap import BubblewrapRunner
+from nanodistro.build.sca import ScaResult
 from nanodistro.errors import BuildError, GraphError, NanodistroError, RepositoryError
 from nanodistro.formats.apk import read_apk
 from nanodistro.formats.signature import Keyring, SigningKey
@@ -576,7 +577,7 @@ def test_recipe(
     for file in files:
         data = file.read_bytes()
         info = read_apk(data, where=str(file)).info
-        built.append(BuiltPackage(info=info, data=data, sca=None, filename=file.name))  # type: ignore[arg-type]
+        built.append(BuiltPackage(info=info, data=data, sca=ScaResult(), filename=file.name))
     if not built:
         raise BuildError("no packages to test: build first or pass --package", where=str(path))
     base = Path(tempfile.mkdtemp(prefix="nanodistro-test-", dir=config.workspace_dir))
