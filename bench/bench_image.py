@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -99,12 +100,18 @@ def make_repo(root: Path) -> Path:
     return root / "img.yaml"
 
 
-def ours(config: Path, out: Path) -> tuple[float, str, int]:
-    start = time.perf_counter()
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def ours(config: Path, out: Path) -> tuple[float, float, str, int]:
+    """Wall and CPU seconds (all threads), image digest, layer size."""
+    start, cpu = time.perf_counter(), time.process_time()
     result = build_image(BuildRequest(loaded=load_config(config), source_date_epoch=0))
     write_result(result, out)
-    seconds = time.perf_counter() - start
-    return seconds, result.digest, sum(layer.size for layer in result.images[0].layers)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return seconds, cpu, result.digest, sum(layer.size for layer in result.images[0].layers)
 
 
 def extract_rootfs(layout: Path, dest: Path) -> None:
@@ -116,8 +123,8 @@ def extract_rootfs(layout: Path, dest: Path) -> None:
     subprocess.run(["tar", "-xzf", "-", "-C", str(dest), "--exclude=dev/*"], input=blob, check=True)
 
 
-def floor(rootfs: Path, out: Path) -> float:
-    start = time.perf_counter()
+def floor(rootfs: Path, out: Path) -> tuple[float, float]:
+    start, cpu = time.perf_counter(), children_cpu()
     with open(out, "wb") as handle:
         tar = subprocess.Popen(
             ["tar", "-C", str(rootfs), "--sort=name", "-cf", "-", "."], stdout=subprocess.PIPE
@@ -126,11 +133,11 @@ def floor(rootfs: Path, out: Path) -> float:
             ["gzip", f"-{GZIP_LEVEL}", "-n"], stdin=tar.stdout, stdout=handle, check=True
         )
         tar.wait()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, children_cpu() - cpu
 
 
-def umoci_repack(rootfs: Path, work: Path) -> tuple[float, int] | None:
-    """Seconds for ``umoci repack`` and the size of the layer blob it wrote."""
+def umoci_repack(rootfs: Path, work: Path) -> tuple[float, float, int] | None:
+    """Wall and CPU seconds of ``umoci repack`` and the size of the layer blob it wrote."""
     if not shutil.which("umoci"):
         return None
     layout = work / "layout"
@@ -143,13 +150,19 @@ def umoci_repack(rootfs: Path, work: Path) -> tuple[float, int] | None:
     shutil.rmtree(bundle / "rootfs")
     shutil.copytree(rootfs, bundle / "rootfs", symlinks=True)
     before = set((layout / "blobs/sha256").iterdir())
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     subprocess.run(
         ["umoci", "repack", "--image", f"{layout}:t", str(bundle)], check=True, capture_output=True
     )
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, children_cpu() - cpu
     added = set((layout / "blobs/sha256").iterdir()) - before
-    return seconds, max(p.stat().st_size for p in added)  # the layer; the rest is JSON
+    return seconds, cpu, max(p.stat().st_size for p in added)  # the layer; the rest is JSON
+
+
+def _row(label: str, wall: list[float], cpu: list[float], size: int, note: str = "") -> None:
+    print(
+        f"{label:<58} {min(wall):6.3f} s  cpu {min(cpu):6.3f} s  layer {size / 1e6:5.2f} MB{note}"
+    )
 
 
 def main() -> int:
@@ -157,41 +170,47 @@ def main() -> int:
         work = Path(tmp)
         config = make_repo(work / "world")
         size = sum(p.stat().st_size for p in (work / "world/repo/x86_64").glob("*.apk"))
-        print(f"{PACKAGES} packages, {size / 1e6:.1f} MB of .apk files")
+        print(f"{PACKAGES} packages, {size / 1e6:.1f} MB of .apk files, {os.cpu_count()} CPUs")
         ours(config, work / "warmup")
         extract_rootfs(work / "warmup", work / "rootfs")
-        ours_times, floor_times, umoci_times = [], [], []
+        times: dict[str, tuple[list[float], list[float]]] = {
+            name: ([], []) for name in ("ours", "floor", "umoci")
+        }
         digests = set()
         ours_size = floor_size = umoci_size = 0
         for run in range(RUNS):
-            seconds, digest, ours_size = ours(config, work / f"out{run}")
-            ours_times.append(seconds)
+            seconds, cpu, digest, ours_size = ours(config, work / f"out{run}")
+            times["ours"][0].append(seconds)
+            times["ours"][1].append(cpu)
             digests.add(digest)
-            floor_times.append(floor(work / "rootfs", work / f"floor{run}.tar.gz"))
+            seconds, cpu = floor(work / "rootfs", work / f"floor{run}.tar.gz")
+            times["floor"][0].append(seconds)
+            times["floor"][1].append(cpu)
             floor_size = (work / f"floor{run}.tar.gz").stat().st_size
             umoci = umoci_repack(work / "rootfs", work / f"umoci{run}")
             if umoci is not None:
-                umoci_times.append(umoci[0])
-                umoci_size = umoci[1]
-        ours_best, floor_best = min(ours_times), min(floor_times)
+                times["umoci"][0].append(umoci[0])
+                times["umoci"][1].append(umoci[1])
+                umoci_size = umoci[2]
         print(f"reproducible across runs: {len(digests) == 1}")
-        print(f"best of {RUNS} interleaved runs; layer sizes in MB")
-        print(
-            "nanodistro image build (resolve+verify+install+layer+gzip+write): "
-            f"{ours_best:.3f} s  layer {ours_size / 1e6:.2f} MB (gzip level {GZIP_LEVEL})"
+        print(f"best of {RUNS} interleaved runs (wall, and CPU of all threads/processes):")
+        _row(
+            "nanodistro image build (resolve+verify+install+layer+write)",
+            *times["ours"],
+            ours_size,
+            f"  (gzip -{GZIP_LEVEL})",
         )
-        print(
-            f"floor: tar | gzip -{GZIP_LEVEL} of the same rootfs:                         "
-            f"{floor_best:.3f} s  layer {floor_size / 1e6:.2f} MB"
-        )
-        print(f"ratio ours/floor: {ours_best / floor_best:.2f}x")
-        if umoci_times:
-            umoci_best = min(umoci_times)
-            print(
-                "umoci repack of the same rootfs:                                "
-                f"{umoci_best:.3f} s  layer {umoci_size / 1e6:.2f} MB (pgzip default level)"
+        _row(f"floor: tar | gzip -{GZIP_LEVEL} of the same rootfs", *times["floor"], floor_size)
+        ours_best = min(times["ours"][0])
+        print(f"ratio ours/floor: {ours_best / min(times['floor'][0]):.2f}x")
+        if times["umoci"][0]:
+            _row(
+                "umoci repack of the same rootfs",
+                *times["umoci"],
+                umoci_size,
+                "  (pgzip default level)",
             )
-            print(f"ratio ours/umoci: {ours_best / umoci_best:.2f}x")
+            print(f"ratio ours/umoci: {ours_best / min(times['umoci'][0]):.2f}x")
         else:
             print("umoci not installed: no umoci baseline")
     return 0
