@@ -32,6 +32,7 @@ from ruamel.yaml.scalarstring import (
 )
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from nanodistro.build.cache import SourceCache
 from nanodistro.errors import MonitorError, NanodistroError, RecipeError
 from nanodistro.formats import version as apk_version
 from nanodistro.graph.scan import as_str, load_yaml, package_mapping, substitute
@@ -40,7 +41,7 @@ from nanodistro.monitor.check import check_targets_async
 from nanodistro.monitor.providers.base import Endpoints
 from nanodistro.monitor.providers.git import ls_remote
 from nanodistro.monitor.recipes import target_from_document
-from nanodistro.monitor.sources import download, extract, git_clone
+from nanodistro.monitor.sources import checkout, download, extract
 from nanodistro.recipe.model import load_recipe_text
 from nanodistro.util.atomic import atomic_write_bytes
 
@@ -252,7 +253,7 @@ def bump_recipe(
     mapping = package_mapping(plain, version=version)
     mapping["package.epoch"] = str(new_epoch)
     mapping["package.full-version"] = f"{version}-r{new_epoch}"
-    source_cache = source_cache or Path(tempfile.gettempdir()) / "nanodistro-sources"
+    cache = SourceCache(source_cache or Path(tempfile.gettempdir()) / "nanodistro-sources")
 
     pinned = [
         p
@@ -261,8 +262,9 @@ def bump_recipe(
         and isinstance(p.get("with"), dict)
         and "expected-commit" in p["with"]
     ]
-    archive: tuple[Path, int] | None = None
-    clone: tuple[str, str] | None = None
+    archive: tuple[Path, int, str] | None = None
+    clone: tuple[str, str, str] | None = None
+    pinned_commits: dict[tuple[str, str], str] = {}  # (repository, tag) -> new commit
     patch_steps: list[_PatchStep] = []
     for parent, _index, rt_step, step in _steps(document.get("pipeline"), plain.get("pipeline")):
         inputs: dict[str, Any] = step["with"] if isinstance(step.get("with"), dict) else {}
@@ -274,22 +276,27 @@ def bump_recipe(
             wants = [k for k in ("expected-sha256", "expected-sha512") if k in inputs]
             if not wants and archive is not None:
                 continue
-            say(f"{name}: downloading {uri}")
-            fetched = download(uri, source_cache)
+            fetched = download(
+                uri,
+                cache,
+                step=name,
+                retries=_int_input(inputs.get("retry-limit"), 5),
+                progress=say,
+            )
             for key in wants:
                 new = fetched.sha256 if key == "expected-sha256" else fetched.sha512
                 if as_str(inputs[key]) != new:
                     rt_step["with"][key] = new
                     changes.append(f"fetch {uri}: {key} {new}")
             if archive is None and as_str(inputs.get("extract") or "true") != "false":
-                archive = (fetched.path, _int_input(inputs.get("strip-components"), 1))
+                archive = (fetched.path, _int_input(inputs.get("strip-components"), 1), uri)
         elif uses == "git-checkout":
             repository = substitute(as_str(inputs.get("repository")), mapping)
             raw_tag = as_str(inputs.get("tag"))
             tag = substitute(raw_tag, mapping)
             commit = as_str(inputs.get("expected-commit"))
             if clone is None and tag:
-                clone = (repository, tag)
+                clone = (repository, tag, "")
             versioned = len(pinned) == 1 or "${{" in raw_tag
             if "expected-commit" not in inputs or "${{" in commit or not versioned or not tag:
                 continue
@@ -299,6 +306,7 @@ def bump_recipe(
             )
             if tag not in commits:
                 raise MonitorError(f"tag {tag!r} not found", where=repository)
+            pinned_commits[(repository, tag)] = commits[tag]
             if commits[tag] != commit:
                 rt_step["with"]["expected-commit"] = commits[tag]
                 changes.append(f"git-checkout {repository}@{tag}: expected-commit {commits[tag]}")
@@ -326,7 +334,11 @@ def bump_recipe(
     kept: list[str] = []
     series_edits: dict[Path, str | None] = {}
     if patch_steps:
-        removed, kept, series_edits = _retire_patches(path, name, patch_steps, archive, clone, say)
+        if clone is not None:
+            clone = (clone[0], clone[1], pinned_commits.get(clone[:2], ""))
+        removed, kept, series_edits = _retire_patches(
+            path, name, patch_steps, archive, clone, cache, say
+        )
         for patch in removed:
             changes.append(f"patch {patch.name} is in upstream {version}: removed")
 
@@ -381,8 +393,9 @@ def _retire_patches(
     recipe: Path,
     package: str,
     steps: list[_PatchStep],
-    archive: tuple[Path, int] | None,
-    clone: tuple[str, str] | None,
+    archive: tuple[Path, int, str] | None,
+    clone: tuple[str, str, str] | None,
+    cache: SourceCache,
     say: Progress,
 ) -> tuple[list[Path], list[str], dict[Path, str | None]]:
     """Check every patch against the new source; edit the round-trip steps in place.
@@ -396,9 +409,12 @@ def _retire_patches(
     with tempfile.TemporaryDirectory(prefix="nanodistro-bump-") as scratch:
         tree = Path(scratch) / "src"
         if archive is not None:
-            extract(archive[0], tree, strip_components=archive[1])
+            extract(archive[0], tree, strip_components=archive[1], where=archive[2])
         elif clone is not None:
-            git_clone(clone[0], clone[1], tree)
+            repository, tag, commit = clone
+            checkout(
+                repository, tag, tree, cache, step=package, expected_commit=commit, progress=say
+            )
         else:
             raise MonitorError(
                 "the recipe has patches but no fetch or git-checkout source to check them against",
