@@ -136,6 +136,8 @@ def _toolchain(workspace: Workspace) -> Any:
     # nanodistro.toml names the toolchain's /usr; the sandbox binds /usr, /bin, /lib... of the
     # root that contains it.
     host_root = root.parent if root.name == "usr" else root
+    # Build pipelines need the usual tools (wget, busybox, ...): the workspace's names are added
+    # to the defaults. Images never see the toolchain; they take every package from the catalog.
     provides = DEFAULT_TOOLCHAIN_PROVIDES | frozenset(workspace.toolchain_provides)
     return Toolchain(host_root=host_root, provides=provides)
 
