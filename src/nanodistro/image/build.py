@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +44,7 @@ Progress = Callable[[str], None]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/sbin:/bin"
 DEFAULT_SSL_CERT_FILE = "/etc/ssl/certs/ca-certificates.crt"
+OPEN_THREADS = min(4, os.cpu_count() or 1)
 IMAGE_AUTHOR = "nanodistro"  # apko writes "github.com/chainguard-dev/apko" here
 
 
@@ -163,20 +166,31 @@ def resolve_arch(
         repos = [parse_repository(e, where="contents.repositories") for e in entries]
         universe = client.load_universe(repos, arch.apk)  # signature-checked indexes
         resolution = solve(universe, request.loaded.config.all_packages())
-        fetched: list[FetchedPackage] = []
-        for resolved in resolution.packages:
-            info = resolved.candidate.info
-            location = package_location(resolved.repository, arch.apk, info)
-            if progress:
-                progress(f"install {info.name}-{info.version} ({arch.apk})")
-            data = _cached_read(client, location, info.checksum, request.cache_dir)
-            if info.file_size is not None and len(data) != info.file_size:
-                raise ChecksumError(
-                    f"size {len(data)} differs from the index ({info.file_size})", where=location
-                )
-            apk = open_apk(data, where=location, expected_identity=info.checksum)
-            fetched.append(FetchedPackage(apk, location, str(resolved.repository)))
-        return fetched
+        # Packages are read in order and verified on a small pool: inflating and hashing
+        # release the GIL. Errors surface in install order, as a serial loop would raise them.
+        opened: list[tuple[Future[ApkFile], str, str]] = []
+        with ThreadPoolExecutor(max_workers=OPEN_THREADS) as pool:
+            try:
+                for resolved in resolution.packages:
+                    info = resolved.candidate.info
+                    location = package_location(resolved.repository, arch.apk, info)
+                    if progress:
+                        progress(f"install {info.name}-{info.version} ({arch.apk})")
+                    data = _cached_read(client, location, info.checksum, request.cache_dir)
+                    if info.file_size is not None and len(data) != info.file_size:
+                        raise ChecksumError(
+                            f"size {len(data)} differs from the index ({info.file_size})",
+                            where=location,
+                        )
+                    future = pool.submit(
+                        open_apk, data, where=location, expected_identity=info.checksum
+                    )
+                    opened.append((future, location, str(resolved.repository)))
+            except BaseException:
+                for future, _, _ in opened:
+                    future.result()  # an earlier package's error comes first
+                raise
+            return [FetchedPackage(future.result(), loc, repo) for future, loc, repo in opened]
     finally:
         if own:
             client.close()
