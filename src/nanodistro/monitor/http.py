@@ -3,7 +3,9 @@
 Upstream APIs are polled often and rate-limit hard, so every GET goes through here:
 - at most ``per_host`` requests in flight per host;
 - 5xx, 429, timeouts and connection errors are retried with exponential backoff (as wolfictl
-  does for release-monitoring.org: 1 s, 2 s, 4 s);
+  does for release-monitoring.org: 1 s, 2 s, 4 s; the statuses and delays of util/http.py),
+  honouring a numeric ``Retry-After``. This loop stays here rather than in
+  ``util.http.call_with_retries`` because it is async and decides on statuses, not exceptions;
 - responses carrying an ``ETag`` or ``Last-Modified`` are stored on disk and revalidated with
   ``If-None-Match`` / ``If-Modified-Since``; a 304 answers from the stored body.
 """
@@ -24,8 +26,8 @@ import httpx
 
 from nanodistro.errors import FetchError
 from nanodistro.util.atomic import atomic_write_bytes
+from nanodistro.util.http import RETRY_STATUS, backoff_delay
 
-_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "nanodistro-monitor/0.1 (+https://github.com/nanodistro)"
 
 
@@ -160,14 +162,14 @@ class HttpClient:
                         f"{type(error).__name__} after {attempt + 1} attempts: {error}", where=url
                     ) from None
             else:
-                if response.status_code not in _RETRY_STATUS or attempt >= self._retries:
+                if response.status_code not in RETRY_STATUS or attempt >= self._retries:
                     return response
                 retry_after = response.headers.get("Retry-After", "")
                 if retry_after.isdigit():
                     await asyncio.sleep(min(float(retry_after), 60.0))
                     attempt += 1
                     continue
-            await asyncio.sleep(self._backoff * (2**attempt))
+            await asyncio.sleep(backoff_delay(attempt + 1, self._backoff))
             attempt += 1
 
 

@@ -27,7 +27,8 @@ from pathlib import Path
 import httpx
 
 from nanodistro.errors import RegistryError
-from nanodistro.registry.reference import DOCKER_HUB, is_loopback
+from nanodistro.registry.reference import DOCKER_HUB
+from nanodistro.util.http import plain_http_allowed
 
 _HUB_ALIASES = frozenset({DOCKER_HUB, "index.docker.io", "registry-1.docker.io"})
 _PARAM_RE = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*(?:,|$)')
@@ -170,7 +171,9 @@ class Authenticator:
     def _fetch_token(self, challenge: Challenge, scopes: list[str], http: httpx.Client) -> str:
         realm = challenge.params["realm"]
         url = httpx.URL(realm)
-        if url.scheme != "https" and not (url.scheme == "http" and self._plain_ok(url.host)):
+        if url.scheme != "https" and not (
+            url.scheme == "http" and plain_http_allowed(url.host, insecure=self.insecure)
+        ):
             raise RegistryError(
                 "refusing to fetch a token over plain http from a non-loopback host "
                 "(pass insecure=True to allow)",
@@ -204,6 +207,3 @@ class Authenticator:
                 "token server answer has no 'token' or 'access_token' string", where=realm
             )
         return token
-
-    def _plain_ok(self, host: str) -> bool:
-        return self.insecure or is_loopback(host)

@@ -21,11 +21,10 @@ import hashlib
 import io
 import json
 import ssl
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import httpx
 
@@ -37,8 +36,9 @@ from nanodistro.registry.auth import (
     repository_scope,
 )
 from nanodistro.registry.mediatypes import ACCEPT_MANIFESTS, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
-from nanodistro.registry.reference import is_loopback, validate_digest
+from nanodistro.registry.reference import validate_digest
 from nanodistro.util.atomic import atomic_writer
+from nanodistro.util.http import RETRY_STATUS, call_with_retries, is_loopback
 
 # Blobs up to this size go in one PUT; larger ones are sent in PATCH chunks of CHUNK_SIZE.
 DEFAULT_CHUNK_THRESHOLD = 64 * 1024 * 1024
@@ -46,7 +46,7 @@ DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
 # Registries may refuse manifests over 4 MiB (distribution spec "Pushing Manifests").
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 _READ_SIZE = 1024 * 1024
-_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+T = TypeVar("T")
 
 
 def compute_digest(data: bytes, algorithm: str = "sha256") -> str:
@@ -260,12 +260,9 @@ class RegistryClient:
         with exponential backoff (when ``retry``), raises RegistryError for other statuses.
         With ``stream`` the caller must close the returned response."""
         attempts = self.retries + 1 if retry else 1
-        last: RegistryError | None = None
-        for attempt in range(attempts):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                return self._send_once(
+        try:
+            return self._with_retries(
+                lambda: self._send_once(
                     method,
                     path_or_url,
                     scopes=scopes,
@@ -276,13 +273,25 @@ class RegistryClient:
                     content=content,
                     stream=stream,
                     follow_redirects=follow_redirects,
-                )
-            except _Retryable as exc:
-                if not retry:
-                    raise  # the caller retries a larger unit (a whole blob upload)
-                last = exc
-        assert last is not None
-        raise RegistryError(last.message + f" (after {attempts} attempts)", where=where)
+                ),
+                attempts,
+                retry_on=_Retryable,
+            )
+        except _Retryable as exc:
+            if not retry:
+                raise  # the caller retries a larger unit (a whole blob upload)
+            raise RegistryError(
+                exc.message + f" (after {attempts} attempts)", where=where
+            ) from None
+
+    def _with_retries(
+        self,
+        call: Callable[[], T],
+        attempts: int,
+        *,
+        retry_on: type[BaseException],
+    ) -> T:
+        return call_with_retries(call, attempts=attempts, backoff=self.backoff, retry_on=retry_on)
 
     def _send_once(
         self,
@@ -338,7 +347,7 @@ class RegistryClient:
                     if self._auth.credentials
                     else " (no credentials given)"
                 )
-            if response.status_code in _RETRYABLE_STATUS:
+            if response.status_code in RETRY_STATUS:
                 raise _Retryable(detail)
             raise RegistryError(detail, where=where)
 
@@ -375,19 +384,17 @@ class RegistryClient:
         validate_digest(digest)
         if self.blob_exists(repository, digest):
             return "exists"
-        last: RegistryError | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                return self._upload_once(repository, digest, size, opener, mount_from)
-            except _Retryable as exc:
-                last = exc
-        assert last is not None
-        raise RegistryError(
-            last.message + f" (after {self.retries + 1} attempts)",
-            where=self._where(repository, digest),
-        )
+        try:
+            return self._with_retries(
+                lambda: self._upload_once(repository, digest, size, opener, mount_from),
+                self.retries + 1,
+                retry_on=_Retryable,
+            )
+        except _Retryable as exc:
+            raise RegistryError(
+                exc.message + f" (after {self.retries + 1} attempts)",
+                where=self._where(repository, digest),
+            ) from None
 
     def _upload_once(
         self,
@@ -534,15 +541,14 @@ class RegistryClient:
         streaming; nothing is left behind on a mismatch."""
         validate_digest(digest)
         where = self._where(repository, digest)
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                self._fetch_blob_once(repository, digest, destination, size, where)
-                return
-            except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise RegistryError(f"download failed: {exc}", where=where) from None
+        try:
+            self._with_retries(
+                lambda: self._fetch_blob_once(repository, digest, destination, size, where),
+                self.retries + 1,
+                retry_on=httpx.TransportError,
+            )
+        except httpx.TransportError as exc:
+            raise RegistryError(f"download failed: {exc}", where=where) from None
 
     def _fetch_blob_once(
         self, repository: str, digest: str, destination: Path, size: int | None, where: str

@@ -8,7 +8,6 @@ that is not ``localhost`` is a Docker Hub repository, so ``alpine`` means
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -78,17 +77,6 @@ class Reference:
         if self.digest:
             text += f"@{self.digest}"
         return text
-
-
-def is_loopback(hostname: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ``::1`` — the only hosts plain HTTP is allowed to
-    without an explicit ``insecure``."""
-    if hostname.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
 
 
 def validate_digest(digest: str, *, where: str | None = None) -> str:

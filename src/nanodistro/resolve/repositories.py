@@ -11,7 +11,6 @@ its records is used, and a downloaded package must have the identity the signed 
 
 from __future__ import annotations
 
-import ipaddress
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -25,6 +24,7 @@ from nanodistro.formats.apkindex import ApkIndex, read_index
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.resolve.universe import RepositoryRef, Universe
 from nanodistro.util.atomic import atomic_write_bytes
+from nanodistro.util.http import plain_http_allowed
 
 __all__ = [
     "RepositoryClient",
@@ -77,15 +77,6 @@ def index_location(repo: RepositoryRef, arch: str) -> str:
 
 def package_location(repo: RepositoryRef, arch: str, info: PackageInfo) -> str:
     return f"{repo.url}/{arch}/{info.filename}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class RepositoryClient:
@@ -143,10 +134,8 @@ class RepositoryClient:
 
     def _get(self, url: str) -> bytes:
         parsed = urllib.parse.urlparse(url)
-        if (
-            parsed.scheme == "http"
-            and not self.insecure
-            and not _is_loopback(parsed.hostname or "")
+        if parsed.scheme == "http" and not plain_http_allowed(
+            parsed.hostname or "", insecure=self.insecure
         ):
             raise FetchError(
                 "refusing plain http to a non-loopback host (use https, or --insecure)", where=url
