@@ -83,3 +83,47 @@ def test_bad_recipe_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixt
     assert run_cli(["build", str(recipe)]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and "bad.yaml:" in err
+
+
+def test_foreign_arch_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nanodistro.build.builder import host_arch
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(TINY)
+    other = "aarch64" if host_arch() != "aarch64" else "x86_64"
+    assert run_cli(["build", str(recipe), "--arch", other, "--no-test"]) == 1
+    assert f"cannot build for {other}" in capsys.readouterr().err
+
+
+def test_package_commit_defaults_to_the_recipe_commit(tmp_path: Path) -> None:
+    import subprocess
+
+    from nanodistro.build.builder import BuildConfig, build_recipe
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(TINY)
+    env = {
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@a",
+        "GIT_COMMITTER_NAME": "a",
+        "GIT_COMMITTER_EMAIL": "a@a",
+        "GIT_AUTHOR_DATE": "@1650000000 +0000",
+        "GIT_COMMITTER_DATE": "@1650000000 +0000",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+    }
+    for args in (["init", "-q"], ["add", "tiny.yaml"], ["commit", "-qm", "tiny"]):
+        subprocess.run(["git", *args], cwd=tmp_path, env=env, check=True)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    result = build_recipe(recipe, BuildConfig(run_tests=False, source_cache=tmp_path / "c"))
+    (package,) = result.packages
+    assert package.info.commit == head
+    assert result.source_date_epoch == 1_650_000_000  # the recipe's last commit time
+    assert package.info.builddate == 1_650_000_000

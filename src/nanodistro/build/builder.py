@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -50,7 +51,7 @@ LOG_TAIL_LINES = 25
 class BuildConfig:
     """Inputs of a build that are not in the recipe."""
 
-    arch: str = "x86_64"
+    arch: str = field(default_factory=lambda: host_arch())
     repo: Path | None = None  # local repository to resolve from and publish to
     key: SigningKey | None = None
     keyring: Keyring | None = None
@@ -147,18 +148,38 @@ def recipe_hash(path: Path, recipe: Recipe) -> str:
 
 def git_commit_time(path: Path) -> int | None:
     """Unix time of the last commit touching ``path``, if it is in a git work tree."""
+    text = _git_log(path, "%ct")
+    return int(text) if text.isdigit() else None
+
+
+def git_commit_id(path: Path) -> str:
+    """The last commit touching ``path`` ("" outside git): the default ``package.commit``, as
+    melange fills it from the configuration's repository."""
+    text = _git_log(path, "%H")
+    return text if re.fullmatch(r"[0-9a-f]{40}", text) else ""
+
+
+def _git_log(path: Path, fmt: str) -> str:
     try:
         result = subprocess.run(
-            ["git", "log", "-1", "--format=%ct", "--", path.name],
+            ["git", "log", "-1", f"--format={fmt}", "--", path.name],
             cwd=path.parent,
             capture_output=True,
             text=True,
             check=False,
         )
     except OSError:
-        return None
-    text = result.stdout.strip()
-    return int(text) if result.returncode == 0 and text.isdigit() else None
+        return ""
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+_MACHINE_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+
+
+def host_arch() -> str:
+    """The apk architecture of this machine (``x86_64``, ``aarch64``, ...)."""
+    machine = platform.machine()
+    return _MACHINE_ARCH.get(machine.lower(), machine)
 
 
 def _slug(text: str) -> str:
@@ -203,6 +224,13 @@ class _Build:
         self.config = config
         self.say = progress or (lambda _m: None)
         self.on_log_line = on_log_line
+        host = host_arch()
+        if config.arch != host:
+            raise BuildError(
+                f"cannot build for {config.arch} on this {host} machine: the sandbox runs the "
+                f"host toolchain natively (no emulation); build on a {config.arch} worker",
+                where=str(path),
+            )
         self.recipe = load_recipe(path)
         self.compiled: CompiledBuild = compile_recipe(
             self.recipe,
@@ -211,6 +239,7 @@ class _Build:
             build_options=config.build_options,
         )
         self.hash = recipe_hash(path, self.recipe)
+        self.default_commit = git_commit_id(path)
         self.started = time.monotonic()
         self.result = BuildResult(
             recipe_path=path,
@@ -388,7 +417,7 @@ class _Build:
                 arch=self.config.arch,
                 description=sub(package.description),
                 url=sub(package.url),
-                commit=package.commit,
+                commit=package.commit or self.default_commit,
                 licenses=licenses,
                 copyright_text=attestation,
                 dependencies=deps,
@@ -405,7 +434,7 @@ class _Build:
             arch=self.config.arch,
             description=sub_spec.description,
             url=sub_spec.url or sub(package.url),
-            commit=sub_spec.spec.commit or package.commit,
+            commit=sub_spec.spec.commit or package.commit or self.default_commit,
             licenses=sub_licenses,
             copyright_text=attestation,
             dependencies=sub_spec.dependencies,

@@ -20,7 +20,7 @@ def _config(
     *,
     recipes: list[Path],
     use_workspace: bool,
-    arch: str,
+    arch: str | None,
     repo: Path | None,
     key: Path | None,
     keyring: list[Path],
@@ -34,7 +34,7 @@ def _config(
     step_timeout: float | None,
     build_timeout: float | None,
 ) -> BuildConfig:
-    from nanodistro.build.builder import BuildConfig
+    from nanodistro.build.builder import BuildConfig, host_arch
     from nanodistro.build.runners import Toolchain
     from nanodistro.factory.workspace import find_workspace, load_workspace
     from nanodistro.trust.keys import load_keyring, load_signing_key
@@ -59,7 +59,7 @@ def _config(
     if source_date_epoch is None and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
         source_date_epoch = int(os.environ["SOURCE_DATE_EPOCH"])
     return BuildConfig(
-        arch=arch,
+        arch=arch or host_arch(),
         repo=repo,
         key=signing_key,
         keyring=trusted or None,
@@ -91,7 +91,7 @@ def _line_printer(verbose: bool) -> Callable[[str, str], None] | None:
     return show
 
 
-ARCH = typer.Option("x86_64", "--arch", help="Target architecture (apk name).")
+ARCH = typer.Option(None, "--arch", help="Target architecture (apk name; default: this machine's).")
 REPO = typer.Option(None, "--repo", help="Local repository to resolve from and publish to.")
 KEY = typer.Option(None, "--key", help="RSA private key to sign packages and the index with.")
 KEYRING = typer.Option([], "--keyring", help="Public key file/dir trusted for repo packages.")
@@ -123,7 +123,7 @@ WORKSPACE = typer.Option(
 
 def build(
     recipes: list[Path] = typer.Argument(..., help="melange recipe files."),
-    arch: str = ARCH,
+    arch: str | None = ARCH,
     repo: Path | None = REPO,
     key: Path | None = KEY,
     keyring: list[Path] = KEYRING,
@@ -188,7 +188,7 @@ def test(
     package: list[Path] = typer.Option(
         [], "--package", "-p", help=".apk files to test (default: the recipe's from --repo)."
     ),
-    arch: str = ARCH,
+    arch: str | None = ARCH,
     repo: Path | None = REPO,
     keyring: list[Path] = KEYRING,
     source_cache: Path | None = CACHE,
