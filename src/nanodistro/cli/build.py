@@ -49,7 +49,11 @@ def _config(
         key = key or workspace.signing_key()
         source_cache = source_cache or workspace.source_cache
         mirrors = dict(workspace.mirrors)
-        toolchain = Toolchain(provides=toolchain.provides | set(workspace.toolchain_provides))
+        root = workspace.toolchain_root
+        toolchain = Toolchain(
+            host_root=root.parent if root.name == "usr" else root,  # as factory/catalog.py
+            provides=toolchain.provides | set(workspace.toolchain_provides),
+        )
         if not keyring and workspace.keys_dir.is_dir():
             keyring = [workspace.keys_dir]
     signing_key = load_signing_key(key) if key else None
