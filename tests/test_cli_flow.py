@@ -9,8 +9,10 @@ skopeo and crane), so a passing test means the bytes are right, not only that th
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
+import http.server
 import io
 import json
 import os
@@ -18,10 +20,12 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -338,6 +342,37 @@ def test_resolve_prints_the_closure_in_install_order(world: World) -> None:
     assert untrusted.returncode != 0 and "Traceback" not in untrusted.stderr
 
 
+@pytest.fixture
+def served_repo(world: World) -> Iterator[str]:
+    """The published repository on 127.0.0.1, as a plain static web server serves it."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(world.repo))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_resolve_over_http_matches_the_directory(world: World, served_repo: str) -> None:
+    local = ok(world.root, "resolve", "--repo", "repo", "--keyring", "keys", "hello")
+    remote = ok(world.root, "resolve", "--repo", served_repo, "--keyring", "keys", "hello")
+    assert remote.stdout == local.stdout
+    plan = ok_json(world.root, "resolve", "--repo", served_repo, "--keyring", "keys", "hello")
+    assert isinstance(plan, list)
+    assert [p["url"] for p in plan] == [
+        f"{served_repo}/x86_64/libfoo-2.0-r0.apk",
+        f"{served_repo}/x86_64/hello-1.0-r0.apk",
+    ]
+
+
 # --- images --------------------------------------------------------------------------------------
 
 
@@ -469,3 +504,45 @@ def test_image_push_and_crane_agree_on_the_digest(
     )
     assert manifest.returncode == 0
     assert "sha256:" + hashlib.sha256(manifest.stdout).hexdigest() == result["digest"]
+
+
+def test_image_lock_pins_the_closure_and_rebuilds_the_same_image(
+    world: World, first_image: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
+    _, result = first_image
+    config = image_config(world, tmp_path / "images", world.repo)
+    lock_path = tmp_path / "hello.lock.json"
+    ok(world.root, "image", "lock", config, "--out", lock_path, "--quiet")
+    lock = json.loads(lock_path.read_text())
+    packages = {p["name"]: p for p in lock["contents"]["packages"]}
+    assert {n: p["version"] for n, p in packages.items()} == {"libfoo": "2.0-r0", "hello": "1.0-r0"}
+    # the lock's control checksum is the index's C: field without the Q1 prefix (both SHA-1)
+    for name, apk in (("hello", world.hello), ("libfoo", world.libfoo)):
+        assert "Q1" + packages[name]["control"]["checksum"].removeprefix("sha1-") == apk_checksum(
+            apk.read_bytes()
+        )
+    rebuilt = ok_json(world.root, "image", "build", config, "--lockfile", lock_path,
+                      "--out", tmp_path / "layout", "--quiet")  # fmt: skip
+    assert isinstance(rebuilt, dict)
+    # as apko does, a locked build pins its world (etc/apk/world: name=version), so the digest
+    # differs from the unlocked build; the installed packages are the same bytes
+    (locked_image,) = rebuilt["images"]
+    images = result["images"]
+    assert isinstance(images, list)
+    first: dict[str, Any] = images[0]
+    assert locked_image["packages"] == first["packages"]
+
+    def installed(layout: Path, layers: list[str]) -> bytes:
+        files: dict[str, tarfile.TarInfo | bytes] = {}
+        for digest in layers:
+            files.update(layer_files(layout, digest))
+        db = files["usr/lib/apk/db/installed"]
+        assert isinstance(db, bytes)
+        return db
+
+    assert installed(tmp_path / "layout", locked_image["layers"]) == installed(
+        first_image[0], first["layers"]
+    )
+    again = ok_json(world.root, "image", "build", config, "--lockfile", lock_path,
+                    "--out", tmp_path / "again", "--quiet")  # fmt: skip
+    assert isinstance(again, dict) and again["digest"] == rebuilt["digest"]
