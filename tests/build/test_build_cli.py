@@ -127,3 +127,22 @@ def test_package_commit_defaults_to_the_recipe_commit(tmp_path: Path) -> None:
     assert package.info.commit == head
     assert result.source_date_epoch == 1_650_000_000  # the recipe's last commit time
     assert package.info.builddate == 1_650_000_000
+
+
+def test_setcap_lands_in_the_package(tmp_path: Path) -> None:
+    from nanodistro.build.builder import BuildConfig, build_recipe
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(
+        TINY.replace(
+            "  copyright:\n",
+            "  setcap:\n    - path: /usr/bin/tiny\n      add: {cap_net_bind_service: '+ep'}\n"
+            "      reason: binds port 80\n  copyright:\n",
+        )
+    )
+    result = build_recipe(recipe, BuildConfig(run_tests=False, source_cache=tmp_path / "c"))
+    entries = {e.path: e for e in read_apk(result.packages[0].data, where="tiny").entries}
+    assert entries["usr/bin/tiny"].xattrs == {
+        "security.capability": bytes.fromhex("0100000200040000000000000000000000000000")
+    }
+    assert entries["usr/share/tiny/data"].xattrs == {}

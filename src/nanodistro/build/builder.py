@@ -423,6 +423,7 @@ class _Build:
                 dependencies=deps,
                 options=package.options,
                 scriptlets=package.scriptlets,
+                setcap=list(package.setcap),
             )
         sub_spec = compiled.subpackage
         sub_licenses = [c.license for c in sub_spec.spec.copyright] or licenses
@@ -440,6 +441,7 @@ class _Build:
             dependencies=sub_spec.dependencies,
             options=sub_spec.spec.options,
             scriptlets=sub_spec.spec.scriptlets,
+            setcap=list(sub_spec.spec.setcap),
         )
 
     # -- the phases

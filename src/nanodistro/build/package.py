@@ -15,12 +15,13 @@ from pathlib import Path
 
 from nanodistro.build.sbom import package_sbom, sbom_path
 from nanodistro.build.sca import ScaOptions, ScaResult, analyze
+from nanodistro.build.setcap import apply_setcap
 from nanodistro.build.sources import SourceRecord
 from nanodistro.errors import BuildError, FormatError
 from nanodistro.formats.apk import write_apk
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.formats.tarball import entries_from_directory
-from nanodistro.recipe.model import Dependencies, PackageOptions, Scriptlets
+from nanodistro.recipe.model import Capability, Dependencies, PackageOptions, Scriptlets
 from nanodistro.trust.keys import SigningKey
 
 NANODISTRO_CONTROL = ".nanodistro.json"
@@ -51,6 +52,7 @@ class PackageSpec:
     dependencies: Dependencies = field(default_factory=Dependencies)
     options: PackageOptions | None = None
     scriptlets: Scriptlets | None = None
+    setcap: list[Capability] = field(default_factory=list)
 
     @property
     def full_version(self) -> str:
@@ -160,7 +162,9 @@ def emit_package(
         **(provenance or {}),
     }
     try:
-        entries = entries_from_directory(outdir, mtime=source_date_epoch)
+        # host xattrs (SELinux labels, ...) never enter a package; capabilities come from setcap
+        entries = entries_from_directory(outdir, mtime=source_date_epoch, with_xattrs=False)
+        apply_setcap(entries, spec.setcap, where=spec.filename)
         data = write_apk(
             info,
             entries,
