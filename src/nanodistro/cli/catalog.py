@@ -125,7 +125,9 @@ def print_report(report: CatalogReport) -> None:
 
     repo = _relative(report.repository)
     keys = _relative(report.keys_dir)
-    first = next((i for i in report.images if i.layout and i.status != "failed"), None)
+    usable = [i for i in report.images if i.layout and i.status in ("built", "unchanged")]
+    # the example the README uses, when there is one
+    first = next((i for i in usable if i.name == "lua"), usable[0] if usable else None)
     layout = _relative(first.layout) if first else f"{_relative(report.images_dir)}/<image>"
     sboms = f"{layout}/sboms/"
     console.print()
@@ -138,8 +140,10 @@ def print_report(report: CatalogReport) -> None:
     console.print(f"  SBOMs       {sboms} (SPDX 2.3 per image and arch)")
     console.print()
     console.print("[bold]Use them[/]")
+    package = next((p.name for p in report.packages if p.name == "lua5.4"), None)
+    package = package or (report.packages[-1].name if report.packages else "<package>")
     console.print(
-        f"  apk --root /tmp/root --initdb --keys-dir {keys} --repository {repo} add lua5.4",
+        f"  apk --root /tmp/root --initdb --keys-dir {keys} --repository {repo} add {package}",
         markup=False,
     )
     console.print(f"  umoci unpack --image {layout}:latest bundle && runc run -b bundle demo")
