@@ -140,10 +140,10 @@ def print_report(report: CatalogReport) -> None:
     console.print(f"  SBOMs       {sboms} (SPDX 2.3 per image and arch)")
     console.print()
     console.print("[bold]Use them[/]")
-    package = next((p.name for p in report.packages if p.name == "lua5.4"), None)
-    package = package or (report.packages[-1].name if report.packages else "<package>")
+    wanted = next((p.name for p in report.packages if p.name == "lua5.4"), None)
+    wanted = wanted or (report.packages[-1].name if report.packages else "<package>")
     console.print(
-        f"  apk --root /tmp/root --initdb --keys-dir {keys} --repository {repo} add {package}",
+        f"  apk --root /tmp/root --initdb --keys-dir {keys} --repository {repo} add {wanted}",
         markup=False,
     )
     console.print(f"  umoci unpack --image {layout}:latest bundle && runc run -b bundle demo")
