@@ -146,3 +146,16 @@ def test_setcap_lands_in_the_package(tmp_path: Path) -> None:
         "security.capability": bytes.fromhex("0100000200040000000000000000000000000000")
     }
     assert entries["usr/share/tiny/data"].xattrs == {}
+
+
+def test_overall_build_timeout(tmp_path: Path) -> None:
+    from nanodistro.build.builder import BuildConfig, build_recipe
+    from nanodistro.errors import BuildError
+
+    recipe = tmp_path / "slow.yaml"
+    recipe.write_text(
+        TINY.replace("  - runs: |\n", "  - name: nap\n    runs: |\n      sleep 60\n", 1)
+    )
+    with pytest.raises(BuildError) as error:
+        build_recipe(recipe, BuildConfig(run_tests=False, build_timeout=2, source_cache=tmp_path))
+    assert "step 'nap'" in str(error.value) and "timed out" in str(error.value)

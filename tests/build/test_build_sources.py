@@ -305,3 +305,22 @@ def test_fetch_retries_server_errors(tmp_path: Path) -> None:
         server.server_close()
     assert len(hits) == 2
     assert (tmp_path / "ws" / "f").read_text() == "x"
+
+
+def test_patch_series_skips_comments(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.txt").write_text("one\n")
+    patches = tmp_path / "recipes" / "demo"
+    patches.mkdir(parents=True)
+    (patches / "01.patch").write_text("--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-one\n+two\n")
+    (patches / "02.patch").write_text("--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-two\n+three\n")
+    (patches / "series").write_text("# applied in order\n01.patch\n\n02.patch  # second\n")
+    apply_patches(
+        {"series": "series"},
+        workspace=ws,
+        workdir="/home/build",
+        patch_dirs=[patches],
+        step="pipeline[1]",
+    )
+    assert (ws / "a.txt").read_text() == "three\n"
