@@ -9,6 +9,8 @@ Semantics follow melange's pipelines (pkg/build/pipelines/{fetch,git-checkout,pa
 fetch downloads into the working directory and extracts with ``--strip-components`` into
 ``directory``; git-checkout clones into ``destination`` and checks out ``tag``/``branch``,
 comparing HEAD with ``expected-commit``; patch applies ``patches``/``series`` with ``-p<N>``.
+Differences: git-checkout always keeps a full mirror in the cache (``depth`` is accepted but a
+checkout has full history), and retry/backoff inputs other than ``retry-limit`` are ignored.
 """
 
 from __future__ import annotations
@@ -364,6 +366,9 @@ def git_checkout(
                     f"got {head}" + (f" (tag {tag})" if tag else ""),
                     where=repository,
                 )
+        if inputs.get("recurse-submodules", "false") == "true":
+            # submodules are fetched here, outside the sandbox, but not cached
+            _git(["submodule", "update", "--init", "--recursive"], cwd=clone, where=repository)
         _cherry_pick(clone, inputs.get("cherry-picks", ""), source_date_epoch, where=repository)
         commit_time = int(_git(["log", "-1", "--format=%ct"], cwd=clone, where=repository))
         for entry in sorted(clone.iterdir()):
