@@ -203,6 +203,22 @@ def test_build_rejects_non_recipe_and_unknown_key(work: Workdir, command: list[s
     assert not (work.root / "packages").exists()
 
 
+def test_build_unreachable_source(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/fetchy-1.0.0.tar.gz"
+    (tmp_path / "fetchy.yaml").write_text(
+        "package:\n  name: fetchy\n  version: 1.0.0\n  epoch: 0\n  description: f\n"
+        "  copyright:\n    - license: MIT\n"
+        f"pipeline:\n  - uses: fetch\n    with:\n      uri: {url}\n"
+        f"      expected-sha256: {'0' * 64}\n"
+        "update:\n  enabled: false\n"
+    )
+    result = run_cli(
+        tmp_path, "build", "fetchy.yaml", "--out", "packages", "--source-cache", "sources"
+    )
+    assert_error(result, url)
+    assert not (tmp_path / "packages").exists()
+
+
 def test_lint_reports_non_recipe_and_unknown_key(work: Workdir) -> None:
     # lint is a report: findings on stdout as FILE:LINE: severity: message [rule], exit 2
     # when a recipe does not load (documented in `lint --help`)
@@ -325,6 +341,28 @@ def test_image_build_unsatisfiable_package(work: Workdir, tmp_path: Path) -> Non
     )
     result = run_cli(work.root, "image", "build", config, "--out", tmp_path / "out")
     assert_error(result, "nosuch")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("contents", "expected"),
+    [
+        ("  keyring: [KEY]\n  repositories: [http://127.0.0.1:PORT/repo]\n", ["127.0.0.1:PORT"]),
+        ("  keyring: [./no-such-key.pub]\n  repositories: [REPO]\n", ["no-such-key.pub"]),
+        ("  keyring: [KEY]\n  repositories: [REPO]\narchs: [mips]\n", ["archs", "mips"]),
+    ],
+    ids=["unreachable repository", "missing key", "unknown arch"],
+)
+def test_image_build_bad_sources(
+    work: Workdir, tmp_path: Path, contents: str, expected: list[str]
+) -> None:
+    port = str(free_port())
+    keyfile = str(next(work.keyring.glob("*.pub")))
+    text = contents.replace("KEY", keyfile).replace("REPO", str(work.repo)).replace("PORT", port)
+    config = tmp_path / "img.yaml"
+    config.write_text("contents:\n  packages: [lone]\n" + text)
+    result = run_cli(tmp_path, "image", "build", config, "--out", "out")
+    assert_error(result, *[e.replace("PORT", port) for e in expected])
     assert not (tmp_path / "out").exists()
 
 
