@@ -198,10 +198,11 @@ def test_cli_json_dot_and_dependents(small: Path) -> None:
 
 def test_section_cut_parse_equals_full_parse(fixtures_dir: Path) -> None:
     from nanodistro.graph.corpus import _UNUSED_SECTIONS, recipe_node
-    from nanodistro.graph.scan import load_yaml, load_yaml_without
+    from nanodistro.graph.scan import load_yaml_without
+    from nanodistro.recipe.yamlsource import load_data
 
     for path in recipe_files(fixtures_dir / "wolfi-os-sample"):
         data = path.read_bytes()
-        full = recipe_node(load_yaml(data, str(path)), str(path))
+        full = recipe_node(load_data(data, str(path)), str(path))
         cut = recipe_node(load_yaml_without(data, str(path), _UNUSED_SECTIONS), str(path))
         assert cut == full, path

@@ -398,7 +398,7 @@ def test_every_sample_update_block_parses(fixtures_dir: Path) -> None:
 
 
 def test_yaml_loader_keeps_versions_as_strings() -> None:
-    from nanodistro.graph.scan import load_yaml
+    from nanodistro.recipe.yamlsource import load_data
 
-    assert load_yaml("package: {name: a, version: 1.10}", "x")["package"]["version"] == "1.10"
+    assert load_data("package: {name: a, version: 1.10}", "x")["package"]["version"] == "1.10"
     assert yaml.safe_load("v: 1.10")["v"] == 1.1  # why a custom loader is needed

@@ -81,6 +81,20 @@ def test_filter_chain_order_and_transforms() -> None:
     assert prepare_version("curl-8_12_0_rc1", allow, block) == "8.12.0.rc1"
 
 
+def test_transform_templates_follow_go() -> None:
+    # Go's Regexp.Expand: a missing group and `$1x` (= `${1x}`) expand to nothing, not an error.
+    update = UpdateConfig.model_validate(
+        {
+            "github": {"identifier": "a/b"},
+            "version-transform": [
+                {"match": r"^v(\d+)\.(\d+)$", "replace": "${1}.${2}${3}"},
+                {"match": r"^(\d+)\.", "replace": "$1x${1}-"},
+            ],
+        }
+    )
+    assert prepare_version("v2.5", update, update.github) == "2-5"
+
+
 def test_release_monitor_filters() -> None:
     update = UpdateConfig.model_validate(
         {

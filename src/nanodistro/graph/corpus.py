@@ -20,16 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from nanodistro.errors import ConfigError, NanodistroError, RecipeError
-from nanodistro.graph.scan import (
-    as_str,
-    load_yaml,
-    load_yaml_without,
-    package_mapping,
-    substitute,
-)
+from nanodistro.graph.scan import as_str, is_true, load_yaml_without, package_mapping
+from nanodistro.recipe.substitute import substitute
+from nanodistro.recipe.yamlsource import load_data
 from nanodistro.util.atomic import atomic_write_bytes
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: scalars read by recipe.yamlsource (yes/no stay text, duplicate keys refused)
 _ATOM_NAME = re.compile(r"^([^<>=~!@\s]+)")
 
 
@@ -88,7 +84,7 @@ def _names(values: Any, mapping: Mapping[str, str]) -> tuple[str, ...]:
         return ()
     names = []
     for value in values:
-        name = atom_name(substitute(as_str(value), mapping))
+        name = atom_name(substitute(as_str(value), mapping, keep_unknown=True))
         if name:
             names.append(name)
     return tuple(dict.fromkeys(names))
@@ -99,7 +95,7 @@ def _provides(values: Any, mapping: Mapping[str, str]) -> tuple[str, ...]:
         return ()
     out = []
     for value in values:
-        text = substitute(as_str(value), mapping).strip()
+        text = substitute(as_str(value), mapping, keep_unknown=True).strip()
         name = text.split("=", 1)[0].strip()
         if name:
             out.append(name)
@@ -133,7 +129,7 @@ def _upstream_key(update: Any) -> str | None:
 
 
 def recipe_node(document: Any, path: str) -> RecipeNode:
-    """Build the node from a parsed recipe (``graph.scan.load_yaml`` output)."""
+    """Build the node from a parsed recipe (``recipe.yamlsource.load_data`` output)."""
     if not isinstance(document, Mapping) or not isinstance(document.get("package"), Mapping):
         raise RecipeError("expected a mapping with a 'package' section", where=path)
     package = document["package"]
@@ -166,7 +162,7 @@ def recipe_node(document: Any, path: str) -> RecipeNode:
         else:
             contexts = [mapping]
         for context in contexts:
-            sub_name = substitute(as_str(sub.get("name")), context)
+            sub_name = substitute(as_str(sub.get("name")), context, keep_unknown=True)
             if sub_name:
                 context = {**context, "subpkg.name": sub_name, "context.name": sub_name}
                 packages.append(_package(sub_name, sub, context))
@@ -186,7 +182,7 @@ def recipe_node(document: Any, path: str) -> RecipeNode:
         path=path,
         packages=tuple(packages),
         build=build,
-        shared=bool(isinstance(update, Mapping) and update.get("shared") is True),
+        shared=bool(isinstance(update, Mapping) and is_true(update.get("shared"))),
         upstream=_upstream_key(update),
     )
 
@@ -301,7 +297,7 @@ def load_images(paths: Iterable[Path]) -> tuple[list[ImageNode], list[Nanodistro
     errors: list[NanodistroError] = []
     for path in paths:
         try:
-            images.append(image_node(load_yaml(path.read_bytes(), str(path)), str(path)))
+            images.append(image_node(load_data(path.read_bytes(), str(path)), str(path)))
         except NanodistroError as error:
             errors.append(error)
         except OSError as error:

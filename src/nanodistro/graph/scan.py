@@ -1,9 +1,11 @@
 """Fast, dict-level reading of melange recipes for the graph and the monitor.
 
-The full recipe model (``nanodistro.recipe``) validates everything; the graph over thousands of
-recipes needs only names, versions and dependency lists, so this reads YAML with libyaml
-(``CSafeLoader``) and keeps every scalar but booleans and nulls as a string, the way melange's Go
-structs read them (``version: 1.10`` stays ``"1.10"``, ``data`` keys ``3.10`` stay ``"3.10"``).
+The full recipe model (``nanodistro.recipe.model``) validates everything; the graph over
+thousands of recipes needs only names, versions and dependency lists. So it reads the same plain
+data the model starts from (``recipe.yamlsource.load_data``: libyaml, every scalar kept as the
+text written, as melange's Go structs read it) and substitutes with ``recipe.substitute``, but
+leniently: an unknown ``${{…}}`` or a bad var-transform is left as written instead of failing,
+because the graph and the monitor must still see recipes the model would reject.
 """
 
 from __future__ import annotations
@@ -12,37 +14,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from nanodistro.errors import RecipeError
-
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class StringLoader(_Loader):  # type: ignore[misc,valid-type]
-    """libyaml loader that resolves only bool and null; numbers stay strings."""
-
-
-StringLoader.yaml_implicit_resolvers = {
-    first: [
-        (tag, regexp)
-        for tag, regexp in resolvers
-        if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
-    ]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def load_yaml(text: str | bytes, where: str) -> Any:
-    """Parse one YAML document with every number kept as a string."""
-    try:
-        return yaml.load(text, Loader=StringLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(error, "problem", None) or str(error)
-        raise RecipeError(f"invalid YAML: {problem}", where=where, line=line) from None
-
+from nanodistro.recipe.substitute import go_regex_replace, substitute
+from nanodistro.recipe.yamlsource import load_data
 
 _TOP_LEVEL_KEY = re.compile(rb"^(?=[A-Za-z_-])", re.MULTILINE)
 
@@ -58,46 +32,27 @@ def load_yaml_without(data: bytes, where: str, skip: tuple[bytes, ...]) -> Any:
     parts = _TOP_LEVEL_KEY.split(data)
     kept = b"".join(part for part in parts if not part.startswith(prefixes))
     try:
-        document = yaml.load(kept, Loader=StringLoader)
-    except yaml.YAMLError:
-        return load_yaml(data, where)
-    return document
-
-
-_SUBST = re.compile(r"\$\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
-_GO_GROUP = re.compile(r"\$(?:\{(\w+)\}|(\d+)|(\$))")
-
-
-def substitute(text: str, mapping: Mapping[str, str]) -> str:
-    """Replace ``${{key}}`` with ``mapping[key]``; unknown keys are left as they are."""
-    if "${{" not in text:
-        return text
-    return _SUBST.sub(lambda m: mapping.get(m.group(1), m.group(0)), text)
-
-
-def go_replacement(template: str) -> str:
-    """Convert a Go ``regexp.ReplaceAllString`` template (``${1}``, ``$1``, ``$$``) to Python's."""
-
-    def convert(match: re.Match[str]) -> str:
-        if match.group(3):
-            return "$"
-        return rf"\g<{match.group(1) or match.group(2)}>"
-
-    return _GO_GROUP.sub(convert, template.replace("\\", "\\\\"))
+        return load_data(kept, where)
+    except RecipeError:
+        return load_data(data, where)
 
 
 def as_str(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    """A scalar's text; ``""`` for null."""
+    return "" if value is None else str(value)
+
+
+def is_true(value: Any) -> bool:
+    """A YAML boolean read as text: ``true`` (and the YAML 1.1 ``yes``/``on`` that Go's yaml.v3
+    still accepts for a bool field)."""
+    return isinstance(value, str) and value.lower() in ("true", "yes", "on")
 
 
 def package_mapping(document: Mapping[str, Any], *, version: str | None = None) -> dict[str, str]:
     """``package.*`` and ``vars.*`` (including ``var-transforms``) for substitution.
 
-    ``version`` overrides ``package.version`` (what a bump will write).
+    ``version`` overrides ``package.version`` (what a bump will write). The strict counterpart
+    on a validated recipe is ``recipe.substitute.base_substitutions``.
     """
     package = document.get("package") or {}
     if not isinstance(package, Mapping):
@@ -115,20 +70,22 @@ def package_mapping(document: Mapping[str, Any], *, version: str | None = None) 
     variables = document.get("vars") or {}
     if isinstance(variables, Mapping):
         for key, value in variables.items():
-            mapping[f"vars.{key}"] = substitute(as_str(value), mapping)
+            mapping[f"vars.{key}"] = substitute(as_str(value), mapping, keep_unknown=True)
     transforms = document.get("var-transforms") or []
     if isinstance(transforms, list):
         for transform in transforms:
             if not isinstance(transform, Mapping) or not transform.get("to"):
                 continue
-            source = substitute(as_str(transform.get("from")), mapping)
+            source = substitute(as_str(transform.get("from")), mapping, keep_unknown=True)
             try:
-                result = re.sub(
+                result = go_regex_replace(
                     as_str(transform.get("match")),
-                    go_replacement(as_str(transform.get("replace"))),
+                    as_str(transform.get("replace")),
                     source,
+                    "<recipe>",
+                    "var-transforms",
                 )
-            except (re.error, IndexError):
+            except RecipeError:  # the model reports it; here the value just stays unchanged
                 result = source
             mapping[f"vars.{transform['to']}"] = result
     return mapping

@@ -35,7 +35,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 from nanodistro.build.cache import SourceCache
 from nanodistro.errors import MonitorError, NanodistroError, RecipeError
 from nanodistro.formats import version as apk_version
-from nanodistro.graph.scan import as_str, load_yaml, package_mapping, substitute
+from nanodistro.graph.scan import as_str, package_mapping
 from nanodistro.monitor import models as m
 from nanodistro.monitor.check import check_targets_async
 from nanodistro.monitor.providers.base import Endpoints
@@ -43,6 +43,8 @@ from nanodistro.monitor.providers.git import ls_remote
 from nanodistro.monitor.recipes import target_from_document
 from nanodistro.monitor.sources import checkout, download, extract
 from nanodistro.recipe.model import load_recipe_text
+from nanodistro.recipe.substitute import substitute
+from nanodistro.recipe.yamlsource import load_data
 from nanodistro.util.atomic import atomic_write_bytes
 
 Progress = Callable[[str], None]
@@ -194,7 +196,7 @@ def latest_version(
     path: Path, *, cache_dir: Path | None = None, endpoints: Endpoints | None = None
 ) -> str:
     """The version a bump moves to: the monitor's next version for this recipe."""
-    target = target_from_document(load_yaml(path.read_text(encoding="utf-8"), str(path)), path)
+    target = target_from_document(load_data(path.read_text(encoding="utf-8"), str(path)), path)
     (result,) = asyncio.run(
         check_targets_async([target], cache_dir=cache_dir, endpoints=endpoints, force=True)
     )
@@ -225,7 +227,7 @@ def bump_recipe(
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise RecipeError(f"cannot read recipe: {error}", where=str(path)) from None
-    plain = load_yaml(text, str(path))
+    plain = load_data(text, str(path))
     if not isinstance(plain, dict) or not isinstance(plain.get("package"), dict):
         raise RecipeError("expected a mapping with a 'package' section", where=str(path))
     handler = _round_trip(text)
@@ -270,7 +272,7 @@ def bump_recipe(
         inputs: dict[str, Any] = step["with"] if isinstance(step.get("with"), dict) else {}
         uses = step.get("uses")
         if uses == "fetch":
-            uri = substitute(as_str(inputs.get("uri")), mapping)
+            uri = substitute(as_str(inputs.get("uri")), mapping, keep_unknown=True)
             if "${{" in uri:
                 raise RecipeError(f"cannot evaluate fetch uri {uri!r}", where=str(path))
             wants = [k for k in ("expected-sha256", "expected-sha512") if k in inputs]
@@ -291,9 +293,9 @@ def bump_recipe(
             if archive is None and as_str(inputs.get("extract") or "true") != "false":
                 archive = (fetched.path, _int_input(inputs.get("strip-components"), 1), uri)
         elif uses == "git-checkout":
-            repository = substitute(as_str(inputs.get("repository")), mapping)
+            repository = substitute(as_str(inputs.get("repository")), mapping, keep_unknown=True)
             raw_tag = as_str(inputs.get("tag"))
-            tag = substitute(raw_tag, mapping)
+            tag = substitute(raw_tag, mapping, keep_unknown=True)
             commit = as_str(inputs.get("expected-commit"))
             if clone is None and tag:
                 clone = (repository, tag, "")

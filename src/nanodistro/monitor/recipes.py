@@ -9,9 +9,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from nanodistro.errors import RecipeError
-from nanodistro.graph.scan import as_str, load_yaml, package_mapping, substitute
+from nanodistro.graph.scan import as_str, package_mapping
 from nanodistro.monitor.models import GitCheckout, RecipeTarget
+from nanodistro.recipe.substitute import substitute
 from nanodistro.recipe.update import UpdateConfig
+from nanodistro.recipe.yamlsource import load_data
 
 
 def iter_steps(steps: Any) -> Iterator[Mapping[str, Any]]:
@@ -53,7 +55,7 @@ def target_from_document(document: Any, path: Path | None) -> RecipeTarget:
         if step.get("uses") != "git-checkout" or not isinstance(step.get("with"), Mapping):
             continue
         inputs = step["with"]
-        repository = substitute(as_str(inputs.get("repository")), mapping)
+        repository = substitute(as_str(inputs.get("repository")), mapping, keep_unknown=True)
         if not repository:
             continue
         tag = inputs.get("tag")
@@ -84,7 +86,7 @@ def load_target(path: Path) -> RecipeTarget:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise RecipeError(f"cannot read recipe: {error}", where=str(path)) from None
-    return target_from_document(load_yaml(text, str(path)), path)
+    return target_from_document(load_data(text, str(path)), path)
 
 
 def find_recipes(paths: Iterable[Path]) -> list[Path]:

@@ -20,8 +20,8 @@ from packaging.version import InvalidVersion, Version
 
 from nanodistro.errors import MonitorError
 from nanodistro.formats import version as apk_version
-from nanodistro.graph.scan import go_replacement
 from nanodistro.monitor.models import Candidate, UpstreamRelease
+from nanodistro.recipe.substitute import apply_go_template
 from nanodistro.recipe.update import UpdateConfig
 
 # wolfictl skips a version whose lowercase form contains one of these (unless
@@ -40,6 +40,10 @@ def _compile(pattern: str, field: str) -> re.Pattern[str]:
         raise MonitorError(
             f"invalid regular expression {pattern!r}: {error}", field=field
         ) from None
+
+
+def _expand(template: str, match: re.Match[str]) -> str:
+    return apply_go_template(template, match)  # Go's ${1} / $1 / $$, as melange's transforms
 
 
 def looks_prerelease(version: str) -> bool:
@@ -89,7 +93,7 @@ def prepare_version(
         return None
     for transform in update.version_transform:
         regex = _compile(transform.match, "update.version-transform.match")
-        version = regex.sub(go_replacement(transform.replace), version)
+        version = regex.sub(functools.partial(_expand, transform.replace), version)
     if not version or not any(ch.isdigit() for ch in version):
         return None  # "latest", "nightly", "stable": not versions
     return version

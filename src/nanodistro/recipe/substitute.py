@@ -95,9 +95,11 @@ def substitute(
     field: str | None = None,
     *,
     line: int | None = None,
+    keep_unknown: bool = False,
 ) -> str:
     """Replace every ``${{name}}`` with ``mapping[name]``; an unknown name is a RecipeError
-    naming ``where``, ``line`` and ``field``."""
+    naming ``where``, ``line`` and ``field``, or with ``keep_unknown`` stays as written (for
+    readers that only look at some fields, like the graph and the monitor)."""
     if "${{" not in text:
         return text
 
@@ -106,6 +108,8 @@ def substitute(
         try:
             return mapping[name]
         except KeyError:
+            if keep_unknown:
+                return match.group(0)
             raise RecipeError(
                 f"unknown variable ${{{{{name}}}}}{_suggest(name, mapping)}",
                 where=where,

@@ -19,7 +19,7 @@ import yaml
 
 from nanodistro.errors import RecipeError
 
-__all__ = ["KeyPath", "YamlDocument", "format_path", "parse_yaml"]
+__all__ = ["KeyPath", "YamlDocument", "format_path", "load_data", "parse_yaml"]
 
 KeyPath = tuple[str | int, ...]
 
@@ -77,10 +77,9 @@ def format_path(path: KeyPath) -> str:
     return out
 
 
-def parse_yaml(text: str, where: str) -> YamlDocument:
-    """Parse one YAML document into a :class:`YamlDocument`; errors name the file and line."""
+def _compose(text: str | bytes, where: str) -> yaml.Node | None:
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        return yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -88,12 +87,27 @@ def parse_yaml(text: str, where: str) -> YamlDocument:
         raise RecipeError(f"invalid YAML: {problem}", where=where, line=line) from None
     except yaml.YAMLError as error:
         raise RecipeError(f"invalid YAML: {error}", where=where) from None
+
+
+def parse_yaml(text: str, where: str) -> YamlDocument:
+    """Parse one YAML document into a :class:`YamlDocument`; errors name the file and line."""
+    root = _compose(text, where)
     doc = YamlDocument(data=None, where=where, text=text)
     if root is None:
         raise RecipeError("empty recipe: expected a mapping with a 'package' key", where=where)
     doc.lines[()] = root.start_mark.line + 1
     doc.data = _Converter(doc).convert(root, ())
     return doc
+
+
+def load_data(text: str | bytes, where: str) -> Any:
+    """Only the plain data of one YAML document (None when it is empty), read exactly as
+    :func:`parse_yaml` reads it: for readers that need many files fast and no line table
+    (the graph, the monitor). ``bytes`` may carry any encoding YAML allows (UTF-8/16, BOM)."""
+    root = _compose(text, where)
+    if root is None:
+        return None
+    return _Converter(YamlDocument(data=None, where=where)).convert(root, ())
 
 
 class _Converter:

@@ -13,6 +13,7 @@ from nanodistro.errors import MonitorError
 from nanodistro.monitor.http import HttpClient
 from nanodistro.monitor.models import UpstreamRelease
 from nanodistro.monitor.providers.base import ProviderConfig
+from nanodistro.recipe.substitute import substitute
 from nanodistro.recipe.update import UpdateConfig
 
 KIND = "http_regex"
@@ -23,7 +24,7 @@ def block(update: UpdateConfig) -> Any:
 
 
 def _substitute(text: str, config: ProviderConfig) -> str:
-    return text.replace("${{package.name}}", config.target.name)
+    return substitute(text, {"package.name": config.target.name}, keep_unknown=True)
 
 
 async def versions(config: ProviderConfig, client: HttpClient) -> list[UpstreamRelease]:
