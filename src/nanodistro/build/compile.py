@@ -175,7 +175,6 @@ class _Compiler:
     def __init__(self, recipe: Recipe, pipeline_dirs: Sequence[Path]) -> None:
         self.recipe = recipe
         self.pipeline_dirs = list(pipeline_dirs)
-        self.needs: list[str] = []
         self.warnings: list[str] = []
 
     def _loc(self, path: KeyPath | None) -> tuple[int | None, str | None]:
@@ -200,7 +199,7 @@ class _Compiler:
         out: list[CompiledStep] = []
         for index, step in enumerate(steps):
             step_path = (*path, index) if path is not None else None
-            out.extend(self.step(step, scope, step_path, needs, index))
+            out.extend(self.step(step, scope, step_path, needs))
         return out
 
     def step(
@@ -209,7 +208,6 @@ class _Compiler:
         scope: _Scope,
         path: KeyPath | None,
         needs: list[str],
-        index: int,
     ) -> list[CompiledStep]:
         where = self.recipe.where
         if step.if_:
