@@ -432,17 +432,7 @@ class RegistryClient:
                 data = stream.read()
                 hasher.update(data)
                 self._check_local(hasher, digest, len(data), size, where)
-                final = self._send(
-                    "PUT",
-                    location,
-                    scopes=scope_tuple,
-                    where=where,
-                    ok=(201,),
-                    params={"digest": digest},
-                    headers={"Content-Type": "application/octet-stream"},
-                    content=data,
-                    retry=False,
-                )
+                final = self._complete_upload(location, digest, scope_tuple, where, data)
             else:
                 offset = 0
                 while True:
@@ -474,18 +464,36 @@ class RegistryClient:
                             "DELETE", location, scopes=scope_tuple, where=where, ok=(204, 404)
                         )
                     raise
-                final = self._send(
-                    "PUT",
-                    location,
-                    scopes=scope_tuple,
-                    where=where,
-                    ok=(201,),
-                    params={"digest": digest},
-                    headers={"Content-Length": "0"},
-                    retry=False,
-                )
+                final = self._complete_upload(location, digest, scope_tuple, where, None)
         self._check_digest_header(final, digest, where)
         return "uploaded"
+
+    def _complete_upload(
+        self,
+        location: str,
+        digest: str,
+        scopes: tuple[str, ...],
+        where: str,
+        data: bytes | None,
+    ) -> httpx.Response:
+        """The closing ``PUT ?digest=``: carrying the whole blob (monolithic upload) or, with
+        ``data`` None, empty after the PATCHed chunks."""
+        headers = (
+            {"Content-Length": "0"}
+            if data is None
+            else {"Content-Type": "application/octet-stream"}
+        )
+        return self._send(
+            "PUT",
+            location,
+            scopes=scopes,
+            where=where,
+            ok=(201,),
+            params={"digest": digest},
+            headers=headers,
+            content=data,
+            retry=False,
+        )
 
     @staticmethod
     def _check_local(hasher: Any, digest: str, got: int, size: int, where: str) -> None:
