@@ -5,12 +5,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
-from upstream_server import Upstream
+from upstream_server import Upstream, git
 
 from nanodistro.errors import MonitorError
 from nanodistro.monitor.bump import bump_recipe
@@ -38,6 +37,17 @@ README_PATCH = """\
 -version one
 +version one, patched
 """
+
+
+# Upstream 2.0.0 ships the fix that fix-answer.patch carries.
+FIXED_IN_2 = {"1.0.0": {"answer.c": BUGGY}, "2.0.0": {"answer.c": FIXED}}
+# Upstream 1.1.0 ships the fix too, and readme.patch stays ours.
+FIXED_IN_1_1 = {
+    "1.0.0": {"answer.c": BUGGY, "README": README_V1},
+    "1.1.0": {"answer.c": FIXED, "README": README_V1},
+}
+FIX_ONLY = {"fix-answer.patch": FIX_PATCH}
+BOTH_PATCHES = {"fix-answer.patch": FIX_PATCH, "readme.patch": README_PATCH}
 
 
 def tarball(version: str, files: dict[str, str]) -> bytes:
@@ -116,12 +126,7 @@ def make_project(
 
 
 def test_bump_drops_absorbed_patch_and_updates_checksum(tmp_path: Path, upstream: Upstream) -> None:
-    recipe = make_project(
-        tmp_path,
-        upstream,
-        {"1.0.0": {"answer.c": BUGGY}, "2.0.0": {"answer.c": FIXED}},
-        {"fix-answer.patch": FIX_PATCH},
-    )
+    recipe = make_project(tmp_path, upstream, FIXED_IN_2, FIX_ONLY)
     result = bump_recipe(recipe, "2.0.0", source_cache=tmp_path / "cache")
     text = recipe.read_text()
     new_sha = hashlib.sha256(tarball("2.0.0", {"answer.c": FIXED})).hexdigest()
@@ -139,15 +144,7 @@ def test_bump_drops_absorbed_patch_and_updates_checksum(tmp_path: Path, upstream
 
 
 def test_bump_keeps_applying_patch_and_edits_list(tmp_path: Path, upstream: Upstream) -> None:
-    recipe = make_project(
-        tmp_path,
-        upstream,
-        {
-            "1.0.0": {"answer.c": BUGGY, "README": README_V1},
-            "1.1.0": {"answer.c": FIXED, "README": README_V1},
-        },
-        {"fix-answer.patch": FIX_PATCH, "readme.patch": README_PATCH},
-    )
+    recipe = make_project(tmp_path, upstream, FIXED_IN_1_1, BOTH_PATCHES)
     result = bump_recipe(recipe, None, source_cache=tmp_path / "cache", endpoints=Endpoints())
     assert result.new_version == "1.1.0"  # found by the http-regex monitor
     text = recipe.read_text()
@@ -162,7 +159,7 @@ def test_bump_fails_cleanly_on_conflicting_patch(tmp_path: Path, upstream: Upstr
         tmp_path,
         upstream,
         {"1.0.0": {"answer.c": BUGGY}, "3.0.0": {"answer.c": rewritten}},
-        {"fix-answer.patch": FIX_PATCH},
+        FIX_ONLY,
     )
     before = recipe.read_text()
     with pytest.raises(MonitorError, match=r"fix-answer\.patch neither applies"):
@@ -172,12 +169,7 @@ def test_bump_fails_cleanly_on_conflicting_patch(tmp_path: Path, upstream: Upstr
 
 
 def test_bump_dry_run_changes_nothing(tmp_path: Path, upstream: Upstream) -> None:
-    recipe = make_project(
-        tmp_path,
-        upstream,
-        {"1.0.0": {"answer.c": BUGGY}, "2.0.0": {"answer.c": FIXED}},
-        {"fix-answer.patch": FIX_PATCH},
-    )
+    recipe = make_project(tmp_path, upstream, FIXED_IN_2, FIX_ONLY)
     before = recipe.read_text()
     result = bump_recipe(recipe, "2.0.0", dry_run=True, source_cache=tmp_path / "cache")
     assert recipe.read_text() == before
@@ -201,33 +193,19 @@ def test_bump_same_version_increments_epoch(tmp_path: Path, upstream: Upstream) 
     assert "epoch: 5" in recipe.read_text()
 
 
-def _git(repo: Path, *args: str) -> str:
-    env = {
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@e",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@e",
-        "HOME": str(repo),
-        "PATH": "/usr/bin:/bin",
-    }
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
-    ).stdout.strip()
-
-
 def test_bump_git_checkout_commit_and_patch(tmp_path: Path) -> None:
     repo = tmp_path / "upstream"
     repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
+    git(repo, "init", "-q", "-b", "main")
     (repo / "answer.c").write_text(BUGGY)
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "v1")
-    _git(repo, "tag", "-a", "-m", "v1", "v1.0")
-    old = _git(repo, "rev-parse", "HEAD")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "v1")
+    git(repo, "tag", "-a", "-m", "v1", "v1.0")
+    old = git(repo, "rev-parse", "HEAD")
     (repo / "answer.c").write_text(FIXED)
-    _git(repo, "commit", "-qam", "fix")
-    _git(repo, "tag", "-a", "-m", "v1.1", "v1.1")
-    new = _git(repo, "rev-parse", "HEAD")
+    git(repo, "commit", "-qam", "fix")
+    git(repo, "tag", "-a", "-m", "v1.1", "v1.1")
+    new = git(repo, "rev-parse", "HEAD")
     recipes = tmp_path / "recipes"
     (recipes / "demo").mkdir(parents=True)
     (recipes / "demo" / "fix.patch").write_text(FIX_PATCH)
@@ -258,15 +236,7 @@ pipeline:
 
 
 def test_bump_edits_a_series_file(tmp_path: Path, upstream: Upstream) -> None:
-    recipe = make_project(
-        tmp_path,
-        upstream,
-        {
-            "1.0.0": {"answer.c": BUGGY, "README": README_V1},
-            "1.1.0": {"answer.c": FIXED, "README": README_V1},
-        },
-        {"fix-answer.patch": FIX_PATCH, "readme.patch": README_PATCH},
-    )
+    recipe = make_project(tmp_path, upstream, FIXED_IN_1_1, BOTH_PATCHES)
     text = recipe.read_text()
     start = text.index("  - uses: patch")
     end = text.index("  - runs: make")

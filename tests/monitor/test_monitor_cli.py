@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_monitor_bump import BUGGY, FIX_PATCH, FIXED, make_project
+from test_monitor_bump import FIX_ONLY, FIXED_IN_2, make_project
 from test_monitor_providers import PYPI_DOC
 from upstream_server import Upstream
 
@@ -60,12 +60,7 @@ def test_monitor_exit_status_and_json(tmp_path: Path, upstream: Upstream) -> Non
 
 
 def test_bump_cli_dry_run_then_real(tmp_path: Path, upstream: Upstream) -> None:
-    recipe = make_project(
-        tmp_path,
-        upstream,
-        {"1.0.0": {"answer.c": BUGGY}, "2.0.0": {"answer.c": FIXED}},
-        {"fix-answer.patch": FIX_PATCH},
-    )
+    recipe = make_project(tmp_path, upstream, FIXED_IN_2, FIX_ONLY)
     before = recipe.read_text()
     args = ("--source-cache", str(tmp_path / "src"), "--cache-dir", str(tmp_path / "c"))
     dry = run_cli("bump", str(recipe), "--dry-run", *args, base=upstream.base)

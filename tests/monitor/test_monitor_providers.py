@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
-from upstream_server import Upstream
+from upstream_server import Upstream, git
 
 from nanodistro.monitor.check import check_targets_async, exit_status
 from nanodistro.monitor.models import CheckResult
@@ -301,31 +300,17 @@ def test_http_regex_directory_listing(upstream: Upstream) -> None:
     assert (result.status, result.latest) == ("update", "1.10")
 
 
-def _git(repo: Path, *args: str) -> str:
-    env = {
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@e",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@e",
-        "HOME": str(repo),
-        "PATH": "/usr/bin:/bin",
-    }
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
-    ).stdout.strip()
-
-
 def test_git_provider_local_repository(tmp_path: Path, upstream: Upstream) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
+    git(repo, "init", "-q", "-b", "main")
     commits = {}
     for tag in ("font-demo-1.0.2", "font-demo-1.0.10", "font-demo-1.0.9", "XORG-7_1"):
         (repo / "f").write_text(tag)
-        _git(repo, "add", "f")
-        _git(repo, "commit", "-q", "-m", tag)
-        _git(repo, "tag", "-a", "-m", tag, tag)  # annotated: ls-remote peels ^{}
-        commits[tag] = _git(repo, "rev-parse", "HEAD")
+        git(repo, "add", "f")
+        git(repo, "commit", "-q", "-m", tag)
+        git(repo, "tag", "-a", "-m", tag, tag)  # annotated: ls-remote peels ^{}
+        commits[tag] = git(repo, "rev-parse", "HEAD")
     document = recipe(
         "1.0.9",
         {
