@@ -546,3 +546,35 @@ def test_image_lock_pins_the_closure_and_rebuilds_the_same_image(
     again = ok_json(world.root, "image", "build", config, "--lockfile", lock_path,
                     "--out", tmp_path / "again", "--quiet")  # fmt: skip
     assert isinstance(again, dict) and again["digest"] == rebuilt["digest"]
+
+
+def test_oci_archive_and_umoci_unpack(
+    world: World, first_image: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
+    layout, result = first_image
+    config = image_config(world, tmp_path / "images", world.repo)
+    archive = tmp_path / "hello.tar"
+    built = build_image(world, config, archive)
+    assert built["digest"] == result["digest"], "archive and layout of one build differ"
+    skopeo = find_tool("skopeo")
+    inspected = subprocess.run(
+        [skopeo, "inspect", f"oci-archive:{archive}"], capture_output=True, text=True, check=False
+    )
+    assert inspected.returncode == 0, inspected.stderr
+    assert json.loads(inspected.stdout)["Digest"] == result["digest"]
+
+    umoci = find_tool("umoci")
+    bundle = tmp_path / "bundle"
+    unpacked = subprocess.run(
+        [umoci, "unpack", "--rootless", "--image", f"{layout}:latest", str(bundle)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert unpacked.returncode == 0, unpacked.stderr
+    rootfs = bundle / "rootfs"
+    assert (rootfs / "usr/bin/hello").read_text() == "#!/bin/sh\necho hello\n"
+    assert os.readlink(rootfs / "usr/bin/hi") == "hello"
+    assert (rootfs / "usr/bin/hello").stat().st_mode & 0o777 == 0o755
+    runtime = json.loads((bundle / "config.json").read_text())
+    assert runtime["process"]["args"] == ["/usr/bin/hello"]
