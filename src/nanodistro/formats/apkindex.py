@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,9 +127,27 @@ _FAST_PATH_OK = len(_SCALAR_DEFAULTS) + len(_INDEX_LIST_ATTRS) + len(_OTHER_FACT
     _INFO_FIELDS
 )
 _INT_ATTRS = tuple(_INT_LETTERS.values())
+#: Every field in declaration order (as ``__init__`` would set them), lists as placeholders: a
+#: copy has its final size, so filling it in never grows the dict.
+_STATE_TEMPLATE: dict[str, Any] = {f.name: _SCALAR_DEFAULTS.get(f.name) for f in _INFO_FIELDS}
 #: "C:" -> "checksum": the two-character prefix lookup also checks the colon.
 _ATTR_OF_PREFIX = {letter + ":": attr for letter, attr in _ATTR_OF.items()}
+#: "C" -> "checksum", for lines whose colon was checked over the whole text at once.
+_ATTR_OF_LETTER = {letter: attr for letter, attr in _ATTR_OF.items()}
+#: A line (after the first) that is neither empty nor ``<one character>:...``.
+_LINE_WITHOUT_COLON = re.compile(r"\n(?![^\n]:|\n|\Z)")
 _new_object = object.__new__
+
+
+def _colons_at_index_1(text: str) -> bool:
+    """Whether every non-empty line of ``text`` has ':' as its second character.
+
+    One regex scan of the text; it lets the per-line work look up a single character, which
+    Python does not allocate, instead of a two-character slice.
+    """
+    if text and text[0] != "\n" and text[1:2] != ":":
+        return False
+    return _LINE_WITHOUT_COLON.search(text) is None
 
 
 def _fast_record(
@@ -146,9 +165,24 @@ def _fast_record(
         fields = {attr_of_prefix[line[:2]]: line[2:] for line in lines}
     except KeyError:  # unknown letter, no colon, empty line
         return None
-    if len(fields) != len(lines):  # a repeated letter
+    return _record_from_fields(fields, len(lines))
+
+
+def _fast_record_colons_checked(
+    lines: list[str], attr_of_letter: dict[str, str] = _ATTR_OF_LETTER
+) -> PackageInfo | None:
+    """``_fast_record`` for lines known to hold ':' at index 1 (``_colons_at_index_1``)."""
+    try:
+        fields = {attr_of_letter[line[0]]: line[2:] for line in lines}
+    except (KeyError, IndexError):  # unknown letter, empty line
         return None
-    state = _SCALAR_DEFAULTS.copy()
+    return _record_from_fields(fields, len(lines))
+
+
+def _record_from_fields(fields: dict[str, str], line_count: int) -> PackageInfo | None:
+    if len(fields) != line_count:  # a repeated letter
+        return None
+    state = _STATE_TEMPLATE.copy()
     state.update(fields)
     for attr in _INT_ATTRS:
         value = state[attr]
@@ -157,7 +191,7 @@ def _fast_record(
                 return None
             state[attr] = int(value)
     for attr in _INDEX_LIST_ATTRS:
-        value = state.get(attr)
+        value = fields.get(attr)
         if value is None:
             state[attr] = []
         else:
@@ -203,9 +237,14 @@ def parse_apkindex_text(text: str, where: str = "APKINDEX") -> list[PackageInfo]
     Unknown letters are kept in ``extra`` (AT ignores unknown lower-case letters and marks the
     package uninstallable for unknown upper-case ones; we keep both so the text can be reproduced).
     """
+    records = text.split("\n\n")
+    if _FAST_PATH_OK:
+        fast = _fast_record_colons_checked if _colons_at_index_1(text) else _fast_record
+        infos = [fast(record.split("\n")) for record in records if record]
+        if all(infos):  # PackageInfo has no __bool__: only a None is false
+            return infos  # type: ignore[return-value]
     packages: list[PackageInfo] = []
     append = packages.append
-    records = text.split("\n\n")
     lineno, counted = 1, 0  # first line number of records[counted]
     for number, record in enumerate(records):
         if not record:
