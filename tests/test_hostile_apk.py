@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from fixture_paths import THIRD_PARTY
 from nanodistro.errors import ChecksumError, FormatError, NanodistroError, UnsafePathError
 from nanodistro.formats.apk import read_apk, verify_apk, verify_apk_bytes
 from nanodistro.formats.signature import (
@@ -32,15 +33,7 @@ from nanodistro.formats.tarball import (
     validate_entries,
     write_tar,
 )
-from nanodistro.trust.keys import generate_key, load_keyring, load_signing_key
-
-# Same resolution as tests/conftest.py; importing it by name is ambiguous next to other
-# conftest.py files.
-THIRD_PARTY = (
-    Path(os.environ.get("NANODISTRO_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
-    / "fixtures"
-    / "third_party"
-)
+from signing_keys import KeyAndKeyring, make_key
 
 SEED = 20260601
 FIXTURES = [
@@ -147,10 +140,8 @@ def test_thousands_of_mutations_only_raise_nanodistro_errors() -> None:
 
 
 @pytest.fixture(scope="module")
-def key(tmp_path_factory: pytest.TempPathFactory) -> tuple[SigningKey, dict[str, bytes]]:
-    directory = tmp_path_factory.mktemp("keys")
-    private, _ = generate_key("hostile", directory, bits=2048)
-    return load_signing_key(private), load_keyring(directory)
+def key(tmp_path_factory: pytest.TempPathFactory) -> KeyAndKeyring:
+    return make_key(tmp_path_factory.mktemp("keys"), "hostile")
 
 
 def forge(data_tar: bytes, key: SigningKey, *, datahash: str | None = None) -> bytes:

@@ -6,13 +6,13 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from fixture_paths import THIRD_PARTY
 from nanodistro.errors import ChecksumError, FormatError, NanodistroError
 from nanodistro.formats.apk import (
     identity,
@@ -29,15 +29,7 @@ from nanodistro.formats.signature import (
     UntrustedSignatureError,
 )
 from nanodistro.formats.tarball import TarEntry, gzip_members, read_tar, sort_key, write_tar
-from nanodistro.trust.keys import generate_key, load_keyring, load_signing_key
-
-# Same resolution as tests/conftest.py; importing it by name is ambiguous next to other
-# conftest.py files.
-THIRD_PARTY = (
-    Path(os.environ.get("NANODISTRO_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
-    / "fixtures"
-    / "third_party"
-)
+from signing_keys import KeyAndKeyring, make_key
 
 VERIFY = json.loads((THIRD_PARTY / "VERIFY.json").read_text())
 APKS = sorted(name for name in VERIFY if name.endswith(".apk"))
@@ -108,10 +100,8 @@ def test_segments_match_apko_lock_file() -> None:
 
 
 @pytest.fixture(scope="module")
-def key(tmp_path_factory: pytest.TempPathFactory) -> tuple[SigningKey, dict[str, bytes]]:
-    directory = tmp_path_factory.mktemp("keys")
-    private, _ = generate_key("test", directory, bits=2048)
-    return load_signing_key(private), load_keyring(directory)
+def key(tmp_path_factory: pytest.TempPathFactory) -> KeyAndKeyring:
+    return make_key(tmp_path_factory.mktemp("keys"))
 
 
 def sample_package() -> tuple[PackageInfo, list[TarEntry]]:

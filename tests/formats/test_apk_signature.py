@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import pytest
 
+from fixture_paths import THIRD_PARTY
 from nanodistro.errors import KeyLoadError, SignatureError
 from nanodistro.formats.signature import (
     SIGNATURE_ALGORITHMS,
@@ -27,21 +27,12 @@ from nanodistro.formats.signature import (
 )
 from nanodistro.formats.tarball import gzip_member, read_tar
 from nanodistro.trust.keys import generate_key, load_keyring, load_signing_key
-
-# Same resolution as tests/conftest.py; importing it by name is ambiguous next to other
-# conftest.py files.
-THIRD_PARTY = (
-    Path(os.environ.get("NANODISTRO_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
-    / "fixtures"
-    / "third_party"
-)
+from signing_keys import KeyAndKeyring, make_key
 
 
 @pytest.fixture(scope="module")
-def key_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[SigningKey, dict[str, bytes]]:
-    directory = tmp_path_factory.mktemp("keys")
-    private, _ = generate_key("test", directory, bits=2048)
-    return load_signing_key(private), load_keyring(directory)
+def key_pair(tmp_path_factory: pytest.TempPathFactory) -> KeyAndKeyring:
+    return make_key(tmp_path_factory.mktemp("keys"))
 
 
 def test_signature_names() -> None:
