@@ -25,10 +25,13 @@ def push_command(
     """Push ``layout`` to ``ref`` and return the pushed digest. With a username and no password
     the password is read from ``$NANODISTRO_REGISTRY_PASSWORD`` (keeps it out of argv); with
     neither, ``~/.docker/config.json`` ``auths`` is used."""
-    if username is not None and password is None:
-        password = os.environ.get(PASSWORD_ENV, "")
     return push_layout(
-        layout, ref, insecure=insecure, username=username, password=password, progress=progress
+        layout,
+        ref,
+        insecure=insecure,
+        username=username,
+        password=_password(username, password),
+        progress=progress,
     )
 
 
@@ -41,8 +44,18 @@ def pull_command(
     progress: Callable[[str], None] | None = None,
 ) -> str:
     """Pull ``ref`` into the OCI layout ``layout``; credentials as for :func:`push_command`."""
-    if username is not None and password is None:
-        password = os.environ.get(PASSWORD_ENV, "")
     return pull(
-        ref, layout, insecure=insecure, username=username, password=password, progress=progress
+        ref,
+        layout,
+        insecure=insecure,
+        username=username,
+        password=_password(username, password),
+        progress=progress,
     )
+
+
+def _password(username: str | None, password: str | None) -> str | None:
+    # A username without a password takes it from the environment, keeping it out of argv.
+    if username is not None and password is None:
+        return os.environ.get(PASSWORD_ENV, "")
+    return password
