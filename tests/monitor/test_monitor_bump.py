@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from upstream_server import Upstream, git
 
-from nanodistro.errors import MonitorError
+from nanodistro.errors import MonitorError, UnsafePathError
 from nanodistro.monitor.bump import bump_recipe
 from nanodistro.monitor.providers.base import Endpoints
 
@@ -252,3 +252,14 @@ def test_bump_edits_a_series_file(tmp_path: Path, upstream: Upstream) -> None:
     assert series.read_text() == "# applied in order\n\nreadme.patch\n"
     assert "series: series" in recipe.read_text()
     assert not (tmp_path / "demo" / "fix-answer.patch").exists()
+
+
+def test_bump_refuses_a_source_escaping_its_tree(tmp_path: Path, upstream: Upstream) -> None:
+    # The bump unpacks with the build's safe extractor (build.sources.extract_tarball).
+    releases = {"1.0.0": {"answer.c": BUGGY}, "2.0.0": {"answer.c": FIXED, "../../escape": "x"}}
+    recipe = make_project(tmp_path, upstream, releases, FIX_ONLY)
+    before = recipe.read_text()
+    with pytest.raises(UnsafePathError, match="escape"):
+        bump_recipe(recipe, "2.0.0", source_cache=tmp_path / "cache")
+    assert recipe.read_text() == before
+    assert (tmp_path / "demo" / "fix-answer.patch").exists()
