@@ -53,6 +53,8 @@ def _client(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     plain_http: bool | None = None,
 ) -> RegistryClient:
+    # push_layout and pull repeat these connection keywords on purpose: they are the public,
+    # documented signatures the CLI and image builder call; the logic lives only here.
     return RegistryClient(
         ref.api_host,
         insecure=insecure,
