@@ -247,6 +247,14 @@ test:
     assert shout.tests[0].passed  # the test root got greet via shout's so: dependency
     assert any(m.startswith("build [shout] autoconf/make") for m in progress)
     assert (repo / "x86_64" / "shout-2.0-r0.apk").is_file()
+    # .melange.yaml: the recipe with its environment locked to what was installed
+    from nanodistro.recipe.model import load_recipe_text
+
+    locked = read_apk(package.data, where="shout").control_files[".melange.yaml"].decode()
+    pinned = load_recipe_text(locked, ".melange.yaml").environment.contents.packages
+    assert pinned[:2] == ["build-base", "pkgconf"]  # toolchain names (+ pipeline needs)
+    assert "make" in pinned
+    assert pinned[-2:] == ["greet=1.0-r0", "greet-dev=1.0-r0"]  # locked from the repository
 
 
 def test_network_is_off_during_builds(upstream: Upstream, tmp_path: Path) -> None:

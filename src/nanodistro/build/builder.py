@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from nanodistro.build import environment as env_mod
 from nanodistro.build import sources as src_mod
 from nanodistro.build.cache import SourceCache
@@ -509,6 +511,7 @@ class _Build:
             steps = [s for s in package.steps if s.kind == "runs"]
             self._run_steps(runner, steps, home, logs, counter, "build")
         provenance: dict[str, object] = {"toolchain": self.result.toolchain}
+        config_yaml = self._locked_config()
         for index, package in enumerate(self.compiled.packages):
             spec = self._spec(index)
             self.say(f"package {spec.filename}")
@@ -520,6 +523,7 @@ class _Build:
                     sources=self.result.sources,
                     recipe_path=self.path.name,
                     recipe_hash=self.hash,
+                    config_yaml=config_yaml,
                     key=config.key,
                     provenance=provenance,
                     namespace=config.namespace,
@@ -528,6 +532,24 @@ class _Build:
         self._unresolved_warnings()
         if config.run_tests:
             self.run_tests(base, self.result.packages)
+
+    def _locked_config(self) -> bytes:
+        """The recipe with its environment pinned to what was installed (``name=version``),
+        for the ``.melange.yaml`` control file (melange: the locked configuration)."""
+        data = self.recipe.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        locked = []
+        for item in self.result.environment:
+            name, version, release = item.rsplit("-", 2)
+            locked.append(f"{name}={version}-{release}")
+        toolchain = [
+            n
+            for n in self.compiled.environment_packages
+            if self.config.toolchain.provides
+            and env_mod.split_atom(n) in self.config.toolchain.provides
+        ]
+        contents = data.setdefault("environment", {}).setdefault("contents", {})
+        contents["packages"] = [*toolchain, *locked]
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode()
 
     def _unresolved_warnings(self) -> None:
         env = env_mod.load_environment(self._sources(self.result.packages))

@@ -25,6 +25,7 @@ from nanodistro.recipe.model import Capability, Dependencies, PackageOptions, Sc
 from nanodistro.trust.keys import SigningKey
 
 NANODISTRO_CONTROL = ".nanodistro.json"
+MELANGE_CONTROL = ".melange.yaml"  # the resolved build configuration, as melange writes it
 _SCRIPT_FIELDS = (
     "pre_install",
     "post_install",
@@ -92,6 +93,7 @@ def emit_package(
     recipe_hash: str,
     key: SigningKey | None,
     provenance: dict[str, object] | None = None,
+    config_yaml: bytes | None = None,
     namespace: str = "unknown",
 ) -> BuiltPackage:
     """SBOM + SCA + ``write_apk`` for the package whose files are in ``outdir``."""
@@ -172,7 +174,8 @@ def emit_package(
             source_date_epoch=source_date_epoch,
             scripts=scripts,
             extra_control={
-                NANODISTRO_CONTROL: (json.dumps(control, sort_keys=True, indent=1) + "\n").encode()
+                NANODISTRO_CONTROL: (json.dumps(control, sort_keys=True, indent=1) + "\n").encode(),
+                **({MELANGE_CONTROL: config_yaml} if config_yaml is not None else {}),
             },
         )
     except FormatError as error:
