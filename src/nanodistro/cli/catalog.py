@@ -94,8 +94,11 @@ def print_report(report: CatalogReport) -> None:
     console.print(packages)
 
     images = Table(title=f"Images ({_relative(report.images_dir)})", title_justify="left")
-    for column in ("image", "result", "digest", "size", "unpacked", "packages", "smoke test"):
-        images.add_column(column, justify="right" if column in ("size", "unpacked") else "left")
+    columns = ("image", "result", "digest", "size", "unpacked", "packages", "smoke test", "Debian¹")
+    for column in columns:
+        images.add_column(
+            column, justify="right" if column in ("size", "unpacked", "Debian¹") else "left"
+        )
     for image in report.images:
         smoke = _status(image.smoke.status)
         if image.smoke.runtime:
@@ -108,8 +111,18 @@ def print_report(report: CatalogReport) -> None:
             _size(image.unpacked_size) if image.unpacked_size else "-",
             str(len(image.packages)) if image.packages else "-",
             smoke,
+            f"{_size(image.debian.installed_size)} ({image.debian.closure})"
+            if image.debian
+            else "-",
         )
     console.print(images)
+    if any(image.debian for image in report.images):
+        console.print(
+            "¹ the same programs on a Debian base: installed size (and package count) of the "
+            "minbase system plus the image's dev.nanodistro.compare.debian packages and their "
+            "dependencies, from this machine's apt metadata",
+            style="dim",
+        )
 
     for recipe in report.recipes:
         if recipe.status == "failed":

@@ -78,6 +78,7 @@ class ImageReport:
     packages: list[str] = field(default_factory=list)  # name-version, install order
     sboms: list[str] = field(default_factory=list)
     smoke: SmokeReport = field(default_factory=lambda: SmokeReport("none"))
+    debian: DebianEquivalent | None = None  # the same programs on a Debian base, for scale
     error: str = ""
     seconds: float = 0.0
 
@@ -334,6 +335,7 @@ def build_catalog_image(
     progress: Progress,
     *,
     blocked_by: dict[str, str] | None = None,
+    debian: DebianArchive | None = None,
 ) -> ImageReport:
     """Build one image unless its inputs are unchanged, then run its smoke test."""
     from nanodistro.image.build import build_image, write_result
@@ -389,6 +391,9 @@ def build_catalog_image(
         image.size, image.unpacked_size = layout_sizes(layout)
         image.sboms = sorted(str(p) for p in (layout / "sboms").glob("*"))
         image.smoke = _smoke(image, request, progress)
+        compare = request.loaded.config.annotations.get(COMPARE_DEBIAN, "").split()
+        if compare and debian is not None:
+            image.debian = debian.equivalent(compare)
     except NanodistroError as error:
         image.status = "failed"
         image.error = str(error)
@@ -434,7 +439,118 @@ def run_catalog(workspace: Workspace, *, progress: Progress | None = None) -> Ca
         for recipe in recipes:
             if recipe.status == "failed":
                 failed.update(dict.fromkeys(recipe.packages, recipe.name))
+    debian: DebianArchive | None = None
+    if any(COMPARE_DEBIAN in path.read_text(errors="replace") for path in workspace.image_files()):
+        debian = DebianArchive.from_host()
     for config_path in workspace.image_files():
-        report.images.append(build_catalog_image(workspace, config_path, say, blocked_by=failed))
+        report.images.append(
+            build_catalog_image(workspace, config_path, say, blocked_by=failed, debian=debian)
+        )
     report.seconds = round(time.monotonic() - started, 1)
     return report
+
+
+# ------------------------------------------------------------------ Debian-based equivalent
+
+COMPARE_DEBIAN = "dev.nanodistro.compare.debian"
+
+
+@dataclass
+class DebianEquivalent:
+    """A Debian-based image with the same programs: the ``minbase`` system (every package of
+    priority ``required``, as debootstrap --variant=minbase and the debian images install them)
+    plus ``packages`` and their Depends/Pre-Depends closure, sized from the host's apt metadata."""
+
+    packages: list[str]
+    closure: int  # package count
+    installed_size: int  # bytes (sum of Installed-Size)
+
+
+class DebianArchive:
+    """The host's apt package metadata (``apt-cache dumpavail``), parsed once."""
+
+    def __init__(self, text: str, arch: str) -> None:
+        self.sizes: dict[str, int] = {}
+        self.depends: dict[str, list[list[str]]] = {}
+        self.providers: dict[str, list[str]] = {}
+        self.required: list[str] = []
+        for stanza in text.split("\n\n"):
+            fields = _control_fields(stanza)
+            name = fields.get("Package")
+            if not name or name in self.sizes or fields.get("Architecture") not in (arch, "all"):
+                continue
+            self.sizes[name] = int(fields.get("Installed-Size", "0") or 0) * 1024
+            groups = ", ".join(v for k in ("Pre-Depends", "Depends") if (v := fields.get(k)))
+            self.depends[name] = [
+                [alt.split()[0].split(":")[0] for alt in group.split("|") if alt.strip()]
+                for group in groups.split(",")
+                if group.strip()
+            ]
+            for provided in fields.get("Provides", "").split(","):
+                if provided.strip():
+                    self.providers.setdefault(provided.split()[0], []).append(name)
+            if fields.get("Priority") == "required" or fields.get("Essential") == "yes":
+                self.required.append(name)
+
+    @classmethod
+    def from_host(cls) -> DebianArchive | None:
+        import shutil
+        import subprocess
+
+        if shutil.which("apt-cache") is None or shutil.which("dpkg") is None:
+            return None
+        try:
+            arch = subprocess.run(
+                ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            dump = subprocess.run(
+                ["apt-cache", "dumpavail"], capture_output=True, text=True, check=True
+            ).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        archive = cls(dump, arch)
+        return archive if archive.required else None
+
+    def equivalent(self, packages: list[str]) -> DebianEquivalent | None:
+        chosen: set[str] = set()
+        pending = [*self.required, *packages]
+        while pending:
+            name = self._real(pending.pop(), chosen)
+            if name is None or name in chosen:
+                continue
+            chosen.add(name)
+            for group in self.depends.get(name, []):
+                # An alternative already chosen satisfies the group; else the smallest one (so
+                # the Debian figure is a lower bound: usr-is-merged rather than usrmerge + perl).
+                picked = next((a for a in group if self._real(a, chosen) in chosen), None)
+                pending.append(picked or min(group, key=self._size))
+        if not all(self._real(p, chosen) in chosen for p in packages):
+            return None
+        return DebianEquivalent(
+            packages=list(packages),
+            closure=len(chosen),
+            installed_size=sum(self.sizes[n] for n in chosen),
+        )
+
+    def _size(self, name: str) -> int:
+        real = self._real(name, set())
+        return self.sizes[real] if real else 1 << 62  # unknown names are never picked
+
+    def _real(self, name: str, chosen: set[str]) -> str | None:
+        if name in self.sizes:
+            return name
+        providers = self.providers.get(name, [])
+        if not providers:
+            return None
+        smallest = min(providers, key=lambda p: self.sizes[p])
+        return next((p for p in providers if p in chosen), smallest)
+
+
+def _control_fields(stanza: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in stanza.splitlines():
+        if line[:1] in (" ", "\t") or ":" not in line:
+            continue
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return fields
