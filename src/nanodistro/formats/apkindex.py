@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,35 +122,21 @@ _OTHER_FACTORIES = tuple(
 )
 # A PackageInfo field without a default could not be built without __init__: use the general
 # parser then (slower, same result).
+# parse_apkindex_text also relies on every PackageInfo being true (``all(infos)`` spots a None).
 _FAST_PATH_OK = len(_SCALAR_DEFAULTS) + len(_INDEX_LIST_ATTRS) + len(_OTHER_FACTORIES) == len(
     _INFO_FIELDS
-)
+) and not any(hasattr(PackageInfo, name) for name in ("__bool__", "__len__"))
 _INT_ATTRS = tuple(_INT_LETTERS.values())
 #: Every field in declaration order (as ``__init__`` would set them), lists as placeholders: a
 #: copy has its final size, so filling it in never grows the dict.
 _STATE_TEMPLATE: dict[str, Any] = {f.name: _SCALAR_DEFAULTS.get(f.name) for f in _INFO_FIELDS}
-#: "C:" -> "checksum": the two-character prefix lookup also checks the colon.
-_ATTR_OF_PREFIX = {letter + ":": attr for letter, attr in _ATTR_OF.items()}
-#: "C" -> "checksum", for lines whose colon was checked over the whole text at once.
+#: "C" -> "checksum".
 _ATTR_OF_LETTER = {letter: attr for letter, attr in _ATTR_OF.items()}
-#: A line (after the first) that is neither empty nor ``<one character>:...``.
-_LINE_WITHOUT_COLON = re.compile(r"\n(?![^\n]:|\n|\Z)")
 _new_object = object.__new__
 
 
-def _colons_at_index_1(text: str) -> bool:
-    """Whether every non-empty line of ``text`` has ':' as its second character.
-
-    One regex scan of the text; it lets the per-line work look up a single character, which
-    Python does not allocate, instead of a two-character slice.
-    """
-    if text and text[0] != "\n" and text[1:2] != ":":
-        return False
-    return _LINE_WITHOUT_COLON.search(text) is None
-
-
 def _fast_record(
-    lines: list[str], attr_of_prefix: dict[str, str] = _ATTR_OF_PREFIX
+    lines: list[str], attr_of_letter: dict[str, str] = _ATTR_OF_LETTER
 ) -> PackageInfo | None:
     """Decode a well-formed record; None means "take the general parser" (malformed line,
     repeated or unknown letter, bad integer, missing name), which keeps extras in order and
@@ -159,28 +144,19 @@ def _fast_record(
 
     This is the hot loop of reading an index with thousands of packages: one dict
     comprehension per record, and the instance is built without ``__init__``
-    (``test_fast_path_equals_general_parser`` checks both paths agree).
+    (``test_fast_path_equals_general_parser`` checks both paths agree). Letters are looked up
+    as ``line[0]`` and the colon compared as ``line[1]``: one-character strings are not
+    allocated, a two-character slice per line would be.
     """
     try:
-        fields = {attr_of_prefix[line[:2]]: line[2:] for line in lines}
-    except KeyError:  # unknown letter, no colon, empty line
-        return None
-    return _record_from_fields(fields, len(lines))
-
-
-def _fast_record_colons_checked(
-    lines: list[str], attr_of_letter: dict[str, str] = _ATTR_OF_LETTER
-) -> PackageInfo | None:
-    """``_fast_record`` for lines known to hold ':' at index 1 (``_colons_at_index_1``)."""
-    try:
-        fields = {attr_of_letter[line[0]]: line[2:] for line in lines}
-    except (KeyError, IndexError):  # unknown letter, empty line
+        fields = {attr_of_letter[line[0]]: line[2:] for line in lines if line[1] == ":"}
+    except (KeyError, IndexError):  # unknown letter, empty or one-character line
         return None
     return _record_from_fields(fields, len(lines))
 
 
 def _record_from_fields(fields: dict[str, str], line_count: int) -> PackageInfo | None:
-    if len(fields) != line_count:  # a repeated letter
+    if len(fields) != line_count:  # a repeated letter or a line without the colon
         return None
     state = _STATE_TEMPLATE.copy()
     state.update(fields)
@@ -239,9 +215,8 @@ def parse_apkindex_text(text: str, where: str = "APKINDEX") -> list[PackageInfo]
     """
     records = text.split("\n\n")
     if _FAST_PATH_OK:
-        fast = _fast_record_colons_checked if _colons_at_index_1(text) else _fast_record
-        infos = [fast(record.split("\n")) for record in records if record]
-        if all(infos):  # PackageInfo has no __bool__: only a None is false
+        infos = [_fast_record(record.split("\n")) for record in records if record]
+        if all(infos):  # only a None is false (_FAST_PATH_OK checks PackageInfo)
             return infos  # type: ignore[return-value]
     packages: list[PackageInfo] = []
     append = packages.append
