@@ -141,3 +141,11 @@ def test_melange_cache_dir_is_per_build_and_writable(tmp_path: Path) -> None:
     status, log = run(r, tmp_path, "echo kept > /var/cache/melange/x; cat /var/cache/melange/x")
     assert status == 0, log
     assert (tmp_path / "cache" / "x").read_text() == "kept\n"
+
+
+def test_capabilities_are_exactly_what_was_asked(tmp_path: Path) -> None:
+    status, log = run(runner(tmp_path), tmp_path, "grep CapEff /proc/self/status")
+    assert status == 0 and log.split()[-1] == "0000000000000000"
+    added = runner(tmp_path, cap_add=["CAP_NET_BIND_SERVICE"])
+    status, log = run(added, tmp_path, "grep CapEff /proc/self/status")
+    assert status == 0 and log.split()[-1] == "0000000000000400"  # bit 10 only

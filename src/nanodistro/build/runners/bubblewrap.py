@@ -169,6 +169,10 @@ class BubblewrapRunner:
             GUEST_HOME,
             "--clearenv",
         ]
+        if self.cap_add:
+            # bwrap started by root keeps *every* capability once --cap-add is given; start
+            # from none so the recipe gets exactly what it asked for (default: no capabilities)
+            args += ["--cap-drop", "ALL"]
         for cap in self.cap_add:
             args += ["--cap-add", cap]
         for cap in self.cap_drop:
