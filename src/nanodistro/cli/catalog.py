@@ -145,12 +145,14 @@ def print_report(report: CatalogReport) -> None:
     sboms = f"{layout}/sboms/"
     console.print()
     console.print("[bold]Where everything is[/]")
-    console.print(f"  repository  {repo}/<arch>/APKINDEX.tar.gz (signed)")
-    console.print(f"  keys        {keys}/ (public: {os.path.basename(report.public_key)})")
+    console.print(f"  repository  {repo}/<arch>/APKINDEX.tar.gz (signed)", soft_wrap=True)
+    console.print(
+        f"  keys        {keys}/ (public: {os.path.basename(report.public_key)})", soft_wrap=True
+    )
     console.print(
         f"  images      {_relative(report.images_dir)}/<image>/ (OCI layouts, tag latest)"
     )
-    console.print(f"  SBOMs       {sboms} (SPDX 2.3 per image and arch)")
+    console.print(f"  SBOMs       {sboms} (SPDX 2.3 per image and arch)", soft_wrap=True)
     console.print()
     console.print("[bold]Use them[/]")
     wanted = next((p.name for p in report.packages if p.name == "lua5.4"), None)
@@ -158,9 +160,14 @@ def print_report(report: CatalogReport) -> None:
     console.print(
         f"  apk --root /tmp/root --initdb --keys-dir {keys} --repository {repo} add {wanted}",
         markup=False,
+        soft_wrap=True,
     )
-    console.print(f"  umoci unpack --image {layout}:latest bundle && runc run -b bundle demo")
-    console.print(f"  skopeo copy oci:{layout}:latest docker://localhost:5000/demo:latest")
+    console.print(
+        f"  umoci unpack --image {layout}:latest bundle && runc run -b bundle demo", soft_wrap=True
+    )
+    console.print(
+        f"  skopeo copy oci:{layout}:latest docker://localhost:5000/demo:latest", soft_wrap=True
+    )
     verdict = "[green]all good[/]" if report.ok else "[bold red]something failed (see above)[/]"
     console.print(f"\n{verdict} in {report.seconds:g} s")
 
@@ -189,7 +196,9 @@ def build_command(
     def progress(message: str) -> None:
         if not quiet:
             elapsed = time.monotonic() - started
-            err_console.print(f"[dim]{elapsed:6.1f}s[/] {escape(message)}", highlight=False)
+            err_console.print(
+                f"[dim]{elapsed:6.1f}s[/] {escape(message)}", highlight=False, soft_wrap=True
+            )
 
     report = run_catalog(loaded, progress=progress)
     if json_out:
