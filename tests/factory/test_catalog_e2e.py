@@ -386,11 +386,14 @@ def test_failed_recipe_skips_the_images_that_need_it(
     (root / "recipes" / "libgreet.yaml").unlink()
     (root / "recipes" / "ca-certs.yaml").unlink()
     (root / "images" / "static.yaml").unlink()
+    (root / "recipes" / "broken.yaml").write_text("package:\n  name: broken\n  versoin: 1\n")
 
     report = run_catalog(load_workspace(root))
 
     recipes, images = _by_name(report)
-    assert recipes == {"mini-baselayout": "built", "hello": "failed"}
+    assert recipes == {"broken": "failed", "mini-baselayout": "built", "hello": "failed"}
+    broken = next(r for r in report.recipes if r.name == "broken")
+    assert "broken.yaml" in broken.error
     hello_recipe = next(r for r in report.recipes if r.name == "hello")
     assert "sha256" in hello_recipe.error
     assert images == {"hello": "skipped"}

@@ -179,7 +179,18 @@ def build_catalog_recipes(
     )
     reports: list[RecipeReport] = []
     failed_packages: dict[str, str] = {}  # package name -> the recipe that failed to make it
-    for path in build_order(workspace.recipe_files(), arch):
+    loadable: list[Path] = []
+    for path in workspace.recipe_files():
+        try:
+            _recipe_packages(path, arch)
+        except NanodistroError as error:  # a broken recipe is reported; the others still build
+            name = path.name.removesuffix(".yaml")
+            reports.append(RecipeReport(name, "", arch, "failed", error=str(error)))
+            progress(f"FAILED {name} ({arch}): {str(error).splitlines()[0]}")
+            failed_packages[name] = name
+        else:
+            loadable.append(path)
+    for path in build_order(loadable, arch):
         name, version, names = _recipe_packages(path, arch)
         report = RecipeReport(
             name=name, version=version, arch=arch, status="failed", packages=names
