@@ -376,6 +376,14 @@ def test_mini_catalog_builds_runs_and_rebuilds_nothing(
         p.name: (arch_dir / p.name).stat().st_mtime_ns for p in arch_dir.glob("*.apk")
     } == apks_before
 
+    # from scratch again (same key, cached sources): byte-identical packages and images
+    apk_bytes = {p.name: p.read_bytes() for p in arch_dir.glob("*.apk")}
+    shutil.rmtree(workspace.out_dir)
+    third = run_catalog(workspace)
+    assert _by_name(third) == _by_name(first)
+    assert {i.name: i.digest for i in third.images} == {i.name: i.digest for i in first.images}
+    assert {p.name: p.read_bytes() for p in arch_dir.glob("*.apk")} == apk_bytes
+
 
 def test_failed_recipe_skips_the_images_that_need_it(
     tmp_path: Path, upstream: tuple[str, dict[str, str]]
