@@ -157,5 +157,10 @@ def test_overall_build_timeout(tmp_path: Path) -> None:
         TINY.replace("  - runs: |\n", "  - name: nap\n    runs: |\n      sleep 60\n", 1)
     )
     with pytest.raises(BuildError) as error:
-        build_recipe(recipe, BuildConfig(run_tests=False, build_timeout=2, source_cache=tmp_path))
+        build_recipe(
+            recipe,
+            BuildConfig(
+                run_tests=False, build_timeout=2, source_cache=tmp_path, workspace_dir=tmp_path
+            ),
+        )
     assert "step 'nap'" in str(error.value) and "timed out" in str(error.value)

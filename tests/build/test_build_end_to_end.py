@@ -32,6 +32,7 @@ def write_recipe(directory: Path, name: str, text: str) -> Path:
 
 def config(tmp_path: Path, key: Path | None = None, **kwargs: object) -> BuildConfig:
     signing = load_signing_key(key) if key else None
+    kwargs.setdefault("workspace_dir", tmp_path / "ws")  # failed builds keep theirs: not in /tmp
     return BuildConfig(
         source_cache=tmp_path / "cache",
         key=signing,

@@ -474,9 +474,14 @@ class _Build:
             success = True
             return self.result
         finally:
-            if not config.keep_workspace and success:
-                shutil.rmtree(base, ignore_errors=True)
-                self.result.workspace = None
+            if not config.keep_workspace:
+                if success:
+                    shutil.rmtree(base, ignore_errors=True)
+                    self.result.workspace = None
+                else:
+                    # a failed build keeps its workspace and logs for inspection, not its roots
+                    for root in [base / "root", *base.glob("test-*/root")]:
+                        shutil.rmtree(root, ignore_errors=True)
 
     def _build(self, base: Path) -> None:
         config = self.config
