@@ -41,6 +41,14 @@ def config(tmp_path: Path, key: Path | None = None, **kwargs: object) -> BuildCo
     )
 
 
+def run_build(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(args)
+    assert exit_info.value.code in (None, 0)
+    (result,) = json.loads(capsys.readouterr().out)
+    return result  # type: ignore[no-any-return]
+
+
 def pkginfo_lines(data: bytes, key: str) -> list[str]:
     text = read_apk(data, where="pkg").control_files[".PKGINFO"].decode()
     return [line.split(" = ", 1)[1] for line in text.splitlines() if line.startswith(f"{key} = ")]
@@ -114,6 +122,11 @@ def test_c_library_with_splits_publishes_and_skips(
     (again,) = json.loads(capsys.readouterr().out)
     assert again["skipped"] and "already published" in again["skip_reason"]
     assert {p: p.stat().st_mtime_ns for p in (repo / "x86_64").iterdir()} == before
+    assert len(upstream.requests) == requests
+
+    # --rebuild builds again from the cache; the bytes are identical, so publishing is a no-op
+    assert run_build([*args, "--rebuild"], capsys)["packages"]
+    assert {p.name: p.read_bytes() for p in (repo / "x86_64").glob("*.apk")} == files
     assert len(upstream.requests) == requests
 
 
