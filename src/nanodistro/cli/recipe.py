@@ -104,7 +104,18 @@ def lint(
             f"{sum(len(r.errors) for r in results)} error(s), "
             f"{sum(f.severity == 'warning' for f in findings)} warning(s)"
         )
-    if any(not result.loaded for result in results):
+    unloadable = [result for result in results if not result.loaded]
+    if unloadable:
+        # bad input gets the one error: line every command prints (findings stay the report)
+        if len(unloadable) == 1:
+            load_errors = [f for f in unloadable[0].findings if f.rule == "load-error"]
+            first = load_errors[0] if load_errors else unloadable[0].errors[0]
+            where = f"{first.file}:{first.line}" if first.line else first.file
+            more = f" (and {len(load_errors) - 1} more)" if len(load_errors) > 1 else ""
+            typer.echo(f"error: {where}: {first.message}{more}", err=True)
+        else:
+            listed = ", ".join(result.file for result in unloadable)
+            typer.echo(f"error: {len(unloadable)} recipes do not load: {listed}", err=True)
         raise typer.Exit(2)
     if any(result.errors for result in results):
         raise typer.Exit(1)
