@@ -15,7 +15,7 @@ it is never installed.
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,11 +204,3 @@ def assemble_root(names: Sequence[str], root: Path, sources: PackageSources) -> 
         return install(env, resolve_environment(env, names), root)
     finally:
         env.close()
-
-
-def repository_refs(paths: Iterable[Path | str]) -> list[RepositoryRef]:
-    return [RepositoryRef(str(p)) for p in paths]
-
-
-def keyring_with(base: Mapping[str, bytes] | None, extra: Mapping[str, bytes]) -> dict[str, bytes]:
-    return {**(base or {}), **extra}
