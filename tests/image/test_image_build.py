@@ -291,6 +291,21 @@ def test_corrupt_package_is_rejected(workspace: Path, tmp_path: Path) -> None:
         _build(world / "img.yaml", tmp_path / "o")
 
 
+def test_first_bad_package_in_install_order_is_reported(workspace: Path, tmp_path: Path) -> None:
+    # Packages are verified on a thread pool; the error is still the one a serial install
+    # meets first (the corrupt base layout, not the later package that is missing).
+    world = tmp_path / "w"
+    shutil.copytree(workspace, world)
+    base = world / "repo/x86_64/test-baselayout-1.0-r0.apk"
+    data = bytearray(base.read_bytes())
+    data[-40] ^= 0xFF
+    base.write_bytes(bytes(data))
+    (world / "repo/x86_64/hello-app-2.0-r1.apk").unlink()
+    with pytest.raises(NanodistroError) as info:
+        _build(world / "img.yaml", tmp_path / "o")
+    assert "test-baselayout-1.0-r0.apk" in str(info.value.where)
+
+
 def test_origin_layering(workspace: Path, tmp_path: Path) -> None:
     world = tmp_path / "w"
     shutil.copytree(workspace, world)
