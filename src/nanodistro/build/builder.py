@@ -653,14 +653,16 @@ def test_recipe(
 
 
 def build_order(paths: Sequence[Path], arch: str, pipeline_dirs: Sequence[Path] = ()) -> list[Path]:
-    """Order recipes so each comes after the recipes whose packages it needs to build.
+    """Order recipes so each comes after the recipes whose packages it needs.
 
-    A simple topological sort over package names and declared/known provides among the given
-    recipes only; a cycle is a GraphError naming its members.
+    Hard edges: the build and test environments' packages; a cycle of them is a GraphError.
+    Soft edges: the runtime dependencies of the recipe's packages, which its tests install; each
+    is kept unless it would close a cycle (runtime dependency loops are legal).
     """
     recipes = {Path(p): load_recipe(Path(p)) for p in paths}
     provided_by: dict[str, Path] = {}
     needs: dict[Path, set[str]] = {}
+    runtime: dict[Path, set[str]] = {}
     for path, recipe in recipes.items():
         compiled = compile_recipe(recipe, arch, pipeline_dirs=pipeline_dirs)
         for package in compiled.packages:
@@ -671,10 +673,46 @@ def build_order(paths: Sequence[Path], arch: str, pipeline_dirs: Sequence[Path] 
         for test in compiled.tests:
             wanted |= set(test.environment_packages)
         needs[path] = {env_mod.split_atom(n) for n in wanted}
-    edges = {
-        path: {provided_by[n] for n in wanted if n in provided_by and provided_by[n] != path}
-        for path, wanted in needs.items()
-    }
+        declared = [
+            *recipe.package.dependencies.runtime,
+            *(
+                dep
+                for p in compiled.packages
+                if p.subpackage
+                for dep in p.subpackage.dependencies.runtime
+            ),
+        ]
+        runtime[path] = {
+            env_mod.split_atom(substitute(dep, compiled.main.substitutions, recipe.where))
+            for dep in declared
+        }
+
+    def targets(path: Path, names: set[str]) -> set[Path]:
+        return {provided_by[n] for n in names if n in provided_by and provided_by[n] != path}
+
+    edges = {path: targets(path, wanted) for path, wanted in needs.items()}
+    order = _topological(edges, lambda p: recipes[p].package.name)
+
+    def reaches(source: Path, goal: Path) -> bool:
+        seen, todo = set(), [source]
+        while todo:
+            node = todo.pop()
+            if node == goal:
+                return True
+            if node not in seen:
+                seen.add(node)
+                todo.extend(edges[node])
+        return False
+
+    for path in order:  # deterministic: soft edges considered in the hard order
+        for dep in sorted(targets(path, runtime[path]) - edges[path]):
+            if not reaches(dep, path):  # else a runtime loop: one test sees the older package
+                edges[path].add(dep)
+    return _topological(edges, lambda p: recipes[p].package.name)
+
+
+def _topological(edges: dict[Path, set[Path]], name: Callable[[Path], str]) -> list[Path]:
+    """Depth-first order (dependencies first, ties by path); a cycle is a GraphError."""
     order: list[Path] = []
     state: dict[Path, int] = {}
 
@@ -683,16 +721,14 @@ def build_order(paths: Sequence[Path], arch: str, pipeline_dirs: Sequence[Path] 
             return
         if state.get(path) == 1:
             cycle = [*stack[stack.index(path) :], path]
-            raise GraphError(
-                "build dependency cycle: " + " -> ".join(recipes[p].package.name for p in cycle)
-            )
+            raise GraphError("build dependency cycle: " + " -> ".join(name(p) for p in cycle))
         state[path] = 1
         for dep in sorted(edges[path]):
             visit(dep, [*stack, path])
         state[path] = 2
         order.append(path)
 
-    for path in recipes:
+    for path in edges:
         visit(path, [])
     return order
 
