@@ -98,12 +98,22 @@ class RepositoryClient:
         self.keyring = keyring
         self.insecure = insecure
         self.progress = progress
+        self._timeout = timeout
         self._own_client = client is None
-        self._client = client or httpx.Client(timeout=timeout, follow_redirects=True)
+        # Created on the first remote read: building one loads the CA bundle (~20 ms), which
+        # builds from local repositories never need.
+        self._client_instance = client
+
+    @property
+    def _client(self) -> httpx.Client:
+        if self._client_instance is None:
+            self._client_instance = httpx.Client(timeout=self._timeout, follow_redirects=True)
+        return self._client_instance
 
     def close(self) -> None:
-        if self._own_client:
-            self._client.close()
+        if self._own_client and self._client_instance is not None:
+            self._client_instance.close()
+            self._client_instance = None
 
     def __enter__(self) -> RepositoryClient:
         return self
