@@ -263,3 +263,30 @@ def test_bump_refuses_a_source_escaping_its_tree(tmp_path: Path, upstream: Upstr
         bump_recipe(recipe, "2.0.0", source_cache=tmp_path / "cache")
     assert recipe.read_text() == before
     assert (tmp_path / "demo" / "fix-answer.patch").exists()
+
+
+def test_bump_download_makes_the_next_build_fetch_offline(
+    tmp_path: Path, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no --source-cache, bump fills the builder's default cache under the new digests,
+    so the build's pinned fetch of the bumped recipe reaches no server."""
+    from nanodistro.build.cache import SourceCache
+    from nanodistro.build.sources import fetch
+
+    monkeypatch.setenv("NANODISTRO_SOURCE_CACHE", str(tmp_path / "default-cache"))
+    recipe = make_project(tmp_path, upstream, FIXED_IN_2, FIX_ONLY)
+    bump_recipe(recipe, "2.0.0")
+    new_sha = hashlib.sha256(tarball("2.0.0", {"answer.c": FIXED})).hexdigest()
+    assert (tmp_path / "default-cache" / "sha256" / new_sha).is_file()
+    downloads = [p for p in upstream.paths() if p.endswith(".tar.gz")]
+
+    record = fetch(
+        {"uri": f"{upstream.base}/dl/demo-2.0.0.tar.gz", "expected-sha256": new_sha},
+        workspace=tmp_path / "ws",
+        workdir="/home/build",
+        cache=SourceCache(),
+        step="fetch",
+    )
+    assert record.sha256 == new_sha
+    assert (tmp_path / "ws" / "answer.c").read_text() == FIXED
+    assert [p for p in upstream.paths() if p.endswith(".tar.gz")] == downloads

@@ -124,7 +124,7 @@ def bump(
     source_cache: Path = typer.Option(
         None,
         "--source-cache",
-        help="Where downloaded sources are kept [$TMPDIR/nanodistro-sources].",
+        help="Where downloaded sources are kept [~/.cache/nanodistro/sources, as `build`].",
     ),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="Monitor cache (see `monitor`)."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),

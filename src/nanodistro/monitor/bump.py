@@ -255,7 +255,7 @@ def bump_recipe(
     mapping = package_mapping(plain, version=version)
     mapping["package.epoch"] = str(new_epoch)
     mapping["package.full-version"] = f"{version}-r{new_epoch}"
-    cache = SourceCache(source_cache or Path(tempfile.gettempdir()) / "nanodistro-sources")
+    cache = SourceCache(source_cache)  # the builder's cache, so the next build is offline
 
     pinned = [
         p

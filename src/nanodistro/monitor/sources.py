@@ -51,7 +51,10 @@ def download(
             step=step,
             progress=progress,
         )
-    return Download(cache.url_path(uri), record.sha256, record.sha512)
+    # Also file the object under its digests: the recipe is about to be pinned to them, and
+    # the build's fetch looks pinned sources up by digest, so the next build needs no network.
+    path = cache.store(cache.url_path(uri), {"sha256": record.sha256, "sha512": record.sha512})
+    return Download(path, record.sha256, record.sha512)
 
 
 def extract(archive: Path, destination: Path, *, strip_components: int, where: str) -> None:
