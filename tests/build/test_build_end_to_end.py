@@ -457,3 +457,54 @@ def test_git_checkout_and_patch_from_the_recipe_directory(
     )
     source_pkg = next(p for p in sbom["packages"] if p.get("primaryPackagePurpose") == "SOURCE")
     assert commit in source_pkg["downloadLocation"]
+
+
+def test_sandbox_has_melange_environment_and_no_keys(
+    tmp_path: Path, signing_key_path: Path
+) -> None:
+    """A build step sees melange's defaults (HOME, GOPATH, cache dirs), the recipe's own
+    environment and SOURCE_DATE_EPOCH; neither the signing key nor its directory is visible."""
+    recipe = write_recipe(
+        tmp_path,
+        "envprobe",
+        f"""package:
+  name: envprobe
+  version: "1"
+  epoch: 0
+  copyright:
+    - license: MIT
+environment:
+  environment:
+    CFLAGS: -O2
+pipeline:
+  - runs: |
+      mkdir -p ${{{{targets.destdir}}}}/usr/share/envprobe
+      out=${{{{targets.destdir}}}}/usr/share/envprobe
+      for v in HOME GOPATH GOMODCACHE PIP_CACHE_DIR npm_config_cache CFLAGS SOURCE_DATE_EPOCH; do
+        eval "echo $v=\\$$v" >> $out/env
+      done
+      if [ -e {signing_key_path} ] || [ -e {signing_key_path.parent} ]; then
+        echo visible > $out/key
+      else
+        echo absent > $out/key
+      fi
+""",
+    )
+    result = build_recipe(
+        recipe, config(tmp_path, signing_key_path, source_date_epoch=1_650_000_000)
+    )
+    (package,) = result.packages
+    entries = {e.path: e.data for e in read_apk(package.data, where="envprobe").entries}
+    env = dict(
+        line.split("=", 1) for line in entries["usr/share/envprobe/env"].decode().splitlines()
+    )
+    assert env == {
+        "HOME": "/home/build",
+        "GOPATH": "/home/build/.cache/go",
+        "GOMODCACHE": "/var/cache/melange/gomodcache",
+        "PIP_CACHE_DIR": "/var/cache/melange/pip",
+        "npm_config_cache": "/var/cache/melange/npm",
+        "CFLAGS": "-O2",
+        "SOURCE_DATE_EPOCH": "1650000000",
+    }
+    assert entries["usr/share/envprobe/key"] == b"absent\n"
