@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from nanodistro.image.diff import diff_images, from_layout, load_image_packages
 from nanodistro.image.lock import read_lock
 from nanodistro.image.oci_layout import Layout
 from nanodistro.imageconfig import load_config
+from nanodistro.registry import push_layout
+from registry_server import find_tool, start_docker_registry
 
 APKO_TESTDATA = THIRD_PARTY / "chainguard-dev+apko/internal/cli/testdata"
 
@@ -222,9 +225,90 @@ def test_multi_arch_index(workspace: Path, tmp_path: Path) -> None:
     assert len(result.sboms) == 3  # type: ignore[attr-defined]
     if shutil.which("skopeo"):
         raw = subprocess.run(
-            ["skopeo", "inspect", "--raw", f"oci:{out}"], capture_output=True, check=True
+            ["skopeo", "inspect", "--raw", f"oci:{out}:latest"], capture_output=True, check=True
         )
         assert len(json.loads(raw.stdout)["manifests"]) == 2
+
+
+@pytest.mark.slow
+def test_multi_arch_layout_accepted_by_skopeo_umoci_and_registries(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """umoci 0.4.7 calls a tag on a multi-arch index ambiguous: each platform's manifest is
+    also named (latest-amd64, latest-arm64), and the index under ``latest`` is still what
+    skopeo, our push and crane see."""
+    skopeo, umoci = find_tool("skopeo"), find_tool("umoci")
+    out = tmp_path / "multi"
+    result = _build(workspace / "img.yaml", out, archs=["amd64", "arm64"])
+    digest = result.digest  # type: ignore[attr-defined]
+    refs = {
+        e["annotations"]["org.opencontainers.image.ref.name"]: e["digest"]
+        for e in json.loads((out / "index.json").read_bytes())["manifests"]
+    }
+    per_arch = {i.config["architecture"]: i.descriptor.digest for i in Layout(out).images()}
+    assert refs == {
+        "latest": digest,
+        "latest-amd64": per_arch["amd64"],
+        "latest-arm64": per_arch["arm64"],
+    }
+    assert Layout(out).top_digest() == digest
+    inspected = subprocess.run(
+        [skopeo, "inspect", "--raw", f"oci:{out}:latest"], capture_output=True, check=True
+    )
+    assert "sha256:" + hashlib.sha256(inspected.stdout).hexdigest() == digest
+    for oci_arch, apk_arch in (("amd64", "x86_64"), ("arm64", "aarch64")):
+        bundle = tmp_path / f"bundle-{oci_arch}"
+        unpack = subprocess.run(
+            [umoci, "unpack", "--image", f"{out}:latest-{oci_arch}", str(bundle)],
+            capture_output=True,
+            text=True,
+        )
+        assert unpack.returncode == 0, unpack.stderr
+        assert (bundle / "rootfs/etc/apk/arch").read_text() == f"{apk_arch}\n"
+        spec = json.loads((bundle / "config.json").read_text())
+        assert spec["process"]["user"]["uid"] == 10000
+    # our push (no ref name given) sends the index; skopeo and crane read the same digest back
+    with start_docker_registry(tmp_path / "registry") as registry:
+        _push_and_copy_multi_arch(registry.ref, out, digest, tmp_path, skopeo)
+
+
+def _push_and_copy_multi_arch(
+    ref: Callable[[str], str], out: Path, digest: str, tmp_path: Path, skopeo: str
+) -> None:
+    ours = ref("nano/multi:v1")
+    assert push_layout(out, ours) == digest
+    remote = subprocess.run(
+        [skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{ours}"],
+        capture_output=True,
+        check=True,
+    )
+    assert "sha256:" + hashlib.sha256(remote.stdout).hexdigest() == digest
+    crane = find_tool("crane")
+    remote_digest = subprocess.run(
+        [crane, "digest", "--insecure", ours], capture_output=True, text=True, check=True
+    )
+    assert remote_digest.stdout.strip() == digest
+    # skopeo copy layout -> registry -> layout keeps the digest
+    theirs = ref("nano/multi:copied")
+    subprocess.run(
+        [
+            skopeo,
+            "copy",
+            "--all",
+            "--dest-tls-verify=false",
+            f"oci:{out}:latest",
+            f"docker://{theirs}",
+        ],
+        capture_output=True,
+        check=True,
+    )
+    back = tmp_path / "back"
+    subprocess.run(
+        [skopeo, "copy", "--all", "--src-tls-verify=false", f"docker://{theirs}", f"oci:{back}:x"],
+        capture_output=True,
+        check=True,
+    )
+    assert json.loads((back / "index.json").read_bytes())["manifests"][0]["digest"] == digest
 
 
 def test_lock_then_build_from_lock(workspace: Path, tmp_path: Path) -> None:

@@ -417,18 +417,30 @@ def build_image(request: BuildRequest, *, progress: Progress | None = None) -> B
 
 
 def write_result(result: BuildResult, out: Path) -> None:
-    """An OCI layout directory, or an ``oci-archive`` when ``out`` ends in ``.tar``.
+    """An OCI layout directory, or an ``oci-archive`` when ``out`` ends in ``.tar``; a
+    multi-arch build also names each platform's manifest (``latest-arm64``) for umoci.
 
     SBOMs go to ``sboms/`` inside the layout (as apko's golden layouts have them)."""
     extra = {f"sboms/{name}": data for name, data in sorted(result.sboms.items())}
+    platforms = [image.descriptor for image in result.images]
     try:
         if str(out).endswith(".tar"):
             write_layout_archive(
-                out, result.blobs, result.index_descriptor, result.ref_name, extra=extra
+                out,
+                result.blobs,
+                result.index_descriptor,
+                result.ref_name,
+                extra=extra,
+                platforms=platforms,
             )
         else:
             write_layout_dir(
-                out, result.blobs, result.index_descriptor, result.ref_name, extra=extra
+                out,
+                result.blobs,
+                result.index_descriptor,
+                result.ref_name,
+                extra=extra,
+                platforms=platforms,
             )
     except OSError as error:
         raise ImageError(f"cannot write the image: {error.strerror}", where=str(out)) from None

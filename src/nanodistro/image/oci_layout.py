@@ -1,9 +1,12 @@
 """OCI image layout directories and ``oci-archive`` tars: writing and reading.
 
-Our ``index.json`` holds one descriptor — the image index (or manifest) of the build — with an
-``org.opencontainers.image.ref.name`` annotation, so ``skopeo inspect oci:DIR`` and
-``umoci unpack --image DIR:TAG`` both find it (see reference/real-clients.md). The reader also
-accepts apko's layouts, whose ``index.json`` lists the per-arch manifests directly.
+Our ``index.json`` holds the image index of the build with an
+``org.opencontainers.image.ref.name`` annotation (``latest``), so ``skopeo inspect oci:DIR:latest``
+finds it (see reference/real-clients.md). umoci 0.4.7 resolves a tag to every manifest below it and
+refuses a multi-arch index as "tag is ambiguous", so a multi-arch layout also names each platform's
+manifest (``latest-amd64``, ``latest-arm-v7``): ``umoci unpack --image DIR:latest-arm64``. A
+single-arch layout keeps its one entry, so plain ``skopeo inspect oci:DIR`` works there too. The
+reader also accepts apko's layouts, whose ``index.json`` lists the per-arch manifests directly.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from nanodistro.formats.oci import (
     OCI_LAYOUT_FILE,
     Descriptor,
     ParsedManifest,
+    Platform,
     canonical_json,
     image_index,
     parse_index,
@@ -41,21 +45,42 @@ def _blob_path(root: Path, digest: str) -> Path:
     return root / "blobs" / algorithm / hexdigest
 
 
+def platform_ref_name(ref_name: str, platform: Platform) -> str:
+    """``latest`` + ``linux/arm64`` -> ``latest-arm64``; ``linux/arm/v7`` -> ``latest-arm-v7``."""
+    parts = [ref_name, platform.architecture, platform.variant or ""]
+    return "-".join(p for p in parts if p)
+
+
+def _named(descriptor: Descriptor, ref_name: str) -> Descriptor:
+    return Descriptor(
+        descriptor.media_type,
+        descriptor.digest,
+        descriptor.size,
+        platform=descriptor.platform,
+        annotations={**descriptor.annotations, ANNOTATION_REF_NAME: ref_name},
+    )
+
+
 def layout_files(
     blobs: dict[str, bytes],
     top: Descriptor,
     ref_name: str,
     extra: dict[str, bytes] | None = None,
+    *,
+    platforms: list[Descriptor] | None = None,
 ) -> dict[str, bytes]:
-    """Every file of the layout, by relative path (``extra``: e.g. ``sboms/...``)."""
-    annotated = Descriptor(
-        top.media_type,
-        top.digest,
-        top.size,
-        platform=top.platform,
-        annotations={**top.annotations, ANNOTATION_REF_NAME: ref_name},
-    )
-    files = {"oci-layout": OCI_LAYOUT_FILE, "index.json": canonical_json(image_index([annotated]))}
+    """Every file of the layout, by relative path (``extra``: e.g. ``sboms/...``).
+
+    ``platforms``: the per-arch manifests of a multi-arch ``top``; with two or more, each is
+    also listed in ``index.json`` under its own ref name (for umoci, see the module doc)."""
+    entries = [_named(top, ref_name)]
+    if platforms and len(platforms) > 1:
+        entries += [
+            _named(d, platform_ref_name(ref_name, d.platform))
+            for d in platforms
+            if d.platform is not None
+        ]
+    files = {"oci-layout": OCI_LAYOUT_FILE, "index.json": canonical_json(image_index(entries))}
     for digest, data in blobs.items():
         algorithm, _, hexdigest = digest.partition(":")
         files[f"blobs/{algorithm}/{hexdigest}"] = data
@@ -70,6 +95,7 @@ def write_layout_dir(
     ref_name: str = "latest",
     *,
     extra: dict[str, bytes] | None = None,
+    platforms: list[Descriptor] | None = None,
 ) -> None:
     """Write (replacing) an OCI layout directory; built beside it and renamed into place."""
     directory = Path(directory)
@@ -81,7 +107,8 @@ def write_layout_dir(
             f"cannot write OCI layout: {error.strerror}", where=str(directory)
         ) from None
     try:
-        for relative, data in layout_files(blobs, top, ref_name, extra).items():
+        files = layout_files(blobs, top, ref_name, extra, platforms=platforms)
+        for relative, data in files.items():
             target = staging / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
@@ -123,8 +150,9 @@ def write_layout_archive(
     *,
     extra: dict[str, bytes] | None = None,
     mtime: int = 0,
+    platforms: list[Descriptor] | None = None,
 ) -> None:
-    files = layout_files(blobs, top, ref_name, extra)
+    files = layout_files(blobs, top, ref_name, extra, platforms=platforms)
     atomic_write_bytes(Path(path), archive_bytes(files, mtime=mtime))
 
 
@@ -206,9 +234,18 @@ class Layout:
         return found
 
     def top_digest(self) -> str:
+        """The one entry no other entry lists (our multi-arch layouts also name each platform's
+        manifest); else, for apko's flat layouts, the digest of ``index.json`` itself."""
         descriptors = self.index()
-        if len(descriptors) == 1:
-            return descriptors[0].digest
+        listed: set[str] = set()
+        for descriptor in descriptors:
+            if descriptor.media_type in INDEX_TYPES:
+                where = f"{self.location}@{descriptor.digest}"
+                children = parse_index(self.blob(descriptor.digest), where=where).manifests
+                listed.update(child.digest for child in children)
+        roots = [d for d in descriptors if d.digest not in listed]
+        if len(roots) == 1:
+            return roots[0].digest
         return "sha256:" + hashlib.sha256(self.read("index.json")).hexdigest()
 
 
@@ -224,6 +261,7 @@ __all__ = [
     "archive_bytes",
     "layout_files",
     "open_layout",
+    "platform_ref_name",
     "write_layout_archive",
     "write_layout_dir",
 ]

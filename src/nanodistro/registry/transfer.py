@@ -143,8 +143,11 @@ def _select_top(layout: OciLayout, ref_name: str | None) -> tuple[dict[str, Any]
         return named[0], None
     if not entries:
         raise RegistryError("index.json lists no manifests", where=where)
-    if len(entries) == 1:
-        return entries[0], None
+    roots = _unlisted(layout, entries)
+    if len(roots) == 1:
+        # nanodistro's multi-arch layouts also name each platform's manifest (for umoci),
+        # beside the index that lists them: the index is the image.
+        return roots[0], None
     if not all(e["mediaType"] in IMAGE_MANIFEST_TYPES for e in entries):
         raise RegistryError(
             "index.json lists several entries including an index; choose one with ref_name",
@@ -160,6 +163,21 @@ def _select_top(layout: OciLayout, ref_name: str | None) -> tuple[dict[str, Any]
     if isinstance(document.get("annotations"), dict):
         index["annotations"] = document["annotations"]
     return index, canonical_json(index)
+
+
+def _unlisted(layout: OciLayout, entries: list[Descriptor]) -> list[Descriptor]:
+    """The index.json entries that no image index among them lists."""
+    listed: set[str] = set()
+    for entry in entries:
+        if entry["mediaType"] in INDEX_TYPES and layout.has_blob(entry["digest"]):
+            where = f"{layout.root} {entry['digest']}"
+            try:
+                document = json.loads(layout.read_blob(entry["digest"], max_size=MAX_MANIFEST_SIZE))
+            except (ValueError, UnicodeDecodeError):
+                continue  # pushing it reports the broken index clearly
+            if isinstance(document, dict):
+                listed.update(c["digest"] for c in children(entry["mediaType"], document, where))
+    return [e for e in entries if e["digest"] not in listed]
 
 
 def build_index(layout: OciLayout, manifests: list[Descriptor]) -> dict[str, Any]:
