@@ -120,6 +120,9 @@ def test_build_layout_contents(workspace: Path, tmp_path: Path) -> None:
         "app:x:10000:10000:Account created by apko:/home/app:/bin/sh",
     ]
     assert _layer_file(out, "etc/group").decode().splitlines() == ["root:x:0:", "app:x:10000:"]
+    # a locked shadow entry per configured user, in the nine-field format apko's reader takes
+    assert _layer_file(out, "etc/shadow") == b"app:!::0:::::\n"
+    assert (members["etc/shadow"].mode, members["etc/shadow"].uid) == (0o640, 0)
     # paths
     assert (members["data"].mode, members["data"].uid, members["data"].uname) == (
         0o750,

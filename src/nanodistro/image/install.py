@@ -238,6 +238,21 @@ def apply_accounts(fs: RootFS, config: ImageConfig, *, mtime: int) -> None:
             )
     _synth(fs, "etc/passwd", "".join(":".join(r) + "\n" for r in passwd).encode(), mtime=mtime)
     _synth(fs, "etc/group", "".join(":".join(r) + "\n" for r in group).encode(), mtime=mtime)
+    _add_shadow_entries(fs, [u.username for u in accounts.users], mtime=mtime)
+
+
+def _add_shadow_entries(fs: RootFS, users: list[str], *, mtime: int) -> None:
+    """Each configured user gets a locked (``!``) etc/shadow line unless the packages' shadow
+    already has one (apko pkg/build/accounts.go + pkg/passwd/shadow.go: nine fields, min 0)."""
+    if not users:
+        return
+    existing = fs.get("etc/shadow")
+    rows = _parse_colon_file(fs.read("etc/shadow"))
+    known = {row[0] for row in rows}
+    rows += [[name, "!", "", "0", "", "", "", "", ""] for name in users if name not in known]
+    mode = existing.entry.mode if existing is not None else 0o640
+    data = "".join(":".join(r) + "\n" for r in rows).encode()
+    _synth(fs, "etc/shadow", data, mode=mode, mtime=mtime)
 
 
 def owner_names(fs: RootFS) -> tuple[dict[int, str], dict[int, str]]:
