@@ -220,6 +220,42 @@ def test_reproducible_across_runs_dirs_and_formats(workspace: Path, tmp_path: Pa
         )
 
 
+def test_reproducible_under_another_umask_timezone_locale_and_cwd(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """A second process with umask 077, another TZ/locale/HOME and cwd gives the same digest."""
+    import os
+    import sys
+
+    first = _build(workspace / "img.yaml", tmp_path / "a", archs=["amd64", "arm64"])
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (tmp_path / "a").stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"},
+        "TZ": "Pacific/Chatham",
+        "LC_ALL": "C",
+        "LANG": "tr_TR.UTF-8",
+        "HOME": str(elsewhere),
+    }
+    out = tmp_path / "b"
+    build = ["image", "build", str(workspace / "img.yaml"), "--out", str(out)]
+    options = ["--arch", "amd64", "--arch", "arm64", "--source-date-epoch", "0", "--json", "-q"]
+    done = subprocess.run(
+        [sys.executable, "-m", "nanodistro", *build, *options],
+        cwd=elsewhere,
+        env=env,
+        preexec_fn=lambda: os.umask(0o077),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["digest"] == first.digest  # type: ignore[attr-defined]
+    assert (out / "index.json").read_bytes() == (tmp_path / "a" / "index.json").read_bytes()
+
+
 def test_multi_arch_index(workspace: Path, tmp_path: Path) -> None:
     out = tmp_path / "multi"
     result = _build(workspace / "img.yaml", out, archs=["amd64", "arm64"])

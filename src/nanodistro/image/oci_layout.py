@@ -102,6 +102,11 @@ def write_layout_dir(
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        # mkdtemp makes 0700; the layout is renamed into place, so give it a plain mkdir's mode
+        # (readable by a registry or web server running as another user).
+        umask = os.umask(0o022)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)
     except OSError as error:
         raise ImageError(
             f"cannot write OCI layout: {error.strerror}", where=str(directory)
