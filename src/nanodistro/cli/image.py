@@ -23,7 +23,7 @@ def _progress(enabled: bool) -> object:
         return None
 
     def report(message: str) -> None:
-        err_console.print(f"[dim]{message}[/dim]", highlight=False)
+        err_console.print(message, style="dim", highlight=False, markup=False)
 
     return report
 

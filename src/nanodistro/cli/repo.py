@@ -17,7 +17,7 @@ def _progress(quiet: bool) -> Callable[[str], None] | None:
     """Progress lines go to stderr, so --json output on stdout stays parseable."""
     if quiet:
         return None
-    return lambda message: err_console.print(message, highlight=False)
+    return lambda message: err_console.print(message, highlight=False, markup=False)
 
 
 def publish(

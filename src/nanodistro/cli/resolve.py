@@ -50,7 +50,9 @@ def resolve_command(
     repositories = [parse_repository(spec, where="--repo") for spec in repo]
     keys = load_keyring(keyring)
     progress = (
-        None if json_output else (lambda message: err_console.print(message, highlight=False))
+        None
+        if json_output
+        else (lambda message: err_console.print(message, highlight=False, markup=False))
     )
     with RepositoryClient(keys, insecure=insecure, progress=progress) as client:
         universe = client.load_universe(repositories, arch)
