@@ -597,6 +597,33 @@ def test_cli_bad_config_is_one_clear_line(
     assert f"{config}:5" in err and "uid 0" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("packages", "explains"),
+    [
+        # which package needs what, and what exists instead
+        ('[hello-app, "busybox>=2"]', ["busybox>=2", "busybox-1.36.1-r0", "does not satisfy"]),
+        ('[hello-app, "!busybox"]', ["hello-app-2.0-r1[cmd:sh]", "conflicts", "!busybox"]),
+    ],
+)
+def test_cli_build_unsatisfiable_explains_itself(
+    workspace: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    packages: str,
+    explains: list[str],
+) -> None:
+    world = tmp_path / "w"
+    shutil.copytree(workspace, world)
+    config = world / "img.yaml"
+    config.write_text(CONFIG.replace("[hello-app, busybox]", packages))
+    with pytest.raises(SystemExit) as done:
+        main(["image", "build", str(config), "--out", str(tmp_path / "o"), "-q"])
+    assert done.value.code == 1
+    err = capsys.readouterr().err
+    assert all(part in err for part in explains), err
+    assert "Traceback" not in err and not (tmp_path / "o").exists()
+
+
 def test_checksum_error_type() -> None:
     assert issubclass(ChecksumError, NanodistroError)
 
