@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from nanodistro.cli._common import console, err_console, print_json
 from nanodistro.errors import NanodistroError
@@ -92,7 +93,8 @@ def lint(
             location = f"{finding.file}:{finding.line}" if finding.line else finding.file
             style = _STYLE[finding.severity]
             console.print(
-                f"{location}: [{style}]{finding.severity}[/{style}]: {finding.message} "
+                f"{escape(location)}: [{style}]{finding.severity}[/{style}]: "
+                f"{escape(finding.message)} "
                 f"[dim]\\[{finding.rule}][/dim]",
                 highlight=False,
                 soft_wrap=True,
