@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from nanodistro.cli._common import console, err_console, print_json
 from nanodistro.errors import GraphError
@@ -23,11 +24,11 @@ def _print_order(graph: DependencyGraph, json_output: bool) -> None:
     else:
         for number, wave in enumerate(order.waves, 1):
             console.print(
-                f"[bold]wave {number}[/] ({len(wave)}): " + " ".join(wave), soft_wrap=True
+                f"[bold]wave {number}[/] ({len(wave)}): " + escape(" ".join(wave)), soft_wrap=True
             )
         if order.blocked:
             console.print(
-                "[yellow]not ordered (depend on a cycle):[/] " + " ".join(order.blocked),
+                "[yellow]not ordered (depend on a cycle):[/] " + escape(" ".join(order.blocked)),
                 soft_wrap=True,
             )
     if order.cycles:
@@ -40,19 +41,27 @@ def _print_dependents(graph: DependencyGraph, package: str, json_output: bool) -
     if json_output:
         print_json(impact.to_json())
         return
-    console.print(f"[bold]{package}[/] is built by recipe [bold]{impact.recipe}[/]")
+    console.print(f"[bold]{escape(package)}[/] is built by recipe [bold]{escape(impact.recipe)}[/]")
     if len(impact.shared_group) > 1:
-        console.print("moves together with (shared update): " + " ".join(impact.shared_group))
+        console.print(
+            "moves together with (shared update): " + " ".join(impact.shared_group), markup=False
+        )
     if impact.epoch_bump:
-        console.print("epoch bump (update.shared): " + " ".join(impact.epoch_bump), soft_wrap=True)
+        console.print(
+            "epoch bump (update.shared): " + " ".join(impact.epoch_bump),
+            soft_wrap=True,
+            markup=False,
+        )
     for number, wave in enumerate(impact.rebuild, 1):
-        console.print(f"rebuild wave {number}: " + " ".join(wave), soft_wrap=True)
+        console.print(f"rebuild wave {number}: " + " ".join(wave), soft_wrap=True, markup=False)
     if impact.runtime_dependents:
         console.print(
             "runtime dependents (no rebuild): " + " ".join(impact.runtime_dependents),
             soft_wrap=True,
         )
-    console.print("images to rebuild: " + (" ".join(impact.images) or "none"), soft_wrap=True)
+    console.print(
+        "images to rebuild: " + (" ".join(impact.images) or "none"), soft_wrap=True, markup=False
+    )
 
 
 def graph(
@@ -87,7 +96,7 @@ def graph(
         cache_dir=None if no_cache else (cache_dir or _default_cache()),
     )
     for error in corpus.errors:
-        err_console.print(f"[red]skipped:[/] {error}")
+        err_console.print(f"[red]skipped:[/] {escape(str(error))}")
     dependency_graph = build_graph(corpus)
     if order:
         _print_order(dependency_graph, json_output)
