@@ -74,3 +74,24 @@ def test_bump_cli_dry_run_then_real(tmp_path: Path, upstream: Upstream) -> None:
     again = run_cli("bump", str(recipe), *args, base=upstream.base)
     assert again.returncode == 1
     assert "already at the latest version 2.0.0" in again.stderr
+
+
+def test_monitor_table_keeps_names_and_versions_whole_at_80_columns(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    # captured output is an 80-column console: the note gives way, never the versions
+    upstream.add("/pypi/demo/json", PYPI_DOC)
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    write(recipes / "old.yaml", "a-rather-long-recipe-name", "1.0.0", "demo")
+    (recipes / "off.yaml").write_text(
+        "package:\n  name: off\n  version: 20240101\n  epoch: 0\n"
+        "update:\n  enabled: false\n  exclude-reason: " + "a long reason " * 6 + "\n"
+    )
+    cache = str(tmp_path / "cache")
+    result = run_cli("monitor", str(recipes), "--cache-dir", cache, base=upstream.base)
+    assert result.returncode == 10, result.stderr
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
+    cells = [c.strip() for c in rows["a-rather-long-recipe-name"].split("│")]
+    assert cells[2:4] == ["1.0.0", "2.1.0"] and cells[5] == "update"
+    assert [c.strip() for c in rows["off"].split("│")][2] == "20240101"

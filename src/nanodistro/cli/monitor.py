@@ -32,12 +32,7 @@ def _when(value: datetime | None) -> str:
 
 def _table(results: list[CheckResult]) -> Table:
     table = Table(title="upstream releases")
-    table.add_column("recipe", no_wrap=True)
-    table.add_column("current", no_wrap=True)
-    table.add_column("latest", no_wrap=True)
-    table.add_column("released (UTC)", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("note", overflow="ellipsis", no_wrap=True, max_width=40)
+    rows: list[tuple[CheckResult, str, str]] = []
     for r in sorted(results, key=lambda r: (r.status != m.UPDATE, r.status, r.name)):
         status = r.status
         if r.status == m.UPDATE and r.next_version and r.next_version != r.latest:
@@ -45,6 +40,23 @@ def _table(results: list[CheckResult]) -> Table:
         note = "see below" if r.status in (m.ERROR, m.RETAGGED) else (r.message or "")
         if r.manual and r.status == m.UPDATE:
             note = "manual: review by hand"
+        rows.append((r, status, note))
+
+    def widest(header: str, values: list[str]) -> int:
+        return max([len(header), *map(len, values)])
+
+    # The note gives way first: on a narrow (or non-terminal, 80-column) console the names,
+    # versions and statuses stay whole and the note is cut.
+    for header, values in (
+        ("recipe", [r.name for r, _, _ in rows]),
+        ("current", [r.current for r, _, _ in rows]),
+        ("latest", [r.latest or "" for r, _, _ in rows]),
+        ("released (UTC)", [_when(r.latest_published_at) for r, _, _ in rows]),
+        ("status", [status for _, status, _ in rows]),
+    ):
+        table.add_column(header, no_wrap=True, min_width=widest(header, values))
+    table.add_column("note", overflow="ellipsis", no_wrap=True, max_width=40)
+    for r, status, note in rows:
         style = _STYLE.get(r.status, "dim")
         table.add_row(
             r.name,
