@@ -114,8 +114,10 @@ def graph(
             f"{sum(map(len, g.runtime_deps.values()))} runtime edges; "
             f"{len(g.external)} names from outside the set; {len(g.cycles())} cycles"
         )
+    if len(corpus.errors) == 1:
+        raise corpus.errors[0]  # the one error: line every command ends with
     if corpus.errors:
-        raise typer.Exit(1)
+        raise GraphError(f"{len(corpus.errors)} recipe files could not be read (skipped above)")
 
 
 def register(app: typer.Typer) -> None:
