@@ -463,3 +463,34 @@ def test_lint_reports_an_alias_bomb(tmp_path: Path) -> None:
     assert result.returncode == 2
     (finding,) = json.loads(result.stdout)
     assert finding["rule"] == "load-error" and "alias bomb" in finding["message"]
+
+
+# --- text that looks like Rich markup ----------------------------------------------------------
+# Output goes through Rich; user text such as "[/x]" must be printed, not parsed as a closing tag
+# (which raised MarkupError with a traceback).
+
+
+def test_markup_in_a_recipe_key_is_printed_by_lint(tmp_path: Path) -> None:
+    (tmp_path / "markup.yaml").write_text(RECIPE_WITH_BAD_KEY.replace("colour", '"[/x]"'))
+    result = run_cli(tmp_path, "lint", "markup.yaml")
+    assert_error(result, "markup.yaml:6", "package.[/x]")
+    assert "markup.yaml:6: error: package.[/x]: unknown key" in result.stdout
+
+
+def test_markup_in_a_repository_url_is_printed_by_resolve(work: Workdir) -> None:
+    url = f"http://127.0.0.1:{free_port()}/[/x]"
+    result = run_cli(work.root, "resolve", "--repo", url, "--keyring", "keys", "hello")
+    assert_error(result, f"{url}/x86_64/APKINDEX.tar.gz")
+
+
+def test_markup_in_a_package_name_is_printed_by_graph(tmp_path: Path) -> None:
+    (tmp_path / "x.yaml").write_text(
+        'package:\n  name: "x[/y]"\n  version: 1.0.0\n  epoch: 0\n  description: x\n'
+        "pipeline:\n  - runs: make\n"
+    )
+    order = run_cli(tmp_path, "graph", ".", "--order", "--no-cache")
+    assert order.returncode == 0, order.stderr
+    assert order.stdout.strip() == "wave 1 (1): x[/y]"
+    (tmp_path / "broken.yaml").write_text("package: [\n")
+    skipped = run_cli(tmp_path, "graph", ".", "--order", "--no-cache")
+    assert_error(skipped, "broken.yaml:2", "invalid YAML")
