@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from nanodistro.cli._common import console, err_console, print_json
@@ -59,12 +60,12 @@ def _table(results: list[CheckResult]) -> Table:
     for r, status, note in rows:
         style = _STYLE.get(r.status, "dim")
         table.add_row(
-            r.name,
-            r.current,
-            r.latest or "",
+            escape(r.name),
+            escape(r.current),
+            escape(r.latest or ""),
             _when(r.latest_published_at),
-            f"[{style}]{status}[/]",
-            note,
+            f"[{style}]{escape(status)}[/]",
+            escape(note),
         )
     return table
 
@@ -96,7 +97,7 @@ def monitor(
         nonlocal done
         done += 1
         if not json_output and err_console.is_terminal:
-            err_console.print(f"[dim]{done} checked: {result.name} {result.status}[/]")
+            err_console.print(f"[dim]{done} checked: {escape(result.name)} {result.status}[/]")
 
     results = check_paths(
         targets,
@@ -121,7 +122,11 @@ def monitor(
         for r in sorted(results, key=lambda r: r.name):
             if r.status in (m.ERROR, m.RETAGGED):
                 style = _STYLE[r.status]
-                console.print(f"[{style}]{r.name}[/]: {r.message}", soft_wrap=True, highlight=False)
+                console.print(
+                    f"[{style}]{escape(r.name)}[/]: {escape(r.message or '')}",
+                    soft_wrap=True,
+                    highlight=False,
+                )
         updates = sum(r.status == m.UPDATE for r in results)
         errors = sum(r.status == m.ERROR for r in results)
         console.print(f"{len(results)} recipes, {updates} with updates, {errors} errors")
@@ -151,7 +156,7 @@ def bump(
 
     def progress(message: str) -> None:
         if not json_output:
-            err_console.print(f"[dim]{message}[/]")
+            err_console.print(f"[dim]{escape(message)}[/]")
 
     result = bump_recipe(
         recipe,
