@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 from build_testlib import Upstream, app_project, greet_project, greet_recipe
 
-from nanodistro.build.builder import BuildConfig, build_recipe, build_recipes
+from nanodistro.build.builder import BuildConfig, BuildResult, build_recipe, build_recipes
 from nanodistro.cli import main as cli_main
 from nanodistro.errors import BuildError, ChecksumError
-from nanodistro.formats.apk import read_apk, verify_apk
+from nanodistro.formats.apk import read_apk, verify_apk, write_apk
 from nanodistro.formats.apkindex import read_index
+from nanodistro.formats.pkginfo import PackageInfo
+from nanodistro.repo.repository import publish
 from nanodistro.trust.keys import load_signing_key
 
 pytestmark = pytest.mark.slow
@@ -508,3 +510,61 @@ pipeline:
         "SOURCE_DATE_EPOCH": "1650000000",
     }
     assert entries["usr/share/envprobe/key"] == b"absent\n"
+
+
+VEND_RECIPE = """package:
+  name: {name}
+  version: "1"
+  epoch: 0
+  copyright:
+    - license: MIT
+pipeline:
+  - runs: |
+      echo 'int vend(void) {{ return 7; }}' > vend.c
+      echo 'int vend(void); int main(void) {{ return vend() - 7; }}' > main.c
+      gcc -shared -fPIC -Wl,-soname,libvend.so.7 -o libvend.so.7 vend.c
+      mkdir -p ${{{{targets.destdir}}}}/usr/bin
+      gcc -o ${{{{targets.destdir}}}}/usr/bin/usevend main.c ./libvend.so.7
+{subpackages}"""
+
+VEND_SUBPACKAGE = """subpackages:
+  - name: {name}-libs
+    pipeline:
+      - runs: |
+          mkdir -p ${{{{targets.subpkgdir}}}}/usr/lib
+          cp libvend.so.7 ${{{{targets.subpkgdir}}}}/usr/lib/
+"""
+
+
+def test_so_depends_are_matched_against_built_packages_and_repositories(
+    tmp_path: Path, signing_key_path: Path
+) -> None:
+    """DT_NEEDED becomes so: depends; one that no built package, repository or toolchain
+    provides is reported; a built subpackage or a repository package providing it satisfies it."""
+
+    def build(name: str, subpackages: str = "", repo: Path | None = None) -> BuildResult:
+        text = VEND_RECIPE.format(name=name, subpackages=subpackages.format(name=name))
+        recipe = write_recipe(tmp_path / name, name, text)
+        return build_recipe(recipe, config(tmp_path / name, signing_key_path, repo=repo))
+
+    alone = build("vend-alone")
+    (main,) = alone.packages
+    assert "so:libvend.so.7" in main.info.depends
+    assert [w for w in alone.warnings if "so:libvend.so.7" in w]
+
+    split = build("vend-split", VEND_SUBPACKAGE)
+    packages = {p.info.name: p.info for p in split.packages}
+    assert "so:libvend.so.7" in packages["vend-split"].depends
+    assert "so:libvend.so.7=7" in packages["vend-split-libs"].provides
+    assert not [w for w in split.warnings if "libvend" in w]
+
+    key = load_signing_key(signing_key_path)
+    info = PackageInfo(
+        name="libvend", version="7-r0", arch=main.info.arch, provides=["so:libvend.so.7=7"]
+    )
+    provider = tmp_path / "libvend-7-r0.apk"
+    provider.write_bytes(write_apk(info, [], key=key, source_date_epoch=0))
+    publish([provider], tmp_path / "repo", key=key)
+    from_repo = build("vend-repo", repo=tmp_path / "repo")
+    assert "so:libvend.so.7" in from_repo.packages[0].info.depends
+    assert not [w for w in from_repo.warnings if "libvend" in w]
