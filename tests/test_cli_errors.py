@@ -269,11 +269,12 @@ def test_graph_order_names_the_cycle(work: Workdir, tmp_path: Path) -> None:
 
 def test_monitor_reports_a_closed_upstream_for_its_recipe(tmp_path: Path) -> None:
     port = free_port()
+    # "[/x]" in the URL: the report must print it, not parse it as Rich markup
     recipe = (
         "package:\n  name: NAME\n  version: 1.0.0\n  epoch: 0\n  description: d\n"
         "  copyright:\n    - license: MIT\npipeline:\n  - runs: make\n"
         "update:\n  enabled: ENABLED\n  http-regex:\n"
-        f"    url: http://127.0.0.1:{port}/releases/\n    pattern: NAME-([0-9.]+)\\.tar\\.gz\n"
+        f"    url: http://127.0.0.1:{port}/[/x]/\n    pattern: NAME-([0-9.]+)\\.tar\\.gz\n"
     )
     recipes = tmp_path / "recipes"
     recipes.mkdir()
@@ -281,14 +282,30 @@ def test_monitor_reports_a_closed_upstream_for_its_recipe(tmp_path: Path) -> Non
         recipe.replace("NAME", "closed").replace("ENABLED", "true")
     )
     (recipes / "quiet.yaml").write_text(recipe.replace("NAME", "quiet").replace("ENABLED", "false"))
-    result = run_cli(tmp_path, "monitor", "recipes", "--json", "--cache-dir", tmp_path / "cache")
-    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    report = json.loads(result.stdout)
+    env = {**os.environ, "COLUMNS": "200"}
+    command = [sys.executable, "-m", "nanodistro", "monitor", "recipes", "--cache-dir"]
+    # both forms at once: each waits out the client's retries against the closed port
+    runs = [
+        subprocess.Popen(
+            [*command, str(tmp_path / f"cache-{n}"), *extra],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n, extra in enumerate((["--json"], []))
+    ]
+    (json_out, json_err), (text_out, text_err) = (run.communicate(timeout=120) for run in runs)
+    assert [run.returncode for run in runs] == [1, 1], json_err + text_err
+    assert "Traceback" not in json_err + text_err
+    report = json.loads(json_out)
     by_name = {r["name"]: r for r in report["results"]}
     assert by_name["closed"]["status"] == "error"
-    assert f"127.0.0.1:{port}" in by_name["closed"]["message"]
+    assert f"127.0.0.1:{port}/[/x]/" in by_name["closed"]["message"]
     assert by_name["quiet"]["status"] == "disabled"  # the other recipe is still reported
     assert report["errors"] == 1
+    assert f"closed: http://127.0.0.1:{port}/[/x]/" in text_out
 
 
 # --- repositories and resolution ----------------------------------------------------------------
