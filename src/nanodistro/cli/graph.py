@@ -112,7 +112,8 @@ def graph(
             f"{len(g.recipes)} recipes, {len(g.package_recipe)} packages, {len(g.images)} images; "
             f"{sum(map(len, g.build_deps.values()))} build-time and "
             f"{sum(map(len, g.runtime_deps.values()))} runtime edges; "
-            f"{len(g.external)} names from outside the set; {len(g.cycles())} cycles"
+            f"{len(g.external)} names from outside the set; {len(g.cycles())} cycles",
+            soft_wrap=True,
         )
     if len(corpus.errors) == 1:
         raise corpus.errors[0]  # the one error: line every command ends with
