@@ -309,6 +309,7 @@ def arch_image(
             else config.all_packages()
         ),
         source_date_epoch=sde or 0,
+        build_date=build_date,
     )
     layering = config.layering
     layers = build_layers(
@@ -391,6 +392,9 @@ def build_image(request: BuildRequest, *, progress: Progress | None = None) -> B
             if progress:
                 progress(f"assemble {arch.apk}: {len(fetched)} packages")
             image = arch_image(request, arch, fetched, keyring)
+            if progress:
+                for warning in image.root.warnings:
+                    progress(f"warning: {warning}")
             images.append(image)
             for layer in image.layers:
                 blobs[layer.digest] = layer.gz

@@ -25,6 +25,7 @@ from nanodistro.formats.installed_db import (
 )
 from nanodistro.formats.tarball import TarEntry, validate_entries, write_tar
 from nanodistro.image.apkfile import ApkFile
+from nanodistro.image.certificates import apply_certificates
 from nanodistro.image.rootfs import Node, RootFS
 from nanodistro.imageconfig.arch import APK_TO_OCI
 from nanodistro.imageconfig.model import ImageConfig, PathMutation
@@ -72,6 +73,7 @@ class InstalledImagePackage:
 class AssembledRoot:
     fs: RootFS
     packages: list[InstalledImagePackage] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # apko steps only partly done
 
     def package_names(self) -> list[str]:
         return [p.apk.name for p in self.packages]
@@ -352,23 +354,6 @@ def apply_runtime_keyring(fs: RootFS, config: ImageConfig, *, mtime: int) -> Non
         _synth(fs, f"etc/apk/keys/{name}", key.content.encode(), mtime=mtime)
 
 
-def apply_certificates(fs: RootFS, config: ImageConfig, *, mtime: int) -> None:
-    """``certificates.additional``: append to the CA bundle and drop each one in
-    ``usr/local/share/ca-certificates`` (apko pkg/build/certificates.go, simplified)."""
-    if config.certificates is None or not config.certificates.additional:
-        return
-    bundle_path = "etc/ssl/certs/ca-certificates.crt"
-    bundle = fs.read(bundle_path) or b""
-    for cert in config.certificates.additional:
-        content = cert.content.encode()
-        if not content.endswith(b"\n"):
-            content += b"\n"
-        name = posixpath.basename(cert.name)
-        _synth(fs, f"usr/local/share/ca-certificates/{name}.crt", content, mtime=mtime)
-        bundle += content
-    _synth(fs, bundle_path, bundle, mtime=mtime)
-
-
 def write_etc_apko_json(
     fs: RootFS, config: ImageConfig, *, apk_arch: str, world: list[str], mtime: int
 ) -> None:
@@ -390,10 +375,13 @@ def assemble_root(
     runtime_repositories: list[str],
     world: list[str],
     source_date_epoch: int = 0,
+    build_date: int | None = None,
 ) -> AssembledRoot:
     """Build the whole root filesystem of one architecture's image.
 
-    ``apks`` are verified packages in install order with the repository each came from.
+    ``apks`` are verified packages in install order with the repository each came from;
+    ``build_date`` (default ``source_date_epoch``) dates what apko dates with the build date
+    (added certificates and the bundles they join).
     """
     fs = RootFS()
     mtime = source_date_epoch
@@ -407,7 +395,15 @@ def assemble_root(
     apply_accounts(fs, config, mtime=mtime)
     write_etc_apko_json(fs, config, apk_arch=apk_arch, world=world, mtime=mtime)
     apply_paths(fs, config, mtime=mtime)
-    apply_certificates(fs, config, mtime=mtime)
+    warnings: list[str] = []
+    if config.certificates is not None:
+        warnings = apply_certificates(
+            fs,
+            [(c.name, c.content) for c in config.certificates.additional],
+            config.certificates.providers,
+            [(p.apk.info.provides, p.record.paths()) for p in packages],
+            mtime=source_date_epoch if build_date is None else build_date,
+        )
     apply_services(fs, config, mtime=mtime)
     write_apk_db(
         fs,
@@ -418,4 +414,4 @@ def assemble_root(
         mtime=mtime,
     )
     apply_runtime_keyring(fs, config, mtime=mtime)
-    return AssembledRoot(fs, packages)
+    return AssembledRoot(fs, packages, warnings)
