@@ -511,3 +511,12 @@ def test_markup_in_a_package_name_is_printed_by_graph(tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("package: [\n")
     skipped = run_cli(tmp_path, "graph", ".", "--order", "--no-cache")
     assert_error(skipped, "broken.yaml:2", "invalid YAML")
+
+
+def test_alias_bomb_to_graph_and_bump(tmp_path: Path) -> None:
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "bomb.yaml").write_text(alias_bomb())
+    graph = run_cli(tmp_path, "graph", "recipes", "--order", "--no-cache")
+    assert_error(graph, "bomb.yaml", "alias bomb")
+    bump = run_cli(tmp_path, "bump", "recipes/bomb.yaml", "2.0", "--dry-run")
+    assert_error(bump, "bomb.yaml", "alias bomb")
