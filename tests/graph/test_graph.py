@@ -147,6 +147,25 @@ def test_shared_group_moves_together(tmp_path: Path) -> None:
     assert impact.rebuild == [["cli", "go-1.22", "go-1.23"], ["svc"]]
 
 
+def test_shared_upstream_with_other_tag_filters_moves_alone(tmp_path: Path) -> None:
+    # Wolfi's python-3.12 and python-3.13 both watch python/cpython, one release line each
+    def shared(line: str) -> str:
+        return (
+            "update:\n  enabled: true\n  shared: true\n"
+            f"  github: {{identifier: python/cpython, tag-filter: v{line}, use-tag: true}}\n"
+        )
+
+    recipes = tmp_path / "r"
+    write(recipes, "python-3.12", recipe("python-3.12") + shared("3.12"))
+    write(recipes, "python-3.13", recipe("python-3.13") + shared("3.13"))
+    write(recipes, "py-old", recipe("py-old", ["python-3.12"]))
+    write(recipes, "py-new", recipe("py-new", ["python-3.13"]))
+    impact = build_graph(load_corpus(recipes)).dependents("python-3.13")
+    assert impact.shared_group == ["python-3.13"]
+    assert impact.epoch_bump == ["py-new"]
+    assert impact.rebuild == [["python-3.13"], ["py-new"]]
+
+
 def test_parse_cache_reuses_unchanged_files(small: Path, tmp_path: Path) -> None:
     files = recipe_files(small / "recipes")
     cache = tmp_path / "cache"

@@ -25,7 +25,9 @@ from nanodistro.recipe.substitute import substitute
 from nanodistro.recipe.yamlsource import load_data
 from nanodistro.util.atomic import atomic_write_bytes
 
-CACHE_FORMAT = 2  # 2: scalars read by recipe.yamlsource (yes/no stay text, duplicate keys refused)
+CACHE_FORMAT = (
+    3  # 2: scalars read by recipe.yamlsource; 3: upstream key carries the release filters
+)
 _ATOM_NAME = re.compile(r"^([^<>=~!@\s]+)")
 
 
@@ -118,13 +120,29 @@ def _package(name: str, spec: Mapping[str, Any], mapping: Mapping[str, str]) -> 
     )
 
 
+# Fields that select which of an upstream's releases a recipe follows: python-3.12 and
+# python-3.13 both watch github:python/cpython (tag-filter v3.12 / v3.13) but never move together.
+_FILTER_FIELDS = (
+    "tag-filter",
+    "tag-filter-prefix",
+    "tag-filter-contains",
+    "version-filter-prefix",
+    "version-filter-contains",
+)
+
+
 def _upstream_key(update: Any) -> str | None:
+    """``<kind>:<identifier>`` plus the release filters: recipes with equal keys see the same
+    releases, so a ``shared`` update moves them together."""
     if not isinstance(update, Mapping):
         return None
     for kind in ("release-monitor", "github", "gitlab", "pypi", "npm", "oci"):
         block = update.get(kind)
         if isinstance(block, Mapping) and block.get("identifier") is not None:
-            return f"{kind}:{as_str(block['identifier'])}"
+            filters = "".join(
+                f";{field}={as_str(block[field])}" for field in _FILTER_FIELDS if field in block
+            )
+            return f"{kind}:{as_str(block['identifier'])}{filters}"
     return None
 
 
