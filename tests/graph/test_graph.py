@@ -225,3 +225,21 @@ def test_section_cut_parse_equals_full_parse(fixtures_dir: Path) -> None:
         full = recipe_node(load_data(data, str(path)), str(path))
         cut = recipe_node(load_yaml_without(data, str(path), _UNUSED_SECTIONS), str(path))
         assert cut == full, path
+
+
+def test_cli_on_a_workspace_uses_its_recipes_and_images(small: Path, tmp_path: Path) -> None:
+    (small / "nanodistro.toml").write_text('[workspace]\nname = "w"\n')
+
+    def run(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "nanodistro", "graph", str(directory), "--no-cache"]
+        return subprocess.run([*command, *args], capture_output=True, text=True, check=False)
+
+    order = run(small, "--order")
+    assert order.returncode == 0, order.stderr
+    assert order.stdout.splitlines()[0].startswith("wave 1 (2): libfoo unrelated")
+    for directory in (small, small / "recipes"):  # the recipes dir brings the workspace's images
+        impact = json.loads(run(directory, "--dependents", "libfoo", "--json").stdout)
+        assert impact["images"] == ["app-image"]
+    (tmp_path / "empty").mkdir()
+    empty = run(tmp_path / "empty", "--order")
+    assert empty.returncode == 1 and "no recipe files" in empty.stderr

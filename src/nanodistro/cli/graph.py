@@ -64,8 +64,28 @@ def _print_dependents(graph: DependencyGraph, package: str, json_output: bool) -
     )
 
 
+def _recipe_and_image_dirs(directory: Path, images: Path | None) -> tuple[Path, Path | None]:
+    """A workspace directory means its recipes and images (nanodistro.toml); a workspace's
+    recipes directory brings the workspace's images; otherwise DIR/images if present."""
+    from nanodistro.factory.workspace import WORKSPACE_FILE, find_workspace, load_workspace
+
+    found = (directory / WORKSPACE_FILE) if (directory / WORKSPACE_FILE).is_file() else None
+    found = found or find_workspace(directory)
+    if found is not None:
+        workspace = load_workspace(found)
+        if directory.resolve() == workspace.root:
+            directory = workspace.recipes_dir
+        if images is None and directory.resolve() == workspace.recipes_dir.resolve():
+            images = workspace.images_dir if workspace.images_dir.is_dir() else None
+    if images is None and (directory / "images").is_dir():
+        images = directory / "images"
+    return directory, images
+
+
 def graph(
-    directory: Path = typer.Argument(Path("."), help="Directory of recipes (top-level *.yaml)."),
+    directory: Path = typer.Argument(
+        Path("."), help="Directory of recipes (top-level *.yaml), or a workspace (nanodistro.toml)."
+    ),
     order: bool = typer.Option(False, "--order", help="Print the build order in parallel waves."),
     dependents: str = typer.Option(
         None,
@@ -88,13 +108,14 @@ def graph(
     Without an option, prints a summary. --order exits 1 if there are build-time cycles (after
     printing the acyclic part and the cycles' members).
     """
-    if images is None and (directory / "images").is_dir():
-        images = directory / "images"
+    directory, images_dir = _recipe_and_image_dirs(directory, images)
     corpus = load_corpus(
         directory,
-        images_dir=images,
+        images_dir=images_dir,
         cache_dir=None if no_cache else (cache_dir or _default_cache()),
     )
+    if not corpus.recipes and not corpus.errors:
+        raise GraphError("no recipe files (*.yaml) in this directory", where=str(directory))
     for error in corpus.errors:
         err_console.print(f"[red]skipped:[/] {escape(str(error))}")
     dependency_graph = build_graph(corpus)
