@@ -25,6 +25,7 @@ from nanodistro.formats.installed_db import (
 )
 from nanodistro.formats.tarball import TarEntry, validate_entries, write_tar
 from nanodistro.image.apkfile import ApkFile
+from nanodistro.image.busybox import install_busybox_links
 from nanodistro.image.certificates import apply_certificates
 from nanodistro.image.rootfs import Node, RootFS
 from nanodistro.imageconfig.arch import APK_TO_OCI
@@ -405,6 +406,11 @@ def assemble_root(
             mtime=source_date_epoch if build_date is None else build_date,
         )
     apply_services(fs, config, mtime=mtime)
+    warnings += install_busybox_links(
+        fs,
+        [(p.apk.name, p.apk.version, p.apk.info.provides) for p in packages],
+        mtime=mtime,
+    )
     write_apk_db(
         fs,
         packages,
