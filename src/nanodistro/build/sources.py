@@ -124,6 +124,7 @@ def fetch(
             resolve_mirror_uri(uri, mirrors),
             pinned,
             cache,
+            cache_key=uri,  # the mirror:// form, as the lookup above
             step=step,
             progress=progress,
             timeout=timeout,
@@ -173,6 +174,7 @@ def _download_into_cache(
     pinned: dict[str, str],
     cache: SourceCache,
     *,
+    cache_key: str,
     step: str,
     progress: Progress | None,
     timeout: float,
@@ -200,7 +202,7 @@ def _download_into_cache(
                 )
         if pinned:
             return cache.store(tmp, digests)
-        return cache.store_unpinned(tmp, uri)
+        return cache.store_unpinned(tmp, cache_key)
     except httpx.HTTPError as error:
         raise FetchError(f"download failed: {error}", where=uri) from None
     except OSError as error:
