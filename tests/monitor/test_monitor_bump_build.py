@@ -58,7 +58,7 @@ environment:
 pipeline:
   - uses: fetch
     with:
-      uri: {base}/dl/demo-${{{{package.version}}}}.tar.gz
+      uri: mirror://upstream/dl/demo-${{{{package.version}}}}.tar.gz
       expected-sha256: {sha}
 
   - uses: patch
@@ -106,6 +106,7 @@ def test_bumped_recipe_builds_tests_and_publishes(tmp_path: Path, upstream: Upst
     (ws / "recipes" / "demo").mkdir(parents=True)
     (ws / "nanodistro.toml").write_text(
         '[workspace]\nname = "t"\n[keys]\ndir = "keys"\nname = "t"\n[sources]\ncache = "cache"\n'
+        f'[mirrors]\nupstream = "{upstream.base}"\n'
     )
     generate_key("t", ws / "keys", bits=2048)
     sha = hashlib.sha256(tarball("1.0.0", RELEASES["1.0.0"])).hexdigest()
@@ -125,10 +126,8 @@ def test_bumped_recipe_builds_tests_and_publishes(tmp_path: Path, upstream: Upst
     (result,) = json.loads(checked.stdout)["results"]
     assert (result["status"], result["latest"]) == ("update", "2.0.0")
 
-    bumped = nanodistro(
-        "bump", str(recipe), "--source-cache", str(ws / "cache"), "--cache-dir", str(tmp_path / "c"),
-        cwd=ws,
-    )  # fmt: skip
+    # the workspace gives bump its mirrors and source cache, as it gives them to build
+    bumped = nanodistro("bump", str(recipe), "--cache-dir", str(tmp_path / "c"), cwd=ws)
     assert bumped.returncode == 0, bumped.stderr
     assert "fix-answer.patch is in upstream 2.0.0: removed" in bumped.stdout
     text = recipe.read_text()
@@ -136,6 +135,8 @@ def test_bumped_recipe_builds_tests_and_publishes(tmp_path: Path, upstream: Upst
     assert "patches: words.patch" in text and "fix-answer.patch" not in text
     assert not (ws / "recipes" / "demo" / "fix-answer.patch").exists()
 
+    downloads = [p for p in upstream.paths() if p.endswith(".tar.gz")]
+    assert downloads == ["/dl/demo-1.0.0.tar.gz", "/dl/demo-2.0.0.tar.gz"]
     built = nanodistro("build", str(recipe), "--json", cwd=ws)
     assert built.returncode == 0, built.stderr
     (report,) = json.loads(built.stdout)
@@ -145,3 +146,5 @@ def test_bumped_recipe_builds_tests_and_publishes(tmp_path: Path, upstream: Upst
     info = read_apk((repo / "demo-2.0.0-r0.apk").read_bytes(), where="demo").info
     assert (info.name, info.version) == ("demo", "2.0.0-r0")
     assert (repo / "demo-1.0.0-r3.apk").is_file()  # the old version stays published
+    # the build found the bumped source in the cache, under its mirror:// name
+    assert [p for p in upstream.paths() if p.endswith(".tar.gz")] == downloads

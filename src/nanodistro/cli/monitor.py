@@ -141,7 +141,8 @@ def bump(
     source_cache: Path = typer.Option(
         None,
         "--source-cache",
-        help="Where downloaded sources are kept [~/.cache/nanodistro/sources, as `build`].",
+        help="Where downloaded sources are kept [the workspace's, else "
+        "~/.cache/nanodistro/sources, as `build`].",
     ),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="Monitor cache (see `monitor`)."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -158,6 +159,15 @@ def bump(
         if not json_output:
             err_console.print(f"[dim]{escape(message)}[/]")
 
+    # as `build`: the nanodistro.toml above the recipe gives the source cache and mirrors
+    from nanodistro.factory.workspace import find_workspace, load_workspace
+
+    mirrors: dict[str, str] = {}
+    found = find_workspace(recipe) if recipe.exists() else None
+    if found is not None:
+        workspace = load_workspace(found)
+        mirrors = dict(workspace.mirrors)
+        source_cache = source_cache or workspace.source_cache
     result = bump_recipe(
         recipe,
         version,
@@ -165,6 +175,7 @@ def bump(
         source_cache=source_cache,
         cache_dir=cache_dir or default_cache_dir(),
         progress=progress,
+        mirrors=mirrors,
     )
     if json_output:
         print_json(result.to_json())

@@ -17,7 +17,7 @@ import difflib
 import io
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator, MutableMapping, MutableSequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, MutableSequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,8 +220,12 @@ def bump_recipe(
     cache_dir: Path | None = None,
     endpoints: Endpoints | None = None,
     progress: Progress | None = None,
+    mirrors: Mapping[str, str] | None = None,
 ) -> BumpResult:
-    """Bump the recipe at ``path`` to ``version`` (default: the latest upstream release)."""
+    """Bump the recipe at ``path`` to ``version`` (default: the latest upstream release).
+
+    ``mirrors`` resolves ``mirror://NAME/...`` fetch URIs as the build does (the workspace's
+    ``[mirrors]``; the host's apt mirror for ``debian``)."""
     say = progress or (lambda _message: None)
     try:
         text = path.read_text(encoding="utf-8")
@@ -284,6 +288,7 @@ def bump_recipe(
                 step=name,
                 retries=_int_input(inputs.get("retry-limit"), 5),
                 progress=say,
+                mirrors=mirrors,
             )
             for key in wants:
                 new = fetched.sha256 if key == "expected-sha256" else fetched.sha512

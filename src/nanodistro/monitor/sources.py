@@ -9,7 +9,7 @@ and git client. What differs is only that a bump has no pin yet: it fetches with
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +33,10 @@ def download(
     step: str,
     retries: int = 5,
     progress: Progress | None = None,
+    mirrors: Mapping[str, str] | None = None,
 ) -> Download:
-    """Fetch ``uri`` into ``cache`` (reused when already there, keyed by URI) and digest it."""
+    """Fetch ``uri`` into ``cache`` (reused when already there, keyed by URI) and digest it.
+    A ``mirror://`` URI is resolved with ``mirrors`` and cached under its ``mirror://`` form."""
     inputs = {
         "uri": uri,
         "expected-none": "true",  # the digests are what the bump is about to write
@@ -50,6 +52,7 @@ def download(
             cache=cache,
             step=step,
             progress=progress,
+            mirrors=mirrors,
         )
     # Also file the object under its digests: the recipe is about to be pinned to them, and
     # the build's fetch looks pinned sources up by digest, so the next build needs no network.
