@@ -157,8 +157,11 @@ def print_report(report: CatalogReport) -> None:
     console.print("[bold]Use them[/]")
     wanted = next((p.name for p in report.packages if p.name == "lua5.4"), None)
     wanted = wanted or (report.packages[-1].name if report.packages else "<package>")
+    # absolute: apk-tools opens --keys-dir relative to --root (src/database.c, openat(root_fd))
+    abs_keys, abs_repo = os.path.abspath(report.keys_dir), os.path.abspath(report.repository)
     console.print(
-        f"  apk --root /tmp/root --initdb --keys-dir {keys} --repository {repo} add {wanted}",
+        f"  apk --root /tmp/root --initdb --keys-dir {abs_keys} --repository {abs_repo} "
+        f"add {wanted}",
         markup=False,
         soft_wrap=True,
     )
