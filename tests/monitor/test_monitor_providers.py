@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from upstream_server import Upstream, git
 
@@ -387,3 +389,105 @@ def test_yaml_loader_keeps_versions_as_strings() -> None:
 
     assert load_data("package: {name: a, version: 1.10}", "x")["package"]["version"] == "1.10"
     assert yaml.safe_load("v: 1.10")["v"] == 1.1  # why a custom loader is needed
+
+
+# The options every provider honours (melange update:), checked on each provider's own answers:
+# (provider's update block, its routes, latest, runner-up, oldest).
+GITLAB_TAGS = [
+    {"name": "v0.5.0", "commit": {"id": "a" * 40}, "created_at": None},
+    {"name": "v0.4.0", "commit": {"id": "b" * 40}, "created_at": None},
+]
+COMMON_OPTION_CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str, str, str]] = {
+    "pypi": (
+        {"pypi": {"identifier": "demo"}},
+        {"/pypi/demo/json": PYPI_DOC},
+        "2.1.0",
+        "1.0.0",
+        "1.0.0",
+    ),
+    "npm": (
+        {"npm": {"identifier": "@scope/demo"}},
+        {"/@scope%2Fdemo": NPM_DOC},
+        "1.10.0",
+        "1.9.0",
+        "1.9.0",
+    ),
+    "github": (
+        {"github": {"identifier": "org/repo", "strip-prefix": "v"}},
+        {
+            "/repos/org/repo/releases?per_page=100": [
+                _gh_release("v1.2.0"),
+                _gh_release("v1.1.0"),
+                _gh_release("v1.0.0"),
+            ]
+        },
+        "1.2.0",
+        "1.1.0",
+        "1.0.0",
+    ),
+    "gitlab": (
+        {"gitlab": {"identifier": "g/p", "strip-prefix": "v", "use-tag": True}},
+        {"/projects/g%2Fp/repository/tags?per_page=100": GITLAB_TAGS},
+        "0.5.0",
+        "0.4.0",
+        "0.4.0",
+    ),
+    "release-monitor": (
+        {"release-monitor": {"identifier": 7}, "version-separator": "_"},
+        {
+            "/api/v2/versions/?project_id=7": {
+                "versions": ["3.1_2", "3.1_1", "2.9"],
+                "stable_versions": ["3.1_2", "3.1_1", "2.9"],
+            }
+        },
+        "3.1.2",
+        "3.1.1",
+        "2.9",
+    ),
+    "http-regex": (
+        {
+            "http-regex": {
+                "url": "{base}/pub/demo/",
+                "pattern": r'href="demo-([0-9][^"]*?)\.tar\.xz"',
+            }
+        },
+        {"/pub/demo/": LISTING},
+        "1.10",
+        "1.9",
+        "1.2",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(COMMON_OPTION_CASES))
+def test_every_provider_honours_the_common_options(
+    kind: str, upstream: Upstream, tmp_path: Path
+) -> None:
+    block, routes, latest, runner_up, oldest = COMMON_OPTION_CASES[kind]
+    for path, body in routes.items():
+        upstream.add(path, body)
+    if "http-regex" in block:
+        block = {"http-regex": {**block["http-regex"], "url": f"{upstream.base}/pub/demo/"}}
+
+    def one(cache: str = "c", **options: Any) -> CheckResult:  # options: update: keys
+        document = recipe("0.0.1", {**block, **options})
+        (result,) = check(upstream, document, cache_dir=tmp_path / cache)
+        return result
+
+    assert (one().status, one().latest) == ("update", latest)
+    # ignore-regex-patterns see the upstream spelling (before version-separator), as wolfictl
+    upstream_spelling = re.escape(latest).replace(r"\.", "[._]")
+    ignored = one("c", **{"ignore-regex-patterns": [f"^{upstream_spelling}$"]})
+    assert ignored.latest == runner_up
+    assert one("c", **{"version-transform": [{"match": "^(.*)$", "replace": "${1}.1"}]}).latest == (
+        latest + ".1"
+    )
+    sequential = one("c", **{"require-sequential": True})
+    assert (sequential.next_version, sequential.latest) == (oldest, latest)
+    assert one(manual=True).manual is True
+    upstream.requests.clear()
+    assert one(enabled=False, **{"exclude-reason": "r"}).status == "disabled"
+    assert upstream.requests == []  # a disabled recipe asks no one
+    weekly = {"schedule": {"period": "weekly"}}
+    assert one("weekly", **weekly).status == "update"
+    assert one("weekly", **weekly).status == "skipped-schedule"
