@@ -28,3 +28,12 @@ def test_unknown_command_fails_without_traceback() -> None:
     result = run_cli("no-such-command")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
+
+
+def test_usage_errors_are_one_line() -> None:
+    for args in (["apk", "pack"], ["keygen", "--bits", "many"], ["image", "diff", "only-one"]):
+        result = run_cli(*args)
+        assert result.returncode == 2, args
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        assert "--help" in lines[0]

@@ -8,6 +8,7 @@ non-zero exit status (never a traceback).
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -64,10 +65,26 @@ def _register_all() -> None:
 _register_all()
 
 
+def _fail(message: str, code: int) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     try:
-        app(args=argv, prog_name="nanodistro")
+        # Not standalone: Click's own usage errors reach us too, so they become one line like
+        # every other error instead of a boxed usage message.
+        status = app(args=argv, prog_name="nanodistro", standalone_mode=False)
+    except typer.TyperException as error:  # Click's usage errors (Typer vendors Click)
+        if not error.format_message().strip():  # no arguments: Click printed the help already
+            sys.exit(error.exit_code)
+        context = getattr(error, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        _fail(f"{error.format_message()}{hint}", error.exit_code)
+    except typer.Abort:
+        typer.secho("aborted", fg=typer.colors.RED, err=True)
+        sys.exit(1)
     except NanodistroError as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         sys.exit(error.exit_code)
@@ -80,3 +97,4 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.secho("interrupted", fg=typer.colors.RED, err=True)
         sys.exit(130)
+    sys.exit(status if isinstance(status, int) else 0)
