@@ -213,6 +213,8 @@ def info(
             else f"FAILED: {verified['error']}"
         )
         typer.echo(f"{'verified:':16}{status}")
+    else:
+        typer.echo(f"{'verified:':16}not checked (pass --keyring DIR to verify)")
     typer.echo(f"{'control files:':16}{' '.join(details['control_files'])}")
     typer.echo(f"files ({len(pkg.entries)}):")
     for entry in details["files"]:
