@@ -37,3 +37,30 @@ def test_usage_errors_are_one_line() -> None:
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
         assert "--help" in lines[0]
+
+
+def test_command_table_matches_what_modules_register() -> None:
+    import typer
+
+    from nanodistro.cli import COMMAND_MODULES, build_app
+
+    for module, names in COMMAND_MODULES.items():
+        app = build_app([module])
+        command = typer.main.get_command(app)
+        assert sorted(command.commands) == sorted(names), module  # type: ignore[attr-defined]
+
+
+def test_one_command_loads_only_its_module() -> None:
+    code = (
+        "import sys\n"
+        "from nanodistro.cli import main\n"
+        "try:\n"
+        "    main(['resolve', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('nanodistro.build.builder' in sys.modules, 'nanodistro.image.build' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "False False"

@@ -7,7 +7,9 @@ non-zero exit status (never a traceback).
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Iterable
 from typing import NoReturn
 
 import typer
@@ -15,28 +17,22 @@ import typer
 from nanodistro import __version__
 from nanodistro.errors import NanodistroError
 
-# Command modules, in the order their commands appear in ``--help``.
-_COMMAND_MODULES = (
-    "keys",  # keygen
-    "apk",  # apk pack | info | verify
-    "repo",  # publish, index
-    "recipe",  # lint
-    "build",  # build, test
-    "resolve",  # resolve
-    "image",  # image build | lock | push | diff
-    "monitor",  # monitor, bump
-    "graph",  # graph
-    "catalog",  # catalog build
-)
-
-app = typer.Typer(
-    name="nanodistro",
-    help="Build minimal, reproducible, signed packages and container images from upstream source.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+# Command modules, in the order their commands appear in ``--help``, with the top-level names
+# each registers. ``main`` imports only the module a command line needs, so ``nanodistro
+# resolve`` does not pay for importing the builder, the image assembler and every model
+# (tests/test_cli_basics.py checks this table against what the modules register).
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "keys": ("keygen",),
+    "repo": ("publish", "index"),
+    "recipe": ("lint",),
+    "build": ("build", "test"),
+    "resolve": ("resolve",),
+    "monitor": ("monitor", "bump"),
+    "graph": ("graph",),
+    "apk": ("apk",),
+    "image": ("image",),
+    "catalog": ("catalog",),
+}
 
 
 def _version_callback(value: bool) -> None:
@@ -45,7 +41,6 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
@@ -54,15 +49,40 @@ def _root(
     """Build minimal, reproducible, signed packages and container images from upstream source."""
 
 
-def _register_all() -> None:
-    import importlib
+def build_app(modules: Iterable[str] | None = None) -> typer.Typer:
+    """The root app with the commands of ``modules`` (default: all of them)."""
+    root = typer.Typer(
+        name="nanodistro",
+        help="Build minimal, reproducible, signed packages and container images from upstream source.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    root.callback()(_root)
+    for name in COMMAND_MODULES if modules is None else modules:
+        importlib.import_module(f"nanodistro.cli.{name}").register(root)
+    return root
 
-    for name in _COMMAND_MODULES:
-        module = importlib.import_module(f"nanodistro.cli.{name}")
-        module.register(app)
+
+def _modules_for(argv: list[str]) -> list[str] | None:
+    """The one module that owns the command named first on the line, or None for all."""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command is None and "--version" in argv:
+        return []
+    for module, names in COMMAND_MODULES.items():
+        if command in names:
+            return [module]
+    return None  # --help, --version, a typo: the full app answers those
 
 
-_register_all()
+def __getattr__(name: str) -> typer.Typer:
+    # ``from nanodistro.cli import app`` (tests, embedding) gets the full command tree.
+    if name == "app":
+        full = build_app()
+        globals()["app"] = full
+        return full
+    raise AttributeError(name)
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -75,7 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # Not standalone: Click's own usage errors reach us too, so they become one line like
         # every other error instead of a boxed usage message.
-        status = app(args=argv, prog_name="nanodistro", standalone_mode=False)
+        args = sys.argv[1:] if argv is None else argv
+        status = build_app(_modules_for(args))(
+            args=args, prog_name="nanodistro", standalone_mode=False
+        )
     except typer.TyperException as error:  # Click's usage errors (Typer vendors Click)
         if not error.format_message().strip():  # no arguments: Click printed the help already
             sys.exit(error.exit_code)
