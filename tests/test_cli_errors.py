@@ -520,3 +520,32 @@ def test_alias_bomb_to_graph_and_bump(tmp_path: Path) -> None:
     assert_error(graph, "bomb.yaml", "alias bomb")
     bump = run_cli(tmp_path, "bump", "recipes/bomb.yaml", "2.0", "--dry-run")
     assert_error(bump, "bomb.yaml", "alias bomb")
+
+
+# --- usage errors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["apk", "pack"], ["Missing argument", "apk pack --help"]),
+        (["resolve", "hello"], ["--repo"]),
+        (["no-such-command"], ["no-such-command"]),
+        (["keygen", "--bits", "many"], ["--bits", "integer"]),
+        (["apk", "verify", "x.apk", "--keyring"], ["--keyring"]),
+        (["image", "build", "x.yaml", "--out", "o", "--no-such-flag"], ["--no-such-flag"]),
+    ],
+    ids=[
+        "missing argument",
+        "missing option",
+        "unknown command",
+        "bad value",
+        "no value",
+        "unknown option",
+    ],
+)
+def test_usage_errors_are_one_line(tmp_path: Path, args: list[str], expected: list[str]) -> None:
+    result = run_cli(tmp_path, *args)
+    assert result.returncode == 2
+    assert_error(result, *expected)
+    assert list(tmp_path.iterdir()) == []
