@@ -6,9 +6,11 @@ anywhere. Defaults make an empty ``nanodistro.toml`` a valid workspace.
 
 from __future__ import annotations
 
+import difflib
 import os
 import platform
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,34 @@ def find_workspace(start: Path) -> Path | None:
     return None
 
 
+# Every table and key nanodistro.toml may hold (None: any key, e.g. mirror names). A typo must
+# not silently fall back to a default.
+KNOWN_KEYS: dict[str, frozenset[str] | None] = {
+    "workspace": frozenset({"name", "archs", "recipes", "images", "out"}),
+    "keys": frozenset({"dir", "name"}),
+    "sources": frozenset({"cache"}),
+    "mirrors": None,
+    "toolchain": frozenset({"root", "provides"}),
+}
+
+
+def _unknown(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"unknown key {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
+def _check_keys(data: dict[str, Any], where: Path) -> None:
+    for section, value in data.items():
+        if section not in KNOWN_KEYS:
+            raise ConfigError(_unknown(section, KNOWN_KEYS), where=str(where), field=section)
+        known = KNOWN_KEYS[section]
+        if known is None or not isinstance(value, dict):
+            continue
+        for key in value:
+            if key not in known:
+                raise ConfigError(_unknown(key, known), where=str(where), field=f"{section}.{key}")
+
+
 def _table(data: dict[str, Any], name: str, where: Path) -> dict[str, Any]:
     value = data.get(name, {})
     if not isinstance(value, dict):
@@ -100,6 +130,7 @@ def load_workspace(path: Path) -> Workspace:
         raise ConfigError("workspace file not found", where=str(path)) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"invalid TOML: {error}", where=str(path)) from None
+    _check_keys(data, path)
     root = path.parent.resolve()
 
     def rel(value: Any, field_name: str) -> Path:

@@ -159,7 +159,8 @@ class HttpClient:
             except (httpx.TimeoutException, httpx.TransportError) as error:
                 if attempt >= self._retries:
                     raise FetchError(
-                        f"{type(error).__name__} after {attempt + 1} attempts: {error}", where=url
+                        f"{type(error).__name__} after {attempt + 1} attempts: {str(error) or 'no answer'}",
+                        where=url,
                     ) from None
             else:
                 if response.status_code not in RETRY_STATUS or attempt >= self._retries:
