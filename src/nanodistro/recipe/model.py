@@ -232,6 +232,20 @@ class PackageInfo(_Model):
 
 
 # --- build environment (an apko ImageConfiguration) ---------------------------------------------
+#
+# These mirror nanodistro.imageconfig.model on purpose; reusing those classes here was tried and
+# changes what a recipe means. The imageconfig classes carry apko's Validate rules, which melange
+# does not apply when it decodes a recipe (yaml.v3 into apko's structs, no Validate call):
+#   - a user without a uid, or with uid 0, and a paths[].type outside apko's five names, load today
+#     and would become errors;
+#   - an empty contents.packages entry would be an error reported at `packages`, not `packages[N]`;
+#   - their ValueError messages reach users through _message() as "Value error, ...";
+#   - paths[].permissions: the recipe loader hands every scalar over as source text, and
+#     imageconfig's octal parser reads the text "0755" as 0o755 where this model reads 755 (yaml.v3
+#     gives 0o755; nothing consumes recipe paths today, so the difference is latent);
+#   - imageconfig accepts contents.runtime_keyring, which this model rejects as an unknown key.
+# Speed was not the obstacle (bench/bench_recipe_load.py: 0.99 s vs 1.11 s for the extrapolated
+# corpus); sharing needs those rules moved out of the imageconfig models first.
 
 
 class BaseImage(_Model):
