@@ -86,7 +86,7 @@ def test_bad_recipe_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_foreign_arch_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from nanodistro.build.builder import host_arch
+    from nanodistro.util.host import host_arch
 
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY)

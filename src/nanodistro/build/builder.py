@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -44,6 +43,7 @@ from nanodistro.formats.signature import Keyring, SigningKey
 from nanodistro.recipe.model import Recipe, load_recipe
 from nanodistro.recipe.substitute import substitute
 from nanodistro.resolve import parse_repository
+from nanodistro.util.host import host_arch
 
 Progress = Callable[[str], None]
 LOG_TAIL_LINES = 25
@@ -173,15 +173,6 @@ def _git_log(path: Path, fmt: str) -> str:
     except OSError:
         return ""
     return result.stdout.strip() if result.returncode == 0 else ""
-
-
-_MACHINE_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
-
-
-def host_arch() -> str:
-    """The apk architecture of this machine (``x86_64``, ``aarch64``, ...)."""
-    machine = platform.machine()
-    return _MACHINE_ARCH.get(machine.lower(), machine)
 
 
 def _slug(text: str) -> str:

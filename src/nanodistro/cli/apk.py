@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 import re
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from nanodistro.formats.tarball import entries_from_directory
 from nanodistro.formats.version import parse_dependency, validate
 from nanodistro.trust.keys import load_keyring, load_signing_key
 from nanodistro.util.atomic import atomic_write_bytes
+from nanodistro.util.host import host_arch
 
 apk_app = typer.Typer(
     help="Build, inspect and verify APK v2 packages.",
@@ -25,13 +25,6 @@ apk_app = typer.Typer(
 
 # apk-tools package name rule (AT:doc/apk-package.5.scd).
 _PKGNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-_HOST_ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
-
-
-def host_arch() -> str:
-    """The apk architecture name of this machine (``x86_64``, ``aarch64``, …)."""
-    machine = platform.machine()
-    return _HOST_ARCHES.get(machine.lower(), machine)
 
 
 def _read(path: Path) -> bytes:

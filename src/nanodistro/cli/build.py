@@ -34,10 +34,11 @@ def _config(
     step_timeout: float | None,
     build_timeout: float | None,
 ) -> BuildConfig:
-    from nanodistro.build.builder import BuildConfig, host_arch
+    from nanodistro.build.builder import BuildConfig
     from nanodistro.build.runners import Toolchain
     from nanodistro.factory.workspace import find_workspace, load_workspace
     from nanodistro.trust.keys import load_keyring, load_signing_key
+    from nanodistro.util.host import host_arch
 
     toolchain = Toolchain()
     mirrors: dict[str, str] = {}

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 import typer
 
 from nanodistro.cli._common import err_console, print_json
-
-_MACHINE_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
-
-
-def default_arch() -> str:
-    machine = platform.machine().lower()
-    return _MACHINE_ARCH.get(machine, machine)
+from nanodistro.util.host import host_arch
 
 
 def resolve_command(
@@ -27,7 +20,7 @@ def resolve_command(
     keyring: list[Path] = typer.Option(
         ..., "--keyring", "-k", help="Directory of trusted *.pub keys, or a key file; repeatable."
     ),
-    arch: str = typer.Option(default_arch(), "--arch", help="Architecture of the indexes to use."),
+    arch: str = typer.Option(host_arch(), "--arch", help="Architecture of the indexes to use."),
     insecure: bool = typer.Option(
         False,
         "--insecure",

@@ -25,8 +25,9 @@ from typing import Any
 
 from nanodistro.errors import NanodistroError
 from nanodistro.factory.smoke import SmokeResult, run_smoke_test, smoke_test_from_annotations
-from nanodistro.factory.workspace import Workspace, host_arch
+from nanodistro.factory.workspace import Workspace
 from nanodistro.util.atomic import atomic_write_bytes
+from nanodistro.util.host import host_arch
 
 Progress = Callable[[str], None]
 INPUTS_SUFFIX = ".inputs.json"

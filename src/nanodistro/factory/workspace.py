@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import platform
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,20 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from nanodistro.errors import ConfigError
+from nanodistro.util.host import host_arch
 
 WORKSPACE_FILE = "nanodistro.toml"
-
-_MACHINE_TO_APK_ARCH = {
-    "x86_64": "x86_64",
-    "amd64": "x86_64",
-    "aarch64": "aarch64",
-    "arm64": "aarch64",
-}
-
-
-def host_arch() -> str:
-    machine = platform.machine()
-    return _MACHINE_TO_APK_ARCH.get(machine, machine)
 
 
 @dataclass(frozen=True)
