@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from nanodistro.errors import ChecksumError, FormatError, SignatureError
-from nanodistro.formats.pkginfo import PackageInfo, format_pkginfo, parse_pkginfo
+from nanodistro.formats.pkginfo import PackageInfo, format_pkginfo, parse_pkginfo, q1_checksum
 from nanodistro.formats.signature import (
     Keyring,
     SignatureEntry,
@@ -138,7 +138,7 @@ class VerifyResult:
 
 def identity(control_member: bytes) -> str:
     """Package identity (APKINDEX ``C:``): ``Q1`` + base64(SHA-1(control member)), §1.8."""
-    return "Q1" + base64.b64encode(hashlib.sha1(control_member).digest()).decode()
+    return q1_checksum(hashlib.sha1(control_member).digest())
 
 
 def read_apk(data: bytes, *, where: str, max_inflated: int = DEFAULT_MAX_INFLATED) -> ApkPackage:

@@ -9,13 +9,13 @@ in it (``a:`` its ACL, ``Z:`` its digest). The writer emits apk-tools order (AT 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from nanodistro.errors import FormatError
+from nanodistro.formats.apk import SCRIPT_NAMES as _DOTTED_SCRIPT_NAMES
 from nanodistro.formats.apkindex import (
     apply_header_line,
     finish_record,
@@ -25,22 +25,14 @@ from nanodistro.formats.apkindex import (
     parse_uint,
     split_list_value,
 )
-from nanodistro.formats.pkginfo import PackageInfo
+from nanodistro.formats.pkginfo import PackageInfo, q1_checksum
 from nanodistro.formats.tarball import TarEntry
 
 DEFAULT_DIR_MODE = 0o755
 DEFAULT_FILE_MODE = 0o644
 
 # Script names apk runs; control-member names carry a leading dot (".post-install").
-SCRIPT_NAMES = (
-    "pre-install",
-    "post-install",
-    "pre-deinstall",
-    "post-deinstall",
-    "pre-upgrade",
-    "post-upgrade",
-    "trigger",
-)
+SCRIPT_NAMES = tuple(name.removeprefix(".") for name in _DOTTED_SCRIPT_NAMES)
 
 
 @dataclass(frozen=True)
@@ -326,7 +318,7 @@ def q1_from_hex(sha1_hex: str) -> str:
         raise FormatError(f"expected a hex SHA-1, got {sha1_hex[:60]!r}") from None
     if len(raw) != 20:
         raise FormatError(f"expected a 40-digit hex SHA-1, got {sha1_hex[:60]!r}")
-    return "Q1" + base64.b64encode(raw).decode("ascii")
+    return q1_checksum(raw)
 
 
 def fs_entries(entries: Iterable[TarEntry]) -> list[FsEntry]:
@@ -373,7 +365,7 @@ def xattr_hash(xattrs: dict[str, bytes]) -> str | None:
         for part in (name.encode("utf-8", "surrogateescape"), xattrs[name]):
             digest.update(len(part).to_bytes(4, "big"))
             digest.update(part)
-    return "Q1" + base64.b64encode(digest.digest()).decode("ascii")
+    return q1_checksum(digest.digest())
 
 
 def installed_package(

@@ -7,6 +7,7 @@ the single source of that mapping; codecs for each container format iterate over
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
@@ -109,6 +110,12 @@ INDEX_LETTERS: dict[str, tuple[str, FieldKind]] = {
 }
 
 _SPACE_SEPARATED = {"triggers", "install_if"}
+
+
+def q1_checksum(sha1: bytes) -> str:
+    """apk's ``Q1`` checksum text: ``Q1`` + base64 of a SHA-1 digest (package identity ``C:``,
+    file ``Z:``, xattr hash ``a:``)."""
+    return "Q1" + base64.b64encode(sha1).decode("ascii")
 
 
 def parse_int(value: str, *, where: str, line: int | None, field_name: str) -> int:

@@ -8,7 +8,6 @@ run (apko does not run them either). Files the assembler writes itself carry
 
 from __future__ import annotations
 
-import base64
 import json
 import posixpath
 from collections.abc import Mapping
@@ -16,11 +15,13 @@ from dataclasses import dataclass, field
 
 from nanodistro.errors import ImageError
 from nanodistro.formats.installed_db import (
+    SCRIPT_NAMES,
     FsEntry,
     InstalledPackage,
     file_blocks,
     format_installed,
     format_triggers_line,
+    q1_from_hex,
     script_member_name,
 )
 from nanodistro.formats.tarball import TarEntry, validate_entries, write_tar
@@ -98,10 +99,6 @@ def init_db(fs: RootFS, *, apk_arch: str, mtime: int) -> None:
         fs.put(TarEntry(path, "chr", mode=mode, devmajor=major, devminor=minor, mtime=mtime))
 
 
-def _q1_from_hex(hex_digest: str) -> str:
-    return "Q1" + base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
-
-
 def install_package(
     fs: RootFS, apk: ApkFile, owners: dict[str, InstalledImagePackage]
 ) -> InstalledImagePackage:
@@ -121,7 +118,7 @@ def install_package(
             _drop_file(previous.record, resolved, entry.path)
         kind = "symlink" if entry.type == "symlink" else "file"
         checksum = entry.pax_checksum or entry.content_sha1()
-        digest = _q1_from_hex(checksum) if checksum else None
+        digest = q1_from_hex(checksum) if checksum else None
         mode = 0o777 if entry.type == "symlink" else entry.mode
         fs_entries.append(FsEntry(entry.path, kind, mode, entry.uid, entry.gid, digest))  # type: ignore[arg-type]
     record = InstalledPackage(info=apk.info.copy(), dirs=file_blocks(fs_entries))
@@ -156,15 +153,7 @@ def write_apk_db(
     for package in packages:
         apk = package.apk
         for script, content in sorted(apk.scripts.items()):
-            if script.removeprefix(".") not in (
-                "pre-install",
-                "post-install",
-                "pre-deinstall",
-                "post-deinstall",
-                "pre-upgrade",
-                "post-upgrade",
-                "trigger",
-            ):
+            if script.removeprefix(".") not in SCRIPT_NAMES:
                 continue
             name = script_member_name(apk.name, apk.version, apk.identity, script)
             scripts.append(TarEntry(name, "file", mode=0o755, mtime=mtime, data=content))
