@@ -66,6 +66,13 @@ def parse_uint(value: str, *, where: str, line: int | None, field_name: str) -> 
     )
 
 
+def split_letter_line(text: str, *, where: str, line: int) -> tuple[str, str]:
+    """``"P:zlib"`` -> ``("P", "zlib")``: one line of an index or installed-db record."""
+    if text[1:2] != ":":
+        raise FormatError(f"expected '<letter>:<value>', got {text[:60]!r}", where=where, line=line)
+    return text[0], text[2:]
+
+
 def apply_header_line(
     fields: dict[str, Any], letter: str, value: str, *, where: str, line: int
 ) -> bool:
@@ -195,11 +202,7 @@ def _parse_lines(lines: list[str], where: str, first_line: int) -> list[PackageI
                 extra = []
             start = lineno + 1
             continue
-        if line[1:2] != ":":
-            raise FormatError(
-                f"expected '<letter>:<value>', got {line[:60]!r}", where=where, line=lineno
-            )
-        letter, value = line[0], line[2:]
+        letter, value = split_letter_line(line, where=where, line=lineno)
         if not apply_header_line(fields, letter, value, where=where, line=lineno):
             extra.append((letter, value))
     if fields or extra:

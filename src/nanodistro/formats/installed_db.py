@@ -23,6 +23,7 @@ from nanodistro.formats.apkindex import (
     format_record_header,
     index_record,
     parse_uint,
+    split_letter_line,
     split_list_value,
 )
 from nanodistro.formats.pkginfo import PackageInfo, q1_checksum
@@ -153,11 +154,7 @@ def parse_installed(
                 directory = current = None
             start = lineno + 1
             continue
-        if line[1:2] != ":":
-            raise FormatError(
-                f"expected '<letter>:<value>', got {line[:60]!r}", where=where, line=lineno
-            )
-        letter, value = line[0], line[2:]
+        letter, value = split_letter_line(line, where=where, line=lineno)
         if letter == "F":
             directory = InstalledDir(value.strip("/"))
             pkg.dirs.append(directory)
