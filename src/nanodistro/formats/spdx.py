@@ -34,14 +34,23 @@ def fnv128a_hex(text: str) -> str:
     return f"{value:032x}"
 
 
+def _identifier(text: str) -> str:
+    # melange stringToIdentifier: ":"/"/" -> "-", [A-Za-z0-9.-] kept, others -> "C<codepoint>"
+    text = text.replace(":", "-").replace("/", "-")
+    return re.sub(r"[^A-Za-z0-9.\-]", lambda m: f"C{ord(m.group())}", text)
+
+
 def spdx_id(*components: str) -> str:
-    """``SPDXRef-Package-a-b`` sanitised as melange ``stringToIdentifier``: ``:``/``/`` -> ``-``,
-    ``[A-Za-z0-9.-]`` kept, any other character -> ``C<codepoint>``."""
-    text = "-".join(c for c in components if c)
-    out = []
-    for char in text.replace(":", "-").replace("/", "-"):
-        out.append(char if re.match(r"[A-Za-z0-9.\-]", char) else f"C{ord(char)}")
-    return "SPDXRef-Package-" + "".join(out)
+    """``SPDXRef-Package-a-b`` from the non-empty components, sanitised as melange
+    ``stringToIdentifier``: ``:``/``/`` -> ``-``, ``[A-Za-z0-9.-]`` kept, any other character ->
+    ``C<codepoint>``."""
+    return "SPDXRef-Package-" + _identifier("-".join(c for c in components if c))
+
+
+def spdx_ref(*parts: str) -> str:
+    """``SPDXRef-`` + all ``parts`` joined by ``-``, sanitised as :func:`spdx_id` (apko's image
+    SBOM ids: ``spdx_ref("Package", "Image", digest)``, ``spdx_ref("OperatingSystem", id)``)."""
+    return "SPDXRef-" + _identifier("-".join(parts))
 
 
 def rfc3339(epoch: int) -> str:
@@ -158,7 +167,12 @@ def to_dict(doc: Document) -> dict[str, Any]:
 
 def to_json(doc: Document) -> bytes:
     """Serialize deterministically (UTF-8, indent 2, trailing newline)."""
-    return (json.dumps(to_dict(doc), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return dict_to_json(to_dict(doc))
+
+
+def dict_to_json(data: dict[str, Any]) -> bytes:
+    """An SPDX document already in its JSON shape, serialized as :func:`to_json` does."""
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def _str(data: dict[str, Any], key: str, where: str, default: str | None = None) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanodistro import __version__
+from nanodistro.formats.spdx import Document, dict_to_json, spdx_ref, to_dict
 
 if TYPE_CHECKING:
     from nanodistro.image.build import ArchImage, BuildResult
@@ -23,28 +24,11 @@ NAMESPACE_BASE = "https://spdx.org/spdxdocs/nanodistro/"
 SBOM_DIR = "var/lib/db/sbom"
 
 
-def spdx_id(*parts: str) -> str:
-    """``SPDXRef-`` + parts joined by ``-``; other runes become ``C<codepoint>`` (melange)."""
-    text = "-".join(parts).replace(":", "-").replace("/", "-")
-    return "SPDXRef-" + re.sub(r"[^A-Za-z0-9.\-]", lambda m: f"C{ord(m.group())}", text)
-
-
 def _document(name: str, created: str, namespace: str) -> dict[str, Any]:
-    return {
-        "SPDXID": "SPDXRef-DOCUMENT",
-        "name": name,
-        "spdxVersion": "SPDX-2.3",
-        "creationInfo": {
-            "created": created,
-            "creators": [f"Tool: nanodistro ({__version__})", "Organization: nanodistro"],
-            "licenseListVersion": "3.22",
-        },
-        "dataLicense": "CC0-1.0",
-        "documentNamespace": namespace,
-        "documentDescribes": [],
-        "packages": [],
-        "relationships": [],
-    }
+    # Packages are kept as JSON dicts: embedded package SBOMs are copied into the image's as
+    # they are, and apko's key order differs from formats.spdx's Package writer.
+    creators = [f"Tool: nanodistro ({__version__})", "Organization: nanodistro"]
+    return to_dict(Document(name=name, namespace=namespace, created=created, creators=creators))
 
 
 def _relate(doc: dict[str, Any], a: str, kind: str, b: str) -> None:
@@ -71,7 +55,7 @@ def embedded_sbom(package: InstalledImagePackage, root_read: Any) -> dict[str, A
 def _package_from_metadata(package: InstalledImagePackage, arch: str) -> dict[str, Any]:
     info = package.apk.info
     return {
-        "SPDXID": spdx_id("Package", "apk", info.name, info.version),
+        "SPDXID": spdx_ref("Package", "apk", info.name, info.version),
         "name": info.name,
         "versionInfo": info.version,
         "filesAnalyzed": False,
@@ -132,7 +116,7 @@ def arch_sbom(image: ArchImage, *, repo_name: str) -> dict[str, Any]:
     doc = _document(
         f"sbom-{layer0}", created, f"{NAMESPACE_BASE}{image.arch.apk}-{manifest_digest[7:]}"
     )
-    image_id = spdx_id("Package", "Image", manifest_digest)
+    image_id = spdx_ref("Package", "Image", manifest_digest)
     doc["documentDescribes"].append(image_id)
     doc["packages"].append(
         {
@@ -159,7 +143,7 @@ def arch_sbom(image: ArchImage, *, repo_name: str) -> dict[str, Any]:
     )
     seen = {image_id}
     for number, layer in enumerate(image.layers):
-        layer_id = spdx_id("Package", "ImageLayer", layer.digest)
+        layer_id = spdx_ref("Package", "ImageLayer", layer.digest)
         if layer_id in seen:
             continue
         seen.add(layer_id)
@@ -208,7 +192,7 @@ def _operating_system(os_release: bytes | None) -> dict[str, Any] | None:
     if not os_id:
         return None
     return {
-        "SPDXID": spdx_id("OperatingSystem", os_id),
+        "SPDXID": spdx_ref("OperatingSystem", os_id),
         "name": os_id,
         "versionInfo": fields.get("VERSION_ID", ""),
         "filesAnalyzed": False,
@@ -225,7 +209,7 @@ def index_sbom(result: BuildResult, *, repo_name: str) -> dict[str, Any]:
     digest = result.index_descriptor.digest
     created = str(json.loads(result.images[0].config)["created"]) if result.images else ""
     doc = _document(f"sbom-{digest}", created, f"{NAMESPACE_BASE}index-{digest[7:]}")
-    index_id = spdx_id("Package", "Index", digest)
+    index_id = spdx_ref("Package", "Index", digest)
     doc["documentDescribes"].append(index_id)
     base = {
         "filesAnalyzed": False,
@@ -244,7 +228,7 @@ def index_sbom(result: BuildResult, *, repo_name: str) -> dict[str, Any]:
         }
     )
     for image in result.images:
-        image_id = spdx_id("Package", "Image", image.descriptor.digest)
+        image_id = spdx_ref("Package", "Image", image.descriptor.digest)
         doc["packages"].append(
             {
                 "SPDXID": image_id,
@@ -258,17 +242,13 @@ def index_sbom(result: BuildResult, *, repo_name: str) -> dict[str, Any]:
     return doc
 
 
-def _bytes(doc: dict[str, Any]) -> bytes:
-    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
-
-
 def image_sboms(result: BuildResult, *, config_path: Path | None = None) -> dict[str, bytes]:
     """File name -> SPDX JSON bytes, for every arch and the index."""
     repo_name = config_path.stem if config_path is not None else "image"
     files = {
-        f"sbom-{image.arch.apk}.spdx.json": _bytes(arch_sbom(image, repo_name=repo_name))
+        f"sbom-{image.arch.apk}.spdx.json": dict_to_json(arch_sbom(image, repo_name=repo_name))
         for image in result.images
     }
     if result.images:
-        files["sbom-index.spdx.json"] = _bytes(index_sbom(result, repo_name=repo_name))
+        files["sbom-index.spdx.json"] = dict_to_json(index_sbom(result, repo_name=repo_name))
     return files
