@@ -35,6 +35,7 @@ from nanodistro.formats.oci import (
     image_index,
     parse_index,
     parse_manifest,
+    sha256_digest,
 )
 from nanodistro.formats.tarball import TarEntry, read_tar, write_tar
 from nanodistro.util.atomic import atomic_write_bytes
@@ -251,7 +252,7 @@ class Layout:
         roots = [d for d in descriptors if d.digest not in listed]
         if len(roots) == 1:
             return roots[0].digest
-        return "sha256:" + hashlib.sha256(self.read("index.json")).hexdigest()
+        return sha256_digest(self.read("index.json"))
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from nanodistro.errors import RegistryError
+from nanodistro.formats.oci import sha256_digest
 from nanodistro.registry.mediatypes import (
     IMAGE_MANIFEST_TYPES,
     INDEX_TYPES,
@@ -190,7 +191,7 @@ class OciLayout:
         return data
 
     def write_blob(self, data: bytes) -> str:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = sha256_digest(data)
         path = self.blob_path(digest)
         if not path.exists():
             with atomic_writer(path) as out:
