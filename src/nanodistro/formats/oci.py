@@ -272,38 +272,44 @@ class ParsedManifest:
     annotations: dict[str, str]
 
 
-def parse_index(data: bytes, *, where: str) -> ParsedIndex:
+def _v2_document(data: bytes, *, where: str, list_key: str) -> tuple[dict[str, Any], list[Any]]:
+    """An index or manifest: schemaVersion 2 and a list under ``list_key`` (not yet parsed)."""
     doc = parse_json(data, where=where)
     if doc.get("schemaVersion") != 2:
         raise FormatError("schemaVersion must be 2", where=where, field="schemaVersion")
-    manifests = doc.get("manifests")
-    if not isinstance(manifests, list):
-        raise FormatError("manifests must be a list", where=where, field="manifests")
+    items = doc.get(list_key)
+    if not isinstance(items, list):
+        raise FormatError(f"{list_key} must be a list", where=where, field=list_key)
+    return doc, items
+
+
+def _descriptors(items: list[Any], *, where: str, list_key: str) -> list[Descriptor]:
+    return [
+        Descriptor.from_dict(item, where=where, field_name=f"{list_key}[{i}]")
+        for i, item in enumerate(items)
+    ]
+
+
+def _annotations(doc: dict[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (doc.get("annotations") or {}).items()}
+
+
+def parse_index(data: bytes, *, where: str) -> ParsedIndex:
+    doc, manifests = _v2_document(data, where=where, list_key="manifests")
     return ParsedIndex(
         media_type=str(doc.get("mediaType") or MEDIA_INDEX),
-        manifests=[
-            Descriptor.from_dict(m, where=where, field_name=f"manifests[{i}]")
-            for i, m in enumerate(manifests)
-        ],
-        annotations={str(k): str(v) for k, v in (doc.get("annotations") or {}).items()},
+        manifests=_descriptors(manifests, where=where, list_key="manifests"),
+        annotations=_annotations(doc),
     )
 
 
 def parse_manifest(data: bytes, *, where: str) -> ParsedManifest:
-    doc = parse_json(data, where=where)
-    if doc.get("schemaVersion") != 2:
-        raise FormatError("schemaVersion must be 2", where=where, field="schemaVersion")
-    layers = doc.get("layers")
-    if not isinstance(layers, list):
-        raise FormatError("layers must be a list", where=where, field="layers")
+    doc, layers = _v2_document(data, where=where, list_key="layers")
     return ParsedManifest(
         media_type=str(doc.get("mediaType") or MEDIA_MANIFEST),
         config=Descriptor.from_dict(doc.get("config"), where=where, field_name="config"),
-        layers=[
-            Descriptor.from_dict(layer, where=where, field_name=f"layers[{i}]")
-            for i, layer in enumerate(layers)
-        ],
-        annotations={str(k): str(v) for k, v in (doc.get("annotations") or {}).items()},
+        layers=_descriptors(layers, where=where, list_key="layers"),
+        annotations=_annotations(doc),
     )
 
 
