@@ -1,8 +1,14 @@
-"""Throwaway APK signing keys for tests (generated per run, never committed)."""
+"""Throwaway keys and certificates for tests (generated per run, never committed)."""
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from nanodistro.formats.signature import SigningKey
 from nanodistro.trust.keys import generate_key, load_keyring, load_signing_key
@@ -14,3 +20,25 @@ def make_key(directory: Path, name: str = "test") -> KeyAndKeyring:
     """A fresh 2048-bit RSA key written to ``directory``, and the keyring of that directory."""
     private, _ = generate_key(name, directory, bits=2048)
     return load_signing_key(private), load_keyring(directory)
+
+
+def self_signed_cert(common_name: str, *, days: int = 365, ca: bool = False) -> bytes:
+    """A fresh self-signed P-256 certificate in PEM, valid from 2024-01-01 for ``days``;
+    ``ca`` adds the critical CA basic constraint (a root, as in a CA bundle)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    start = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=days))
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.BasicConstraints(ca=True, path_length=None), critical=True
+        )
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)

@@ -26,6 +26,7 @@ from nanodistro.cli import app
 from nanodistro.factory.catalog import CatalogReport, run_catalog
 from nanodistro.factory.workspace import load_workspace
 from nanodistro.formats.apk import read_apk
+from signing_keys import self_signed_cert
 
 _MISSING = [t for t in ("bwrap", "gcc", "umoci", "runc") if shutil.which(t) is None]
 pytestmark = [
@@ -84,28 +85,7 @@ def _tarball(top: str, files: dict[str, str]) -> bytes:
 
 def _ca_bundle() -> str:
     """A real self-signed CA certificate in PEM, standing in for Mozilla's bundle."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "minidistro test root")])
-    start = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(start)
-        .not_valid_after(start + datetime.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return self_signed_cert("minidistro test root", days=3650, ca=True).decode()
 
 
 RECIPES = {

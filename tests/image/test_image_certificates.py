@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from image_testlib import Pkg, build_apk, make_key
 
 from fixture_paths import THIRD_PARTY
@@ -19,26 +16,10 @@ from nanodistro.image.apkfile import open_apk
 from nanodistro.image.build import BuildRequest, build_image
 from nanodistro.image.install import AssembledRoot, assemble_root
 from nanodistro.imageconfig import load_config, load_config_text
+from signing_keys import self_signed_cert
 
 APKO_TESTDATA = THIRD_PARTY / "chainguard-dev+apko/internal/cli/testdata"
 BUILD_DATE = 1_750_000_000
-
-
-def make_cert(common_name: str) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    start = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(start)
-        .not_valid_after(start + datetime.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def fingerprint(pem: bytes) -> str:
@@ -66,7 +47,7 @@ def assemble(config_text: str, pkgs: list[Pkg], key: object) -> AssembledRoot:
 
 
 def test_additional_and_provider_certificates_join_the_bundle(key: object) -> None:
-    system, inline, pkg_a, pkg_b = (make_cert(n) for n in ("system", "inline", "a", "b"))
+    system, inline, pkg_a, pkg_b = (self_signed_cert(n) for n in ("system", "inline", "a", "b"))
     bundle_pkg = Pkg(
         "ca-certificates-bundle",
         files={"etc/ssl/certs/ca-certificates.crt": system},
@@ -81,7 +62,7 @@ def test_additional_and_provider_certificates_join_the_bundle(key: object) -> No
         },
         provides=["custom-ca-certificates"],
     )
-    unrelated = Pkg("other-ca", files={"usr/share/ca-certificates/z.crt": make_cert("z")})
+    unrelated = Pkg("other-ca", files={"usr/share/ca-certificates/z.crt": self_signed_cert("z")})
     # text around the block is dropped (Go pem.Encode of the decoded block)
     config = "certificates:\n  additional:\n    - name: corp\n      content: |\n"
     config += "".join(
@@ -104,7 +85,7 @@ def test_additional_and_provider_certificates_join_the_bundle(key: object) -> No
 
 
 def test_no_bundle_is_created_when_none_is_installed(key: object) -> None:
-    cert = make_cert("lonely")
+    cert = self_signed_cert("lonely")
     body = "".join(f"        {line}\n" for line in cert.decode().splitlines())
     config = f"certificates:\n  additional:\n    - name: lonely\n      content: |\n{body}"
     root = assemble(config, [Pkg("base", files={"etc/os-release": b"ID=x\n"})], key)
@@ -125,7 +106,7 @@ def test_bad_additional_certificate_is_a_clear_error(
     key: object, content: str, message: str
 ) -> None:
     if content == "two":
-        content = (make_cert("x") + make_cert("y")).decode()
+        content = (self_signed_cert("x") + self_signed_cert("y")).decode()
     config = "certificates:\n  additional:\n    - name: bad\n      content: " + json.dumps(content)
     with pytest.raises(ImageError, match=message) as error:
         assemble(config + "\n", [Pkg("base", files={"etc/x": b""})], key)
@@ -134,7 +115,7 @@ def test_bad_additional_certificate_is_a_clear_error(
 
 
 def test_java_truststore_is_reported_not_silently_skipped(key: object) -> None:
-    body = "".join(f"        {line}\n" for line in make_cert("j").decode().splitlines())
+    body = "".join(f"        {line}\n" for line in self_signed_cert("j").decode().splitlines())
     config = f"certificates:\n  additional:\n    - name: j\n      content: |\n{body}"
     java = Pkg("java-cacerts", files={"etc/ssl/certs/java/cacerts": b"\xfe\xed\xfe\xed"})
     root = assemble(config, [java], key)
