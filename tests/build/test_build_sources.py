@@ -12,7 +12,7 @@ import pytest
 from build_testlib import Upstream
 
 from nanodistro.build.cache import SourceCache
-from nanodistro.build.sources import apply_patches, fetch, git_checkout
+from nanodistro.build.sources import SourceRecord, apply_patches, fetch, git_checkout
 from nanodistro.errors import BuildError, ChecksumError, UnsafePathError
 
 
@@ -26,6 +26,39 @@ def fetch_inputs(url: str, sha: str, **extra: str) -> dict[str, str]:
         "delete": "false",
         **extra,
     }
+
+
+def fetch_to(
+    tmp_path: Path,
+    inputs: dict[str, str],
+    *,
+    step: str = "s",
+    workdir: str = "/home/build",
+    workspace: Path | None = None,
+) -> SourceRecord:
+    """``fetch`` into ``tmp_path/ws`` (or ``workspace``) with a fresh cache at ``tmp_path/c``."""
+    return fetch(
+        inputs,
+        workspace=workspace or tmp_path / "ws",
+        workdir=workdir,
+        cache=SourceCache(tmp_path / "c"),
+        step=step,
+    )
+
+
+def patch_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    """An empty build workspace and the recipe's patch directory."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    patches = tmp_path / "recipes" / "demo"
+    patches.mkdir(parents=True)
+    return ws, patches
+
+
+def patch(inputs: dict[str, str], ws: Path, patches: Path) -> None:
+    apply_patches(
+        inputs, workspace=ws, workdir="/home/build", patch_dirs=[patches], step="pipeline[1]"
+    )
 
 
 def test_fetch_extracts_and_second_fetch_uses_cache(upstream: Upstream, tmp_path: Path) -> None:
@@ -53,12 +86,10 @@ def test_fetch_extracts_and_second_fetch_uses_cache(upstream: Upstream, tmp_path
 
 def test_fetch_into_directory_with_delete(upstream: Upstream, tmp_path: Path) -> None:
     url, sha = upstream.add_tarball("x.tar.gz", {"a/b/c.txt": "c"}, top="top")
-    fetch(
+    fetch_to(
+        tmp_path,
         fetch_inputs(url, sha, directory="sub", delete="true", **{"strip-components": "2"}),
-        workspace=tmp_path / "ws",
         workdir="/home/build/w",
-        cache=SourceCache(tmp_path / "c"),
-        step="s",
     )
     assert (tmp_path / "ws/w/sub/b/c.txt").read_text() == "c"
     assert not (tmp_path / "ws/w/x.tar.gz").exists()
@@ -68,13 +99,7 @@ def test_checksum_mismatch_shows_expected_and_actual(upstream: Upstream, tmp_pat
     url, sha = upstream.add_tarball("p.tar.gz", {"f": "x"}, top="p")
     wrong = "0" * 64
     with pytest.raises(ChecksumError) as error:
-        fetch(
-            fetch_inputs(url, wrong),
-            workspace=tmp_path / "ws",
-            workdir="/home/build",
-            cache=SourceCache(tmp_path / "c"),
-            step="pipeline[0]",
-        )
+        fetch_to(tmp_path, fetch_inputs(url, wrong), step="pipeline[0]")
     message = str(error.value)
     assert f"expected sha256 {wrong}" in message and f"got {sha}" in message
     assert url in message
@@ -84,13 +109,7 @@ def test_checksum_mismatch_shows_expected_and_actual(upstream: Upstream, tmp_pat
 def test_unpinned_fetch_is_refused(upstream: Upstream, tmp_path: Path) -> None:
     url, _ = upstream.add_tarball("p.tar.gz", {"f": "x"}, top="p")
     with pytest.raises(BuildError, match="expected-sha256 or expected-sha512"):
-        fetch(
-            {"uri": url},
-            workspace=tmp_path,
-            workdir="/home/build",
-            cache=SourceCache(tmp_path / "c"),
-            step="s",
-        )
+        fetch_to(tmp_path, {"uri": url}, workspace=tmp_path)
 
 
 def _evil_tarball(kind: str) -> bytes:
@@ -121,28 +140,15 @@ def test_unsafe_archives_are_rejected(kind: str, upstream: Upstream, tmp_path: P
     data = _evil_tarball(kind)
     (upstream.root / "evil.tar.gz").write_bytes(data)
     sha = hashlib.sha256(data).hexdigest()
-    ws = tmp_path / "ws"
     with pytest.raises(UnsafePathError):
-        fetch(
-            fetch_inputs(f"{upstream.base_url}/evil.tar.gz", sha),
-            workspace=ws,
-            workdir="/home/build",
-            cache=SourceCache(tmp_path / "c"),
-            step="s",
-        )
+        fetch_to(tmp_path, fetch_inputs(f"{upstream.base_url}/evil.tar.gz", sha))
     assert not (tmp_path / "escape").exists()
 
 
 def test_fetch_outside_home_is_refused(upstream: Upstream, tmp_path: Path) -> None:
     url, sha = upstream.add_tarball("p.tar.gz", {"f": "x"}, top="p")
     with pytest.raises(UnsafePathError):
-        fetch(
-            fetch_inputs(url, sha, directory="../../etc"),
-            workspace=tmp_path / "ws",
-            workdir="/home/build",
-            cache=SourceCache(tmp_path / "c"),
-            step="s",
-        )
+        fetch_to(tmp_path, fetch_inputs(url, sha, directory="../../etc"))
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -229,40 +235,19 @@ def test_git_checkout_commit_mismatch(git_upstream: tuple[Path, str, str], tmp_p
 
 
 def test_patch_applies_from_recipe_dir_and_reports_failures(tmp_path: Path) -> None:
-    ws = tmp_path / "ws"
-    ws.mkdir()
+    ws, patches = patch_dirs(tmp_path)
     (ws / "hello.c").write_text("int main(void) { return 1; }\n")
-    patches = tmp_path / "recipes" / "demo"
-    patches.mkdir(parents=True)
     (patches / "fix.patch").write_text(
         "--- a/hello.c\n+++ b/hello.c\n@@ -1 +1 @@\n-int main(void) { return 1; }\n"
         "+int main(void) { return 0; }\n"
     )
-    apply_patches(
-        {"patches": "fix.patch"},
-        workspace=ws,
-        workdir="/home/build",
-        patch_dirs=[patches],
-        step="pipeline[1]",
-    )
+    patch({"patches": "fix.patch"}, ws, patches)
     assert "return 0" in (ws / "hello.c").read_text()
     with pytest.raises(BuildError) as error:  # applying it again cannot work
-        apply_patches(
-            {"patches": "fix.patch"},
-            workspace=ws,
-            workdir="/home/build",
-            patch_dirs=[patches],
-            step="pipeline[1]",
-        )
+        patch({"patches": "fix.patch"}, ws, patches)
     assert "fix.patch does not apply" in str(error.value)
     with pytest.raises(BuildError, match="not found"):
-        apply_patches(
-            {"patches": "missing.patch"},
-            workspace=ws,
-            workdir="/home/build",
-            patch_dirs=[patches],
-            step="pipeline[1]",
-        )
+        patch({"patches": "missing.patch"}, ws, patches)
 
 
 def test_fetch_retries_server_errors(tmp_path: Path) -> None:
@@ -293,13 +278,7 @@ def test_fetch_retries_server_errors(tmp_path: Path) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/p.tar.gz"
-        fetch(
-            fetch_inputs(url, hashlib.sha256(data).hexdigest()),
-            workspace=tmp_path / "ws",
-            workdir="/home/build",
-            cache=SourceCache(tmp_path / "c"),
-            step="s",
-        )
+        fetch_to(tmp_path, fetch_inputs(url, hashlib.sha256(data).hexdigest()))
     finally:
         server.shutdown()
         server.server_close()
@@ -308,19 +287,10 @@ def test_fetch_retries_server_errors(tmp_path: Path) -> None:
 
 
 def test_patch_series_skips_comments(tmp_path: Path) -> None:
-    ws = tmp_path / "ws"
-    ws.mkdir()
+    ws, patches = patch_dirs(tmp_path)
     (ws / "a.txt").write_text("one\n")
-    patches = tmp_path / "recipes" / "demo"
-    patches.mkdir(parents=True)
     (patches / "01.patch").write_text("--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-one\n+two\n")
     (patches / "02.patch").write_text("--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-two\n+three\n")
     (patches / "series").write_text("# applied in order\n01.patch\n\n02.patch  # second\n")
-    apply_patches(
-        {"series": "series"},
-        workspace=ws,
-        workdir="/home/build",
-        patch_dirs=[patches],
-        step="pipeline[1]",
-    )
+    patch({"series": "series"}, ws, patches)
     assert (ws / "a.txt").read_text() == "three\n"
