@@ -54,6 +54,7 @@ def find_tool(name: str) -> str:
 
 
 def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]

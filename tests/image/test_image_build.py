@@ -24,7 +24,7 @@ from nanodistro.image.lock import read_lock
 from nanodistro.image.oci_layout import Layout
 from nanodistro.imageconfig import load_config
 from nanodistro.registry import push_layout
-from registry_server import find_tool, start_docker_registry
+from registry_server import find_tool, free_port, start_docker_registry
 
 APKO_TESTDATA = THIRD_PARTY / "chainguard-dev+apko/internal/cli/testdata"
 
@@ -628,21 +628,13 @@ def test_checksum_error_type() -> None:
     assert issubclass(ChecksumError, NanodistroError)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_build_push_and_diff_against_registry_reference(workspace: Path, tmp_path: Path) -> None:
     import time
     import urllib.request
 
     if not shutil.which("docker-registry"):
         pytest.skip("docker-registry not installed")
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "registry.yml"
     config.write_text(
         "version: 0.1\n"
