@@ -13,6 +13,7 @@ from urllib.parse import quote, urlparse
 from nanodistro import __version__
 from nanodistro.build.sources import SourceRecord
 from nanodistro.formats import spdx
+from nanodistro.util.timestamps import rfc3339
 
 SBOM_DIR = "var/lib/db/sbom"
 
@@ -121,7 +122,7 @@ def package_sbom(
             "https://spdx.org/spdxdocs/nanodistro/"
             + spdx.fnv128a_hex(f"apk-{namespace}-{full_version}-{name}")
         ),
-        created=spdx.rfc3339(source_date_epoch),
+        created=rfc3339(source_date_epoch),
         creators=[f"Tool: nanodistro ({__version__})", supplier],
         describes=[apk_id],
         packages=[os_package, main, recipe, *source_packages],

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from nanodistro.errors import FormatError
@@ -51,10 +50,6 @@ def spdx_ref(*parts: str) -> str:
     """``SPDXRef-`` + all ``parts`` joined by ``-``, sanitised as :func:`spdx_id` (apko's image
     SBOM ids: ``spdx_ref("Package", "Image", digest)``, ``spdx_ref("OperatingSystem", id)``)."""
     return "SPDXRef-" + _identifier("-".join(parts))
-
-
-def rfc3339(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

@@ -7,7 +7,6 @@ Mirrors apko's pipeline (pkg/build/build_implementation.go ``buildImage``, refer
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,6 +38,7 @@ from nanodistro.imageconfig.arch import Arch
 from nanodistro.imageconfig.load import LoadedConfig, resolve_local
 from nanodistro.resolve import RepositoryClient, package_location, parse_repository, solve
 from nanodistro.util.atomic import atomic_write_bytes
+from nanodistro.util.timestamps import rfc3339
 
 Progress = Callable[[str], None]
 
@@ -91,11 +91,6 @@ class BuildResult:
     @property
     def digest(self) -> str:
         return self.index_descriptor.digest
-
-
-def rfc3339(epoch: int) -> str:
-    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---- keys and repositories ------------------------------------------------------------------
