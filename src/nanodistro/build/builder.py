@@ -44,8 +44,8 @@ from nanodistro.recipe.model import Recipe, load_recipe
 from nanodistro.recipe.substitute import substitute
 from nanodistro.resolve import parse_repository
 from nanodistro.util.host import host_arch
+from nanodistro.util.progress import Progress
 
-Progress = Callable[[str], None]
 LOG_TAIL_LINES = 25
 
 

@@ -21,7 +21,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -32,9 +32,9 @@ import httpx
 from nanodistro.build.cache import SourceCache, file_digests
 from nanodistro.build.mirrors import resolve_mirror_uri
 from nanodistro.errors import BuildError, ChecksumError, FetchError, UnsafePathError
+from nanodistro.util.progress import Progress
 
 GUEST_HOME = "/home/build"
-Progress = Callable[[str], None]
 
 # The identity melange commits cherry-picks with (pkg/build/pipelines/git-checkout.yaml).
 _GIT_IDENTITY = {

@@ -18,7 +18,6 @@ import gzip
 import hashlib
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,8 @@ from nanodistro.factory.smoke import SmokeResult, run_smoke_test, smoke_test_fro
 from nanodistro.factory.workspace import Workspace
 from nanodistro.util.atomic import atomic_write_bytes
 from nanodistro.util.host import host_arch
+from nanodistro.util.progress import Progress
 
-Progress = Callable[[str], None]
 INPUTS_SUFFIX = ".inputs.json"
 INPUTS_FORMAT = 1
 

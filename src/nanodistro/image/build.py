@@ -38,9 +38,8 @@ from nanodistro.imageconfig.arch import Arch
 from nanodistro.imageconfig.load import LoadedConfig, resolve_local
 from nanodistro.resolve import RepositoryClient, package_location, parse_repository, solve
 from nanodistro.util.atomic import atomic_write_bytes
+from nanodistro.util.progress import Progress
 from nanodistro.util.timestamps import rfc3339
-
-Progress = Callable[[str], None]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/sbin:/bin"
 DEFAULT_SSL_CERT_FILE = "/etc/ssl/certs/ca-certificates.crt"

@@ -17,7 +17,7 @@ import difflib
 import io
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, MutableSequence
+from collections.abc import Iterator, Mapping, MutableMapping, MutableSequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,8 +46,7 @@ from nanodistro.recipe.model import load_recipe_text
 from nanodistro.recipe.substitute import substitute
 from nanodistro.recipe.yamlsource import load_data
 from nanodistro.util.atomic import atomic_write_bytes
-
-Progress = Callable[[str], None]
+from nanodistro.util.progress import Progress
 
 
 @dataclass

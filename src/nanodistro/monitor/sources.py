@@ -9,14 +9,13 @@ and git client. What differs is only that a bump has no pin yet: it fetches with
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from nanodistro.build.cache import SourceCache
 from nanodistro.build.sources import GUEST_HOME, extract_tarball, fetch, git_checkout
-
-Progress = Callable[[str], None]
+from nanodistro.util.progress import Progress
 
 
 @dataclass(frozen=True)

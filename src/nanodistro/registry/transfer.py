@@ -8,7 +8,6 @@ tag in place. Blobs the registry already has are not uploaded again.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,7 @@ from nanodistro.registry.mediatypes import (
     REF_NAME_ANNOTATION,
 )
 from nanodistro.registry.reference import Reference, parse_reference
-
-Progress = Callable[[str], None]
+from nanodistro.util.progress import Progress
 
 
 def _noop(_message: str) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -40,6 +40,7 @@ from nanodistro.formats.signature import Keyring, SigningKey
 from nanodistro.formats.version import is_valid as is_valid_version
 from nanodistro.repo.lock import repository_lock
 from nanodistro.util.atomic import atomic_write_bytes
+from nanodistro.util.progress import Progress
 
 INDEX_FILE = "APKINDEX.tar.gz"
 NOARCH = "noarch"
@@ -47,8 +48,6 @@ DEFAULT_NOARCH_ARCHS = ("x86_64", "aarch64")
 
 _NAME = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_+.-]*$")
 _ARCH = re.compile(r"^[A-Za-z0-9_]+$")
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)

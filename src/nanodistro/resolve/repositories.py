@@ -12,7 +12,7 @@ its records is used, and a downloaded package must have the identity the signed 
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -25,6 +25,7 @@ from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.resolve.universe import RepositoryRef, Universe
 from nanodistro.util.atomic import atomic_write_bytes
 from nanodistro.util.http import plain_http_allowed
+from nanodistro.util.progress import Progress
 
 __all__ = [
     "RepositoryClient",
@@ -36,7 +37,6 @@ __all__ = [
     "parse_repository_list",
 ]
 
-Progress = Callable[[str], None]
 
 #: Refuse absurdly large downloads (the full Wolfi index is ~30 MB, big packages a few hundred).
 MAX_DOWNLOAD = 2 * 1024**3
