@@ -40,7 +40,7 @@ from nanodistro.monitor import models as m
 from nanodistro.monitor.check import check_targets_async
 from nanodistro.monitor.providers.base import Endpoints
 from nanodistro.monitor.providers.git import ls_remote
-from nanodistro.monitor.recipes import target_from_document
+from nanodistro.monitor.recipes import read_recipe_text, target_from_document
 from nanodistro.monitor.sources import checkout, download, extract
 from nanodistro.recipe.model import load_recipe_text
 from nanodistro.recipe.substitute import substitute
@@ -226,10 +226,7 @@ def bump_recipe(
     ``mirrors`` resolves ``mirror://NAME/...`` fetch URIs as the build does (the workspace's
     ``[mirrors]``; the host's apt mirror for ``debian``)."""
     say = progress or (lambda _message: None)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise RecipeError(f"cannot read recipe: {error}", where=str(path)) from None
+    text = read_recipe_text(path)
     plain = load_data(text, str(path))
     if not isinstance(plain, dict) or not isinstance(plain.get("package"), dict):
         raise RecipeError("expected a mapping with a 'package' section", where=str(path))

@@ -80,13 +80,17 @@ def target_from_document(document: Any, path: Path | None) -> RecipeTarget:
     )
 
 
-def load_target(path: Path) -> RecipeTarget:
-    """The monitor's view of the recipe at ``path``."""
+def read_recipe_text(path: Path) -> str:
+    """The recipe file's text; a RecipeError naming the file when it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise RecipeError(f"cannot read recipe: {error}", where=str(path)) from None
-    return target_from_document(load_data(text, str(path)), path)
+
+
+def load_target(path: Path) -> RecipeTarget:
+    """The monitor's view of the recipe at ``path``."""
+    return target_from_document(load_data(read_recipe_text(path), str(path)), path)
 
 
 def find_recipes(paths: Iterable[Path]) -> list[Path]:
