@@ -25,6 +25,7 @@ from typing import Any
 from nanodistro.errors import NanodistroError
 from nanodistro.factory.smoke import SmokeResult, run_smoke_test, smoke_test_from_annotations
 from nanodistro.factory.workspace import Workspace
+from nanodistro.imageconfig.arch import APK_TO_OCI
 from nanodistro.util.atomic import atomic_write_bytes
 from nanodistro.util.host import host_arch
 from nanodistro.util.progress import Progress
@@ -286,7 +287,8 @@ def _host_manifest(layout: Path) -> tuple[dict[str, Any], int] | None:
     size."""
     top = json.loads((layout / "index.json").read_text())
     pending = list(top.get("manifests", []))
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(host_arch(), host_arch())
+    host = host_arch()
+    arch = APK_TO_OCI.get(host, host).split("/", 1)[0]  # OCI "architecture", no variant
     while pending:
         descriptor = pending.pop(0)
         document = json.loads(_layout_blob(layout, descriptor["digest"]))
