@@ -422,24 +422,15 @@ def write_result(result: BuildResult, out: Path) -> None:
     extra = {f"sboms/{name}": data for name, data in sorted(result.sboms.items())}
     platforms = [image.descriptor for image in result.images]
     try:
-        if str(out).endswith(".tar"):
-            write_layout_archive(
-                out,
-                result.blobs,
-                result.index_descriptor,
-                result.ref_name,
-                extra=extra,
-                platforms=platforms,
-            )
-        else:
-            write_layout_dir(
-                out,
-                result.blobs,
-                result.index_descriptor,
-                result.ref_name,
-                extra=extra,
-                platforms=platforms,
-            )
+        write = write_layout_archive if str(out).endswith(".tar") else write_layout_dir
+        write(
+            out,
+            result.blobs,
+            result.index_descriptor,
+            result.ref_name,
+            extra=extra,
+            platforms=platforms,
+        )
     except OSError as error:
         raise ImageError(f"cannot write the image: {error.strerror}", where=str(out)) from None
 
