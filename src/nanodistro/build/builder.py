@@ -39,6 +39,7 @@ from nanodistro.build.runners.bubblewrap import BubblewrapRunner
 from nanodistro.build.sca import ScaResult
 from nanodistro.errors import BuildError, GraphError, NanodistroError, RepositoryError
 from nanodistro.formats.apk import read_apk
+from nanodistro.formats.pkginfo import apk_filename
 from nanodistro.formats.signature import Keyring, SigningKey
 from nanodistro.recipe.model import Recipe, load_recipe
 from nanodistro.recipe.substitute import substitute
@@ -441,7 +442,7 @@ class _Build:
     def run(self, *, skip_check: bool = True) -> BuildResult:
         config = self.config
         main = self.recipe.package
-        filename = f"{main.name}-{main.full_version}.apk"
+        filename = apk_filename(main.name, main.full_version)
         if skip_check and config.repo and not config.rebuild:
             recorded = existing_build(config.repo, config.arch, filename)
             if recorded == self.hash:
@@ -619,7 +620,7 @@ def test_recipe(
             file = (
                 config.repo
                 / config.arch
-                / (f"{compiled.name}-{build.recipe.package.full_version}.apk")
+                / apk_filename(compiled.name, build.recipe.package.full_version)
             )
             if file.is_file():
                 files.append(file)

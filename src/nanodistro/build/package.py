@@ -19,7 +19,7 @@ from nanodistro.build.setcap import apply_setcap
 from nanodistro.build.sources import SourceRecord
 from nanodistro.errors import BuildError, FormatError
 from nanodistro.formats.apk import write_apk
-from nanodistro.formats.pkginfo import PackageInfo
+from nanodistro.formats.pkginfo import PackageInfo, apk_filename
 from nanodistro.formats.tarball import entries_from_directory
 from nanodistro.recipe.model import Capability, Dependencies, PackageOptions, Scriptlets
 from nanodistro.trust.keys import SigningKey
@@ -61,7 +61,7 @@ class PackageSpec:
 
     @property
     def filename(self) -> str:
-        return f"{self.name}-{self.full_version}.apk"
+        return apk_filename(self.name, self.full_version)
 
 
 @dataclass

@@ -221,11 +221,12 @@ def repository_packages(
 ) -> list[PackageReport]:
     """The current packages of the catalog's recipes, as published in the repository."""
     from nanodistro.formats.apk import read_apk
+    from nanodistro.formats.pkginfo import apk_filename
 
     packages: list[PackageReport] = []
     for recipe in recipes:
         for name in recipe.packages:
-            path = workspace.packages_dir / arch / f"{name}-{recipe.version}.apk"
+            path = workspace.packages_dir / arch / apk_filename(name, recipe.version)
             if not path.is_file():
                 continue
             try:

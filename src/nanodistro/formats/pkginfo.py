@@ -48,7 +48,7 @@ class PackageInfo:
     @property
     def filename(self) -> str:
         """``<name>-<version>.apk``, the name apk clients fetch from ``<repo>/<arch>/``."""
-        return f"{self.name}-{self.version}.apk"
+        return apk_filename(self.name, self.version)
 
     def copy(self) -> PackageInfo:
         return dataclasses.replace(
@@ -110,6 +110,12 @@ INDEX_LETTERS: dict[str, tuple[str, FieldKind]] = {
 }
 
 _SPACE_SEPARATED = {"triggers", "install_if"}
+
+
+def apk_filename(name: str, version: str) -> str:
+    """``<name>-<version>.apk`` (version with its ``-r<N>``): a package's file name in a
+    repository's ``<arch>/`` directory, as apk-tools fetches it."""
+    return f"{name}-{version}.apk"
 
 
 def q1_checksum(sha1: bytes) -> str:

@@ -24,6 +24,7 @@ from nanodistro.formats.installed_db import (
     q1_from_hex,
     script_member_name,
 )
+from nanodistro.formats.pkginfo import apk_filename
 from nanodistro.formats.tarball import TarEntry, validate_entries, write_tar
 from nanodistro.image.apkfile import ApkFile
 from nanodistro.image.busybox import install_busybox_links
@@ -103,7 +104,7 @@ def install_package(
     fs: RootFS, apk: ApkFile, owners: dict[str, InstalledImagePackage]
 ) -> InstalledImagePackage:
     """Extract one package's data entries; ``owners`` maps canonical paths to their package."""
-    where = f"{apk.name}-{apk.version}.apk"
+    where = apk_filename(apk.name, apk.version)
     validate_entries(apk.entries, where, allow_devices=False)
     fs_entries: list[FsEntry] = []
     for entry in apk.entries:
