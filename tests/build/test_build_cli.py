@@ -96,32 +96,14 @@ def test_foreign_arch_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_package_commit_defaults_to_the_recipe_commit(tmp_path: Path) -> None:
-    import subprocess
-
+    from git_helper import git
     from nanodistro.build.builder import BuildConfig, build_recipe
 
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY)
-    env = {
-        "GIT_AUTHOR_NAME": "a",
-        "GIT_AUTHOR_EMAIL": "a@a",
-        "GIT_COMMITTER_NAME": "a",
-        "GIT_COMMITTER_EMAIL": "a@a",
-        "GIT_AUTHOR_DATE": "@1650000000 +0000",
-        "GIT_COMMITTER_DATE": "@1650000000 +0000",
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-    }
     for args in (["init", "-q"], ["add", "tiny.yaml"], ["commit", "-qm", "tiny"]):
-        subprocess.run(["git", *args], cwd=tmp_path, env=env, check=True)
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"],
-        cwd=tmp_path,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+        git(tmp_path, *args, date=1_650_000_000)
+    head = git(tmp_path, "rev-parse", "HEAD")
     result = build_recipe(recipe, BuildConfig(run_tests=False, source_cache=tmp_path / "c"))
     (package,) = result.packages
     assert package.info.commit == head

@@ -395,28 +395,16 @@ def test_nanodistro_test_command_against_published_packages(
 def test_git_checkout_and_patch_from_the_recipe_directory(
     tmp_path: Path, signing_key_path: Path
 ) -> None:
-    import subprocess
+    from git_helper import git as git_in
 
     upstream = tmp_path / "upstream"
     upstream.mkdir()
     for name, content in greet_project("2.0").items():
         (upstream / name).write_text(content if isinstance(content, str) else content.decode())
     (upstream / "configure").chmod(0o755)
-    env = {
-        "GIT_AUTHOR_NAME": "u",
-        "GIT_AUTHOR_EMAIL": "u@u",
-        "GIT_COMMITTER_NAME": "u",
-        "GIT_COMMITTER_EMAIL": "u@u",
-        "GIT_AUTHOR_DATE": "@1710000000 +0000",
-        "GIT_COMMITTER_DATE": "@1710000000 +0000",
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-    }
 
     def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=upstream, env=env, check=True, capture_output=True, text=True
-        ).stdout.strip()
+        return git_in(upstream, *args, date=1_710_000_000)
 
     git("init", "-q", "-b", "main")
     git("add", ".")

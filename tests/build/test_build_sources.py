@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 from build_testlib import Upstream
 
+from git_helper import git
 from nanodistro.build.cache import SourceCache
 from nanodistro.build.sources import SourceRecord, apply_patches, fetch, git_checkout
 from nanodistro.errors import BuildError, ChecksumError, UnsafePathError
@@ -152,19 +152,7 @@ def test_fetch_outside_home_is_refused(upstream: Upstream, tmp_path: Path) -> No
 
 
 def _git(cwd: Path, *args: str) -> str:
-    env = {
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-        "GIT_AUTHOR_DATE": "@1700000000 +0000",
-        "GIT_COMMITTER_DATE": "@1700000000 +0000",
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(cwd),
-    }
-    return subprocess.run(
-        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
-    ).stdout.strip()
+    return git(cwd, *args, date=1_700_000_000)
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from upstream_server import Upstream, git
+from upstream_server import Upstream
 
+from git_helper import git
 from nanodistro.errors import MonitorError, UnsafePathError
 from nanodistro.monitor.bump import bump_recipe
 from nanodistro.monitor.providers.base import Endpoints

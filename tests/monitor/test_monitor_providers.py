@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
-from upstream_server import Upstream, git
+from upstream_server import Upstream
 
+from git_helper import git
 from nanodistro.monitor.check import check_targets_async, exit_status
 from nanodistro.monitor.models import CheckResult
 from nanodistro.monitor.providers.base import Endpoints

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,18 +88,3 @@ def upstream() -> Iterator[Upstream]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def git(repo: Path, *args: str) -> str:
-    """Run git in ``repo`` (a local upstream repository) with a fixed identity; its stdout."""
-    env = {
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@e",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@e",
-        "HOME": str(repo),
-        "PATH": "/usr/bin:/bin",
-    }
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
-    ).stdout.strip()
