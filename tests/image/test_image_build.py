@@ -403,13 +403,17 @@ def test_unknown_package_and_untrusted_index(workspace: Path, tmp_path: Path) ->
         _build(config, tmp_path / "o2")
 
 
-def test_corrupt_package_is_rejected(workspace: Path, tmp_path: Path) -> None:
-    world = tmp_path / "w"
-    shutil.copytree(workspace, world)
-    apk = world / "repo/x86_64/hello-app-2.0-r1.apk"
+def _corrupt(apk: Path) -> None:
+    """Flip one byte near the end of the package (inside its data stream)."""
     data = bytearray(apk.read_bytes())
     data[-40] ^= 0xFF
     apk.write_bytes(bytes(data))
+
+
+def test_corrupt_package_is_rejected(workspace: Path, tmp_path: Path) -> None:
+    world = tmp_path / "w"
+    shutil.copytree(workspace, world)
+    _corrupt(world / "repo/x86_64/hello-app-2.0-r1.apk")
     with pytest.raises(NanodistroError):
         _build(world / "img.yaml", tmp_path / "o")
 
@@ -419,10 +423,7 @@ def test_first_bad_package_in_install_order_is_reported(workspace: Path, tmp_pat
     # meets first (the corrupt base layout, not the later package that is missing).
     world = tmp_path / "w"
     shutil.copytree(workspace, world)
-    base = world / "repo/x86_64/test-baselayout-1.0-r0.apk"
-    data = bytearray(base.read_bytes())
-    data[-40] ^= 0xFF
-    base.write_bytes(bytes(data))
+    _corrupt(world / "repo/x86_64/test-baselayout-1.0-r0.apk")
     (world / "repo/x86_64/hello-app-2.0-r1.apk").unlink()
     with pytest.raises(NanodistroError) as info:
         _build(world / "img.yaml", tmp_path / "o")
