@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from nanodistro.errors import RegistryError
-from nanodistro.formats.oci import sha256_digest
+from nanodistro.formats.oci import canonical_json, sha256_digest
 from nanodistro.registry.mediatypes import (
     IMAGE_MANIFEST_TYPES,
     INDEX_TYPES,
@@ -27,11 +27,6 @@ LAYOUT_VERSION = "1.0.0"
 _READ_SIZE = 1024 * 1024
 
 Descriptor = dict[str, Any]
-
-
-def canonical_json(document: Any) -> bytes:
-    """Compact JSON, keys in insertion order: the bytes we hash and push for documents we make."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def check_descriptor(descriptor: Any, where: str) -> Descriptor:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nanodistro.errors import RegistryError
+from nanodistro.formats.oci import canonical_json
 from nanodistro.registry.client import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_CHUNK_THRESHOLD,
@@ -22,7 +23,6 @@ from nanodistro.registry.client import (
 from nanodistro.registry.layout import (
     Descriptor,
     OciLayout,
-    canonical_json,
     children,
     ref_name_of,
 )
