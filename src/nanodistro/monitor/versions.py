@@ -116,9 +116,17 @@ def prepare_releases(
 # --- ordering -----------------------------------------------------------------------------------
 
 
-def _pep440_cmp(a: str, b: str) -> int:
-    va, vb = Version(a), Version(b)
-    return (va > vb) - (va < vb)
+Comparator = Callable[[str, str], int]
+
+
+def _compare_by(key: Callable[[str], Any]) -> Comparator:
+    """A -1/0/1 comparator ordering versions by ``key``."""
+
+    def compare(a: str, b: str) -> int:
+        ka, kb = key(a), key(b)
+        return (ka > kb) - (ka < kb)
+
+    return compare
 
 
 def _semver_key(version: str) -> tuple[Any, ...]:
@@ -134,22 +142,12 @@ def _semver_key(version: str) -> tuple[Any, ...]:
     return (int(m.group("major")), int(m.group("minor")), int(m.group("patch")), pre_key)
 
 
-def _semver_cmp(a: str, b: str) -> int:
-    ka, kb = _semver_key(a), _semver_key(b)
-    return (ka > kb) - (ka < kb)
-
-
 def _loose_key(version: str) -> tuple[tuple[int, int, str], ...]:
     # Numbers order numerically and above words, so 1.10 > 1.9 and 1.0 > 1.0rc.
     return tuple(
         (1, int(tok), "") if tok.isdigit() else (0, 0, tok.lower())
         for tok in re.findall(r"\d+|[A-Za-z]+", version)
     )
-
-
-def _loose_cmp(a: str, b: str) -> int:
-    ka, kb = _loose_key(a), _loose_key(b)
-    return (ka > kb) - (ka < kb)
 
 
 def _is_pep440(version: str) -> bool:
@@ -160,24 +158,21 @@ def _is_pep440(version: str) -> bool:
     return True
 
 
-Comparator = Callable[[str, str], int]
-
 _NUMERIC = re.compile(r"^\d+(?:\.\d+)*$")
 
 
-def _numeric_cmp(a: str, b: str) -> int:
-    ka, kb = tuple(map(int, a.split("."))), tuple(map(int, b.split(".")))
-    return (ka > kb) - (ka < kb)
+def _numeric_key(version: str) -> tuple[int, ...]:
+    return tuple(map(int, version.split(".")))
 
 
 # Purely numeric versions compare as integer tuples first: apk-tools reads a leading zero as a
 # fraction (2024.01.15 < 2024.1.2), but upstreams writing 01 mean a calendar month.
 _SCHEMES: dict[str, tuple[Callable[[str], bool], Comparator]] = {
-    "numeric": (lambda v: _NUMERIC.match(v) is not None, _numeric_cmp),
+    "numeric": (lambda v: _NUMERIC.match(v) is not None, _compare_by(_numeric_key)),
     "apk": (apk_version.is_valid, apk_version.compare),
-    "pep440": (_is_pep440, _pep440_cmp),
-    "semver": (lambda v: _SEMVER.match(v) is not None, _semver_cmp),
-    "loose": (lambda v: True, _loose_cmp),
+    "pep440": (_is_pep440, _compare_by(Version)),
+    "semver": (lambda v: _SEMVER.match(v) is not None, _compare_by(_semver_key)),
+    "loose": (lambda v: True, _compare_by(_loose_key)),
 }
 
 
