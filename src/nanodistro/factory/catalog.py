@@ -25,7 +25,6 @@ from typing import Any
 from nanodistro.errors import NanodistroError
 from nanodistro.factory.smoke import SmokeResult, run_smoke_test, smoke_test_from_annotations
 from nanodistro.factory.workspace import Workspace
-from nanodistro.imageconfig.arch import APK_TO_OCI
 from nanodistro.util.atomic import atomic_write_bytes
 from nanodistro.util.host import host_arch
 from nanodistro.util.progress import Progress
@@ -286,6 +285,9 @@ def _layout_blob(layout: Path, digest: str) -> bytes:
 def _host_manifest(layout: Path) -> tuple[dict[str, Any], int] | None:
     """The manifest of the host arch's image in a layout (following nested indexes), and its
     size."""
+    # imported here, as load_config is: importing imageconfig loads its pydantic models
+    from nanodistro.imageconfig.arch import APK_TO_OCI
+
     top = json.loads((layout / "index.json").read_text())
     pending = list(top.get("manifests", []))
     host = host_arch()
