@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -64,3 +65,27 @@ def test_one_command_loads_only_its_module() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_bad_source_date_epoch_is_an_error_not_ignored(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "yesterday"}
+    (tmp_path / "img.yaml").write_text("contents:\n  packages: [x]\n")
+    (tmp_path / "r.yaml").write_text("package: {name: r, version: '1', epoch: 0}\n")
+    for args in (
+        ["image", "build", str(tmp_path / "img.yaml"), "--out", str(tmp_path / "out")],
+        ["build", str(tmp_path / "r.yaml"), "--no-workspace"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "nanodistro", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr.strip() == (
+            "error: SOURCE_DATE_EPOCH: expected an integer (Unix seconds), got 'yesterday'"
+        )
+        assert not (tmp_path / "out").exists()

@@ -9,6 +9,8 @@ from typing import Any
 
 from rich.console import Console
 
+from nanodistro.errors import ConfigError
+
 # Rich falls back to 80 columns when output is not a terminal (make run | tee, CI logs), which
 # wraps every table; logs have no width limit, so give them room unless COLUMNS says otherwise.
 _LOG_WIDTH = 160
@@ -28,3 +30,21 @@ def print_json(data: Any) -> None:
     """Print machine-readable output: stable key order, one document on stdout."""
     json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
+
+
+def source_date_epoch(value: int | None) -> int | None:
+    """An explicit ``--source-date-epoch``, else ``$SOURCE_DATE_EPOCH``, else None.
+
+    A set but non-integer variable is an error rather than silently ignored: a build that quietly
+    falls back to another timestamp is not the reproducible build the user asked for.
+    """
+    if value is not None:
+        return value
+    text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ConfigError(
+            f"expected an integer (Unix seconds), got {text!r}", field="SOURCE_DATE_EPOCH"
+        )
+    return int(text)

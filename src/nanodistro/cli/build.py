@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from nanodistro.cli._common import err_console, print_json
+from nanodistro.cli._common import source_date_epoch as env_source_date_epoch
 
 if TYPE_CHECKING:
     from nanodistro.build.builder import BuildConfig
@@ -61,8 +61,7 @@ def _config(
     trusted: dict[str, bytes] = dict(load_keyring(keyring)) if keyring else {}
     if signing_key is not None:
         trusted.setdefault(signing_key.keyname, signing_key.public_pem())
-    if source_date_epoch is None and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
-        source_date_epoch = int(os.environ["SOURCE_DATE_EPOCH"])
+    source_date_epoch = env_source_date_epoch(source_date_epoch)
     return BuildConfig(
         arch=arch or host_arch(),
         repo=repo,

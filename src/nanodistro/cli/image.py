@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from nanodistro.cli._common import err_console, print_json
+from nanodistro.cli._common import source_date_epoch as env_source_date_epoch
 from nanodistro.errors import ConfigError
 
 image_app = typer.Typer(
@@ -26,17 +26,6 @@ def _progress(enabled: bool) -> object:
         err_console.print(message, style="dim", highlight=False, markup=False)
 
     return report
-
-
-def _epoch(value: int | None) -> int | None:
-    if value is not None:
-        return value
-    text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if not text:
-        return None
-    if not text.isdigit():
-        raise ConfigError(f"SOURCE_DATE_EPOCH must be an integer, got {text!r}")
-    return int(text)
 
 
 @image_app.command("build")
@@ -85,7 +74,7 @@ def build_command(
         repositories=list(repo),
         keyring_paths=list(keyring),
         lock=read_lock(lockfile) if lockfile else None,
-        source_date_epoch=_epoch(source_date_epoch),
+        source_date_epoch=env_source_date_epoch(source_date_epoch),
         cache_dir=cache_dir,
         ref_name=tag,
     )
