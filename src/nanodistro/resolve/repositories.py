@@ -15,8 +15,7 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-
-import httpx
+from typing import TYPE_CHECKING
 
 from nanodistro.errors import ChecksumError, ConfigError, FetchError, NanodistroError
 from nanodistro.formats.apk import read_apk
@@ -26,6 +25,9 @@ from nanodistro.resolve.universe import RepositoryRef, Universe
 from nanodistro.util.atomic import atomic_write_bytes
 from nanodistro.util.http import plain_http_allowed
 from nanodistro.util.progress import Progress
+
+if TYPE_CHECKING:  # httpx is imported on the first remote read: local repositories never need it
+    import httpx
 
 __all__ = [
     "RepositoryClient",
@@ -107,6 +109,8 @@ class RepositoryClient:
     @property
     def _client(self) -> httpx.Client:
         if self._client_instance is None:
+            import httpx
+
             self._client_instance = httpx.Client(timeout=self._timeout, follow_redirects=True)
         return self._client_instance
 
@@ -152,6 +156,8 @@ class RepositoryClient:
             )
         if self.progress:
             self.progress(f"fetch {url}")
+        import httpx
+
         try:
             with self._client.stream("GET", url) as response:
                 if response.status_code != 200:
