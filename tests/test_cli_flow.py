@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from cli_runner import run_cli
+from needs_tools import require_tools
 from registry_server import find_tool, start_docker_registry
 
 EPOCH = "1700000000"
@@ -465,8 +466,7 @@ def test_image_diff_reports_the_upgrade(
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[str]:
-    if not shutil.which("docker-registry"):
-        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
+    require_tools("docker-registry")
     with start_docker_registry(tmp_path / "registry") as running:
         yield running.host
 

@@ -26,14 +26,17 @@ from nanodistro.cli import app
 from nanodistro.factory.catalog import CatalogReport, run_catalog
 from nanodistro.factory.workspace import load_workspace
 from nanodistro.formats.apk import read_apk
+from needs_tools import require_tools
 from signing_keys import self_signed_cert
 
-_MISSING = [t for t in ("bwrap", "gcc", "umoci", "runc") if shutil.which(t) is None]
-pytestmark = [
-    pytest.mark.slow,
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _tools() -> None:
     # scripts/install-system-deps.sh installs them
-    pytest.mark.skipif(bool(_MISSING), reason=f"not installed: {', '.join(_MISSING)}"),
-]
+    require_tools("bwrap", "gcc", "umoci", "runc")
+
 
 MTIME = 1_700_000_000
 

@@ -19,12 +19,16 @@ from nanodistro.factory.smoke import (
     run_smoke_test,
     smoke_test_from_annotations,
 )
+from needs_tools import require_tools
 
 BUSYBOX = Path("/bin/busybox")
-needs_tools = pytest.mark.skipif(
-    any(shutil.which(t) is None for t in ("umoci", "runc", "bwrap")) or not BUSYBOX.is_file(),
-    reason="umoci, runc, bwrap and busybox-static are installed by scripts/install-system-deps.sh",
-)
+needs_tools = pytest.mark.usefixtures("_smoke_tools")
+
+
+@pytest.fixture
+def _smoke_tools() -> None:
+    """umoci, runc, bwrap and busybox-static come from scripts/install-system-deps.sh."""
+    require_tools("umoci", "runc", "bwrap", str(BUSYBOX))
 
 
 def test_annotations_give_the_test() -> None:
@@ -134,7 +138,6 @@ def test_smoke_binary_is_mounted_read_only(busybox_layout: Path, runtime: str) -
 
 
 def test_unknown_runtime_is_an_error(busybox_layout: Path) -> None:
-    if shutil.which("umoci") is None:
-        pytest.skip("umoci is not installed")
+    require_tools("umoci")
     with pytest.raises(ConfigError, match="unknown smoke test runtime"):
         run_smoke_test(busybox_layout, "latest", SmokeTest([], ""), [], runtime="crun")

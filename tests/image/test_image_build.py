@@ -15,7 +15,7 @@ from image_testlib import BUILD_DATE, Pkg, build_repo, busybox_packages, make_ke
 
 from fixture_paths import THIRD_PARTY
 from nanodistro.cli import main
-from nanodistro.errors import ChecksumError, ImageError, NanodistroError
+from nanodistro.errors import ChecksumError, FormatError, ImageError, NanodistroError
 from nanodistro.formats.installed_db import parse_installed, parse_script_member_name
 from nanodistro.formats.tarball import gunzip, read_tar
 from nanodistro.image.build import BuildRequest, build_image, lock_image, write_result
@@ -24,6 +24,7 @@ from nanodistro.image.lock import read_lock
 from nanodistro.image.oci_layout import Layout
 from nanodistro.imageconfig import load_config
 from nanodistro.registry import push_layout
+from needs_tools import require_tools, tool_available
 from registry_server import find_tool, free_port, start_docker_registry
 
 APKO_TESTDATA = THIRD_PARTY / "chainguard-dev+apko/internal/cli/testdata"
@@ -169,8 +170,7 @@ def test_oci_config_and_annotations(workspace: Path, tmp_path: Path) -> None:
 def test_skopeo_and_umoci_accept_and_runc_runs_as_configured_uid(
     workspace: Path, tmp_path: Path
 ) -> None:
-    if not shutil.which("skopeo") or not shutil.which("umoci") or not shutil.which("runc"):
-        pytest.skip("skopeo/umoci/runc not installed")
+    require_tools("skopeo", "umoci", "runc")
     out = tmp_path / "out"
     _build(workspace / "img.yaml", out)
     inspect = subprocess.run(
@@ -212,12 +212,14 @@ def test_reproducible_across_runs_dirs_and_formats(workspace: Path, tmp_path: Pa
     assert Layout(tmp_path / "img.tar").images()[0].descriptor.digest == (
         Layout(tmp_path / "a").images()[0].descriptor.digest
     )
-    if shutil.which("skopeo"):
-        subprocess.run(
+    if tool_available("skopeo"):
+        inspect = subprocess.run(
             ["skopeo", "inspect", f"oci-archive:{tmp_path / 'img.tar'}"],
             capture_output=True,
             check=True,
         )
+        # the digest of the tagged index, as a registry would serve it
+        assert json.loads(inspect.stdout)["Digest"] == first.digest  # type: ignore[attr-defined]
 
 
 def test_reproducible_under_another_umask_timezone_locale_and_cwd(
@@ -262,7 +264,7 @@ def test_multi_arch_index(workspace: Path, tmp_path: Path) -> None:
     images = Layout(out).images()
     assert [i.config["architecture"] for i in images] == ["amd64", "arm64"]
     assert len(result.sboms) == 3  # type: ignore[attr-defined]
-    if shutil.which("skopeo"):
+    if tool_available("skopeo"):
         raw = subprocess.run(
             ["skopeo", "inspect", "--raw", f"oci:{out}:latest"], capture_output=True, check=True
         )
@@ -413,9 +415,11 @@ def _corrupt(apk: Path) -> None:
 def test_corrupt_package_is_rejected(workspace: Path, tmp_path: Path) -> None:
     world = tmp_path / "w"
     shutil.copytree(workspace, world)
-    _corrupt(world / "repo/x86_64/hello-app-2.0-r1.apk")
-    with pytest.raises(NanodistroError):
+    apk = world / "repo/x86_64/hello-app-2.0-r1.apk"
+    _corrupt(apk)
+    with pytest.raises(FormatError, match="is truncated") as info:
         _build(world / "img.yaml", tmp_path / "o")
+    assert info.value.where == str(apk)
 
 
 def test_first_bad_package_in_install_order_is_reported(workspace: Path, tmp_path: Path) -> None:
@@ -450,7 +454,7 @@ def test_origin_layering(workspace: Path, tmp_path: Path) -> None:
     assert [r.info.name for r in parse_installed(db.data, where="db")] == ["busybox"]
     packages = from_layout(layered, kind="layout").archs["x86_64"].packages
     assert set(packages) == {"busybox", "hello-app", "test-baselayout"}
-    if shutil.which("umoci"):
+    if tool_available("umoci"):
         subprocess.run(
             ["umoci", "unpack", "--image", f"{layered}:latest", str(tmp_path / "bundle")],
             capture_output=True,
@@ -633,8 +637,7 @@ def test_build_push_and_diff_against_registry_reference(workspace: Path, tmp_pat
     import time
     import urllib.request
 
-    if not shutil.which("docker-registry"):
-        pytest.skip("docker-registry not installed")
+    require_tools("docker-registry")
     port = free_port()
     config = tmp_path / "registry.yml"
     config.write_text(
