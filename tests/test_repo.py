@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nanodistro.errors import NanodistroError, RepositoryError, SignatureError
+from nanodistro.errors import FormatError, RepositoryError, SignatureError
 from nanodistro.formats.apk import read_apk, write_apk
 from nanodistro.formats.apkindex import package_identity, read_index
 from nanodistro.formats.pkginfo import PackageInfo
@@ -207,9 +207,9 @@ def test_unreadable_package_is_rejected_before_anything_is_written(tmp_path, key
     good = make_apk(tmp_path / "in", key, "alpha")
     bad = tmp_path / "in" / "bad.apk"
     bad.write_bytes(good.read_bytes()[:300])
-    with pytest.raises(NanodistroError) as info:
+    with pytest.raises(FormatError) as info:
         publish([good, bad], tmp_path / "repo", key)
-    assert "bad.apk" in str(info.value)
+    assert info.value.where == str(bad)
     assert not (tmp_path / "repo" / "x86_64").exists()
 
 

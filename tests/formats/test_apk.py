@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fixture_paths import THIRD_PARTY
-from nanodistro.errors import ChecksumError, FormatError, NanodistroError
+from nanodistro.errors import ChecksumError, FormatError
 from nanodistro.formats.apk import (
     identity,
     installed_size,
@@ -284,9 +284,15 @@ def test_installed_size_like_abuild() -> None:
 
 
 def test_every_error_is_a_nanodistro_error(tmp_path: Path) -> None:
-    for data in (b"", b"not gzip", gzip.compress(b"x" * 700)):
-        with pytest.raises(NanodistroError):
+    cases = {
+        b"": "x.apk: empty file, expected gzip data",
+        b"not gzip": "x.apk: expected a gzip member at byte 0, found b'not '",
+        gzip.compress(b"x" * 700): "x.apk: signature: not a ustar header at byte 0 (bad magic)",
+    }
+    for data, message in cases.items():
+        with pytest.raises(FormatError) as info:
             read_apk(data, where="x.apk")
+        assert str(info.value) == message
 
 
 def test_tar_writer_reproduces_melange_segments_byte_for_byte() -> None:
