@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import http.server
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,7 +110,7 @@ def test_parse_repository_specs(tmp_path: Path) -> None:
     assert parse_repository("@edge https://x/edge") == RepositoryRef("https://x/edge", "edge")
     listed = parse_repository_list("# comment\n/srv/repo\n\n@testing http://127.0.0.1/t # x\n")
     assert listed == [RepositoryRef("/srv/repo"), RepositoryRef("http://127.0.0.1/t", "testing")]
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"invalid repository '@ https://x' \(expected URL"):
         parse_repository("@ https://x")
     with pytest.raises(ConfigError, match="repositories"):
         parse_repository_list("a b c\n")
@@ -176,8 +178,17 @@ def test_tampered_package_is_rejected(
     with RepositoryClient(load_keyring(keyring_dir)) as client:
         genuine = client.fetch_index(RepositoryRef(str(repo_dir)), ARCH)
         info = next(p for p in genuine.packages if p.name == "foo" and p.version == "1.0-r0")
-        with pytest.raises(ChecksumError):
+        with pytest.raises(
+            ChecksumError, match=r"foo-1\.0-r0\.apk: size .* differs from the index"
+        ):
             client.fetch_package(RepositoryRef(str(fake)), ARCH, info)
+        # a record whose size fits the substitute: only the C: identity can tell them apart
+        served = fake / ARCH / "foo-1.0-r0.apk"
+        same_size = dataclasses.replace(info, file_size=served.stat().st_size)
+        expected = rf"identity \S+ differs from the index \({re.escape(str(info.checksum))}\)$"
+        with pytest.raises(ChecksumError, match=expected) as error:
+            client.fetch_package(RepositoryRef(str(fake)), ARCH, same_size)
+        assert error.value.where == str(served)
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -255,7 +255,7 @@ def test_tampering_is_detected(key: tuple[SigningKey, dict[str, bytes]]) -> None
         verify_apk_bytes(swapped, keyring, where="t.apk")
     # a different control member (other metadata): signature is BAD
     forged = data[: pkg.control.offset] + other_pkg.control.raw + pkg.data.raw
-    with pytest.raises(BadSignatureError):
+    with pytest.raises(BadSignatureError, match=r"^t\.apk: BAD signature \.SIGN\.RSA256\."):
         verify_apk_bytes(forged, keyring, where="t.apk")
 
 

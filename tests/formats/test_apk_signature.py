@@ -58,9 +58,9 @@ def test_sign_verify(key_pair: tuple[SigningKey, dict[str, bytes]], algorithm: s
 
 
 def test_bad_inputs_raise_nanodistro_errors() -> None:
-    with pytest.raises(KeyLoadError):
+    with pytest.raises(KeyLoadError, match="not an unencrypted PEM private key"):
         sign(b"not a key", b"x")
-    with pytest.raises(KeyLoadError):
+    with pytest.raises(KeyLoadError, match=r"^public key: not a PEM public key"):
         verify(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", b"x", b"y", "RSA")
     with pytest.raises(SignatureError, match="DSA"):
         verify(b"", b"x", b"y", "DSA")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -160,7 +161,7 @@ def test_fixture_indexes_verify_as_reference_clients_did(rel):
         assert index.verified_by in expected
         assert index.packages == unverified.packages
     else:
-        with pytest.raises(SignatureError):
+        with pytest.raises(SignatureError, match=rf"^{re.escape(rel)}: .*(not signed|UNTRUSTED)"):
             read_index(data, where=rel, keyring=all_public_keys())
 
 
@@ -257,13 +258,19 @@ def test_package_identity_matches_index_and_lock():
 
 
 @pytest.mark.parametrize(
-    "data",
-    [b"", b"not gzip", gzip.compress(b"garbage" * 100), gzip.compress(b"\0" * 1024)],
+    ("data", "message"),
+    [
+        (b"", "bad: empty file, expected gzip data"),
+        (b"not gzip", "bad: expected a gzip member at byte 0, found b'not '"),
+        (gzip.compress(b"garbage" * 100), "bad: not a ustar header at byte 0 (bad magic)"),
+        (gzip.compress(b"\0" * 1024), "bad: no APKINDEX entry in the index archive"),
+    ],
     ids=["empty", "text", "not-tar", "empty-tar"],
 )
-def test_bad_containers_are_format_errors(data):
-    with pytest.raises(FormatError):
+def test_bad_containers_are_format_errors(data, message):
+    with pytest.raises(FormatError) as info:
         read_index(data, where="bad", keyring=None)
+    assert str(info.value) == message
 
 
 def test_fast_path_equals_general_parser():

@@ -158,7 +158,7 @@ def test_scripts_tar_names_match_fixture():
         name_part, _, version = namever.rpartition("-")
         name_part, _, version_head = name_part.rpartition("-")
         assert script_member_name(name_part, f"{version_head}-{version}", identity, script) == name
-    with pytest.raises(FormatError):
+    with pytest.raises(FormatError, match="unknown script 'not-a-script'; expected one of pre-in"):
         script_member_name("a", "1", "Q1x", "not-a-script")
 
 
@@ -175,7 +175,7 @@ def test_triggers_line_matches_fixture():
 
 
 def test_non_utf8_is_a_format_error():
-    with pytest.raises(FormatError):
+    with pytest.raises(FormatError, match=r"^lib/apk/db/installed: not UTF-8 text \(byte 2\)$"):
         parse_installed(io.BytesIO(b"P:\xff\n").getvalue())
 
 
