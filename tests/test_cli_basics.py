@@ -17,6 +17,8 @@ def test_help_lists_commands() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
     assert "Usage" in result.stdout
+    for command in ("keygen", "publish", "lint", "build", "resolve", "monitor", "apk", "image"):
+        assert f" {command} " in result.stdout, command
 
 
 def test_version() -> None:
@@ -27,8 +29,8 @@ def test_version() -> None:
 
 def test_unknown_command_fails_without_traceback() -> None:
     result = run_cli("no-such-command")
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 2
+    assert result.stderr == "error: No such command 'no-such-command'. (see 'nanodistro --help')\n"
 
 
 def test_usage_errors_are_one_line() -> None:

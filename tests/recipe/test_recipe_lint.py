@@ -297,8 +297,14 @@ def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("package:\n  name: x\n  versoin: 1\n")
 
-    assert _cli("--no-git", str(good)).returncode == 0
-    assert _cli("--no-git", str(warn)).returncode == 0
+    clean = _cli("--no-git", str(good))
+    assert (clean.returncode, clean.stdout) == (0, "")
+    assert "1 clean, 0 failed to load, 0 error(s), 0 warning(s)" in clean.stderr
+    warned = _cli("--no-git", str(warn))
+    assert warned.returncode == 0  # warnings alone do not fail
+    assert warned.stdout == (
+        f"{warn}:43: warning: update disabled without exclude-reason [update-disabled-reason]\n"
+    )
     result = _cli("--no-git", "--json", str(bad), str(warn))
     assert result.returncode == 1
     findings = json.loads(result.stdout)
@@ -308,8 +314,11 @@ def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "broken.yaml:3: error: package.versoin: unknown key" in result.stdout
     assert "Traceback" not in result.stderr
-    assert _cli("--no-git", "--disable", "missing-checksum", str(bad)).returncode == 0
-    assert _cli("--disable", "no-such-rule", str(good)).returncode != 0
+    disabled = _cli("--no-git", "--disable", "missing-checksum", str(bad))
+    assert (disabled.returncode, disabled.stdout) == (0, "")
+    unknown = _cli("--disable", "no-such-rule", str(good))
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith("error: unknown lint rule(s): no-such-rule")
     local = tmp_path / "pipelines" / "my"
     local.mkdir(parents=True)
     (local / "step.yaml").write_text("name: my step\npipeline: [{runs: 'true'}]\n")
@@ -325,6 +334,7 @@ def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
 
 def test_wolfi_sample_lint_counts(fixtures_dir: Path, scoreboard: Callable[[str], None]) -> None:
     files = sorted((fixtures_dir / "wolfi-os-sample").glob("*.yaml"))
+    assert len(files) >= 150
     results = [lint_path(path, use_git=False, pipeline_names=NAMES) for path in files]
     loaded = sum(r.loaded for r in results)
     clean = sum(r.clean for r in results)
