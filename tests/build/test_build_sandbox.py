@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -133,7 +134,14 @@ def test_packages_in_root_merge_with_the_toolchain(tmp_path: Path) -> None:
 
 def test_toolchain_identity_names_the_compilers() -> None:
     identity = Toolchain().identity()
-    assert identity.get("dpkg.gcc") and identity.get("dpkg.libc6")
+    for package in ("gcc", "libc6"):
+        installed = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Version}", package],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert identity[f"dpkg.{package}"] == installed
 
 
 def test_melange_cache_dir_is_per_build_and_writable(tmp_path: Path) -> None:

@@ -147,7 +147,8 @@ def test_unsafe_archives_are_rejected(kind: str, upstream: Upstream, tmp_path: P
 
 def test_fetch_outside_home_is_refused(upstream: Upstream, tmp_path: Path) -> None:
     url, sha = upstream.add_tarball("p.tar.gz", {"f": "x"}, top="p")
-    with pytest.raises(UnsafePathError):
+    expected = r"only be placed under /home/build, got '/home/build/\.\./\.\./etc'"
+    with pytest.raises(UnsafePathError, match=expected):
         fetch_to(tmp_path, fetch_inputs(url, sha, directory="../../etc"))
 
 

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import socket
+import stat
 import subprocess
 import tarfile
 from pathlib import Path
@@ -267,7 +268,11 @@ def test_extract_replaces_symlink_instead_of_writing_through(tmp_path: Path) -> 
 def test_extract_devices_allowed_only_when_asked(tmp_path: Path) -> None:
     entry = TarEntry("fifo", "fifo")
     extract([entry], tmp_path / "r", where="e")
-    assert (tmp_path / "r" / "fifo").exists()
+    assert stat.S_ISFIFO((tmp_path / "r" / "fifo").lstat().st_mode)  # a fifo is no device
+    for kind in ("chr", "blk"):
+        with pytest.raises(UnsafePathError, match=rf"^e: device node 'dev' \({kind} 0:0\) is not"):
+            extract([TarEntry("dev", kind)], tmp_path / "r", where="e")
+        assert not (tmp_path / "r" / "dev").exists()
 
 
 def test_header_claiming_huge_size_is_reported() -> None:
