@@ -24,9 +24,9 @@ EPOCH = "1700000000"
 
 
 def assert_error(result: subprocess.CompletedProcess[str], *expected: str) -> str:
-    """Non-zero exit, exactly one ``error:`` line (the last on stderr) containing ``expected``."""
+    """Exit 1 or 2, exactly one ``error:`` line (the last on stderr) containing ``expected``."""
     output = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    assert result.returncode != 0, output
+    assert result.returncode in (1, 2), output  # 1: failure, 2: usage; not a crash or signal
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error:")]
