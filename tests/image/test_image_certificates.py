@@ -90,7 +90,7 @@ def test_no_bundle_is_created_when_none_is_installed(key: object) -> None:
     config = f"certificates:\n  additional:\n    - name: lonely\n      content: |\n{body}"
     root = assemble(config, [Pkg("base", files={"etc/os-release": b"ID=x\n"})], key)
     assert root.fs.get("etc/ssl/certs/ca-certificates.crt") is None
-    assert root.fs.read(f"usr/local/share/ca-certificates/lonely-{fingerprint(cert)}.crt")
+    assert root.fs.read(f"usr/local/share/ca-certificates/lonely-{fingerprint(cert)}.crt") == cert
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,13 @@ def test_apko_certs_testdata_config_builds() -> None:
     result = build_image(BuildRequest(loaded=loaded, archs=["amd64"], source_date_epoch=0))
     (image,) = result.images
     fs = image.root.fs
-    assert fs.read("usr/local/share/ca-certificates/cert-a.crt")
+    from nanodistro.formats.apk import read_apk
+
+    apk = APKO_TESTDATA / "packages/x86_64/custom-ca-certs-1-1.0.0-r0.apk"
+    shipped = {e.path: e.data for e in read_apk(apk.read_bytes(), where=str(apk)).entries}
+    for name in ("cert-a.crt", "cert-b.crt"):
+        path = f"usr/local/share/ca-certificates/{name}"
+        assert fs.read(path) == shipped[path]  # the provider's files, untouched
     # pretend-baselayout ships no CA bundle: apko appends only to bundles that exist
     assert fs.get("etc/ssl/certs/ca-certificates.crt") is None
     assert fs.get("etc/ca-certificates.conf") is None  # the certs are under usr/local

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -353,7 +354,9 @@ def test_etag_cache_and_schedule(upstream: Upstream, tmp_path: Path) -> None:
     assert [r.status for r in second] == ["skipped-schedule", "update"]
     assert second[1].latest == "2.1.0"  # answered from the cache after a 304
     ((_, headers),) = upstream.requests
-    assert headers.get("If-None-Match")
+    served = upstream.routes["/pypi/demo/json"].body
+    # the ETag the server sent, so the server answered 304 (upstream_server.py)
+    assert headers.get("If-None-Match") == f'"{hashlib.sha256(served).hexdigest()[:16]}"'
     (forced, _) = check(upstream, daily, always, cache_dir=tmp_path, force=True)
     assert forced.status == "update"
     later = datetime.now(UTC) + timedelta(days=2)
