@@ -21,6 +21,7 @@ from nanodistro.formats.apkindex import read_index
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.repo.repository import publish
 from nanodistro.trust.keys import load_signing_key
+from needs_tools import require_tools
 
 pytestmark = pytest.mark.slow
 
@@ -318,8 +319,7 @@ pipeline:
 def test_python_project_with_build_wheel(
     upstream: Upstream, tmp_path: Path, signing_key_path: Path
 ) -> None:
-    if not Path("/usr/bin/python3").exists():
-        pytest.skip("no python3 in the toolchain")
+    require_tools("/usr/bin/python3")  # the toolchain's python, not the venv's
     url, sha = upstream.add_tarball(
         "pyhello-0.3.tar.gz",
         {
