@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ def test_help_lists_commands() -> None:
 def test_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
-    assert result.stdout.startswith("nanodistro ")
+    assert result.stdout == f"nanodistro {importlib.metadata.version('nanodistro')}\n"
 
 
 def test_unknown_command_fails_without_traceback() -> None:

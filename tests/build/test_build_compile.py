@@ -212,8 +212,8 @@ def test_user_pipeline_dir_is_searched_first(tmp_path: Path) -> None:
 def test_unknown_variable_in_runs_names_the_line() -> None:
     with pytest.raises(RecipeError) as error:
         compiled("pipeline:\n  - runs: echo ${{vars.nope}}\n")
-    assert "unknown variable" in str(error.value)
-    assert "demo.yaml:" in str(error.value)
+    assert str(error.value) == "demo.yaml:8: pipeline[0].runs: unknown variable ${{vars.nope}}"
+    assert (error.value.line, error.value.field) == (8, "pipeline[0].runs")
 
 
 def test_tests_are_compiled_with_their_environment() -> None:

@@ -14,7 +14,6 @@ from registry_testdata import REF_NAME, BuiltLayout, layer_tar_gz, make_layout
 
 from nanodistro.errors import RegistryError
 from nanodistro.registry import RegistryClient, pull, push_layout
-from nanodistro.registry.layout import OciLayout
 from registry_server import RunningRegistry, find_tool
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -334,6 +333,8 @@ def test_crane_pushed_index_pulls_with_same_digest(
 
 def test_plain_http_push_to_non_loopback_refused(tmp_path: Path) -> None:
     built: BuiltLayout = make_layout(tmp_path / "layout")
+    before = {p: p.read_bytes() for p in sorted(built.root.rglob("*")) if p.is_file()}
     with pytest.raises(RegistryError, match="refusing plain http"):
         push_layout(built.root, "192.0.2.1:5000/x:y", plain_http=True)
-    assert OciLayout(built.root).manifests()  # layout untouched
+    after = {p: p.read_bytes() for p in sorted(built.root.rglob("*")) if p.is_file()}
+    assert after == before and before  # layout untouched
