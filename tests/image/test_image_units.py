@@ -234,6 +234,7 @@ def test_apko_golden_layers_parse() -> None:
     from nanodistro.image.oci_layout import Layout
 
     layout = Layout(APKO_TESTDATA / "golden")
+    assert len(layout.images()) == 2  # x86_64 and aarch64
     for image in layout.images():
         blob = layout.blob(image.manifest.layers[0].digest)
         with tarfile.open(fileobj=io.BytesIO(gunzip(blob, where="g"))) as tar:
