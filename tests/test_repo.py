@@ -236,6 +236,7 @@ def test_crash_while_writing_index_leaves_previous_repository(tmp_path, key, mon
     monkeypatch.undo()
     assert index_path.read_bytes() == before
     index = read_index(before, where="index", keyring=keyring_of(key))
+    assert [p.name for p in index.packages] == ["alpha"]
     for info in index.packages:  # everything the index names is there and matches
         data = (repo / "x86_64" / info.filename).read_bytes()
         assert len(data) == info.file_size

@@ -128,7 +128,8 @@ def test_c_library_with_splits_publishes_and_skips(
     assert len(upstream.requests) == requests
 
     # --rebuild builds again from the cache; the bytes are identical, so publishing is a no-op
-    assert run_build([*args, "--rebuild"], capsys)["packages"]
+    rebuilt = run_build([*args, "--rebuild"], capsys)
+    assert [p["name"] for p in rebuilt["packages"]] == ["greet", "greet-dev", "greet-doc"]  # type: ignore[attr-defined]
     assert {p.name: p.read_bytes() for p in (repo / "x86_64").glob("*.apk")} == files
     assert len(upstream.requests) == requests
 
@@ -156,6 +157,11 @@ def test_reproducible_in_different_directories_and_times(
             os.umask(previous)
         outputs.append({p.filename: p.data for p in result.packages})
         time.sleep(1.1)  # a different wall-clock second for the second build
+    assert sorted(outputs[0]) == [
+        "greet-1.0-r0.apk",
+        "greet-dev-1.0-r0.apk",
+        "greet-doc-1.0-r0.apk",
+    ]
     assert outputs[0].keys() == outputs[1].keys()
     for name in outputs[0]:
         assert outputs[0][name] == outputs[1][name], f"{name} differs between builds"

@@ -220,7 +220,9 @@ def test_section_cut_parse_equals_full_parse(fixtures_dir: Path) -> None:
     from nanodistro.graph.scan import load_yaml_without
     from nanodistro.recipe.yamlsource import load_data
 
-    for path in recipe_files(fixtures_dir / "wolfi-os-sample"):
+    files = recipe_files(fixtures_dir / "wolfi-os-sample")
+    assert len(files) == 150
+    for path in files:
         data = path.read_bytes()
         full = recipe_node(load_data(data, str(path)), str(path))
         cut = recipe_node(load_yaml_without(data, str(path), _UNUSED_SECTIONS), str(path))
