@@ -193,6 +193,8 @@ def test_installed_package_from_a_real_apk_matches_apk_tools_record():
     assert again == ours
     # every file has a Q1 digest equal to sha1 of its content (or link target)
     by_path = {e.path: e for e in pkg.entries}
+    non_dirs = [e for e in pkg.entries if e.type != "dir"]
+    assert sum(len(d.files) for d in ours.dirs) == len(non_dirs) > 10
     for directory in ours.dirs:
         for f in directory.files:
             entry = by_path[f"{directory.path}/{f.name}" if directory.path else f.name]
