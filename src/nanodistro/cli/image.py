@@ -10,6 +10,7 @@ import typer
 from nanodistro.cli._common import err_console, print_json
 from nanodistro.cli._common import source_date_epoch as env_source_date_epoch
 from nanodistro.errors import ConfigError
+from nanodistro.util.progress import Progress
 
 image_app = typer.Typer(
     name="image",
@@ -18,7 +19,7 @@ image_app = typer.Typer(
 )
 
 
-def _progress(enabled: bool) -> object:
+def _progress(enabled: bool) -> Progress | None:
     if not enabled:
         return None
 
@@ -78,7 +79,7 @@ def build_command(
         cache_dir=cache_dir,
         ref_name=tag,
     )
-    result = build_image(request, progress=_progress(not quiet))  # type: ignore[arg-type]
+    result = build_image(request, progress=_progress(not quiet))
     write_result(result, out)
     pushed = None
     if push:
@@ -138,7 +139,7 @@ def lock_command(
         repositories=list(repo),
         keyring_paths=list(keyring),
     )
-    lock = lock_image(request, progress=_progress(not quiet))  # type: ignore[arg-type]
+    lock = lock_image(request, progress=_progress(not quiet))
     target = out or config.with_name(
         config.name.removesuffix(".yaml").removesuffix(".yml") + ".lock.json"
     )
