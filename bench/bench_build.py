@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "build"))
+sys.path.insert(0, str(ROOT / "tests" / "builder"))
 
 from build_testlib import greet_project, greet_recipe, make_tarball  # noqa: E402
 
-from nanodistro.build.builder import BuildConfig, build_recipe  # noqa: E402
-from nanodistro.build.cache import SourceCache  # noqa: E402
+from nanodistro.builder.cache import SourceCache  # noqa: E402
+from nanodistro.builder.orchestrate import BuildConfig, build_recipe  # noqa: E402
 from nanodistro.trust.keys import generate_key, load_signing_key  # noqa: E402
 
 

@@ -62,7 +62,7 @@ def test_one_command_loads_only_its_module() -> None:
         "    main(['resolve', '--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print('nanodistro.build.builder' in sys.modules, 'nanodistro.image.build' in sys.modules)\n"
+        "print('nanodistro.builder.orchestrate' in sys.modules, 'nanodistro.image.build' in sys.modules)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

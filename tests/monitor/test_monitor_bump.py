@@ -271,8 +271,8 @@ def test_bump_download_makes_the_next_build_fetch_offline(
 ) -> None:
     """With no --source-cache, bump fills the builder's default cache under the new digests,
     so the build's pinned fetch of the bumped recipe reaches no server."""
-    from nanodistro.build.cache import SourceCache
-    from nanodistro.build.sources import fetch
+    from nanodistro.builder.cache import SourceCache
+    from nanodistro.builder.sources import fetch
 
     monkeypatch.setenv("NANODISTRO_SOURCE_CACHE", str(tmp_path / "default-cache"))
     recipe = make_project(tmp_path, upstream, FIXED_IN_2, FIX_ONLY)

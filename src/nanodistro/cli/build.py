@@ -13,7 +13,7 @@ from nanodistro.cli._common import err_console, print_json
 from nanodistro.cli._common import source_date_epoch as env_source_date_epoch
 
 if TYPE_CHECKING:
-    from nanodistro.build.builder import BuildConfig
+    from nanodistro.builder.orchestrate import BuildConfig
 
 
 def _config(
@@ -34,8 +34,8 @@ def _config(
     step_timeout: float | None,
     build_timeout: float | None,
 ) -> BuildConfig:
-    from nanodistro.build.builder import BuildConfig
-    from nanodistro.build.runners import Toolchain
+    from nanodistro.builder.orchestrate import BuildConfig
+    from nanodistro.builder.runners import Toolchain
     from nanodistro.factory.workspace import find_workspace, load_workspace
     from nanodistro.trust.keys import load_keyring, load_signing_key
     from nanodistro.util.host import host_arch
@@ -151,7 +151,7 @@ def build(
 
     Several recipes are built in dependency order. With --repo (and --key) each result is published to the repository with a freshly signed index, and a recipe whose package is already published from the same recipe is skipped. Without --repo, packages are written to --out/<arch>/. Defaults come from the nanodistro.toml above the recipe, if any.
     """
-    from nanodistro.build.builder import build_recipes, write_packages
+    from nanodistro.builder.orchestrate import build_recipes, write_packages
 
     config = _config(
         recipes=list(recipes),
@@ -205,7 +205,7 @@ def test(
     use_workspace: bool = WORKSPACE,
 ) -> None:
     """Run a recipe's test: pipelines against built packages in a fresh sandbox."""
-    from nanodistro.build.builder import test_recipe
+    from nanodistro.builder.orchestrate import test_recipe
 
     config = _config(
         recipes=[recipe],

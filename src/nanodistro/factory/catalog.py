@@ -131,7 +131,7 @@ def ensure_keys(workspace: Workspace, progress: Progress) -> tuple[Path, bool]:
 
 
 def _toolchain(workspace: Workspace) -> Any:
-    from nanodistro.build.runners import DEFAULT_TOOLCHAIN_PROVIDES, Toolchain
+    from nanodistro.builder.runners import DEFAULT_TOOLCHAIN_PROVIDES, Toolchain
 
     root = workspace.toolchain_root
     # nanodistro.toml names the toolchain's /usr; the sandbox binds /usr, /bin, /lib... of the
@@ -145,7 +145,7 @@ def _toolchain(workspace: Workspace) -> Any:
 
 def _recipe_packages(path: Path, arch: str) -> tuple[str, str, list[str]]:
     """(name, full version, package names) of a recipe, without building it."""
-    from nanodistro.build.compile import compile_recipe
+    from nanodistro.builder.compile import compile_recipe
     from nanodistro.recipe.model import load_recipe
 
     recipe = load_recipe(path)
@@ -161,7 +161,7 @@ def build_catalog_recipes(
     workspace: Workspace, arch: str, key_path: Path, progress: Progress
 ) -> list[RecipeReport]:
     """Build every recipe for ``arch`` in dependency order, publishing each that succeeds."""
-    from nanodistro.build.builder import BuildConfig, build_order, build_recipes
+    from nanodistro.builder.orchestrate import BuildConfig, build_order, build_recipes
     from nanodistro.trust.keys import load_keyring, load_signing_key
 
     key = load_signing_key(key_path)

@@ -32,7 +32,7 @@ from ruamel.yaml.scalarstring import (
 )
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from nanodistro.build.cache import SourceCache
+from nanodistro.builder.cache import SourceCache
 from nanodistro.errors import MonitorError, NanodistroError, RecipeError
 from nanodistro.formats import version as apk_version
 from nanodistro.graph.scan import as_str, package_mapping

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from nanodistro.build.cache import SourceCache
-from nanodistro.build.sources import GUEST_HOME, extract_tarball, fetch, git_checkout
+from nanodistro.builder.cache import SourceCache
+from nanodistro.builder.sources import GUEST_HOME, extract_tarball, fetch, git_checkout
 from nanodistro.util.progress import Progress
 
 

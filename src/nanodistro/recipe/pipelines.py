@@ -1,6 +1,6 @@
 """Which named pipelines (``uses:``) a recipe refers to, and which names exist.
 
-Built-in pipeline definitions are YAML files in ``nanodistro/build/pipelines/<name>.yaml`` (owned
+Built-in pipeline definitions are YAML files in ``nanodistro/builder/pipelines/<name>.yaml`` (owned
 by the builder); a user ``--pipeline-dir`` is searched first, as melange ``readUses`` does
 (MEL:pkg/build/compile.go). Until the builder's folder is populated, the names melange ships
 (MEL:pkg/build/pipelines/**.yaml, reference/formats.md §6) are the fallback.

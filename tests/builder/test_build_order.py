@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nanodistro.build.builder import build_order
+from nanodistro.builder.orchestrate import build_order
 from nanodistro.errors import GraphError
 
 

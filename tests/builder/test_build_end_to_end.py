@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from build_testlib import Upstream, app_project, greet_project, greet_recipe
 
-from nanodistro.build.builder import BuildConfig, BuildResult, build_recipe, build_recipes
+from nanodistro.builder.orchestrate import BuildConfig, BuildResult, build_recipe, build_recipes
 from nanodistro.cli import main as cli_main
 from nanodistro.errors import BuildError, ChecksumError
 from nanodistro.formats.apk import read_apk, verify_apk, write_apk

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from nanodistro.build.runners import StepRun, Toolchain
-from nanodistro.build.runners.bubblewrap import BubblewrapRunner
+from nanodistro.builder.runners import StepRun, Toolchain
+from nanodistro.builder.runners.bubblewrap import BubblewrapRunner
 
 
 def runner(tmp_path: Path, **kwargs: object) -> BubblewrapRunner:

@@ -29,14 +29,14 @@ from pathlib import Path
 
 import yaml
 
-from nanodistro.build import environment as env_mod
-from nanodistro.build import sources as src_mod
-from nanodistro.build.cache import SourceCache
-from nanodistro.build.compile import CompiledBuild, CompiledStep, compile_recipe
-from nanodistro.build.package import NANODISTRO_CONTROL, BuiltPackage, PackageSpec, emit_package
-from nanodistro.build.runners import StepRun, Toolchain
-from nanodistro.build.runners.bubblewrap import BubblewrapRunner
-from nanodistro.build.sca import ScaResult
+from nanodistro.builder import environment as env_mod
+from nanodistro.builder import sources as src_mod
+from nanodistro.builder.cache import SourceCache
+from nanodistro.builder.compile import CompiledBuild, CompiledStep, compile_recipe
+from nanodistro.builder.package import NANODISTRO_CONTROL, BuiltPackage, PackageSpec, emit_package
+from nanodistro.builder.runners import StepRun, Toolchain
+from nanodistro.builder.runners.bubblewrap import BubblewrapRunner
+from nanodistro.builder.sca import ScaResult
 from nanodistro.errors import BuildError, GraphError, NanodistroError, RepositoryError
 from nanodistro.formats.apk import read_apk
 from nanodistro.formats.pkginfo import apk_filename

@@ -97,7 +97,7 @@ def test_foreign_arch_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_package_commit_defaults_to_the_recipe_commit(tmp_path: Path) -> None:
     from git_helper import git
-    from nanodistro.build.builder import BuildConfig, build_recipe
+    from nanodistro.builder.orchestrate import BuildConfig, build_recipe
 
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY)
@@ -112,7 +112,7 @@ def test_package_commit_defaults_to_the_recipe_commit(tmp_path: Path) -> None:
 
 
 def test_setcap_lands_in_the_package(tmp_path: Path) -> None:
-    from nanodistro.build.builder import BuildConfig, build_recipe
+    from nanodistro.builder.orchestrate import BuildConfig, build_recipe
 
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(
@@ -131,7 +131,7 @@ def test_setcap_lands_in_the_package(tmp_path: Path) -> None:
 
 
 def test_overall_build_timeout(tmp_path: Path) -> None:
-    from nanodistro.build.builder import BuildConfig, build_recipe
+    from nanodistro.builder.orchestrate import BuildConfig, build_recipe
     from nanodistro.errors import BuildError
 
     recipe = tmp_path / "slow.yaml"

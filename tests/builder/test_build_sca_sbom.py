@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from nanodistro.build.sbom import package_sbom
-from nanodistro.build.sca import ScaOptions, analyze
-from nanodistro.build.sources import SourceRecord
+from nanodistro.builder.sbom import package_sbom
+from nanodistro.builder.sca import ScaOptions, analyze
+from nanodistro.builder.sources import SourceRecord
 from nanodistro.errors import FormatError
 from nanodistro.formats import spdx
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from urllib.parse import quote, urlparse
 
 from nanodistro import __version__
-from nanodistro.build.sources import SourceRecord
+from nanodistro.builder.sources import SourceRecord
 from nanodistro.formats import spdx
 from nanodistro.util.timestamps import rfc3339
 

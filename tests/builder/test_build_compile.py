@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nanodistro.build.compile import (
+from nanodistro.builder.compile import (
     BUILTIN_PIPELINES_DIR,
     builtin_pipeline_names,
     compile_recipe,

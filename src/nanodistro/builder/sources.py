@@ -29,8 +29,8 @@ from urllib.parse import urlparse
 
 import httpx
 
-from nanodistro.build.cache import SourceCache, file_digests
-from nanodistro.build.mirrors import resolve_mirror_uri
+from nanodistro.builder.cache import SourceCache, file_digests
+from nanodistro.builder.mirrors import resolve_mirror_uri
 from nanodistro.errors import BuildError, ChecksumError, FetchError, UnsafePathError
 from nanodistro.util.progress import Progress
 

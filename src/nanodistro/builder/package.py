@@ -13,10 +13,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nanodistro.build.sbom import package_sbom, sbom_path
-from nanodistro.build.sca import ScaOptions, ScaResult, analyze
-from nanodistro.build.setcap import apply_setcap
-from nanodistro.build.sources import SourceRecord
+from nanodistro.builder.sbom import package_sbom, sbom_path
+from nanodistro.builder.sca import ScaOptions, ScaResult, analyze
+from nanodistro.builder.setcap import apply_setcap
+from nanodistro.builder.sources import SourceRecord
 from nanodistro.errors import BuildError, FormatError
 from nanodistro.formats.apk import write_apk
 from nanodistro.formats.pkginfo import PackageInfo, apk_filename

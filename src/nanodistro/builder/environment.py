@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nanodistro.build.runners import Toolchain
+from nanodistro.builder.runners import Toolchain
 from nanodistro.errors import ResolveError, VersionError
 from nanodistro.formats.apk import read_apk
 from nanodistro.formats.pkginfo import PackageInfo

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nanodistro.build.setcap import apply_setcap, capability_xattr
+from nanodistro.builder.setcap import apply_setcap, capability_xattr
 from nanodistro.errors import BuildError
 from nanodistro.formats.tarball import TarEntry
 from nanodistro.recipe.model import Capability

@@ -26,7 +26,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from nanodistro.build.runners import LineCallback, StepRun, Toolchain
+from nanodistro.builder.runners import LineCallback, StepRun, Toolchain
 from nanodistro.errors import SandboxError
 
 GUEST_HOME = "/home/build"

@@ -8,7 +8,7 @@ Modules (each with one job):
 - :mod:`.runners` — sandbox runners (``bubblewrap``) and the toolchain configuration
 - :mod:`.environment` — sandbox roots assembled from resolved packages
 - :mod:`.sca` / :mod:`.sbom` / :mod:`.package` — automatic deps, SPDX SBOM, ``.apk`` emission
-- :mod:`.builder` — the whole sequence (``build_recipe``, ``build_recipes``, ``test_recipe``)
+- :mod:`.orchestrate` — the whole sequence (``build_recipe``, ``build_recipes``, ``test_recipe``)
 
 Submodules are imported lazily by their users; this package imports nothing heavy itself.
 """

@@ -11,8 +11,8 @@ import pytest
 from build_testlib import Upstream
 
 from git_helper import git
-from nanodistro.build.cache import SourceCache
-from nanodistro.build.sources import SourceRecord, apply_patches, fetch, git_checkout
+from nanodistro.builder.cache import SourceCache
+from nanodistro.builder.sources import SourceRecord, apply_patches, fetch, git_checkout
 from nanodistro.errors import BuildError, ChecksumError, UnsafePathError
 
 
