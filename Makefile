@@ -8,13 +8,13 @@ BIN := $(VENV)/bin
 TOOLS := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test lint typecheck pytest venv sysdeps tools clean bench
+.PHONY: run test lint typecheck pytest venv sysdeps tools apk-tools clean bench
 
 run: venv sysdeps
 	$(BIN)/nanodistro --help >/dev/null
 	bash scripts/run-examples.sh
 
-test: venv sysdeps tools lint typecheck pytest
+test: venv sysdeps tools apk-tools lint typecheck pytest
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,9 @@ sysdeps:
 
 tools:
 	bash scripts/install-oci-tools.sh $(CURDIR)/.tools
+
+apk-tools:
+	bash scripts/install-apk-tools.sh $(CURDIR)/.tools
 
 lint: venv
 	$(BIN)/ruff check src tests bench
