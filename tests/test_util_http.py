@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
 import pytest
 
-from nanodistro.util.http import backoff_delay, call_with_retries, is_loopback, plain_http_allowed
+from nanodistro.errors import FetchError
+from nanodistro.util.http import (
+    async_redirect_guard,
+    backoff_delay,
+    call_with_retries,
+    check_plain_http,
+    is_loopback,
+    plain_http_allowed,
+    redirect_guard,
+)
 
 
 @pytest.mark.parametrize(
@@ -66,3 +82,67 @@ def test_last_error_raised_and_others_not_retried() -> None:
             broken, attempts=3, backoff=1.0, retry_on=ConnectionError, sleep=delays.append
         )
     assert delays == [1.0, 2.0]
+
+
+# -------------------------------------------------------------------- redirects re-checked
+
+
+class _Redirector(BaseHTTPRequestHandler):
+    """``/away`` -> http://example.invalid/x, ``/near`` -> ``/ok`` on the same loopback server."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        targets = {"/away": "http://example.invalid/x", "/near": "/ok"}
+        if self.path in targets:
+            self.send_response(302)
+            self.send_header("Location", targets[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+
+@pytest.fixture
+def redirector() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_redirect_to_plain_http_elsewhere_is_refused(redirector: str) -> None:
+    with httpx.Client(
+        follow_redirects=True, event_hooks={"response": [redirect_guard(insecure=False)]}
+    ) as client:
+        with pytest.raises(
+            FetchError, match=re.escape("refusing redirect to http://example.invalid/x")
+        ) as e:
+            client.get(f"{redirector}/away")
+        assert e.value.where == f"{redirector}/away"
+        assert client.get(f"{redirector}/near").text == "ok"  # loopback hops still work
+
+
+def test_async_redirect_guard_refuses_too(redirector: str) -> None:
+    async def fetch(path: str) -> str:
+        hooks = {"response": [async_redirect_guard(insecure=False)]}
+        async with httpx.AsyncClient(follow_redirects=True, event_hooks=hooks) as client:
+            return (await client.get(f"{redirector}{path}")).text
+
+    with pytest.raises(FetchError, match=re.escape("example.invalid")):
+        asyncio.run(fetch("/away"))
+    assert asyncio.run(fetch("/near")) == "ok"
+
+
+def test_check_plain_http_rule() -> None:
+    check_plain_http("https://example.org/x", insecure=False)
+    check_plain_http("http://127.0.0.1:5000/x", insecure=False)
+    check_plain_http("http://example.org/x", insecure=True)
+    with pytest.raises(FetchError, match="non-loopback"):
+        check_plain_http("http://example.org/x", insecure=False)

@@ -2,7 +2,9 @@
 
 - Plain ``http://`` is allowed only to loopback hosts (``localhost``, 127.0.0.0/8, ``::1``)
   unless the user says ``insecure``: tests and local registries need it, anything else must not
-  silently lose TLS (docker and crane treat loopback registries the same way).
+  silently lose TLS (docker and crane treat loopback registries the same way). The rule holds
+  for every redirect hop too (:func:`check_plain_http`, :func:`redirect_guard`): a server must
+  not be able to move a client onto plain http that it would refuse to ask directly.
 - Retries use one exponential backoff: ``base``, ``2·base``, ``4·base``, … before retry 1, 2, 3.
 """
 
@@ -10,15 +12,24 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable
-from typing import TypeVar
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from nanodistro.errors import FetchError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "RETRY_STATUS",
+    "async_redirect_guard",
     "backoff_delay",
     "call_with_retries",
+    "check_plain_http",
     "is_loopback",
     "plain_http_allowed",
+    "redirect_guard",
 ]
 
 T = TypeVar("T")
@@ -41,6 +52,57 @@ def is_loopback(host: str) -> bool:
 def plain_http_allowed(host: str, *, insecure: bool) -> bool:
     """Whether plain http may be spoken to ``host``: loopback, or the user said ``insecure``."""
     return insecure or is_loopback(host)
+
+
+def check_plain_http(url: str, *, insecure: bool, redirected_from: str | None = None) -> None:
+    """Raise ``FetchError`` when ``url`` is plain http to a host :func:`plain_http_allowed` refuses.
+
+    ``redirected_from`` is the URL whose answer pointed at ``url``; the error then names both
+    (``where`` is the URL the caller asked for, the message names the refused target).
+    """
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme.lower() != "http" or plain_http_allowed(
+        parsed.hostname or "", insecure=insecure
+    ):
+        return
+    if redirected_from is None:
+        raise FetchError(
+            "refusing plain http to a non-loopback host (use https, or --insecure)", where=url
+        )
+    raise FetchError(
+        f"refusing redirect to {url}: plain http to a non-loopback host (use https, or --insecure)",
+        where=redirected_from,
+    )
+
+
+def _check_redirect(response: httpx.Response, insecure: bool) -> None:
+    if not response.has_redirect_location:
+        return
+    source = response.request.url
+    target = source.join(response.headers["Location"])
+    check_plain_http(str(target), insecure=insecure, redirected_from=str(source))
+
+
+def redirect_guard(*, insecure: bool) -> Callable[[httpx.Response], None]:
+    """An httpx ``response`` event hook re-checking the plain-http rule on every redirect hop.
+
+    Use as ``httpx.Client(event_hooks={"response": [redirect_guard(insecure=...)]})``; httpx
+    runs response hooks before it follows a redirect, so a refused hop is never requested.
+    """
+
+    def hook(response: httpx.Response) -> None:
+        _check_redirect(response, insecure)
+
+    return hook
+
+
+def async_redirect_guard(*, insecure: bool) -> Callable[[httpx.Response], Awaitable[None]]:
+    """:func:`redirect_guard` for ``httpx.AsyncClient`` (whose hooks must be coroutines)."""
+
+    async def hook(response: httpx.Response) -> None:
+        _check_redirect(response, insecure)
+
+    return hook
 
 
 def backoff_delay(retry: int, base: float) -> float:
