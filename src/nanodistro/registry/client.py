@@ -38,7 +38,13 @@ from nanodistro.registry.auth import (
 from nanodistro.registry.mediatypes import ACCEPT_MANIFESTS, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
 from nanodistro.registry.reference import validate_digest
 from nanodistro.util.atomic import atomic_writer
-from nanodistro.util.http import RETRY_STATUS, call_with_retries, is_loopback
+from nanodistro.util.http import (
+    RETRY_STATUS,
+    call_with_retries,
+    check_plain_http,
+    is_loopback,
+    redirect_guard,
+)
 
 # Blobs up to this size go in one PUT; larger ones are sent in PATCH chunks of CHUNK_SIZE.
 DEFAULT_CHUNK_THRESHOLD = 64 * 1024 * 1024
@@ -190,7 +196,13 @@ class RegistryClient:
         else:
             self._schemes = ["http"] if plain_http else ["https"]
         self._base: str | None = None if len(self._schemes) > 1 else self._url_for(self._schemes[0])
-        self._http = httpx.Client(verify=not insecure, timeout=timeout, follow_redirects=False)
+        # Blob GETs follow redirects (to a CDN): each hop is held to the plain-http rule.
+        self._http = httpx.Client(
+            verify=not insecure,
+            timeout=timeout,
+            follow_redirects=False,
+            event_hooks={"response": [redirect_guard(insecure=insecure)]},
+        )
         self._auth = Authenticator(registry, credentials, insecure=insecure, timeout=timeout)
 
     def _is_registry(self, url: httpx.URL) -> bool:
@@ -238,6 +250,9 @@ class RegistryClient:
 
     def _url(self, path_or_url: str) -> str:
         if path_or_url.startswith(("http://", "https://")):
+            # An absolute URL came from the registry (an upload ``Location``): the same rule
+            # as a redirect, it may not move the client onto plain http elsewhere.
+            check_plain_http(path_or_url, insecure=self.insecure, redirected_from=self.registry)
             return path_or_url
         return self._base_url() + path_or_url
 
