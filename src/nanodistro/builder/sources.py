@@ -32,6 +32,7 @@ import httpx
 from nanodistro.builder.cache import SourceCache, file_digests
 from nanodistro.builder.mirrors import resolve_mirror_uri
 from nanodistro.errors import BuildError, ChecksumError, FetchError, UnsafePathError
+from nanodistro.util.http import is_loopback, redirect_guard
 from nanodistro.util.progress import Progress
 
 GUEST_HOME = "/home/build"
@@ -217,12 +218,22 @@ def _int_input(inputs: Mapping[str, str], key: str, default: int) -> int:
 
 
 def _http_download(uri: str, out: BinaryIO, *, timeout: float, attempts: int) -> None:
-    """GET ``uri`` into ``out``; transport errors and 5xx are retried (fetch ``retry-limit``)."""
+    """GET ``uri`` into ``out``; transport errors and 5xx are retried (fetch ``retry-limit``).
+
+    Redirect hops are held to the plain-http rule (util/http.py); a recipe that itself names a
+    plain-http URL elsewhere has accepted plain http (the download is checksum-pinned anyway).
+    """
+    parsed = urlparse(uri)
+    accepted_plain = parsed.scheme == "http" and not is_loopback(parsed.hostname or "")
+    hooks = {"response": [redirect_guard(insecure=accepted_plain)]}
     for attempt in range(1, max(attempts, 1) + 1):
         out.seek(0)
         out.truncate()
         try:
-            with httpx.stream("GET", uri, follow_redirects=True, timeout=timeout) as response:
+            with (
+                httpx.Client(follow_redirects=True, timeout=timeout, event_hooks=hooks) as client,
+                client.stream("GET", uri) as response,
+            ):
                 if response.status_code >= 500 and attempt < attempts:
                     time.sleep(min(2**attempt, 10) / 10)
                     continue
