@@ -12,6 +12,15 @@ from fixture_paths import FIXTURES, REPO_ROOT, SHARED, THIRD_PARTY
 __all__ = ["FIXTURES", "REPO_ROOT", "SHARED", "THIRD_PARTY"]
 
 
+@pytest.fixture(autouse=True)
+def _index_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test remembers accepted indexes (resolve.replay) in its own file, never in ~/.cache:
+    a later test's server may get an earlier one's port and serve a different repository."""
+    path = tmp_path_factory.mktemp("index-state") / "index-state.json"
+    monkeypatch.setenv("NANODISTRO_INDEX_STATE", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():

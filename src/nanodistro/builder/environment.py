@@ -96,6 +96,7 @@ class PackageSources:
     keyring: Keyring = field(default_factory=dict)
     built: Sequence[bytes] = ()  # .apk bytes of packages built in this run (not yet published)
     toolchain: Toolchain = field(default_factory=Toolchain)
+    allow_downgrade: bool = False  # accept an older repository index (resolve.replay)
 
 
 @dataclass
@@ -125,7 +126,7 @@ def _usable(repo: RepositoryRef, arch: str) -> bool:
 
 def load_environment(sources: PackageSources) -> Environment:
     """Read every repository's verified index and the just-built packages into one universe."""
-    client = RepositoryClient(sources.keyring)
+    client = RepositoryClient(sources.keyring, allow_downgrade=sources.allow_downgrade)
     try:
         usable = [r for r in sources.repositories if _usable(r, sources.arch)]
         universe = client.load_universe(usable, sources.arch)

@@ -72,6 +72,7 @@ class BuildConfig:
     build_options: list[str] = field(default_factory=list)
     namespace: str = "unknown"
     mirrors: dict[str, str] = field(default_factory=dict)  # mirror://NAME/ bases (build/mirrors.py)
+    allow_downgrade: bool = False  # accept an older repository index (resolve.replay)
 
 
 @dataclass
@@ -377,6 +378,7 @@ class _Build:
             keyring=keyring,
             built=[b.data for b in built],
             toolchain=toolchain,
+            allow_downgrade=config.allow_downgrade,
         )
 
     def _sandbox_root(

@@ -33,6 +33,7 @@ def _config(
     workspace_dir: Path | None,
     step_timeout: float | None,
     build_timeout: float | None,
+    allow_downgrade: bool = False,
 ) -> BuildConfig:
     from nanodistro.builder.orchestrate import BuildConfig
     from nanodistro.builder.runners import Toolchain
@@ -78,6 +79,7 @@ def _config(
         build_timeout=build_timeout,
         toolchain=toolchain,
         mirrors=mirrors,
+        allow_downgrade=allow_downgrade,
     )
 
 
@@ -146,6 +148,11 @@ def build(
     verbose: bool = VERBOSE,
     json_output: bool = JSON,
     use_workspace: bool = WORKSPACE,
+    allow_downgrade: bool = typer.Option(
+        False,
+        "--allow-downgrade",
+        help="Accept a repository index older than the one accepted before (replay check).",
+    ),
 ) -> None:
     """Build recipes into signed APKs in a network-less sandbox, test them and publish them.
 
@@ -169,6 +176,7 @@ def build(
         workspace_dir=workspace_dir,
         step_timeout=step_timeout,
         build_timeout=build_timeout,
+        allow_downgrade=allow_downgrade,
     )
     results = build_recipes(recipes, config, progress=_progress, on_log_line=_line_printer(verbose))
     for result in results:

@@ -60,6 +60,11 @@ def build_command(
         "latest", "--tag", help="ref.name annotation in the layout's index.json."
     ),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Keep fetched packages here."),
+    allow_downgrade: bool = typer.Option(
+        False,
+        "--allow-downgrade",
+        help="Accept a repository index older than the one accepted before (replay check).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
 ) -> None:
@@ -78,6 +83,7 @@ def build_command(
         source_date_epoch=env_source_date_epoch(source_date_epoch),
         cache_dir=cache_dir,
         ref_name=tag,
+        allow_downgrade=allow_downgrade,
     )
     result = build_image(request, progress=_progress(not quiet))
     write_result(result, out)

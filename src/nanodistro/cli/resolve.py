@@ -26,6 +26,12 @@ def resolve_command(
         "--insecure",
         help="Allow plain http to non-loopback hosts (signatures still checked).",
     ),
+    allow_downgrade: bool = typer.Option(
+        False,
+        "--allow-downgrade",
+        help="Accept an index older than the one accepted before from the same repository "
+        "(refused by default: a mirror may replay an old signed index).",
+    ),
     json_output: bool = typer.Option(
         False, "--json", help="Print name/version/repository/checksum as JSON."
     ),
@@ -34,7 +40,10 @@ def resolve_command(
 
     Output matches `apk add --simulate`: "(1/N) Installing name (version)".
 
-    Every index must be signed by a key in the keyring.
+    Every index must be signed by a key in the keyring, and no older than the one accepted
+    before from the same repository (state: $NANODISTRO_INDEX_STATE, default
+    ~/.cache/nanodistro/index-state.json). A repository written legacy:URL may hold packages
+    without a datahash.
     """
     # Imported here so other commands do not pay for httpx and the solver at start-up.
     from nanodistro.resolve import RepositoryClient, parse_repository, solve
@@ -47,7 +56,9 @@ def resolve_command(
         if json_output
         else (lambda message: err_console.print(message, highlight=False, markup=False))
     )
-    with RepositoryClient(keys, insecure=insecure, progress=progress) as client:
+    with RepositoryClient(
+        keys, insecure=insecure, progress=progress, allow_downgrade=allow_downgrade
+    ) as client:
         universe = client.load_universe(repositories, arch)
     resolution = solve(universe, packages)
     if json_output:

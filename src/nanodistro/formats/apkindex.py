@@ -343,6 +343,9 @@ class ApkIndex:
     signatures: list[SignatureEntry] = field(default_factory=list)
     #: Key file name whose signature verified (None when read without a keyring).
     verified_by: str | None = None
+    #: Newest tar mtime of the ``APKINDEX``/``DESCRIPTION`` entries: when the indexer made it
+    #: (v2 indexes have no date field); replay protection compares it (``resolve.replay``).
+    timestamp: int = 0
 
     def by_filename(self) -> dict[str, PackageInfo]:
         return {info.filename: info for info in self.packages}
@@ -433,9 +436,12 @@ def read_index(
     )
     text: str | None = None
     description: str | None = None
+    timestamp = 0
     for entry in read_tar(tar_bytes, where=where):
         if entry.type != "file":
             continue
+        if entry.path in (INDEX_NAME, DESCRIPTION_NAME):
+            timestamp = max(timestamp, entry.mtime)
         if entry.path == INDEX_NAME:
             text = _decode_text(entry.data, where=where, name=INDEX_NAME)
         elif entry.path == DESCRIPTION_NAME:
@@ -443,7 +449,7 @@ def read_index(
     if text is None:
         raise FormatError("no APKINDEX entry in the index archive", where=where)
     packages = parse_apkindex_text(text, where=f"{where}!APKINDEX")
-    return ApkIndex(packages, description, signatures, verified_by)
+    return ApkIndex(packages, description, signatures, verified_by, timestamp)
 
 
 def write_index(

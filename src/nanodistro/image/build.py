@@ -36,7 +36,14 @@ from nanodistro.image.lock import LockedPackage, LockFile, config_checksum
 from nanodistro.image.oci_layout import write_layout_archive, write_layout_dir
 from nanodistro.imageconfig.arch import Arch
 from nanodistro.imageconfig.load import LoadedConfig, resolve_local
-from nanodistro.resolve import RepositoryClient, package_location, parse_repository, solve
+from nanodistro.resolve import (
+    RepositoryClient,
+    RepositoryRef,
+    package_location,
+    parse_repository,
+    solve,
+)
+from nanodistro.resolve.repositories import refuse_unbound_data
 from nanodistro.util.atomic import atomic_write_bytes
 from nanodistro.util.progress import Progress
 from nanodistro.util.timestamps import rfc3339
@@ -57,6 +64,8 @@ class BuildRequest:
     source_date_epoch: int | None = None
     cache_dir: Path | None = None
     ref_name: str = "latest"
+    #: Accept a repository index older than the one accepted before (resolve.replay).
+    allow_downgrade: bool = False
 
 
 @dataclass
@@ -145,7 +154,7 @@ def resolve_arch(
             request.lock,
             arch,
             progress,
-            client or RepositoryClient(keyring),
+            client or RepositoryClient(keyring, allow_downgrade=request.allow_downgrade),
             config_dir=request.loaded.base_dir,
         )
     entries = build_repository_entries(request)
@@ -155,14 +164,16 @@ def resolve_arch(
             where=str(request.loaded.path or ""),
         )
     own = client is None
-    client = client or RepositoryClient(keyring, progress=progress)
+    client = client or RepositoryClient(
+        keyring, progress=progress, allow_downgrade=request.allow_downgrade
+    )
     try:
         repos = [parse_repository(e, where="contents.repositories") for e in entries]
         universe = client.load_universe(repos, arch.apk)  # signature-checked indexes
         resolution = solve(universe, request.loaded.config.all_packages())
         # Packages are read in order and verified on a small pool: inflating and hashing
         # release the GIL. Errors surface in install order, as a serial loop would raise them.
-        opened: list[tuple[Future[ApkFile], str, str]] = []
+        opened: list[tuple[Future[ApkFile], str, RepositoryRef]] = []
         with ThreadPoolExecutor(max_workers=OPEN_THREADS) as pool:
             try:
                 for resolved in resolution.packages:
@@ -179,12 +190,17 @@ def resolve_arch(
                     future = pool.submit(
                         open_apk, data, where=location, expected_identity=info.checksum
                     )
-                    opened.append((future, location, str(resolved.repository)))
+                    opened.append((future, location, resolved.repository))
             except BaseException:
                 for future, _, _ in opened:
                     future.result()  # an earlier package's error comes first
                 raise
-            return [FetchedPackage(future.result(), loc, repo) for future, loc, repo in opened]
+            fetched = []
+            for future, loc, repo in opened:
+                apk = future.result()  # open_apk checked identity and any datahash
+                refuse_unbound_data(apk.info, where=loc, legacy=repo.legacy)
+                fetched.append(FetchedPackage(apk, loc, str(repo)))
+            return fetched
     finally:
         if own:
             client.close()
@@ -376,7 +392,7 @@ def build_image(request: BuildRequest, *, progress: Progress | None = None) -> B
     fetched_by_arch: dict[str, list[FetchedPackage]] = {}
     blobs: dict[str, bytes] = {}
     # One client for the keyring and every arch: setting one up loads the CA bundle.
-    with RepositoryClient({}) as client:
+    with RepositoryClient({}, allow_downgrade=request.allow_downgrade) as client:
         keyring = load_config_keyring(request, client)
         client.keyring = keyring
         client.progress = progress if request.lock is None else None

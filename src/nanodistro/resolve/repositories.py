@@ -6,7 +6,16 @@ A repository is a local folder or an http(s) URL, optionally tagged (``@testing 
 
 Trust (DESIGN invariant 5): every index is signature-checked against the keyring before any of
 its records is used, and a downloaded package must have the identity the signed index gave it
-(``C:`` = SHA-1 of the control gzip member) and its ``S:`` size.
+(``C:`` = SHA-1 of the control gzip member), its ``S:`` size, and a data member whose SHA-256 is
+the ``datahash`` of its ``.PKGINFO`` (which the identity covers, so the signed index binds the
+data too) and whose files match their ``APK-TOOLS.checksum.SHA1``. A package without a
+``datahash`` is refused: nothing signed binds its data. Old Alpine repositories hold such
+packages; a repository written ``legacy:URL`` (``@tag legacy:URL``) admits them, as apk-tools 2
+does.
+
+Replay (``resolve.replay``): the newest index accepted from each remote repository and arch is
+remembered, and an older one is refused unless ``allow_downgrade``. Redirects are followed by
+hand so that every hop passes the same plain-http rule as the first URL.
 """
 
 from __future__ import annotations
@@ -18,9 +27,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from nanodistro.errors import ChecksumError, ConfigError, FetchError, NanodistroError
-from nanodistro.formats.apk import read_apk
+from nanodistro.formats.apk import check_file_checksums, read_apk
 from nanodistro.formats.apkindex import ApkIndex, read_index
 from nanodistro.formats.pkginfo import PackageInfo
+from nanodistro.resolve.replay import IndexStateStore
 from nanodistro.resolve.universe import RepositoryRef, Universe
 from nanodistro.util.atomic import atomic_write_bytes
 from nanodistro.util.http import plain_http_allowed
@@ -30,30 +40,50 @@ if TYPE_CHECKING:  # httpx is imported on the first remote read: local repositor
     import httpx
 
 __all__ = [
+    "LEGACY_PREFIX",
     "RepositoryClient",
     "RepositoryRef",
+    "check_package_data",
     "index_location",
     "is_remote",
     "package_location",
     "parse_repository",
     "parse_repository_list",
+    "refuse_unbound_data",
+    "verify_package_bytes",
 ]
 
 
 #: Refuse absurdly large downloads (the full Wolfi index is ~30 MB, big packages a few hundred).
 MAX_DOWNLOAD = 2 * 1024**3
+#: Redirect hops followed per request (httpx's own default is 20; mirrors need one or two).
+MAX_REDIRECTS = 10
+#: Prefix of a repository whose packages may lack a ``datahash`` (see the module docstring).
+LEGACY_PREFIX = "legacy:"
+
+
+def _ref(location: str, tag: str | None) -> RepositoryRef:
+    legacy = location.startswith(LEGACY_PREFIX)
+    url = location.removeprefix(LEGACY_PREFIX).rstrip("/")
+    return RepositoryRef(url, tag, legacy=legacy) if url else RepositoryRef("", tag)
 
 
 def parse_repository(spec: str, *, where: str = "repository") -> RepositoryRef:
-    """``URL``, ``DIR`` or ``@tag URL`` (apk-tools ``repositories`` line, apko ``repositories``)."""
+    """``URL``, ``DIR`` or ``@tag URL`` (apk-tools ``repositories`` line, apko ``repositories``);
+    ``legacy:URL`` marks a repository whose packages may lack a ``datahash``."""
     words = spec.split()
+    ref: RepositoryRef | None = None
     if len(words) == 1 and not words[0].startswith("@"):
-        return RepositoryRef(words[0].rstrip("/"))
-    if len(words) == 2 and words[0].startswith("@") and len(words[0]) > 1:
-        return RepositoryRef(words[1].rstrip("/"), words[0][1:])
-    raise ConfigError(
-        f"invalid repository {spec!r} (expected URL, directory or '@tag URL')", where=where
-    )
+        ref = _ref(words[0], None)
+    elif len(words) == 2 and words[0].startswith("@") and len(words[0]) > 1:
+        ref = _ref(words[1], words[0][1:])
+    if ref is None or not ref.url:
+        raise ConfigError(
+            f"invalid repository {spec!r} (expected URL, directory or '@tag URL', "
+            "optionally 'legacy:URL')",
+            where=where,
+        )
+    return ref
 
 
 def parse_repository_list(text: str, *, where: str = "repositories") -> list[RepositoryRef]:
@@ -85,7 +115,12 @@ class RepositoryClient:
     """Reads indexes and packages from folders and http(s) URLs, verifying what it reads.
 
     ``keyring`` maps key file names to PEM public keys (``trust.keys.load_keyring``). Plain http
-    is refused except to loopback hosts unless ``insecure=True`` (signatures still apply).
+    is refused except to loopback hosts unless ``insecure=True`` (signatures still apply), on
+    the first URL and on every redirect hop.
+
+    Indexes of remote repositories are checked against the newest one accepted before
+    (``resolve.replay``; ``index_state`` is the state file, default
+    ``replay.default_state_path()``); ``allow_downgrade=True`` accepts an older one.
     """
 
     def __init__(
@@ -96,10 +131,14 @@ class RepositoryClient:
         timeout: float = 60.0,
         client: httpx.Client | None = None,
         progress: Progress | None = None,
+        allow_downgrade: bool = False,
+        index_state: Path | None = None,
     ) -> None:
         self.keyring = keyring
         self.insecure = insecure
         self.progress = progress
+        self.allow_downgrade = allow_downgrade
+        self.index_state = IndexStateStore(index_state)
         self._timeout = timeout
         self._own_client = client is None
         # Created on the first remote read: building one loads the CA bundle (~20 ms), which
@@ -111,7 +150,8 @@ class RepositoryClient:
         if self._client_instance is None:
             import httpx
 
-            self._client_instance = httpx.Client(timeout=self._timeout, follow_redirects=True)
+            # Redirects are followed by hand (``_get``): each hop is checked like the first URL.
+            self._client_instance = httpx.Client(timeout=self._timeout, follow_redirects=False)
         return self._client_instance
 
     def close(self) -> None:
@@ -146,39 +186,63 @@ class RepositoryClient:
         except OSError as error:
             raise FetchError(f"cannot read ({error.strerror})", where=str(path)) from None
 
-    def _get(self, url: str) -> bytes:
+    def _check_url(self, url: str, *, origin: str | None) -> None:
+        """The scheme and plain-http rules, for the first URL and every redirect target."""
         parsed = urllib.parse.urlparse(url)
+        via = f" (redirected from {origin})" if origin else ""
+        if parsed.scheme not in ("http", "https"):
+            raise FetchError(f"refusing a {parsed.scheme or 'relative'} URL{via}", where=url)
         if parsed.scheme == "http" and not plain_http_allowed(
             parsed.hostname or "", insecure=self.insecure
         ):
             raise FetchError(
-                "refusing plain http to a non-loopback host (use https, or --insecure)", where=url
+                f"refusing plain http to a non-loopback host (use https, or --insecure){via}",
+                where=url,
             )
+
+    def _get(self, url: str) -> bytes:
+        self._check_url(url, origin=None)
         if self.progress:
             self.progress(f"fetch {url}")
         import httpx
 
-        try:
-            with self._client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise FetchError(f"HTTP {response.status_code}", where=url)
-                chunks = []
-                size = 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > MAX_DOWNLOAD:
-                        raise FetchError(f"response larger than {MAX_DOWNLOAD} bytes", where=url)
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except httpx.HTTPError as error:
-            raise FetchError(f"{type(error).__name__}: {error}", where=url) from None
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                with self._client.stream("GET", current, follow_redirects=False) as response:
+                    if response.is_redirect:
+                        target = str(response.url.join(response.headers["location"]))
+                        self._check_url(target, origin=current)
+                        current = target
+                        continue
+                    if response.status_code != 200:
+                        raise FetchError(f"HTTP {response.status_code}", where=current)
+                    chunks = []
+                    size = 0
+                    for chunk in response.iter_bytes():
+                        size += len(chunk)
+                        if size > MAX_DOWNLOAD:
+                            raise FetchError(
+                                f"response larger than {MAX_DOWNLOAD} bytes", where=current
+                            )
+                        chunks.append(chunk)
+                    return b"".join(chunks)
+            except httpx.HTTPError as error:
+                raise FetchError(f"{type(error).__name__}: {error}", where=current) from None
+        raise FetchError(f"more than {MAX_REDIRECTS} redirects", where=url)
 
     # -- indexes ---------------------------------------------------------------------------------
 
     def fetch_index(self, repo: RepositoryRef, arch: str) -> ApkIndex:
-        """The repository's index for ``arch``, signature-verified against the keyring."""
+        """The repository's index for ``arch``, signature-verified against the keyring and, for
+        a remote repository, no older than the one accepted before (``resolve.replay``)."""
         location = index_location(repo, arch)
-        return read_index(self.read(location), where=location, keyring=self.keyring)
+        index = read_index(self.read(location), where=location, keyring=self.keyring)
+        # Local folders are the user's own files (written by publish, or synced on purpose);
+        # replay is a mirror's attack, and a reindex after removing a package is legitimate.
+        if is_remote(location):
+            self.index_state.check_and_record(location, index, allow_downgrade=self.allow_downgrade)
+        return index
 
     def load_universe(self, repositories: Iterable[RepositoryRef], arch: str) -> Universe:
         """Every repository's verified index, merged in repository order (first one wins ties)."""
@@ -194,7 +258,7 @@ class RepositoryClient:
         """The ``.apk`` bytes of ``info`` (an index record), checked against its index identity."""
         location = package_location(repo, arch, info)
         data = self.read(location)
-        verify_package_bytes(data, info, where=location)
+        verify_package_bytes(data, info, where=location, legacy=repo.legacy)
         return data
 
     def fetch_to_cache(
@@ -204,7 +268,9 @@ class RepositoryClient:
         target = cache_dir / arch / info.filename
         if target.is_file():
             try:
-                verify_package_bytes(target.read_bytes(), info, where=str(target))
+                verify_package_bytes(
+                    target.read_bytes(), info, where=str(target), legacy=repo.legacy
+                )
                 return target
             except NanodistroError:
                 pass  # stale or damaged cache entry: fetch again
@@ -214,8 +280,15 @@ class RepositoryClient:
         return target
 
 
-def verify_package_bytes(data: bytes, info: PackageInfo, *, where: str) -> None:
-    """Check a package against its (signed) index record: size and ``C:`` identity."""
+def verify_package_bytes(
+    data: bytes, info: PackageInfo, *, where: str, legacy: bool = False
+) -> None:
+    """Check a package against its (signed) index record: size, ``C:`` identity, then the data
+    member against ``.PKGINFO`` ``datahash`` and each file against its recorded SHA-1.
+
+    Without a ``datahash`` the data is bound to nothing signed: refused unless ``legacy``.
+    Errors name the package (``where`` is its URL or path) and what differed.
+    """
     if info.file_size is not None and len(data) != info.file_size:
         raise ChecksumError(
             f"size {len(data)} differs from the index ({info.file_size})", where=where
@@ -227,3 +300,31 @@ def verify_package_bytes(data: bytes, info: PackageInfo, *, where: str) -> None:
         raise ChecksumError(
             f"identity {pkg.identity} differs from the index ({info.checksum})", where=where
         )
+    check_package_data(pkg.info, pkg.datahash_ok, pkg.data.sha256.hex(), where=where, legacy=legacy)
+    check_file_checksums(pkg.entries, where=where)
+
+
+def check_package_data(
+    info: PackageInfo, datahash_ok: bool | None, data_sha256: str, *, where: str, legacy: bool
+) -> None:
+    """The data-member rule shared by resolve, the build environment and ``image build``."""
+    if datahash_ok is None:
+        refuse_unbound_data(info, where=where, legacy=legacy)
+        return
+    if not datahash_ok:
+        raise ChecksumError(
+            f"package {info.name}-{info.version}: data member sha256 {data_sha256} differs "
+            f"from its datahash {info.datahash} (data swapped or corrupt)",
+            where=where,
+        )
+
+
+def refuse_unbound_data(info: PackageInfo, *, where: str, legacy: bool) -> None:
+    """A package without ``datahash``: its data is bound to nothing the index signs."""
+    if info.datahash or legacy:
+        return
+    raise ChecksumError(
+        f"package {info.name}-{info.version} has no datahash, so the signed index does not "
+        "cover its data; refused (mark the repository 'legacy:URL' to accept such packages)",
+        where=where,
+    )

@@ -23,10 +23,15 @@ from nanodistro.formats.version import Dependency, parse_dependency
 
 @dataclass(frozen=True)
 class RepositoryRef:
-    """One configured repository: its URL or folder and optional tag (``@tag URL``)."""
+    """One configured repository: its URL or folder and optional tag (``@tag URL``).
+
+    ``legacy`` (written ``legacy:URL``) admits packages without a ``datahash``, whose data part
+    the signed index does not bind (old Alpine packages); see ``resolve.repositories``.
+    """
 
     url: str
     tag: str | None = None
+    legacy: bool = False
 
     def __str__(self) -> str:
         return f"@{self.tag} {self.url}" if self.tag else self.url
