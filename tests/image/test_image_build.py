@@ -148,7 +148,7 @@ def test_oci_config_and_annotations(workspace: Path, tmp_path: Path) -> None:
     config = image.config
     assert config["architecture"] == "amd64" and config["os"] == "linux"
     process = config["config"]
-    assert process["User"] == "app"
+    assert process["User"] == "10000:10000"  # run-as: app, resolved as apko resolves it
     assert process["Entrypoint"] == ["/usr/bin/sh", "-c", "echo hello from $(id -u)"]
     assert process["Env"] == [
         "GREETING=hi",
@@ -177,6 +177,13 @@ def test_skopeo_and_umoci_accept_and_runc_runs_as_configured_uid(
         ["skopeo", "inspect", f"oci:{out}"], capture_output=True, text=True, check=True
     )
     assert json.loads(inspect.stdout)["Architecture"] == "amd64"
+    config = subprocess.run(
+        ["skopeo", "inspect", "--config", f"oci:{out}:latest"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(config.stdout)["config"]["User"] == "10000:10000"
     bundle = tmp_path / "bundle"
     subprocess.run(
         ["umoci", "unpack", "--image", f"{out}:latest", str(bundle)],
@@ -225,7 +232,7 @@ def test_reproducible_across_runs_dirs_and_formats(workspace: Path, tmp_path: Pa
 def test_reproducible_under_another_umask_timezone_locale_and_cwd(
     workspace: Path, tmp_path: Path
 ) -> None:
-    """A second process with umask 077, another TZ/locale/HOME and cwd gives the same digest."""
+    """Processes with umask 027 and 077, another TZ/locale/HOME and cwd give the same digest."""
     import os
     import sys
 
@@ -242,20 +249,21 @@ def test_reproducible_under_another_umask_timezone_locale_and_cwd(
         "LANG": "tr_TR.UTF-8",
         "HOME": str(elsewhere),
     }
-    out = tmp_path / "b"
-    build = ["image", "build", str(workspace / "img.yaml"), "--out", str(out)]
     options = ["--arch", "amd64", "--arch", "arm64", "--source-date-epoch", "0", "--json", "-q"]
-    done = subprocess.run(
-        [sys.executable, "-m", "nanodistro", *build, *options],
-        cwd=elsewhere,
-        env=env,
-        preexec_fn=lambda: os.umask(0o077),
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["digest"] == first.digest  # type: ignore[attr-defined]
-    assert (out / "index.json").read_bytes() == (tmp_path / "a" / "index.json").read_bytes()
+    for child_umask in (0o027, 0o077):
+        out = tmp_path / f"b{child_umask:o}"
+        build = ["image", "build", str(workspace / "img.yaml"), "--out", str(out)]
+        done = subprocess.run(
+            [sys.executable, "-m", "nanodistro", *build, *options],
+            cwd=elsewhere,
+            env=env,
+            umask=child_umask,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["digest"] == first.digest  # type: ignore[attr-defined]
+        assert (out / "index.json").read_bytes() == (tmp_path / "a" / "index.json").read_bytes()
 
 
 def test_multi_arch_index(workspace: Path, tmp_path: Path) -> None:

@@ -131,29 +131,6 @@ def test_hardlink_sorting_before_its_target_is_written_as_the_file(key: object) 
         assert target.islnk() and target.linkname == "a-link"
 
 
-def test_accounts_keep_package_entries_and_add_configured(key: object) -> None:
-    config = """\
-accounts:
-  groups: [{groupname: web, gid: 1000, members: [web, ops]}]
-  users:
-    - {username: web, uid: 1000, shell: /sbin/nologin, homedir: /srv/web}
-    - {username: root, uid: 5}
-"""
-    base = Pkg(
-        "base",
-        files={"etc/passwd": b"root:x:0:0:root:/root:/bin/sh\n", "etc/group": b"root:x:0:root\n"},
-    )
-    root = _assemble(config, [base], key)
-    fs = root.fs  # type: ignore[attr-defined]
-    assert fs.read("etc/passwd").decode().splitlines() == [
-        "root:x:0:0:root:/root:/bin/sh",
-        "web:x:1000:1000:Account created by apko:/srv/web:/sbin/nologin",
-    ]
-    assert fs.read("etc/group").decode().splitlines() == ["root:x:0:root", "web:x:1000:web,ops"]
-    members = _layer_members(root)
-    assert members["srv/web"].mode == 0o700 and members["srv/web"].uname == "web"
-
-
 def test_service_bundle_and_runtime_keyring(key: object) -> None:
     config = """\
 entrypoint:

@@ -29,6 +29,7 @@ from nanodistro.formats.oci import (
     image_index,
     image_manifest,
 )
+from nanodistro.image.accounts import resolve_run_as
 from nanodistro.image.apkfile import ApkFile, open_apk
 from nanodistro.image.install import AssembledRoot, assemble_root
 from nanodistro.image.layers import Layer, build_layers
@@ -339,7 +340,7 @@ def arch_image(
         entrypoint=config.entrypoint.argv(),
         cmd=config.cmd_argv(),
         env=environment(request),
-        user=config.accounts.run_as,
+        user=resolve_run_as(config.accounts.run_as, root.fs, where=str(request.loaded.path or "")),
         working_dir=config.work_dir,
         stop_signal=config.stop_signal,
         volumes=config.volumes,

@@ -26,6 +26,7 @@ from nanodistro.formats.installed_db import (
 )
 from nanodistro.formats.pkginfo import apk_filename
 from nanodistro.formats.tarball import TarEntry, validate_entries, write_tar
+from nanodistro.image.accounts import apply_accounts
 from nanodistro.image.apkfile import ApkFile
 from nanodistro.image.busybox import install_busybox_links
 from nanodistro.image.certificates import apply_certificates
@@ -179,86 +180,6 @@ def _link_lib_apk(fs: RootFS, *, mtime: int) -> None:
     if fs.get("lib") is None:
         fs.put(TarEntry("lib", "dir", mode=0o755, mtime=mtime))
     fs.put(TarEntry("lib/apk", "symlink", mode=0o777, linkname="../usr/lib/apk", mtime=mtime))
-
-
-# ---- accounts ---------------------------------------------------------------------------------
-
-
-def _parse_colon_file(data: bytes | None) -> list[list[str]]:
-    if not data:
-        return []
-    rows = []
-    for line in data.decode("utf-8", "replace").splitlines():
-        if line.strip() and not line.startswith("#"):
-            rows.append(line.split(":"))
-    return rows
-
-
-def apply_accounts(fs: RootFS, config: ImageConfig, *, mtime: int) -> None:
-    """Merge configured users/groups into etc/passwd and etc/group (apko pkg/build/accounts.go)."""
-    accounts = config.accounts
-    if not accounts.users and not accounts.groups:
-        if fs.get("etc/passwd") is None:  # apko always writes etc/passwd
-            _synth(fs, "etc/passwd", b"", mtime=mtime)
-        return
-    passwd = _parse_colon_file(fs.read("etc/passwd"))
-    group = _parse_colon_file(fs.read("etc/group"))
-    user_names = {row[0] for row in passwd}
-    group_names = {row[0] for row in group}
-    for g in accounts.groups:
-        if g.groupname not in group_names:
-            group.append([g.groupname, "x", str(g.gid), ",".join(g.members)])
-    for u in accounts.users:
-        if u.username in user_names:
-            continue
-        passwd.append(
-            [
-                u.username,
-                "x",
-                str(u.uid),
-                str(u.effective_gid),
-                "Account created by apko",
-                u.effective_homedir,
-                u.effective_shell,
-            ]
-        )
-        home = u.effective_homedir.strip("/")
-        if home and fs.get(home) is None:
-            fs.put(
-                TarEntry(
-                    home, "dir", mode=0o700, uid=int(u.uid or 0), gid=u.effective_gid, mtime=mtime
-                )
-            )
-    _synth(fs, "etc/passwd", "".join(":".join(r) + "\n" for r in passwd).encode(), mtime=mtime)
-    _synth(fs, "etc/group", "".join(":".join(r) + "\n" for r in group).encode(), mtime=mtime)
-    _add_shadow_entries(fs, [u.username for u in accounts.users], mtime=mtime)
-
-
-def _add_shadow_entries(fs: RootFS, users: list[str], *, mtime: int) -> None:
-    """Each configured user gets a locked (``!``) etc/shadow line unless the packages' shadow
-    already has one (apko pkg/build/accounts.go + pkg/passwd/shadow.go: nine fields, min 0)."""
-    if not users:
-        return
-    existing = fs.get("etc/shadow")
-    rows = _parse_colon_file(fs.read("etc/shadow"))
-    known = {row[0] for row in rows}
-    rows += [[name, "!", "", "0", "", "", "", "", ""] for name in users if name not in known]
-    mode = existing.entry.mode if existing is not None else 0o640
-    data = "".join(":".join(r) + "\n" for r in rows).encode()
-    _synth(fs, "etc/shadow", data, mode=mode, mtime=mtime)
-
-
-def owner_names(fs: RootFS) -> tuple[dict[int, str], dict[int, str]]:
-    """uid -> user name and gid -> group name from the image's own passwd/group files."""
-    users: dict[int, str] = {}
-    groups: dict[int, str] = {}
-    for row in _parse_colon_file(fs.read("etc/passwd")):
-        if len(row) > 2 and row[2].isdigit():
-            users.setdefault(int(row[2]), row[0])
-    for row in _parse_colon_file(fs.read("etc/group")):
-        if len(row) > 2 and row[2].isdigit():
-            groups.setdefault(int(row[2]), row[0])
-    return users, groups
 
 
 # ---- paths ------------------------------------------------------------------------------------

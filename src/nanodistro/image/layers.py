@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, replace
 from nanodistro.formats.installed_db import format_installed
 from nanodistro.formats.oci import MEDIA_LAYER_GZIP, Descriptor
 from nanodistro.formats.tarball import TarEntry, gzip_member, write_tar
-from nanodistro.image.install import INSTALLED_PATH, AssembledRoot, owner_names
+from nanodistro.image.accounts import owner_names
+from nanodistro.image.install import INSTALLED_PATH, AssembledRoot
 from nanodistro.image.rootfs import Node
 
 # umoci and apko compress layers with klauspost/pgzip's default level, a fast matcher whose
