@@ -8,11 +8,14 @@ compilers until the catalog builds its own, and the workspace mounted at ``/home
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from nanodistro.errors import ConfigError
 
 LineCallback = Callable[[str], None]
 
@@ -163,6 +166,77 @@ class Toolchain:
         except OSError:
             pass
         return info
+
+
+GiB = 1 << 30
+
+# The host account builds run as when nanodistro itself runs as root (scripts/install-system-deps.sh
+# creates it); without it, a fixed id that no login account uses.
+BUILD_USER = "nanodistro-build"
+DEFAULT_BUILD_ID = 64000
+
+# Capabilities a recipe's ``capabilities.add`` may name. They exist only inside the sandbox's user
+# namespace (the build runs as an unprivileged host uid), but each still widens what hostile code
+# can try against the kernel, so the list holds what packaging steps plausibly need (file owners
+# and modes, setcap, binding low ports in tests). CAP_SYS_ADMIN is how a recipe declares that it
+# needs nested user namespaces (bwrap, unshare, podman in tests): without it ``--disable-userns``.
+CAPABILITY_ALLOWLIST: frozenset[str] = frozenset(
+    {
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_IPC_LOCK",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SETFCAP",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_ADMIN",
+    }
+)
+NESTED_USERNS_CAPABILITY = "CAP_SYS_ADMIN"
+
+
+@dataclass(frozen=True)
+class SandboxPolicy:
+    """Who a build step runs as and what it may consume (``[sandbox]`` in nanodistro.toml).
+
+    Limits are per step and per process (rlimits): ``processes`` counts every task of the build
+    uid on the host (threads too), so it only applies when nanodistro runs as root and the build
+    has a uid of its own. ``memory`` is RLIMIT_DATA (heap and private mappings; address-space
+    reservations such as Go's or the JVM's are not charged). ``tmp_size`` bounds the /tmp tmpfs.
+    """
+
+    uid: int | None = None  # None: the nanodistro-build user, else DEFAULT_BUILD_ID
+    gid: int | None = None
+    processes: int = 2048  # make -j and gcc drivers fit; a fork bomb stops here
+    memory: int = 8 * GiB
+    file_size: int = 8 * GiB
+    open_files: int = 8192
+    tmp_size: int = 2 * GiB
+
+    def build_ids(self) -> tuple[int, int] | None:
+        """The host uid/gid builds run as; None when nanodistro is not root (it runs builds as
+        itself, already unprivileged)."""
+        if os.geteuid() != 0:
+            return None
+        uid, gid = self.uid, self.gid
+        if uid is None or gid is None:
+            try:
+                account = pwd.getpwnam(BUILD_USER)
+                found: tuple[int, int] = (account.pw_uid, account.pw_gid)
+            except KeyError:
+                found = (DEFAULT_BUILD_ID, DEFAULT_BUILD_ID)
+            uid = found[0] if uid is None else uid
+            gid = found[1] if gid is None else gid
+        if uid == 0 or gid == 0:
+            raise ConfigError(
+                "builds must not run as host root (uid/gid 0): the limits and the user "
+                "namespace only hold for an unprivileged id",
+                field="sandbox.uid",
+            )
+        return uid, gid
 
 
 @dataclass

@@ -7,7 +7,16 @@ with these deliberate differences, all for hermeticity:
   sources were fetched beforehand (build/sources.py);
 * the root is mounted read-only; only the workspace is bound read-write at ``/home/build``
   (``/tmp`` is a private tmpfs that disappears with the step);
-* no ``/sys``, no ``/etc/resolv.conf``, no cache mount; signing keys are never mounted.
+* no ``/sys``, no ``/etc/resolv.conf``, no cache mount; signing keys are never mounted;
+* bwrap itself starts with an empty environment (its own ``/proc/1/environ`` is readable inside),
+  the step gets only PATH and the recipe's variables;
+* run by root, bwrap runs as an unprivileged build uid (runners/hostproc.py) with rlimits on
+  processes, memory, file size and open files, and /tmp is a size-bounded tmpfs;
+* ``--unshare-user --disable-userns``: no nested user namespaces unless the recipe adds
+  CAP_SYS_ADMIN; capabilities only from ``CAPABILITY_ALLOWLIST``.
+
+Everything the host adds to a root that packages filled (accounts, mount points) goes through
+``util.beneath``: a package's ``etc -> /host/dir`` fails the build instead of redirecting the write.
 
 The root is a directory the builder filled with the environment's packages. The toolchain
 (default: host ``/usr`` etc.) is bound read-only on top; where a package ships files inside a
@@ -22,12 +31,23 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
-from nanodistro.builder.runners import LineCallback, StepRun, Toolchain
+from nanodistro.builder.runners import (
+    CAPABILITY_ALLOWLIST,
+    NESTED_USERNS_CAPABILITY,
+    LineCallback,
+    SandboxPolicy,
+    StepRun,
+    Toolchain,
+    hostproc,
+)
 from nanodistro.errors import SandboxError
+from nanodistro.util.beneath import Beneath
 
 GUEST_HOME = "/home/build"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/sbin:/bin"
@@ -50,49 +70,63 @@ def bwrap_path() -> str:
 
 
 def prepare_root(root: Path) -> None:
-    """Add what every sandbox needs to an assembled root: accounts and mount points."""
-    for directory in ("etc", "tmp", "proc", "dev", "home/build", "root", "var/tmp"):
-        (root / directory).mkdir(parents=True, exist_ok=True)
-    passwd, group = root / "etc/passwd", root / "etc/group"
-    if not passwd.exists():
-        passwd.write_text(_PASSWD)
-    if not group.exists():
-        group.write_text(_GROUP)
+    """Add what every sandbox needs to an assembled root: accounts and mount points.
+
+    Nothing here follows a link a package placed (UnsafePathError names it)."""
+    with Beneath(root) as tree:
+        for directory in ("etc", "tmp", "proc", "dev", "home/build", "root", "var/tmp"):
+            tree.makedirs(directory)
+        tree.write_if_missing("etc/passwd", _PASSWD)
+        tree.write_if_missing("etc/group", _GROUP)
 
 
-def _mount_toolchain(root: Path, host: Path, guest: str, args: list[str]) -> None:
-    """Make host ``guest`` (under the toolchain root) visible at ``guest`` in ``root``."""
+def _mount_toolchain(tree: Beneath, host: Path, guest: str, args: list[str]) -> None:
+    """Make host ``guest`` (under the toolchain root) visible at ``guest`` in the root."""
     source = host / guest.lstrip("/")
-    target = root / guest.lstrip("/")
+    rel = guest.lstrip("/")
     if not (source.exists() or source.is_symlink()):
         return
+    found = tree.lstat(rel)  # refuses a package link among the parents
+    is_link = found is not None and stat.S_ISLNK(found.st_mode)
+    is_dir = found is not None and stat.S_ISDIR(found.st_mode)
     if source.is_symlink():
-        if not (target.exists() or target.is_symlink()):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(os.readlink(source), target)
+        if found is None:
+            tree.symlink(os.readlink(source), rel)
             return
         # A merged-/usr host links /lib -> usr/lib while a package shipped files in /lib (musl's
         # loader): merge what the link points at into the package's directory instead of
         # hiding the host's libraries (and with them the interpreter of /bin/sh).
-        if target.is_symlink() or not (target.is_dir() and source.is_dir()):
+        if is_link or not (is_dir and source.is_dir()):
             return
-    if target.is_symlink():
-        return  # the package put a symlink there; it wins
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
+    if is_link:
+        return  # the package put a symlink there; it wins (bwrap resolves it inside the root)
+    if found is None:
         if source.is_dir():
-            target.mkdir()
+            tree.makedirs(rel)
         else:
-            target.touch()
+            tree.touch(rel)
         args += ["--ro-bind", str(source), guest]
         return
-    if target.is_dir() and source.is_dir():
-        if not any(target.iterdir()):
+    if is_dir and source.is_dir():
+        if not tree.listdir(rel):
             args += ["--ro-bind", str(source), guest]
             return
         for child in sorted(os.listdir(source)):
-            _mount_toolchain(root, host, f"{guest.rstrip('/')}/{child}", args)
+            _mount_toolchain(tree, host, f"{guest.rstrip('/')}/{child}", args)
     # both are files: the package's file wins
+
+
+def check_capabilities(cap_add: list[str]) -> list[str]:
+    """Upper-cased ``cap_add``; a capability outside the allow-list is a SandboxError."""
+    names = [c.upper() if c.upper().startswith("CAP_") else f"CAP_{c.upper()}" for c in cap_add]
+    for original, name in zip(cap_add, names, strict=True):
+        if name not in CAPABILITY_ALLOWLIST:
+            raise SandboxError(
+                f"capability {original!r} is not allowed in a build (allowed: "
+                f"{', '.join(sorted(CAPABILITY_ALLOWLIST))})",
+                field="capabilities.add",
+            )
+    return names
 
 
 class BubblewrapRunner:
@@ -109,43 +143,77 @@ class BubblewrapRunner:
         cap_add: list[str] | None = None,
         cap_drop: list[str] | None = None,
         cache_dir: Path | None = None,
+        policy: SandboxPolicy | None = None,
     ) -> None:
         self.root = root
         self.workspace = workspace
         self.toolchain = toolchain or Toolchain()
         self.env = dict(env or {})
         self.network = network
-        self.cap_add = cap_add or []
+        self.cap_add = check_capabilities(cap_add or [])
         self.cap_drop = cap_drop or []
+        self.policy = policy or SandboxPolicy()
+        self.ids = self.policy.build_ids()
         # melange's /var/cache/melange (GOMODCACHE, PIP_CACHE_DIR, ...): here a per-build
         # directory next to the workspace, never a host-wide cache
         self.cache_dir = cache_dir
         prepare_root(root)
         if cache_dir is not None:
             cache_dir.mkdir(parents=True, exist_ok=True)
-            (root / "var/cache/melange").mkdir(parents=True, exist_ok=True)
+            with Beneath(root) as tree:
+                tree.makedirs("var/cache/melange")
         # Mount points created here look like package files on a second visit, so the plan is
-        # computed once per root and remembered next to it.
-        plan = root / ".nanodistro-toolchain-mounts.json"
-        if plan.is_file():
+        # computed once per root and remembered next to it -- outside it, where no package can
+        # place (or replace) the file.
+        plan = root.parent / f".{root.name}.toolchain-mounts.json"
+        if plan.is_file() and not plan.is_symlink():
             self._mounts: list[str] = json.loads(plan.read_text())
         else:
             self._mounts = []
-            for path in self.toolchain.paths:
-                _mount_toolchain(root, self.toolchain.host_root, path, self._mounts)
+            with Beneath(root) as tree:
+                for path in self.toolchain.paths:
+                    _mount_toolchain(tree, self.toolchain.host_root, path, self._mounts)
             plan.write_text(json.dumps(self._mounts))
 
-    def argv(self, step: StepRun) -> list[str]:
+    def describe(self) -> dict[str, object]:
+        """What confines the steps, for the build result."""
+        ids = self.ids
+        return {
+            "uid": ids[0] if ids else os.geteuid(),
+            "gid": ids[1] if ids else os.getegid(),
+            "limits": hostproc.limit_mechanism().replace("cgroup-v2-available", "rlimit"),
+            "processes": self.policy.processes if ids else None,
+            "memory": self.policy.memory,
+            "file_size": self.policy.file_size,
+            "open_files": self.policy.open_files,
+            "tmp_size": self.policy.tmp_size,
+            "nested_userns": NESTED_USERNS_CAPABILITY in self.cap_add,
+            "capabilities": list(self.cap_add),
+        }
+
+    def _sources(self) -> dict[str, Path]:
+        """Host directories bound into the sandbox that live wherever the caller put them."""
+        found = {"root": self.root, "home": self.workspace}
+        if self.cache_dir is not None:
+            found["cache"] = self.cache_dir
+        return found
+
+    def argv(self, step: StepRun, staged: dict[str, str] | None = None) -> list[str]:
+        """The bwrap command; ``staged`` replaces host paths by where the child mounted them."""
+        paths = {name: str(path) for name, path in self._sources().items()}
+        paths.update(staged or {})
         args = [
             bwrap_path(),
             "--ro-bind",
-            str(self.root),
+            paths["root"],
             "/",
             *self._mounts,
             "--bind",
-            str(self.workspace),
+            paths["home"],
             GUEST_HOME,
-            *(["--bind", str(self.cache_dir), "/var/cache/melange"] if self.cache_dir else []),
+            *(["--bind", paths["cache"], "/var/cache/melange"] if "cache" in paths else []),
+            "--size",
+            str(self.policy.tmp_size),
             "--tmpfs",
             "/tmp",
             "--dev",
@@ -153,7 +221,10 @@ class BubblewrapRunner:
             "--proc",
             "/proc",
             "--unshare-all",
+            "--unshare-user",
         ]
+        if NESTED_USERNS_CAPABILITY not in self.cap_add:
+            args.append("--disable-userns")
         if self.network:
             args.append("--share-net")
         args += [
@@ -170,8 +241,7 @@ class BubblewrapRunner:
             "--clearenv",
         ]
         if self.cap_add:
-            # bwrap started by root keeps *every* capability once --cap-add is given; start
-            # from none so the recipe gets exactly what it asked for (default: no capabilities)
+            # start from no capabilities so the recipe gets exactly what it asked for
             args += ["--cap-drop", "ALL"]
         for cap in self.cap_add:
             args += ["--cap-add", cap]
@@ -183,9 +253,30 @@ class BubblewrapRunner:
         args += ["/bin/sh", "-c", build_script(step.script, step.workdir)]
         return args
 
+    def _launch(self, step: StepRun) -> tuple[list[str], Callable[[], None]]:
+        if self.ids is None:
+            limits = hostproc.rlimits(self.policy, privileged=False)
+            return self.argv(step), hostproc.unprivileged_preexec(limits)
+        sources = self._sources()
+        hostproc.hand_over(
+            [self.workspace, *([self.cache_dir] if self.cache_dir else [])], self.ids
+        )
+        try:
+            staging = hostproc.staging_directory(list(sources.values()))
+        except OSError as error:
+            raise SandboxError(str(error), where=step.name) from None
+        staged = {name: f"{staging}/{name}" for name in sources}
+        preexec = hostproc.privileged_preexec(
+            self.ids,
+            [(str(sources[name]), staged[name]) for name in sources],
+            staging,
+            hostproc.rlimits(self.policy, privileged=True),
+        )
+        return self.argv(step, staged), preexec
+
     def run(self, step: StepRun, *, log_path: Path, on_line: LineCallback | None = None) -> int:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv = self.argv(step)
+        argv, preexec = self._launch(step)
         with log_path.open("w", encoding="utf-8", errors="replace") as log:
             try:
                 process = subprocess.Popen(
@@ -194,12 +285,17 @@ class BubblewrapRunner:
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    # bwrap's own environment is readable as /proc/1/environ inside: empty it
+                    env={},
+                    preexec_fn=preexec,
                 )
-            except OSError as error:
+            except (OSError, subprocess.SubprocessError) as error:
                 raise SandboxError(f"cannot start bubblewrap: {error}", where=step.name) from None
             timed_out = threading.Event()
 
             def _kill() -> None:
+                # bwrap leads the session; its pid-namespace init dies with it (--die-with-parent)
+                # and takes every process of the step along, setsid or not
                 timed_out.set()
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
