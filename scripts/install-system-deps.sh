@@ -20,3 +20,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# the unprivileged host account build steps run as when nanodistro runs as root ([sandbox] uid/gid)
+id nanodistro-build >/dev/null 2>&1 ||
+  useradd --system --no-create-home --shell /usr/sbin/nologin nanodistro-build

@@ -34,7 +34,7 @@ from nanodistro.builder import sources as src_mod
 from nanodistro.builder.cache import SourceCache
 from nanodistro.builder.compile import CompiledBuild, CompiledStep, compile_recipe
 from nanodistro.builder.package import NANODISTRO_CONTROL, BuiltPackage, PackageSpec, emit_package
-from nanodistro.builder.runners import StepRun, Toolchain
+from nanodistro.builder.runners import SandboxPolicy, StepRun, Toolchain
 from nanodistro.builder.runners.bubblewrap import BubblewrapRunner
 from nanodistro.builder.sca import ScaResult
 from nanodistro.errors import BuildError, GraphError, NanodistroError, RepositoryError
@@ -72,6 +72,7 @@ class BuildConfig:
     build_options: list[str] = field(default_factory=list)
     namespace: str = "unknown"
     mirrors: dict[str, str] = field(default_factory=dict)  # mirror://NAME/ bases (build/mirrors.py)
+    sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)  # build uid and limits
     allow_downgrade: bool = False  # accept an older repository index (resolve.replay)
 
 
@@ -98,6 +99,7 @@ class BuildResult:
     log_dir: Path | None = None
     sources: list[src_mod.SourceRecord] = field(default_factory=list)
     toolchain: dict[str, str] = field(default_factory=dict)
+    sandbox: dict[str, object] = field(default_factory=dict)  # uid and limits the steps ran with
     tests: list[TestOutcome] = field(default_factory=list)
     environment: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -129,6 +131,7 @@ class BuildResult:
                 for s in self.sources
             ],
             "toolchain": self.toolchain,
+            "sandbox": self.sandbox,
             "environment": self.environment,
             "workspace": str(self.workspace) if self.workspace else None,
             "published": [str(p) for p in self.published],
@@ -504,7 +507,9 @@ class _Build:
             cap_add=self.recipe.capabilities.add if self.recipe.capabilities else None,
             cap_drop=self.recipe.capabilities.drop if self.recipe.capabilities else None,
             cache_dir=base / "cache",
+            policy=config.sandbox,
         )
+        self.result.sandbox = runner.describe()
         counter = [0]
         for package in self.compiled.packages:
             steps = [s for s in package.steps if s.kind == "runs"]
@@ -580,6 +585,7 @@ class _Build:
                 home,
                 toolchain=self.config.toolchain,
                 env={**test.env, "SOURCE_DATE_EPOCH": str(self.result.source_date_epoch)},
+                policy=self.config.sandbox,
             )
             counter = [0]
             try:

@@ -36,13 +36,14 @@ def _config(
     allow_downgrade: bool = False,
 ) -> BuildConfig:
     from nanodistro.builder.orchestrate import BuildConfig
-    from nanodistro.builder.runners import Toolchain
+    from nanodistro.builder.runners import SandboxPolicy, Toolchain
     from nanodistro.factory.workspace import find_workspace, load_workspace
     from nanodistro.trust.keys import load_keyring, load_signing_key
     from nanodistro.util.host import host_arch
 
     toolchain = Toolchain()
     mirrors: dict[str, str] = {}
+    sandbox: dict[str, int | float] = {}
     found = find_workspace(recipes[0]) if use_workspace and recipes else None
     if found is not None:
         # nanodistro.toml fills in what the command line left out
@@ -51,6 +52,7 @@ def _config(
         key = key or workspace.signing_key()
         source_cache = source_cache or workspace.source_cache
         mirrors = dict(workspace.mirrors)
+        sandbox = dict(workspace.sandbox)
         root = workspace.toolchain_root
         toolchain = Toolchain(
             host_root=root.parent if root.name == "usr" else root,  # as factory/catalog.py
@@ -63,6 +65,9 @@ def _config(
     if signing_key is not None:
         trusted.setdefault(signing_key.keyname, signing_key.public_pem())
     source_date_epoch = env_source_date_epoch(source_date_epoch)
+    if step_timeout is None:  # --step-timeout, else [sandbox] step-timeout, else an hour
+        step_timeout = float(sandbox.get("step_timeout", DEFAULT_STEP_TIMEOUT))
+    policy = SandboxPolicy(**{k: int(v) for k, v in sandbox.items() if k != "step_timeout"})
     return BuildConfig(
         arch=arch or host_arch(),
         repo=repo,
@@ -80,6 +85,7 @@ def _config(
         toolchain=toolchain,
         mirrors=mirrors,
         allow_downgrade=allow_downgrade,
+        sandbox=policy,
     )
 
 
@@ -115,7 +121,12 @@ SDE = typer.Option(
     "newest source file time).",
 )
 WORKDIR = typer.Option(None, "--workspace-dir", help="Where build workspaces are created.")
-STEP_TIMEOUT = typer.Option(3600.0, "--step-timeout", help="Seconds one step may run.")
+DEFAULT_STEP_TIMEOUT = 3600.0
+STEP_TIMEOUT = typer.Option(
+    None,
+    "--step-timeout",
+    help="Seconds one step may run (default: [sandbox] step-timeout, else 3600).",
+)
 BUILD_TIMEOUT = typer.Option(None, "--timeout", help="Seconds the whole build may run.")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Stream step output to stderr.")
 JSON = typer.Option(False, "--json", help="Print the results as JSON.")
@@ -143,7 +154,7 @@ def build(
     ),
     source_date_epoch: int | None = SDE,
     workspace_dir: Path | None = WORKDIR,
-    step_timeout: float = STEP_TIMEOUT,
+    step_timeout: float | None = STEP_TIMEOUT,
     build_timeout: float | None = BUILD_TIMEOUT,
     verbose: bool = VERBOSE,
     json_output: bool = JSON,
@@ -207,7 +218,7 @@ def test(
     pipeline_dir: list[Path] = PIPELINE_DIR,
     keep_workspace: bool = KEEP,
     workspace_dir: Path | None = WORKDIR,
-    step_timeout: float = STEP_TIMEOUT,
+    step_timeout: float | None = STEP_TIMEOUT,
     verbose: bool = VERBOSE,
     json_output: bool = JSON,
     use_workspace: bool = WORKSPACE,

@@ -34,6 +34,9 @@ class Workspace:
     mirrors: dict[str, str] = field(default_factory=dict)
     toolchain_root: Path = Path("/usr")
     toolchain_provides: list[str] = field(default_factory=list)
+    # [sandbox]: build uid/gid and per-step limits, keys with "_" for "-" (file_size, ...); sizes
+    # in bytes, step_timeout in seconds. Absent keys keep the builder's defaults.
+    sandbox: dict[str, int | float] = field(default_factory=dict)
 
     @property
     def packages_dir(self) -> Path:
@@ -74,7 +77,13 @@ KNOWN_KEYS: dict[str, frozenset[str] | None] = {
     "sources": frozenset({"cache"}),
     "mirrors": None,
     "toolchain": frozenset({"root", "provides"}),
+    "sandbox": frozenset(
+        {"uid", "gid", "processes", "memory", "file-size", "open-files", "step-timeout", "tmp-size"}
+    ),
 }
+
+_SIZE_KEYS = frozenset({"memory", "file-size", "tmp-size"})
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def _unknown(name: str, known: Iterable[str]) -> str:
@@ -105,6 +114,35 @@ def _string_list(value: Any, where: Path, field_name: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError("expected a list of strings", where=str(where), field=field_name)
     return list(value)
+
+
+def _sandbox(table: dict[str, Any], where: Path) -> dict[str, int | float]:
+    """``[sandbox]`` values checked: positive integers; sizes may say ``"8G"`` (binary units)."""
+    parsed: dict[str, int | float] = {}
+    for key, value in table.items():
+        field_name = f"sandbox.{key}"
+        if key in _SIZE_KEYS and isinstance(value, str):
+            text = value.strip().upper().removesuffix("IB").removesuffix("B")
+            unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
+            number = text[: len(text) - len(unit)].strip()
+            if not number.isdigit():
+                raise ConfigError(
+                    f"expected a size like 8G, 512M or a number of bytes, got {value!r}",
+                    where=str(where),
+                    field=field_name,
+                )
+            value = int(number) * _SIZE_UNITS[unit]
+        if key == "step-timeout" and isinstance(value, float) and value > 0:
+            parsed["step_timeout"] = value
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(
+                "expected a positive integer (uid/gid 0 would build as root)",
+                where=str(where),
+                field=field_name,
+            )
+        parsed[key.replace("-", "_")] = value
+    return parsed
 
 
 def load_workspace(path: Path) -> Workspace:
@@ -149,4 +187,5 @@ def load_workspace(path: Path) -> Workspace:
         mirrors=dict(mirrors),
         toolchain_root=Path(str(toolchain.get("root", "/usr"))),
         toolchain_provides=_string_list(toolchain.get("provides", []), path, "toolchain.provides"),
+        sandbox=_sandbox(_table(data, "sandbox", path), path),
     )
