@@ -33,7 +33,13 @@ from nanodistro.builder import environment as env_mod
 from nanodistro.builder import sources as src_mod
 from nanodistro.builder.cache import SourceCache
 from nanodistro.builder.compile import CompiledBuild, CompiledStep, compile_recipe
-from nanodistro.builder.package import NANODISTRO_CONTROL, BuiltPackage, PackageSpec, emit_package
+from nanodistro.builder.package import (
+    NANODISTRO_CONTROL,
+    BuiltPackage,
+    PackageSpec,
+    emit_package,
+    read_output,
+)
 from nanodistro.builder.runners import SandboxPolicy, StepRun, Toolchain
 from nanodistro.builder.runners.bubblewrap import BubblewrapRunner
 from nanodistro.builder.sca import ScaResult
@@ -516,23 +522,33 @@ class _Build:
             self._run_steps(runner, steps, home, logs, counter, "build")
         provenance: dict[str, object] = {"toolchain": self.result.toolchain}
         config_yaml = self._locked_config()
+        # Every output tree is read (without following links: the steps were untrusted) before
+        # any package is emitted, so SCA can resolve a -dev link into its sibling's files.
+        outputs = {
+            package.name: read_output(
+                home / "melange-out" / package.name, workspace=base, source_date_epoch=sde
+            )
+            for package in self.compiled.packages
+        }
         for index, package in enumerate(self.compiled.packages):
             spec = self._spec(index)
             self.say(f"package {spec.filename}")
-            self.result.packages.append(
-                emit_package(
-                    spec,
-                    home / "melange-out" / package.name,
-                    source_date_epoch=sde,
-                    sources=self.result.sources,
-                    recipe_path=self.path.name,
-                    recipe_hash=self.hash,
-                    config_yaml=config_yaml,
-                    key=config.key,
-                    provenance=provenance,
-                    namespace=config.namespace,
-                )
+            built = emit_package(
+                spec,
+                outputs[package.name],
+                siblings={n: e for n, e in outputs.items() if n != package.name},
+                where=str(home / "melange-out" / package.name),
+                source_date_epoch=sde,
+                sources=self.result.sources,
+                recipe_path=self.path.name,
+                recipe_hash=self.hash,
+                config_yaml=config_yaml,
+                key=config.key,
+                provenance=provenance,
+                namespace=config.namespace,
             )
+            self.result.packages.append(built)
+            self.result.warnings += [f"{spec.name}: {w}" for w in built.sca.warnings]
         self._unresolved_warnings()
         if config.run_tests:
             self.run_tests(base, self.result.packages)
