@@ -12,7 +12,8 @@ from rich.table import Table
 from nanodistro.cli._common import console, err_console, print_json
 from nanodistro.monitor import models as m
 from nanodistro.monitor.bump import bump_recipe
-from nanodistro.monitor.check import check_paths, default_cache_dir, exit_status
+from nanodistro.monitor.check import RECIPE_TIMEOUT, check_paths, default_cache_dir, exit_status
+from nanodistro.monitor.http import REQUEST_TIMEOUT
 from nanodistro.monitor.models import CheckResult
 
 EXIT_UP_TO_DATE = 0
@@ -81,6 +82,21 @@ def monitor(
         None, "--cache-dir", help="HTTP cache and schedule state [~/.cache/nanodistro/monitor]."
     ),
     force: bool = typer.Option(False, "--force", help="Ignore update.schedule periods."),
+    request_timeout: float = typer.Option(
+        REQUEST_TIMEOUT,
+        "--request-timeout",
+        min=0.1,
+        help="Seconds one request may take in all (retries and every read included).",
+    ),
+    recipe_timeout: float = typer.Option(
+        RECIPE_TIMEOUT,
+        "--recipe-timeout",
+        min=0.1,
+        help="Seconds one recipe's check may take in all; past it the recipe is an error.",
+    ),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="Allow plain http to hosts other than loopback."
+    ),
 ) -> None:
     """Check every recipe's upstream (its update: block) for newer releases.
 
@@ -106,6 +122,9 @@ def monitor(
         cache_dir=cache_dir or default_cache_dir(),
         progress=progress,
         force=force,
+        request_timeout=request_timeout,
+        recipe_timeout=recipe_timeout,
+        insecure=insecure,
     )
     status = exit_status(results)
     if json_output:

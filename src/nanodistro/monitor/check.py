@@ -1,7 +1,9 @@
 """Checking recipes against their upstreams, concurrently.
 
 ``check_paths`` / ``check_targets`` run every recipe's provider under one bounded pool; a failing
-upstream becomes an ``error`` result for that recipe and never stops the others.
+upstream becomes an ``error`` result for that recipe and never stops the others. Each recipe has
+one deadline (``recipe_timeout``, default :data:`RECIPE_TIMEOUT`) over all its requests, so an
+upstream that accepts connections and never answers costs at most that much.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from nanodistro.errors import NanodistroError
 from nanodistro.monitor import models as m
-from nanodistro.monitor.http import HttpClient
+from nanodistro.monitor.http import REQUEST_TIMEOUT, HttpClient, track_requests
 from nanodistro.monitor.models import Candidate, CheckResult, RecipeTarget, UpstreamRelease
 from nanodistro.monitor.providers import PROVIDERS
 from nanodistro.monitor.providers.base import Endpoints, ProviderConfig
@@ -26,6 +28,9 @@ Progress = Callable[[CheckResult], None]
 
 # Schemes tried first per provider: the ordering its ecosystem defines.
 _PREFERRED_SCHEME = {"pypi": ("pep440",), "npm": ("semver",)}
+
+#: Seconds one recipe's check may take in all (every request, retries and the enrich step).
+RECIPE_TIMEOUT = 90.0
 
 
 def default_cache_dir() -> Path:
@@ -81,8 +86,37 @@ async def check_target(
     endpoints: Endpoints,
     now: datetime,
     force: bool = False,
+    recipe_timeout: float = RECIPE_TIMEOUT,
 ) -> CheckResult:
     """Check one recipe; never raises for upstream or recipe problems (they become results)."""
+    asked = track_requests()
+    try:
+        async with asyncio.timeout(recipe_timeout):
+            return await _check_target(
+                target, client, state=state, endpoints=endpoints, now=now, force=force
+            )
+    except TimeoutError:
+        waiting = f"{asked[-1]}: " if asked else ""
+        return CheckResult(
+            name=target.name,
+            current=target.version,
+            status=m.ERROR,
+            path=target.path,
+            kind=target.update.monitor_kind() if target.update else None,
+            message=f"{waiting}no answer within the recipe deadline of {recipe_timeout:g} s "
+            "(--recipe-timeout)",
+        )
+
+
+async def _check_target(
+    target: RecipeTarget,
+    client: HttpClient,
+    *,
+    state: MonitorState,
+    endpoints: Endpoints,
+    now: datetime,
+    force: bool,
+) -> CheckResult:
     result = CheckResult(name=target.name, current=target.version, status=m.ERROR, path=target.path)
     update = target.update
     if update is None:
@@ -161,10 +195,16 @@ async def check_targets_async(
     now: datetime | None = None,
     backoff: float = 1.0,
     force: bool = False,
+    request_timeout: float = REQUEST_TIMEOUT,
+    recipe_timeout: float = RECIPE_TIMEOUT,
+    insecure: bool = False,
 ) -> list[CheckResult]:
     """Check all targets (pre-made ``CheckResult`` entries, e.g. load errors, pass through).
 
     ``force`` checks recipes even when their ``update.schedule`` says they are not due.
+    ``request_timeout`` bounds one GET (all attempts and reads), ``recipe_timeout`` one
+    recipe's whole check (its wait for a slot in the pool not included); ``insecure`` allows
+    plain http to hosts other than loopback.
     """
     endpoints = endpoints or Endpoints.from_env()
     now = now or datetime.now(UTC)
@@ -177,13 +217,25 @@ async def check_targets_async(
         else:
             async with pool:
                 result = await check_target(
-                    target, client, state=state, endpoints=endpoints, now=now, force=force
+                    target,
+                    client,
+                    state=state,
+                    endpoints=endpoints,
+                    now=now,
+                    force=force,
+                    recipe_timeout=recipe_timeout,
                 )
         if progress:
             progress(result)
         return result
 
-    async with HttpClient(cache_dir=cache_dir, per_host=per_host, backoff=backoff) as client:
+    async with HttpClient(
+        cache_dir=cache_dir,
+        per_host=per_host,
+        backoff=backoff,
+        request_timeout=request_timeout,
+        insecure=insecure,
+    ) as client:
         results = await asyncio.gather(*(one(client, t) for t in targets))
     state.save()
     return list(results)

@@ -7,12 +7,18 @@ Upstream APIs are polled often and rate-limit hard, so every GET goes through he
   honouring a numeric ``Retry-After``. This loop stays here rather than in
   ``util.http.call_with_retries`` because it is async and decides on statuses, not exceptions;
 - responses carrying an ``ETag`` or ``Last-Modified`` are stored on disk and revalidated with
-  ``If-None-Match`` / ``If-Modified-Since``; a 304 answers from the stored body.
+  ``If-None-Match`` / ``If-Modified-Since``; a 304 answers from the stored body;
+- one deadline per GET (``request_timeout``, default :data:`REQUEST_TIMEOUT`) covers all its
+  attempts and every read: httpx's timeouts are per read, so a server trickling one byte at a
+  time would otherwise hold the monitor forever;
+- plain http only to loopback unless ``insecure``, on the first URL and every redirect hop
+  (util/http.py); JSON answers nested too deeply for the parser are an error naming the URL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import os
@@ -26,9 +32,36 @@ import httpx
 
 from nanodistro.errors import FetchError
 from nanodistro.util.atomic import atomic_write_bytes
-from nanodistro.util.http import RETRY_STATUS, backoff_delay
+from nanodistro.util.http import (
+    RETRY_STATUS,
+    async_redirect_guard,
+    backoff_delay,
+    check_plain_http,
+)
 
 USER_AGENT = "nanodistro-monitor/0.1 (+https://github.com/nanodistro)"
+#: Seconds one GET may take in all (attempts, backoff, every read of the body).
+REQUEST_TIMEOUT = 30.0
+
+# What the current recipe asked for last (a URL, a git repository): a recipe that runs out of
+# time is reported with it. ``check.py`` gives each recipe its own list.
+_asked: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "monitor_asked", default=None
+)
+
+
+def track_requests() -> list[str]:
+    """Start recording, for the current task, what :func:`note_request` is told."""
+    asked: list[str] = []
+    _asked.set(asked)
+    return asked
+
+
+def note_request(target: str) -> None:
+    """Record that the current recipe is now waiting on ``target`` (a URL or repository)."""
+    asked = _asked.get()
+    if asked is not None:
+        asked.append(target)
 
 
 @dataclass(frozen=True)
@@ -46,6 +79,13 @@ class Response:
             return json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as error:
             raise FetchError(f"expected a JSON document, got: {error}", where=self.url) from None
+        except RecursionError:
+            # The C parser recurses once per level and stops at the interpreter's recursion
+            # limit (~1000 levels); no upstream API nests more than a handful.
+            raise FetchError(
+                "JSON document nested too deeply (more levels than the parser allows)",
+                where=self.url,
+            ) from None
 
     @property
     def text(self) -> str:
@@ -63,18 +103,23 @@ class HttpClient:
         retries: int = 3,
         backoff: float = 1.0,
         timeout: float = 30.0,
+        request_timeout: float = REQUEST_TIMEOUT,
+        insecure: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._cache_dir = cache_dir
         self._per_host = per_host
         self._retries = retries
         self._backoff = backoff
+        self.request_timeout = request_timeout
+        self.insecure = insecure
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._client = httpx.AsyncClient(
-            timeout=timeout,
+            timeout=min(timeout, request_timeout),
             follow_redirects=True,
             headers={"User-Agent": USER_AGENT},
             transport=transport,
+            event_hooks={"response": [async_redirect_guard(insecure=insecure)]},
         )
 
     async def __aenter__(self) -> HttpClient:
@@ -106,7 +151,9 @@ class HttpClient:
             return None  # a damaged cache entry is only a cache miss
 
     async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
-        """GET ``url``; raises ``FetchError`` naming the URL for any non-2xx final answer."""
+        """GET ``url``; raises ``FetchError`` naming the URL for any non-2xx final answer, or
+        when the answer is not complete within ``request_timeout`` seconds."""
+        check_plain_http(url, insecure=self.insecure)
         request_headers = dict(headers or {})
         cache_path = self._cache_path(url, request_headers)
         cached = self._load_cached(cache_path)
@@ -117,7 +164,18 @@ class HttpClient:
                 request_headers["If-Modified-Since"] = cached["last_modified"]
 
         async with self._host_limit(url):
-            response = await self._get_with_retries(url, request_headers)
+            # The deadline starts once the host has a free slot: waiting behind other
+            # recipes' requests to the same host is not this server's slowness.
+            note_request(url)
+            try:
+                async with asyncio.timeout(self.request_timeout):
+                    response = await self._get_with_retries(url, request_headers)
+            except TimeoutError:
+                raise FetchError(
+                    f"no complete answer within the request deadline of "
+                    f"{self.request_timeout:g} s (--request-timeout)",
+                    where=url,
+                ) from None
 
         if response.status_code == 304 and cached:
             return Response(

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from nanodistro.errors import MonitorError
-from nanodistro.monitor.http import HttpClient
+from nanodistro.monitor.http import HttpClient, note_request
 from nanodistro.monitor.models import UpstreamRelease
 from nanodistro.monitor.providers.base import ProviderConfig
 from nanodistro.recipe.update import UpdateConfig
@@ -43,6 +43,7 @@ def parse_ls_remote(output: str) -> dict[str, str]:
 async def ls_remote(repository: str, *patterns: str) -> dict[str, str]:
     """Tags of ``repository`` (URL or path) as ``{tag: commit}``."""
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
+    note_request(repository)
     try:
         process = await asyncio.create_subprocess_exec(
             "git",
@@ -64,6 +65,11 @@ async def ls_remote(repository: str, *patterns: str) -> dict[str, str]:
         raise MonitorError(
             f"git ls-remote timed out after {TIMEOUT:.0f} s", where=repository
         ) from None
+    except asyncio.CancelledError:
+        # The recipe's deadline passed: do not leave git running behind the monitor.
+        process.kill()
+        await asyncio.shield(process.wait())
+        raise
     if process.returncode != 0:
         message = stderr.decode(errors="replace").strip().splitlines()
         raise MonitorError(
