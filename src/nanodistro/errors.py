@@ -66,6 +66,17 @@ class RepositoryError(NanodistroError):
     """A repository operation that would break an invariant (e.g. overwrite a published file)."""
 
 
+class ConsistencyError(RepositoryError):
+    """Publishing would leave a dependency without a provider (``repo/consistency.py``);
+    ``missing`` holds each one (``MissingDependency``)."""
+
+    def __init__(
+        self, message: str, *, where: str | None = None, missing: list[object] | None = None
+    ) -> None:
+        super().__init__(message, where=where)
+        self.missing = missing or []
+
+
 class RecipeError(NanodistroError):
     """A melange recipe that is invalid (names file, line and key)."""
 

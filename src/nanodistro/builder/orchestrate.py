@@ -49,6 +49,7 @@ from nanodistro.formats.pkginfo import apk_filename
 from nanodistro.formats.signature import Keyring, SigningKey
 from nanodistro.recipe.model import Recipe, load_recipe
 from nanodistro.recipe.substitute import substitute
+from nanodistro.repo.consistency import Upstream, check_packages, load_upstream, package_key
 from nanodistro.resolve import parse_repository
 from nanodistro.util.host import host_arch
 from nanodistro.util.progress import Progress
@@ -549,7 +550,7 @@ class _Build:
             )
             self.result.packages.append(built)
             self.result.warnings += [f"{spec.name}: {w}" for w in built.sca.warnings]
-        self._unresolved_warnings()
+        self._consistency_warnings()
         if config.run_tests:
             self.run_tests(base, self.result.packages)
 
@@ -571,19 +572,18 @@ class _Build:
         contents["packages"] = [*toolchain, *locked]
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode()
 
-    def _unresolved_warnings(self) -> None:
-        env = env_mod.load_environment(self._sources(self.result.packages))
-        try:
-            for built in self.result.packages:
-                for dep in built.info.depends:
-                    if dep.startswith("!") or env.provided(dep):
-                        continue
-                    self.result.warnings.append(
-                        f"{built.info.name}: runtime dependency {dep} is not provided by any "
-                        "built package, repository or the toolchain"
-                    )
-        finally:
-            env.close()
+    def _consistency_warnings(self) -> None:
+        """What the publish gate (``repo/consistency.py``, run by ``build_recipes``) would
+        refuse, as warnings for a build that is not published: dependencies that neither the
+        built packages nor ``config.repo`` and ``config.extra_repos`` provide."""
+        report = check_packages(
+            [b.info for b in self.result.packages],
+            arch=self.config.arch,
+            upstream=_upstream(self.config)(self.config.arch),
+            origins=_origins(self.result.packages),
+            host_provides=env_mod.ToolchainIndex(self.config.toolchain).satisfies,
+        )
+        self.result.warnings.extend(str(m) for m in report.missing)
 
     def run_tests(self, base: Path, built: Sequence[BuiltPackage]) -> None:
         for index, test in enumerate(self.compiled.tests):
@@ -777,9 +777,34 @@ def build_recipes(
                 file.write_bytes(package.data)
                 files.append(file)
             say(f"publish {', '.join(p.filename for p in result.packages)} -> {config.repo}")
-            published = publish(files, config.repo, config.key, progress=say)
+            # the consistency gate: refused (nothing written) if a dependency has no provider
+            published = publish(
+                files,
+                config.repo,
+                config.key,
+                progress=say,
+                upstream=_upstream(config),
+                origins=_origins(result.packages),
+                host_provides=env_mod.ToolchainIndex(config.toolchain).satisfies,
+            )
             result.published = [p.path for p in published.packages]
     return results
+
+
+def _upstream(config: BuildConfig) -> Callable[[str], Upstream]:
+    """``config.repo`` and ``config.extra_repos`` as providers (verified indexes, per arch)."""
+    refs = [parse_repository(str(r)) for r in config.extra_repos]
+    if config.repo:
+        refs.append(parse_repository(str(config.repo)))
+    keyring = dict(config.keyring or {})
+    if config.key is not None:
+        keyring.setdefault(config.key.keyname, config.key.public_pem())
+    return load_upstream(refs, keyring)
+
+
+def _origins(packages: Sequence[BuiltPackage]) -> dict[str, dict[str, list[str]]]:
+    """``name-version`` -> dependency -> where SCA found it (``usr/bin/xzdiff (shebang)``)."""
+    return {package_key(p.info): dict(getattr(p.sca, "origins", {})) for p in packages}
 
 
 def write_packages(result: BuildResult, out_dir: Path) -> list[Path]:

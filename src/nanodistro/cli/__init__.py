@@ -23,7 +23,7 @@ from nanodistro.errors import NanodistroError
 # (tests/test_cli_basics.py checks this table against what the modules register).
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "keys": ("keygen",),
-    "repo": ("publish", "index"),
+    "repo": ("publish", "index", "repo"),
     "recipe": ("lint",),
     "build": ("build", "test"),
     "resolve": ("resolve",),

@@ -1,4 +1,5 @@
-"""CLI: ``nanodistro publish`` and ``nanodistro index`` — the signed local repository."""
+"""CLI: ``nanodistro publish``, ``nanodistro index`` and ``nanodistro repo check`` — the signed
+local repository."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ from pathlib import Path
 import typer
 
 from nanodistro.cli._common import err_console, print_json
+from nanodistro.errors import KeyLoadError
+from nanodistro.formats.signature import Keyring, SigningKey
 from nanodistro.repo import publish as publish_packages
 from nanodistro.repo import reindex
+from nanodistro.repo.consistency import Upstream, check_repository, load_upstream
+from nanodistro.resolve.repositories import parse_repository
 from nanodistro.trust.keys import load_keyring, load_signing_key
 
 
@@ -40,11 +45,24 @@ def publish(
         "directory present, else x86_64 and aarch64).",
     ),
     json_output: bool = typer.Option(False, "--json", help="Print what was published as JSON."),
+    upstream_repos: list[str] = typer.Option(
+        [],
+        "--repository",
+        help="Upstream repository (directory or URL, signed by --keyring or the key) whose "
+        "packages may provide dependencies (repeatable).",
+    ),
+    allow_missing: bool = typer.Option(
+        False,
+        "--allow-missing",
+        help="Publish even if a dependency has no provider (a partial repository).",
+    ),
 ) -> None:
     """Publish packages into a repository and re-sign each touched ARCH/APKINDEX.tar.gz.
 
     Published files are immutable: a different file under an existing NAME-VERSION.apk is
     refused; the identical file is a no-op. Safe to run concurrently (the repository is locked).
+    Every dependency of every package in the resulting index must have a provider (in it or an
+    upstream --repository), else nothing is published (see `nanodistro repo check`).
     """
     signing_key = load_signing_key(key)
     trusted = load_keyring(keyring) if keyring else None
@@ -56,6 +74,9 @@ def publish(
         description=description,
         noarch_archs=noarch_arch or None,
         progress=_progress(json_output),
+        allow_missing=allow_missing,
+        upstream=_upstream(upstream_repos, {**(trusted or {}), **_own_key(signing_key)}),
+        host_provides=_host_provides(),
     )
     if json_output:
         print_json(
@@ -123,7 +144,102 @@ def index(
     typer.echo(f"signed {path}: {len(result.packages)} packages ({result.verified_by})")
 
 
+repo_app = typer.Typer(help="Inspect signed APK repositories.", no_args_is_help=True)
+
+
+def _own_key(key: SigningKey) -> dict[str, bytes]:
+    return {key.keyname: key.public_pem()}
+
+
+def _upstream(specs: list[str], keyring: Keyring) -> Callable[[str], Upstream] | None:
+    if not specs:
+        return None
+    refs = [parse_repository(spec, where="--repository") for spec in specs]
+    return load_upstream(refs, keyring)
+
+
+def _host_provides() -> Callable[[str], bool]:
+    """Whether the build host's toolchain root has a name (explains a missing provider)."""
+    from nanodistro.builder.environment import ToolchainIndex
+    from nanodistro.builder.runners import Toolchain
+
+    return ToolchainIndex(Toolchain()).satisfies
+
+
+def _repository_keyring(repo: Path) -> Keyring:
+    """The repository's own public keys: ``*.pub`` in REPO or REPO/keys."""
+    found = [d for d in (repo, repo / "keys") if d.is_dir() and any(d.glob("*.pub"))]
+    if not found:
+        raise KeyLoadError(
+            "no public key to verify the index: pass --keyring (no *.pub in the repository "
+            "or its keys/ folder)",
+            where=str(repo),
+        )
+    return load_keyring(found)
+
+
+@repo_app.command("check")
+def check(
+    repo: Path = typer.Argument(..., help="Repository root (holds ARCH/APKINDEX.tar.gz)."),
+    arch: list[str] = typer.Option(
+        [], "--arch", help="Arch to check (repeatable; default: every arch with an index)."
+    ),
+    keyring: list[Path] = typer.Option(
+        [],
+        "--keyring",
+        help="Public key file or directory the index must be signed by (repeatable; default: "
+        "the *.pub files in REPO or REPO/keys).",
+    ),
+    upstream_repos: list[str] = typer.Option(
+        [],
+        "--repository",
+        help="Upstream repository (directory or URL) whose packages may provide dependencies "
+        "(repeatable).",
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the reports as JSON."),
+) -> None:
+    """Check that every dependency of every package has a provider; exit 1 if one has none.
+
+    Also prints what `apk index` would warn about ("No provider for the dependencies: ...").
+    Versions count: so:libz.so.1>=1.2 needs a provider of a matching version.
+    """
+    trusted = load_keyring(keyring) if keyring else _repository_keyring(repo)
+    reports = check_repository(
+        repo,
+        trusted,
+        archs=arch,
+        upstream=_upstream(upstream_repos, trusted),
+        host_provides=_host_provides(),
+    )
+    missing = sum(len(r.missing) for r in reports)
+    if json_output:
+        print_json(
+            {
+                "repository": str(repo),
+                "consistent": missing == 0,
+                "archs": [r.to_json() for r in reports],
+            }
+        )
+    else:
+        for report in reports:
+            state = "consistent" if report.ok else f"{len(report.missing)} missing"
+            typer.echo(f"{report.arch}: {report.packages} packages, {state}")
+            for item in report.missing:
+                typer.echo(f"  {item}")
+            for line in report.apk_index_warnings():
+                typer.echo(f"  apk index: {line}")
+        if missing:
+            typer.echo(
+                f"{repo}: {missing} dependenc{'y' if missing == 1 else 'ies'} without a provider"
+            )
+        else:
+            typer.echo(f"{repo}: every dependency has a provider")
+    if missing:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``publish`` and ``index`` to the root app."""
+    """Add ``publish``, ``index`` and the ``repo`` group to the root app."""
     app.command("publish")(publish)
     app.command("index")(index)
+    app.add_typer(repo_app, name="repo")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -38,6 +38,7 @@ from nanodistro.formats.apkindex import (
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.formats.signature import Keyring, SigningKey
 from nanodistro.formats.version import is_valid as is_valid_version
+from nanodistro.repo.consistency import Upstream, check_consistency
 from nanodistro.repo.lock import repository_lock
 from nanodistro.util.atomic import atomic_write_bytes
 from nanodistro.util.progress import Progress
@@ -169,12 +170,20 @@ def publish(
     description: str | None = None,
     noarch_archs: Sequence[str] | None = None,
     progress: Progress | None = None,
+    allow_missing: bool = False,
+    upstream: Callable[[str], Upstream] | None = None,
+    origins: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    host_provides: Callable[[str], bool] | None = None,
 ) -> PublishResult:
     """Publish ``.apk`` files into ``repo`` and re-sign the index of every arch touched.
 
     With a ``keyring``, each package's signature must verify against it. The existing index of
     an arch is verified with ``keyring`` plus ``key``'s public key before being merged (entries
     with the same name and version are replaced; others kept, as melange's index merge).
+
+    Unless ``allow_missing``, each resulting index must give every dependency a provider (in it
+    or in ``upstream(arch)``), else :class:`ConsistencyError` before anything is written
+    (``repo/consistency.py``; ``origins`` and ``host_provides`` only explain the message).
     """
     repo = Path(repo)
     say = progress or (lambda _message: None)
@@ -238,6 +247,16 @@ def publish(
                     where=str(repo / arch / INDEX_FILE),
                 ) from None
 
+        merged_indexes = {arch: _merged(current[arch], placements, arch) for arch in touched}
+        if not allow_missing:
+            check_consistency(
+                merged_indexes,
+                where=str(repo),
+                upstream=upstream,
+                origins=origins,
+                host_provides=host_provides,
+            )
+
         # 3. Packages first (new names only), then each index atomically.
         result = PublishResult()
         for target, candidate in sorted(placements.items()):
@@ -258,16 +277,24 @@ def publish(
             )
         for arch in touched:
             old = current[arch]
-            merged: dict[str, PackageInfo] = {}
-            if old is not None:
-                merged.update(old.by_filename())
-            for target, candidate in placements.items():
-                if target.parent.name == arch:
-                    merged[candidate.info.filename] = candidate.info
+            merged = merged_indexes[arch]
             text = description if description is not None else (old.description if old else None)
             say(f"signing {arch}/{INDEX_FILE} ({len(merged)} packages)")
-            result.indexes[arch] = _write_arch_index(repo / arch, list(merged.values()), key, text)
+            result.indexes[arch] = _write_arch_index(repo / arch, merged, key, text)
     return result
+
+
+def _merged(
+    old: ApkIndex | None, placements: Mapping[Path, _Candidate], arch: str
+) -> list[PackageInfo]:
+    """The index of ``arch`` after the publish: new packages replace same name-version."""
+    merged: dict[str, PackageInfo] = {}
+    if old is not None:
+        merged.update(old.by_filename())
+    for target, candidate in placements.items():
+        if target.parent.name == arch:
+            merged[candidate.info.filename] = candidate.info
+    return list(merged.values())
 
 
 def reindex(
