@@ -53,7 +53,10 @@ def test_publish_real_melange_packages_and_reindex(tmp_path, keys):
         assert {(p.name, p.checksum, p.file_size) for p in ours.packages} == {
             (p.name, p.checksum, p.file_size) for p in theirs.packages
         }
-    done = run("index", str(repo / "x86_64"), "--key", str(private), "--description", "test repo")
+    done = run(
+        "index", str(repo / "x86_64"), "--key", str(private), "--description", "test repo",
+        "--keyring", str(APKO_PACKAGES / "melange.rsa.pub"),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "4 packages" in done.stdout
     index = read_index((repo / "x86_64/APKINDEX.tar.gz").read_bytes(), where="x", keyring=keyring)
@@ -65,14 +68,17 @@ def test_publish_conflict_is_one_clear_line(tmp_path, keys):
     repo = tmp_path / "repo"
     x86 = APKO_PACKAGES / "x86_64/replayout-1.0.0-r0.apk"
     # --allow-missing: the fixture depends on pretend-baselayout, which is not published
-    first = run("publish", str(x86), "--repo", str(repo), "--key", str(private), "--allow-missing")
+    melange = ["--keyring", str(APKO_PACKAGES / "melange.rsa.pub")]
+    first = run(
+        "publish", str(x86), "--repo", str(repo), "--key", str(private), "--allow-missing", *melange
+    )  # fmt: skip
     assert first.returncode == 0, first.stderr
     # same name and version, different bytes, placed where the x86_64 file lives
     impostor = tmp_path / "replayout-1.0.0-r0.apk"
     impostor.write_bytes((APKO_PACKAGES / "aarch64/replayout-1.0.0-r0.apk").read_bytes())
     (repo / "aarch64").mkdir()
     (repo / "aarch64" / "replayout-1.0.0-r0.apk").write_bytes(x86.read_bytes())
-    done = run("publish", str(impostor), "--repo", str(repo), "--key", str(private))
+    done = run("publish", str(impostor), "--repo", str(repo), "--key", str(private), *melange)
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")

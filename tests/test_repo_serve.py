@@ -43,7 +43,8 @@ def test_served_repository_verifies_end_to_end(served, tmp_path):
     root, url = served
     private, public = generate_key("serve", tmp_path / "keys", bits=2048)
     key = load_signing_key(private)
-    publish(sorted(APKO_PACKAGES.glob("*/*.apk")), root / "repo", key)
+    melange = load_keyring(APKO_PACKAGES / "melange.rsa.pub")  # the fixtures' signer
+    publish(sorted(APKO_PACKAGES.glob("*/*.apk")), root / "repo", key, melange)
     keyring = load_keyring(public)
     with RepositoryClient(keyring) as client:
         for arch in ("x86_64", "aarch64"):

@@ -32,8 +32,8 @@ def publish(
     keyring: list[Path] = typer.Option(
         [],
         "--keyring",
-        help="Public key file or directory; when given, every package must be signed by it "
-        "(repeatable).",
+        help="Public key file or directory trusted to sign packages, besides --key's own "
+        "public key (repeatable). Unsigned or otherwise-signed packages are refused.",
     ),
     description: str = typer.Option(
         None, "--description", help="Index DESCRIPTION (default: keep the current one)."
@@ -61,6 +61,9 @@ def publish(
 
     Published files are immutable: a different file under an existing NAME-VERSION.apk is
     refused; the identical file is a no-op. Safe to run concurrently (the repository is locked).
+    Every package must be signed by --key or a --keyring key, match its datahash and file
+    checksums, and hold no entry extraction refuses (.., absolute paths, links out of the root,
+    device nodes); otherwise nothing is published. Leftovers of a crashed publish are removed.
     Every dependency of every package in the resulting index must have a provider (in it or an
     upstream --repository), else nothing is published (see `nanodistro repo check`).
     """
@@ -113,7 +116,8 @@ def index(
     keyring: list[Path] = typer.Option(
         [],
         "--keyring",
-        help="Public key file or directory; when given, every package must be signed by it.",
+        help="Public key file or directory trusted to sign packages, besides --key's own "
+        "public key (repeatable).",
     ),
     json_output: bool = typer.Option(False, "--json", help="Print the index summary as JSON."),
 ) -> None:

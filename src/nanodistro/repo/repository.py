@@ -9,8 +9,12 @@ Invariants (DESIGN.md 3, 5):
   crash at any point leaves the previous index, which only names files that exist.
 * **Serialized.** Publishers hold ``<repo>/.lock`` (``repo.lock``), so two processes publishing
   at once both land in the index.
-* **Verified.** Packages are parsed (and signature-checked when a keyring is given) before
-  anything is written; the existing index is signature-checked before it is merged.
+* **Verified.** Before anything is written, every package must be signed by ``key`` or a key
+  of the given keyring, match its datahash and file checksums, and hold no entry extraction
+  would refuse (``repo/admission.py``); the existing index is signature-checked before it is
+  merged. A refused publish leaves the repository byte-identical.
+* **Crash leftovers** (temporary files of a killed publisher) are removed by the next one
+  under the lock (``repo/leftovers.py``).
 
 ``noarch`` packages are placed in every arch directory of the repository (as melange does for
 each target arch): the arch directories present, plus those of the other packages in the same
@@ -28,7 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from nanodistro.errors import FormatError, NanodistroError, RepositoryError
-from nanodistro.formats.apk import ApkPackage, read_apk, verify_apk
+from nanodistro.formats.apk import ApkPackage
 from nanodistro.formats.apkindex import (
     ApkIndex,
     index_record,
@@ -38,7 +42,9 @@ from nanodistro.formats.apkindex import (
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.formats.signature import Keyring, SigningKey
 from nanodistro.formats.version import is_valid as is_valid_version
+from nanodistro.repo.admission import admit_package
 from nanodistro.repo.consistency import Upstream, check_consistency
+from nanodistro.repo.leftovers import remove_leftovers
 from nanodistro.repo.lock import repository_lock
 from nanodistro.util.atomic import atomic_write_bytes
 from nanodistro.util.progress import Progress
@@ -96,15 +102,13 @@ def _check_names(info: PackageInfo, where: str) -> None:
         )
 
 
-def _read_package(path: Path, keyring: Keyring | None) -> _Candidate:
+def _read_package(path: Path, trusted: Keyring) -> _Candidate:
     where = str(path)
     try:
         data = path.read_bytes()
     except OSError as error:
         raise RepositoryError(f"cannot read package ({error.strerror})", where=where) from None
-    pkg: ApkPackage = read_apk(data, where=where)
-    if keyring is not None:
-        verify_apk(pkg, keyring)
+    pkg: ApkPackage = admit_package(data, where=where, trusted=trusted)  # repo/admission.py
     _check_names(pkg.info, where)
     return _Candidate(path, data, index_record(pkg.info), _sha256(data))
 
@@ -177,9 +181,10 @@ def publish(
 ) -> PublishResult:
     """Publish ``.apk`` files into ``repo`` and re-sign the index of every arch touched.
 
-    With a ``keyring``, each package's signature must verify against it. The existing index of
-    an arch is verified with ``keyring`` plus ``key``'s public key before being merged (entries
-    with the same name and version are replaced; others kept, as melange's index merge).
+    Each package must pass ``admit_package``, signed by ``key`` or a key of ``keyring``. The
+    existing index of an arch is verified with ``keyring`` plus ``key``'s public key before
+    being merged (entries with the same name and version are replaced; others kept, as
+    melange's index merge).
 
     Unless ``allow_missing``, each resulting index must give every dependency a provider (in it
     or in ``upstream(arch)``), else :class:`ConsistencyError` before anything is written
@@ -187,8 +192,11 @@ def publish(
     """
     repo = Path(repo)
     say = progress or (lambda _message: None)
-    candidates = [_read_package(Path(f), keyring) for f in files]
+    candidates = [_read_package(Path(f), _index_keyring(key, keyring)) for f in files]
     with repository_lock(repo):
+        arch_dirs = [repo / arch for arch in _existing_arch_dirs(repo)]
+        for leftover in remove_leftovers([repo, *arch_dirs]):
+            say(f"removed {leftover.relative_to(repo)} (left by a crashed publish)")
         # 1. Decide where every file goes and refuse conflicts before writing anything.
         explicit_archs = sorted({c.info.arch for c in candidates if c.info.arch != NOARCH})
         if noarch_archs is not None:
@@ -308,7 +316,8 @@ def reindex(
     """Regenerate and sign ``<arch_dir>/APKINDEX.tar.gz`` from the ``.apk`` files present.
 
     Every package must be readable, be named ``<name>-<version>.apk`` after its ``.PKGINFO``
-    and belong to this arch (or be ``noarch``); with a ``keyring`` its signature must verify.
+    and belong to this arch (or be ``noarch``), and pass ``admit_package`` (signed by ``key``
+    or a key of ``keyring``).
     ``description`` defaults to the current index's.
     """
     arch_dir = Path(arch_dir)
@@ -317,12 +326,14 @@ def reindex(
     arch = arch_dir.resolve().name
     say = progress or (lambda _message: None)
     with repository_lock(arch_dir.parent):
+        for leftover in remove_leftovers([arch_dir]):
+            say(f"removed {leftover.name} (left by a crashed publish)")
         packages: list[PackageInfo] = []
         for path in sorted(arch_dir.glob("*.apk")):
             if path.name.startswith("."):
                 continue
             say(f"reading {path.name}")
-            info = _read_package(path, keyring).info
+            info = _read_package(path, _index_keyring(key, keyring)).info
             if info.arch not in (arch, NOARCH):
                 raise RepositoryError(
                     f"package is for arch {info.arch!r}, not {arch!r}", where=str(path)
