@@ -6,13 +6,14 @@ config), so the runner is checked against a layout that another tool wrote.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from nanodistro.errors import ConfigError
+from nanodistro.errors import ConfigError, UnsafePathError
 from nanodistro.factory.smoke import (
     SMOKE_MOUNT,
     SmokeTest,
@@ -85,6 +86,10 @@ def busybox_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy2(BUSYBOX, rootfs / "bin/busybox")
     (rootfs / "etc").mkdir(exist_ok=True)
     (rootfs / "etc/passwd").write_text("nonroot:x:65532:65532::/:/bin/busybox\n")
+    # the image's modes, whatever umask the tests run under (repack records them)
+    for path, mode in (("", 0o755), ("bin", 0o755), ("bin/busybox", 0o755), ("etc", 0o755)):
+        (rootfs / path).chmod(mode)
+    (rootfs / "etc/passwd").chmod(0o644)
     _umoci("repack", "--image", f"{layout}:latest", str(bundle))
     _umoci(
         "config",
@@ -141,3 +146,60 @@ def test_unknown_runtime_is_an_error(busybox_layout: Path) -> None:
     require_tools("umoci")
     with pytest.raises(ConfigError, match="unknown smoke test runtime"):
         run_smoke_test(busybox_layout, "latest", SmokeTest([], ""), [], runtime="crun")
+
+
+NONROOT_IMAGE = """\
+contents:
+  keyring: [./keys/test-image.rsa.pub]
+  repositories: [./repo]
+  packages: [busybox]
+accounts:
+  run-as: nonroot
+  users: [{username: nonroot, uid: 65532, gid: 65532}]
+  groups: [{groupname: nonroot, gid: 65532}]
+work-dir: /home/nonroot
+entrypoint:
+  command: /usr/bin/sh
+archs: [amd64]
+"""
+
+
+@needs_tools
+@pytest.mark.parametrize("runtime", ["runc", "bubblewrap"])
+def test_smoke_test_passes_under_a_restrictive_umask(tmp_path: Path, runtime: str) -> None:
+    """umask 027 used to leave the bundle's rootfs ("/" in the container) 0750, so the image's
+    user could not even stat its entrypoint under runc."""
+    from image.image_testlib import build_repo, busybox_packages, make_key
+    from nanodistro.image.build import BuildRequest, build_image, write_result
+    from nanodistro.imageconfig import load_config
+
+    previous = os.umask(0o027)
+    try:
+        key = make_key(tmp_path / "keys")
+        build_repo(tmp_path / "repo", busybox_packages(), key)
+        (tmp_path / "img.yaml").write_text(NONROOT_IMAGE)
+        request = BuildRequest(loaded=load_config(tmp_path / "img.yaml"), source_date_epoch=0)
+        write_result(build_image(request), tmp_path / "out")
+        test = SmokeTest(args=["-c", "id -u; pwd; touch ./x && echo written"], expect="")
+        result = run_smoke_test(tmp_path / "out", "latest", test, ["/usr/bin/sh"], runtime=runtime)
+    finally:
+        os.umask(previous)
+    assert result.output == "65532\n/home/nonroot\nwritten", result
+
+
+@needs_tools
+def test_mount_points_are_never_made_through_an_image_link(tmp_path: Path) -> None:
+    """An image whose /.smoke is a link to a host directory: preparing the bind mount for the
+    smoke binary must not create anything there (we run as root)."""
+    host = tmp_path / "host"
+    host.mkdir()
+    layout, bundle = tmp_path / "layout", tmp_path / "bundle"
+    _umoci("init", "--layout", str(layout))
+    _umoci("new", "--image", f"{layout}:latest")
+    _umoci("unpack", "--image", f"{layout}:latest", str(bundle))
+    (bundle / "rootfs" / ".smoke").symlink_to(host)
+    _umoci("repack", "--image", f"{layout}:latest", str(bundle))
+    test = SmokeTest(args=[SMOKE_MOUNT, "true"], expect="", binary=BUSYBOX)
+    with pytest.raises(UnsafePathError, match=r"\.smoke"):
+        run_smoke_test(layout, "latest", test, [], runtime="bubblewrap")
+    assert list(host.iterdir()) == []

@@ -15,6 +15,8 @@ run on cgroup-hybrid hosts); where runc is missing, bubblewrap runs the same roo
 from __future__ import annotations
 
 import json
+import os
+import posixpath
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from nanodistro.errors import ConfigError, ImageError
+from nanodistro.util.beneath import Beneath
 
 ARGS = "dev.nanodistro.smoke.args"
 EXPECT = "dev.nanodistro.smoke.expect"
@@ -70,14 +73,25 @@ def smoke_test_from_annotations(annotations: dict[str, str], where: str) -> Smok
     return SmokeTest(args=args, expect=annotations[EXPECT], binary=binary)
 
 
+# What the tools run with, whatever the caller's umask: umoci creates the bundle's rootfs (which
+# becomes the container's "/") and the directories a layer leaves implicit with it, and runc the
+# mount points it adds. Under umask 027 "/" came out 0750 and the image's user could not run.
+TOOL_UMASK = 0o022
+ROOTFS_MODE = 0o755  # an image's root directory, as umoci makes it under umask 022 and apko has it
+
+
 def _run(argv: list[str], timeout: int = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, check=False, umask=TOOL_UMASK
+    )
 
 
 def _unpack(layout: Path, ref: str, bundle: Path) -> dict[str, Any]:
     result = _run(["umoci", "unpack", "--image", f"{layout}:{ref}", str(bundle)])
     if result.returncode != 0:
         raise ImageError(f"umoci unpack failed: {result.stderr.strip()}", where=str(layout))
+    # the layers carry no entry for "/" itself; set it rather than trust how it was created
+    (bundle / "rootfs").chmod(ROOTFS_MODE)
     config: dict[str, Any] = json.loads((bundle / "config.json").read_text())
     return config
 
@@ -127,12 +141,54 @@ def run_smoke_test(
             result = _run(["runc", "run", "--bundle", str(bundle), container])
             _run(["runc", "delete", "--force", container])
         else:
-            result = _run(_bwrap_argv(bundle, process, test))
+            argv = _bwrap_argv(bundle, process, test)
+            _mount_points(bundle / "rootfs", process, test)
+            switch = _as_image_user(process)
+            if switch:
+                # the unprivileged bwrap must reach the rootfs through the private temp dir
+                for directory in (Path(tmp), bundle):
+                    directory.chmod(0o711)
+            result = _run([*switch, *argv])
     output = result.stdout.strip()
     expected = test.expect.strip()
     passed = result.returncode == 0 and output == expected
     detail = "" if passed else f"exit {result.returncode}; stderr: {result.stderr.strip()[-400:]}"
     return SmokeResult(passed, output, expected, runtime, detail)
+
+
+def _mount_points(rootfs: Path, process: dict[str, Any], test: SmokeTest) -> None:
+    """What bwrap mounts over or changes into, made here as runc makes them: bwrap started as the
+    image's user cannot create them in a root-owned "/". Never through a link of the image."""
+    directories = ["proc", "dev", str(process.get("cwd", "/")).strip("/")]
+    if test.binary is not None:
+        directories.append(posixpath.dirname(SMOKE_MOUNT).strip("/"))
+    with Beneath(rootfs) as tree:
+        for directory in filter(None, directories):
+            parts = directory.split("/")
+            for depth in range(1, len(parts) + 1):
+                prefix = "/".join(parts[:depth])
+                if tree.lstat(prefix) is None:
+                    tree.makedirs(prefix)
+                    tree.chmod(prefix, 0o755)  # mkdir applied the caller's umask
+        if test.binary is not None:
+            tree.touch(SMOKE_MOUNT.strip("/"))
+
+
+def _as_image_user(process: dict[str, Any]) -> list[str]:
+    """``setpriv`` to the image's user before bwrap when we are root and it is not.
+
+    bwrap's ``--uid`` only renames the caller inside a user namespace: a root caller stays host
+    root there without capabilities, so files owned by the image's user (its 0700 home) are
+    closed to it. Started as that user, bwrap's namespace maps the real uid and the image's
+    modes apply as they would under runc."""
+    user = process.get("user", {})
+    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    if os.geteuid() != 0 or uid == 0 or shutil.which("setpriv") is None:
+        return []
+    groups = [str(g) for g in user.get("additionalGids", []) if int(g) != gid]
+    argv = ["setpriv", f"--reuid={uid}", f"--regid={gid}"]
+    argv += [f"--groups={','.join(groups)}"] if groups else ["--clear-groups"]
+    return [*argv, "--"]
 
 
 def _bwrap_argv(bundle: Path, process: dict[str, Any], test: SmokeTest) -> list[str]:
