@@ -12,7 +12,7 @@ from nanodistro.builder.compile import (
     compile_recipe,
     load_pipeline,
 )
-from nanodistro.errors import RecipeError
+from nanodistro.errors import BuildError, RecipeError
 from nanodistro.recipe.model import load_recipe_text
 
 SHA = "a" * 64
@@ -167,10 +167,55 @@ pipeline:
 
 
 def test_missing_required_input_names_the_step() -> None:
-    with pytest.raises(RecipeError) as error:
+    with pytest.raises(BuildError) as error:
         compiled("pipeline:\n  - uses: fetch\n    with:\n      expected-sha256: " + SHA + "\n")
-    assert "required input 'uri'" in str(error.value)
-    assert "demo.yaml:" in str(error.value) and "pipeline[0]" in str(error.value)
+    assert str(error.value) == (
+        "demo.yaml:9: pipeline[0].with: step pipeline[0]: required input 'uri' of pipeline "
+        "'fetch' is not set (no value and no default)"
+    )
+
+
+def test_required_input_without_default_in_a_user_pipeline(tmp_path: Path) -> None:
+    """A required input with no default and no value is refused; a default satisfies it."""
+    (tmp_path / "needs-target.yaml").write_text(
+        "inputs:\n  target:\n    required: true\n  mode:\n    required: true\n"
+        "    default: fast\npipeline:\n  - runs: make ${{inputs.target}} ${{inputs.mode}}\n"
+    )
+    body = "pipeline:\n  - name: build it\n    uses: needs-target\n"
+    with pytest.raises(BuildError) as error:
+        compiled(body, pipeline_dirs=[tmp_path])
+    assert str(error.value) == (
+        "demo.yaml:9: pipeline[0].uses: step 'build it' (pipeline[0]): required input 'target' "
+        "of pipeline 'needs-target' is not set (no value and no default)"
+    )
+    ok = compiled(body + "    with:\n      target: all\n", pipeline_dirs=[tmp_path])
+    assert [s.script for s in ok.main.steps] == ["make all fast"]
+
+
+def test_unknown_input_is_an_error_naming_file_step_pipeline_and_input() -> None:
+    """melange refuses `with:` keys the pipeline does not declare ("undefined input");
+    nanodistro used to warn at the end of the build."""
+    body = "pipeline:\n  - runs: 'true'\n  - uses: autoconf/make\n    with:\n      opt: -j4\n"
+    with pytest.raises(BuildError) as error:
+        compiled(body)
+    message = str(error.value)
+    assert message.startswith(
+        "demo.yaml:11: pipeline[1].with.opt: step pipeline[1]: pipeline 'autoconf/make' has no "
+        "input 'opt' (declared inputs: "
+    )
+    assert "melange refuses undefined inputs" in message
+    # in a subpackage and in a test pipeline too
+    sub = (
+        "pipeline:\n  - runs: 'true'\nsubpackages:\n  - name: demo-dev\n    pipeline:\n"
+        "      - uses: split/dev\n        with:\n          bogus: x\n"
+    )
+    with pytest.raises(
+        BuildError, match=r"subpackages\[0\].pipeline\[0\].with.bogus: .*'split/dev'"
+    ):
+        compiled(sub)
+    test = "pipeline:\n  - runs: 'true'\ntest:\n  pipeline:\n    - uses: strip\n      with:\n        x: y\n"
+    with pytest.raises(BuildError, match=r"test.pipeline\[0\].with.x: .*'strip' has no input 'x'"):
+        compiled(test)
 
 
 def test_bad_pin_length_is_rejected() -> None:
@@ -264,22 +309,31 @@ def test_wolfi_recipe_sample_compiles(fixtures_dir: Path, tmp_path: Path) -> Non
     recipes = [load_recipe(p) for p in sorted((fixtures_dir / "wolfi-os-sample").glob("*.yaml"))]
     stubs = tmp_path / "pipelines"
     failures: dict[str, str] = {}
-    for _ in range(10):
-        failures, missing = {}, set()
+    stubbed: dict[str, set[str]] = {}  # stub pipeline -> the inputs recipes give it
+    for _ in range(30):
+        failures, changed = {}, False
         for recipe in recipes:
             try:
                 compile_recipe(recipe, "x86_64", pipeline_dirs=[stubs])
             except NanodistroError as error:
                 found = re.search(r"unknown pipeline 'uses: ([^']+)'", str(error))
+                undeclared = re.search(r"pipeline '([^']+)' has no input '([^']+)'", str(error))
                 if found:
-                    missing.add(found.group(1))
+                    stubbed.setdefault(found.group(1), set())
+                    changed = True
+                elif undeclared and undeclared.group(1) in stubbed:
+                    stubbed[undeclared.group(1)].add(undeclared.group(2))
+                    changed = True
                 failures[recipe.where] = str(error)
-        if not missing:
+        if not changed:
             break
-        for name in missing:
+        for name, inputs in stubbed.items():
             stub = stubs / f"{name}.yaml"
             stub.parent.mkdir(parents=True, exist_ok=True)
-            stub.write_text("pipeline:\n  - runs: 'true'\n")
+            declared = "".join(f"  {key}:\n    description: stub\n" for key in sorted(inputs))
+            stub.write_text(
+                (f"inputs:\n{declared}" if inputs else "") + "pipeline:\n  - runs: 'true'\n"
+            )
     passed = len(recipes) - len(failures)
     print(f"wolfi recipe sample compile: {passed}/{len(recipes)}")
     assert len(recipes) >= 150

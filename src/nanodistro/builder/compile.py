@@ -2,9 +2,9 @@
 
 As melange ``Compile`` (pkg/build/compile.go, reference §5/§7.1): ``uses:`` is resolved against
 ``--pipeline-dir`` directories first and then the built-in YAML files in ``build/pipelines/``,
-recursively; ``with:`` is checked against the pipeline's ``inputs`` (required, defaults, hex
-lengths of pins, melange ``validateWith``); ``${{inputs.*}}`` and every recipe variable are
-substituted; ``if:`` is evaluated after substitution; nested steps inherit ``working-directory``
+recursively; ``with:`` is checked against the pipeline's ``inputs`` (an undeclared input or an
+unset required one is a BuildError, as melange refuses both; defaults; hex lengths of pins);
+``${{inputs.*}}`` and every recipe variable are substituted; ``if:`` is evaluated after substitution; nested steps inherit ``working-directory``
 and ``environment``; ``needs.packages`` are added to the build environment.
 
 The result is one :class:`CompiledPackage` per package (main first, then subpackages in recipe
@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from nanodistro.errors import ConfigError, RecipeError
+from nanodistro.errors import BuildError, ConfigError, RecipeError
 from nanodistro.recipe.conditions import evaluate_condition
 from nanodistro.recipe.expand import ExpandedSubpackage, builds_for_arch, expand_subpackages
 from nanodistro.recipe.model import PipelineStep, Recipe, with_melange_defaults
@@ -240,7 +240,15 @@ class _Compiler:
                 key: self.sub(value, scope.mapping, (*path, "with", key) if path else None)
                 for key, value in step.with_.items()
             }
-            inputs = self.validate_with(step.uses, definition, with_values, scope.mapping, path)
+            inputs = self.validate_with(
+                step.uses,
+                definition,
+                with_values,
+                scope.mapping,
+                path,
+                step.name or scope.label,
+                origin,
+            )
             inner_mapping = {k: v for k, v in scope.mapping.items() if not k.startswith("inputs.")}
             inner_mapping.update({f"inputs.{k}": v for k, v in inputs.items()})
             if definition.needs:
@@ -296,23 +304,36 @@ class _Compiler:
         given: dict[str, str],
         mapping: dict[str, str],
         path: KeyPath | None,
+        step_name: str = "",
+        origin: str = "",
     ) -> dict[str, str]:
-        """melange ``validateWith``: defaults, required inputs, hex lengths of pins."""
+        """melange's checks of ``with:``: every key is a declared input (``compilePipeline``:
+        "undefined input %q to pipeline %q", pkg/build/compile.go), defaults fill empty values
+        and a required input must end up set (``validateWith``: "required input %q for pipeline
+        is missing", pkg/build/pipeline.go); hex lengths of pins. The first two are BuildErrors
+        naming the recipe file, the step, the pipeline and the input."""
         values = dict(given)
+        where = origin or (format_path(path) if path else "")
+        step = f"step {step_name!r} ({where})" if step_name else f"step {where}"
+        declared = ", ".join(sorted(definition.inputs)) or "none"
         for key in given:
             if key not in definition.inputs:
-                known = ", ".join(sorted(definition.inputs)) or "none"
-                self.warnings.append(
-                    f"{self.recipe.where}: {format_path(path) if path else uses}: "
-                    f"pipeline {uses!r} has no input {key!r} (inputs: {known})"
+                line, fld = self._loc((*path, "with", key) if path else None)
+                raise BuildError(
+                    f"{step}: pipeline {uses!r} has no input {key!r} (declared inputs: "
+                    f"{declared}); melange refuses undefined inputs",
+                    where=self.recipe.where,
+                    line=line,
+                    field=fld,
                 )
         for key, spec in definition.inputs.items():
             if not values.get(key):
                 values[key] = self.sub(spec.default, mapping, path) if spec.default else ""
             if spec.required and not values[key]:
-                line, fld = self._loc((*path, "with") if path else None)
-                raise RecipeError(
-                    f"required input {key!r} for pipeline {uses!r} is missing",
+                line, fld = self._loc((*path, "with" if given else "uses") if path else None)
+                raise BuildError(
+                    f"{step}: required input {key!r} of pipeline {uses!r} is not set "
+                    "(no value and no default)",
                     where=self.recipe.where,
                     line=line,
                     field=fld,
