@@ -92,8 +92,9 @@ install: all
 """
 
 
-def greet_project(version: str = "1.0") -> dict[str, str | bytes]:
-    """A small C library + program with a hand-written configure and a Makefile."""
+def greet_project(version: str = "1.0", *, pc_requires: str = "") -> dict[str, str | bytes]:
+    """A small C library + program with a hand-written configure and a Makefile; its greet.pc
+    has ``Requires.private: <pc_requires>`` when given (a dependency the -dev package gets)."""
     return {
         "configure": CONFIGURE,
         "Makefile": GREET_MAKEFILE,
@@ -102,7 +103,9 @@ def greet_project(version: str = "1.0") -> dict[str, str | bytes]:
         "main.c": '#include <stdio.h>\n#include "greet.h"\n'
         "int main(void) { puts(greeting()); return 0; }\n",
         "greet.pc": f"prefix=/usr\nlibdir=${{prefix}}/lib\nName: greet\nDescription: greetings\n"
-        f"Version: {version}\nRequires.private: zlib\nLibs: -L${{libdir}} -lgreet\n",
+        f"Version: {version}\n"
+        + (f"Requires.private: {pc_requires}\n" if pc_requires else "")
+        + "Libs: -L${libdir} -lgreet\n",
         "greet.1": ".TH GREET 1\n.SH NAME\ngreet \\\\- say hello\n",
     }
 
@@ -157,12 +160,18 @@ subpackages:
     pipeline:
       - uses: split/dev
     test:
+      environment:
+        contents:
+          packages: [build-base]  # the host's sh (closed-world tests mount only what is named)
       pipeline:
         - runs: test -f /usr/include/greet.h
   - name: greet-doc
     pipeline:
       - uses: split/manpages
 test:
+  environment:
+    contents:
+      packages: [build-base]  # the host's sh, grep and C library (greet links against glibc)
   pipeline:
     - runs: {test}
 """

@@ -10,6 +10,13 @@ closure is extracted into the root with the path-safety checks of ``formats.tarb
 To let the solver see the toolchain, a synthetic package ``nanodistro-toolchain`` that provides
 every toolchain-satisfied name the universe refers to is added to the universe and to the world;
 it is never installed.
+
+Test roots are a closed world (DESIGN.md invariant 6): ``PackageSources.toolchain_only`` limits
+the toolchain to the names the test environment declares (plus its C library's sonames when there
+are any), so nothing is satisfied from the host's /usr merely because a file is there. Packages
+just built shadow every repository package of the same name: for a just-built name the resolver
+can pick only the just-built package, and when that cannot be installed the error names what the
+repository would have substituted (``ResolveError``), never silently the older package.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from nanodistro.formats.tarball import extract
 from nanodistro.formats.version import parse_dependency
 from nanodistro.resolve import RepositoryClient, RepositoryRef, Universe, solve
 from nanodistro.resolve.repositories import index_location, is_remote
+from nanodistro.resolve.universe import Candidate
 
 TOOLCHAIN_PACKAGE = "nanodistro-toolchain"
 BUILT_REPOSITORY = RepositoryRef("<packages just built>")
@@ -53,10 +61,14 @@ class ToolchainIndex:
     """What the read-only toolchain root satisfies."""
 
     toolchain: Toolchain
+    # closed world (tests): only these names, see PackageSources.toolchain_only
+    only: frozenset[str] | None = None
     _cache: dict[str, bool] = field(default_factory=dict)
 
     def configured(self, name: str) -> bool:
         """A package name the toolchain is configured to stand in for (always wins)."""
+        if self.only is not None:
+            return name in self.only
         return name in self.toolchain.provides
 
     def satisfies(self, atom: str) -> bool:
@@ -68,6 +80,13 @@ class ToolchainIndex:
     def _lookup(self, name: str) -> bool:
         tc = self.toolchain
         host = tc.host_root
+        if self.only is not None:
+            # No look at the host's files: a declared name, or the C library that comes with a
+            # toolchain mounted for one (configured sonames, not found on disk).
+            kind, _, value = name.partition(":")
+            return name in self.only or (
+                bool(self.only) and kind == "so" and value in tc.libc_sonames
+            )
         if name in tc.provides:
             return True
         kind, sep, value = name.partition(":")
@@ -96,6 +115,9 @@ class PackageSources:
     keyring: Keyring = field(default_factory=dict)
     built: Sequence[bytes] = ()  # .apk bytes of packages built in this run (not yet published)
     toolchain: Toolchain = field(default_factory=Toolchain)
+    # Tests: the toolchain stands in for exactly these declared names (None: builds, where the
+    # toolchain root satisfies whatever so:/cmd:/pc: names it has).
+    toolchain_only: frozenset[str] | None = None
     allow_downgrade: bool = False  # accept an older repository index (resolve.replay)
 
 
@@ -108,6 +130,10 @@ class Environment:
     built: dict[str, bytes]  # identity -> bytes
     toolchain: ToolchainIndex
     arch: str
+    # repository candidates hidden by a just-built package of the same name, with what made
+    # them uninstallable before (restored to explain a failed resolve)
+    shadowed: list[tuple[Candidate, str | None]] = field(default_factory=list)
+    built_infos: dict[str, PackageInfo] = field(default_factory=dict)  # name -> just built
 
     def provided(self, atom: str) -> bool:
         name = split_atom(atom)
@@ -142,9 +168,24 @@ def load_environment(sources: PackageSources) -> Environment:
         info.file_size = len(data)
         built[pkg.identity] = data
         infos.append(info)
+    shadowed: list[tuple[Candidate, str | None]] = []
     if infos:
         universe.add_repository(BUILT_REPOSITORY, infos)
-    return Environment(universe, client, built, ToolchainIndex(sources.toolchain), sources.arch)
+        own = {info.name: info for info in infos}
+        for candidate in universe.candidates:
+            mine = own.get(candidate.info.name)
+            if mine is not None and candidate.checksum != mine.checksum:
+                shadowed.append((candidate, candidate.broken))
+                candidate.broken = f"shadowed by the just-built {mine.name}-{mine.version}"
+    return Environment(
+        universe,
+        client,
+        built,
+        ToolchainIndex(sources.toolchain, sources.toolchain_only),
+        sources.arch,
+        shadowed,
+        {info.name: info for info in infos},
+    )
 
 
 def _toolchain_package(env: Environment, world: Iterable[str]) -> PackageInfo:
@@ -167,20 +208,97 @@ def _toolchain_package(env: Environment, world: Iterable[str]) -> PackageInfo:
 
 
 def resolve_environment(env: Environment, names: Sequence[str]) -> list[PackageInfo]:
-    """The packages to install for ``names`` (install order, toolchain names left out)."""
+    """The packages to install for ``names`` (install order, toolchain names left out).
+
+    Every package of a just-built name in the result is the just-built one (same checksum);
+    otherwise, or when the just-built packages cannot be installed, a ``ResolveError`` names
+    the just-built version and what the repository would have given instead.
+    """
     world = [n for n in names if not env.toolchain.configured(split_atom(n))]
     toolchain = _toolchain_package(env, [split_atom(n) for n in world])
     env.universe.add_repository(TOOLCHAIN_REPOSITORY, [toolchain])
     try:
         resolution = solve(env.universe, [*world, TOOLCHAIN_PACKAGE])
     except ResolveError as error:
+        substituted = _substitution_error(env, [*world, TOOLCHAIN_PACKAGE], error)
+        if substituted is not None:
+            raise substituted from None
+        if env.toolchain.only is not None:
+            raise ResolveError(
+                f"cannot assemble the test environment from the repositories and the packages "
+                f"just built: {error.message} (the host toolchain stands in only for toolchain "
+                "names the test's environment.contents.packages declares)"
+            ) from None
         raise ResolveError(
             f"cannot assemble the build environment: {error.message} (names the toolchain "
             "stands in for are configured in Toolchain.provides)"
         ) from None
-    return [
-        p.candidate.info for p in resolution.packages if p.candidate.info.name != TOOLCHAIN_PACKAGE
-    ]
+    packages = [p for p in resolution.packages if p.candidate.info.name != TOOLCHAIN_PACKAGE]
+    for resolved in packages:
+        mine = env.built_infos.get(resolved.name)
+        if mine is not None and resolved.checksum != mine.checksum:
+            raise ResolveError(
+                f"{resolved.name}: the resolver picked {resolved.version} from "
+                f"{resolved.repository} instead of the just-built {mine.version} "
+                f"(checksum {resolved.checksum} is not the just-built {mine.checksum})"
+            )
+    return [p.candidate.info for p in packages]
+
+
+def _substitution_error(
+    env: Environment, world: Sequence[str], error: ResolveError
+) -> ResolveError | None:
+    """If the world resolves once the shadowed repository packages are back, the error naming
+    each just-built package the repository would have replaced, and why it could not be used."""
+    if not env.shadowed:
+        return None
+    hidden = [(candidate, candidate.broken) for candidate, _ in env.shadowed]
+    for candidate, before in env.shadowed:
+        candidate.broken = before
+    try:
+        # the pin on a just-built version is what failed: ask for the names alone
+        loose = [split_atom(n) if split_atom(n) in env.built_infos else n for n in world]
+        resolution = solve(env.universe, loose)
+    except ResolveError:
+        return None
+    finally:
+        for candidate, broken in hidden:
+            candidate.broken = broken
+    reasons = []
+    for resolved in resolution.packages:
+        mine = env.built_infos.get(resolved.name)
+        if mine is None or resolved.checksum == mine.checksum:
+            continue
+        missing = missing_names(env, mine)
+        why = "; ".join(f"{n} has no provider" for n in missing) or error.message
+        reasons.append(
+            f"{mine.name}: the resolver picked {resolved.version} from {resolved.repository} "
+            f"instead of the just-built {mine.version} ({why})"
+        )
+    return ResolveError("; ".join(reasons)) if reasons else None
+
+
+def missing_names(env: Environment, info: PackageInfo) -> list[str]:
+    """Dependency names, direct or through other packages, that nothing installable provides
+    (shadowed repository packages do not count), in the order found."""
+    missing: list[str] = []
+    seen: set[str] = set()
+    todo = [info]
+    while todo:
+        current = todo.pop(0)
+        for atom in current.depends:
+            if atom.startswith("!"):
+                continue
+            name = split_atom(atom)
+            if name in seen:
+                continue
+            seen.add(name)
+            providers = [c for c, _ in env.universe.providers.get(name, ()) if c.broken is None]
+            if not providers and not env.toolchain.satisfies(name):
+                missing.append(name)
+            elif providers:
+                todo.append(providers[0].info)
+    return missing
 
 
 def install(env: Environment, packages: Iterable[PackageInfo], root: Path) -> list[str]:

@@ -43,7 +43,13 @@ from nanodistro.builder.package import (
 from nanodistro.builder.runners import SandboxPolicy, StepRun, Toolchain
 from nanodistro.builder.runners.bubblewrap import BubblewrapRunner
 from nanodistro.builder.sca import ScaResult
-from nanodistro.errors import BuildError, GraphError, NanodistroError, RepositoryError
+from nanodistro.errors import (
+    BuildError,
+    GraphError,
+    NanodistroError,
+    RepositoryError,
+    ResolveError,
+)
 from nanodistro.formats.apk import read_apk
 from nanodistro.formats.pkginfo import apk_filename
 from nanodistro.formats.signature import Keyring, SigningKey
@@ -274,6 +280,7 @@ class _Build:
         logs: Path,
         counter: list[int],
         what: str,
+        header: str = "",
     ) -> None:
         for step in steps:
             counter[0] += 1
@@ -294,13 +301,15 @@ class _Build:
                 log_path=log,
                 on_line=line_cb,
             )
+            if header:  # the step is over: nothing writes the log any more
+                log.write_text(f"nanodistro: {header}\n{log.read_text(errors='replace')}")
             if status != 0:
                 reason = (
                     "timed out" if status == 124 and timeout else f"exited with status {status}"
                 )
                 raise BuildError(
                     f"{what} step {step.name!r} ({step.origin}) of {step.package} {reason}; "
-                    f"last lines of {log}:\n{_tail(log)}",
+                    f"last lines of {log}:\n{_tail(log) or '(the step printed nothing)'}",
                     where=str(self.path),
                 )
 
@@ -365,7 +374,9 @@ class _Build:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(file, target)
 
-    def _sources(self, built: Sequence[BuiltPackage] = ()) -> env_mod.PackageSources:
+    def _sources(
+        self, built: Sequence[BuiltPackage] = (), toolchain_only: frozenset[str] | None = None
+    ) -> env_mod.PackageSources:
         config = self.config
         repos = [*config.extra_repos, *([str(config.repo)] if config.repo else [])]
         refs = [parse_repository(str(r)) for r in repos]
@@ -388,15 +399,20 @@ class _Build:
             keyring=keyring,
             built=[b.data for b in built],
             toolchain=toolchain,
+            toolchain_only=toolchain_only,
             allow_downgrade=config.allow_downgrade,
         )
 
     def _sandbox_root(
-        self, base: Path, names: Sequence[str], built: Sequence[BuiltPackage] = ()
+        self,
+        base: Path,
+        names: Sequence[str],
+        built: Sequence[BuiltPackage] = (),
+        toolchain_only: frozenset[str] | None = None,
     ) -> tuple[Path, list[str]]:
         root = base / "root"
         root.mkdir(parents=True)
-        installed = env_mod.assemble_root(names, root, self._sources(built))
+        installed = env_mod.assemble_root(names, root, self._sources(built, toolchain_only))
         return root, installed
 
     def _spec(self, compiled_index: int) -> PackageSpec:
@@ -586,29 +602,80 @@ class _Build:
         self.result.warnings.extend(str(m) for m in report.missing)
 
     def run_tests(self, base: Path, built: Sequence[BuiltPackage]) -> None:
+        """Run each ``test:`` in a closed world: a root holding the package under test (the
+        just-built bytes, pinned by version and checksum), the test's declared packages and
+        their closure, from the repositories and the just-built packages only. The host
+        toolchain is mounted only when the test declares names it stands in for."""
+        by_name = {b.info.name: b for b in built}
         for index, test in enumerate(self.compiled.tests):
+            package = by_name.get(test.package)
+            if package is None:
+                self.say(f"test [{test.package}] skipped: not among the packages under test")
+                continue
+            info = package.info
+            testing = (
+                f"testing {info.name}-{info.version} "
+                f"(sha256:{hashlib.sha256(package.data).hexdigest()[:12]})"
+            )
+            declared = {env_mod.split_atom(n) for n in test.environment_packages}
+            toolchain_names = frozenset(
+                n for n in declared if n in self.config.toolchain.provides and n not in by_name
+            )
             test_base = base / f"test-{index}-{_slug(test.package)}"
             home, logs = test_base / "home", test_base / "logs"
             home.mkdir(parents=True)
             logs.mkdir()
             self._populate(home)
-            self.say(f"test [{test.package}] installing {test.package} into a fresh sandbox")
-            root, _ = self._sandbox_root(
-                test_base, [test.package, *test.environment_packages], built
+            host = f" with the host toolchain for {', '.join(sorted(toolchain_names))}"
+            self.say(
+                f"test [{test.package}] {testing} in a fresh sandbox" + host * bool(toolchain_names)
             )
+
+            def failed(message: str, steps: int = 0, name: str = test.package) -> BuildError:
+                self.result.tests.append(TestOutcome(name, False, steps))
+                return BuildError(f"test failed: {message}", where=str(self.path))
+
+            try:
+                root, installed = self._sandbox_root(
+                    test_base,
+                    [f"{info.name}={info.version}", *test.environment_packages],
+                    built,
+                    toolchain_names,
+                )
+            except ResolveError as error:
+                (logs / "test.log").write_text(f"nanodistro: {testing}\n{error.message}\n")
+                raise failed(f"{testing}: cannot install it: {error.message}") from None
+            (logs / "test.log").write_text(
+                f"nanodistro: {testing}\n" + "".join(f"installed {n}\n" for n in installed)
+            )
+            if not toolchain_names and not os.path.lexists(root / "bin/sh"):
+                raise failed(
+                    f"{testing}: the test root has no /bin/sh to run the steps with; declare a "
+                    f"shell package (e.g. busybox) in {test.package}'s "
+                    "test.environment.contents.packages"
+                )
             runner = BubblewrapRunner(
                 root,
                 home,
-                toolchain=self.config.toolchain,
+                # closed world: nothing of the host unless the test declared toolchain names
+                toolchain=(
+                    self.config.toolchain
+                    if toolchain_names
+                    else dataclasses.replace(self.config.toolchain, paths=())
+                ),
                 env={**test.env, "SOURCE_DATE_EPOCH": str(self.result.source_date_epoch)},
                 policy=self.config.sandbox,
             )
+            # xtrace: a failing `test -e ...` prints nothing; the trace shows which line failed
+            steps = [
+                dataclasses.replace(s, script=f"set -x\n{s.script}") if s.kind == "runs" else s
+                for s in test.steps
+            ]
             counter = [0]
             try:
-                self._run_steps(runner, test.steps, home, logs, counter, "test")
+                self._run_steps(runner, steps, home, logs, counter, "test", header=testing)
             except BuildError as error:
-                self.result.tests.append(TestOutcome(test.package, False, len(test.steps)))
-                raise BuildError(f"test failed: {error.message}", where=error.where) from None
+                raise failed(f"{testing}: {error.message}", len(test.steps)) from None
             self.result.tests.append(TestOutcome(test.package, True, len(test.steps)))
 
 
