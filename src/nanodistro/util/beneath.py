@@ -88,14 +88,19 @@ class Beneath:
                     if not create:
                         os.close(current)
                         return None
-                    with contextlib.suppress(FileExistsError):
+                    created = True
+                    try:
                         os.mkdir(name, mode, dir_fd=current)
+                    except FileExistsError:
+                        created = False
                     try:
                         child = os.open(name, _DIR_FLAGS, dir_fd=current)
                     except OSError as error:
                         if error.errno in (errno.ELOOP, errno.ENOTDIR):
                             raise self._refuse(parts[: index + 1], current, name) from None
                         raise
+                    if created:  # the exact mode, whatever the caller's umask
+                        os.chmod(f"/proc/self/fd/{child}", mode)
                 except OSError as error:
                     if error.errno in (errno.ELOOP, errno.ENOTDIR):
                         raise self._refuse(parts[: index + 1], current, name) from None
@@ -209,11 +214,16 @@ class Beneath:
         try:
             fd = os.open(
                 name,
-                os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                 mode,
                 dir_fd=parent,
             )
-            os.close(fd)
+            try:
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+        except FileExistsError:
+            pass  # something (maybe a link: not followed, not touched) is already there
         except OSError as error:
             if error.errno == errno.ELOOP:
                 raise self._refuse(self._parts(rel), parent, name) from None

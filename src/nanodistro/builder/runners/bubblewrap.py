@@ -72,7 +72,9 @@ def bwrap_path() -> str:
 def prepare_root(root: Path) -> None:
     """Add what every sandbox needs to an assembled root: accounts and mount points.
 
-    Nothing here follows a link a package placed (UnsafePathError names it)."""
+    Nothing here follows a link a package placed (UnsafePathError names it). Modes are exact
+    (the build user must traverse the root whatever the caller's umask)."""
+    os.chmod(root, stat.S_IMODE(os.stat(root).st_mode) | 0o755)
     with Beneath(root) as tree:
         for directory in ("etc", "tmp", "proc", "dev", "home/build", "root", "var/tmp"):
             tree.makedirs(directory)
