@@ -29,6 +29,31 @@ def _progress(enabled: bool) -> Progress | None:
     return report
 
 
+WORKSPACE = typer.Option(
+    True,
+    "--workspace/--no-workspace",
+    help="Take defaults (repository, keyring, archs) from the nanodistro.toml above the config.",
+)
+
+
+def _workspace_defaults(
+    config: Path, use_workspace: bool, arch: list[str], repo: list[str], keyring: list[Path]
+) -> tuple[list[str], list[str], list[Path]]:
+    """What the command line left out, from the workspace the config is in, as ``nanodistro run``
+    builds its images (factory/catalog.py): the workspace's repository, keys and archs."""
+    from nanodistro.factory.workspace import find_workspace, load_workspace
+
+    found = find_workspace(config) if use_workspace else None
+    if found is None:
+        return arch, repo, keyring
+    workspace = load_workspace(found)
+    if not repo and workspace.packages_dir.is_dir():
+        repo = [str(workspace.packages_dir)]
+    if not keyring and workspace.keys_dir.is_dir():
+        keyring = [workspace.keys_dir]  # its *.pub files
+    return arch or list(workspace.archs), repo, keyring
+
+
 @image_app.command("build")
 def build_command(
     config: Path = typer.Argument(..., help="apko image config (YAML)."),
@@ -67,6 +92,7 @@ def build_command(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    use_workspace: bool = WORKSPACE,
 ) -> None:
     """Build an image from an apko config: resolve, install, layer, write an OCI layout."""
     from nanodistro.image.build import BuildRequest, build_image, write_result
@@ -74,6 +100,7 @@ def build_command(
     from nanodistro.imageconfig import load_config
 
     loaded = load_config(config)
+    arch, repo, keyring = _workspace_defaults(config, use_workspace, arch, repo, keyring)
     request = BuildRequest(
         loaded=loaded,
         archs=list(arch) or None,
