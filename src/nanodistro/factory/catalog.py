@@ -30,7 +30,9 @@ from nanodistro.util.host import host_arch
 from nanodistro.util.progress import Progress
 
 INPUTS_SUFFIX = ".inputs.json"
-INPUTS_FORMAT = 1
+# Raised whenever the assembler makes different bytes from the same inputs, so images built
+# before are rebuilt, not kept. 2: run-as as numeric uid:gid, accounts' home directories.
+INPUTS_FORMAT = 2
 
 
 @dataclass
