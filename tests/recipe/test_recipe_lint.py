@@ -107,6 +107,10 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "bad-template-var": _set("pipeline.4.runs", "make DESTDIR=$pkgdir install"),
     "sccache-enabled": _set("pipeline.1", {"uses": "sccache/enable"}),
     "unknown-pipeline": _set("pipeline.1", {"uses": "nope/nope"}),
+    "unknown-pipeline-input": _set("pipeline.2", {"uses": "autoconf/make", "with": {"opt": "-j4"}}),
+    "missing-required-input": _set(
+        "pipeline.2", {"uses": "go/build", "with": {"packages": "./cmd/hello"}}
+    ),
     "undefined-variable": _set("pipeline.4.runs", "echo ${{vars.nope}}"),
     "invalid-version": _set("package.version", "2.12.1-beta"),
     "invalid-license": _set("package.copyright", [{"license": "GPL-3.0-or-later AND Foo-1.0"}]),
@@ -395,3 +399,46 @@ def test_mirror_uris_are_valid_fetch_uris(uri: str, clean: bool) -> None:
     data = copy.deepcopy(GOOD)
     _set("pipeline.0.with.uri", uri)(data)
     assert ("valid-pipeline-fetch-uri" not in _lint(data)) is clean
+
+
+def test_pipeline_input_rules_name_the_with_key_line(tmp_path: Path) -> None:
+    """An undeclared input is reported at its `with:` key; a required input without default at
+    the step's `with:` (or `uses:`), also for pipelines of --pipeline-dir; melange refuses both."""
+    text = """package:
+  name: hello
+  version: "1"
+  epoch: 0
+  copyright:
+    - license: MIT
+pipeline:
+  - uses: autoconf/make
+    with:
+      dir: src
+      opt: -j4
+  - uses: local/build
+  - uses: local/build
+    with:
+      target: all
+update:
+  enabled: false
+  exclude-reason: test
+"""
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "build.yaml").write_text(
+        "inputs:\n  target:\n    required: true\n  mode:\n    required: true\n"
+        "    default: fast\npipeline:\n  - runs: make ${{inputs.target}}\n"
+    )
+    result = lint_text(text, "hello.yaml", pipeline_dirs=[tmp_path])
+    found = [(f.line, f.rule, f.message) for f in result.findings if "input" in f.rule]
+    assert found == [
+        (
+            11,
+            "unknown-pipeline-input",
+            "pipeline 'autoconf/make' has no input 'opt' (declared: dir, opts, targets)",
+        ),
+        (12, "missing-required-input", "pipeline 'local/build' needs input 'target' "
+         "(required, no default)"),
+    ]  # fmt: skip
+    assert text.splitlines()[10].strip() == "opt: -j4"
+    assert text.splitlines()[11].strip() == "- uses: local/build"
+    assert not result.clean

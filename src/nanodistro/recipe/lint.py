@@ -21,12 +21,20 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import yaml
 from license_expression import get_spdx_licensing
+from pydantic import ValidationError
 
 from nanodistro.errors import NanodistroError, RecipeError
 from nanodistro.recipe.expand import builds_for_arch, expand_subpackages, subpackage_names
-from nanodistro.recipe.model import Copyright, Recipe, RecipeLoadError, recipe_from_document
-from nanodistro.recipe.pipelines import known_pipeline_names, recipe_uses
+from nanodistro.recipe.model import (
+    Copyright,
+    PipelineStep,
+    Recipe,
+    RecipeLoadError,
+    recipe_from_document,
+)
+from nanodistro.recipe.pipelines import BUILTIN_PIPELINES_DIR, known_pipeline_names, recipe_uses
 from nanodistro.recipe.substitute import (
     arch_substitutions,
     base_substitutions,
@@ -85,6 +93,7 @@ class LintContext:
     pipeline_names: set[str]
     path: Path | None = None
     previous_text: Callable[[], str | None] = lambda: None
+    pipeline_dirs: Sequence[Path] = ()
 
     def line_in_text(self, path: KeyPath, needle: str) -> int | None:
         """Line of the first source line at or after ``path`` containing ``needle`` (a line of
@@ -597,6 +606,55 @@ def _unknown_pipeline(ctx: LintContext) -> Iterator[Problem]:
             )
 
 
+@cache
+def _definition_at(path: Path, mtime: float) -> PipelineStep | None:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return PipelineStep.model_validate(data) if isinstance(data, dict) else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValidationError):
+        return None  # a broken definition is the builder's error to report, with its file
+
+
+def _definition(ctx: LintContext, name: str) -> PipelineStep | None:
+    """The definition ``uses: name`` runs: --pipeline-dir first, then the built-ins."""
+    if not name or name.startswith("/") or ".." in name.split("/"):
+        return None
+    for directory in [*ctx.pipeline_dirs, BUILTIN_PIPELINES_DIR]:
+        file = directory / f"{name}.yaml"
+        if file.is_file():
+            return _definition_at(file, file.stat().st_mtime)
+    return None
+
+
+def _unknown_pipeline_input(ctx: LintContext) -> Iterator[Problem]:
+    # melange compilePipeline: "undefined input %q to pipeline %q" (pkg/build/compile.go)
+    assert ctx.recipe is not None
+    for use in recipe_uses(ctx.recipe):
+        definition = _definition(ctx, use.uses)
+        if definition is None:
+            continue  # unknown-pipeline reports it
+        declared = ", ".join(sorted(definition.inputs)) or "none"
+        for key in use.with_:
+            if key not in definition.inputs:
+                yield (
+                    (*use.path, "with", key),
+                    f"pipeline {use.uses!r} has no input {key!r} (declared: {declared})",
+                )
+
+
+def _missing_required_input(ctx: LintContext) -> Iterator[Problem]:
+    # melange validateWith: "required input %q for pipeline is missing" (pkg/build/pipeline.go)
+    assert ctx.recipe is not None
+    for use in recipe_uses(ctx.recipe):
+        definition = _definition(ctx, use.uses)
+        if definition is None:
+            continue
+        for key, spec in definition.inputs.items():
+            if spec.required and not spec.default and not use.with_.get(key):
+                where = (*use.path, "with") if use.with_ else (*use.path, "uses")
+                yield where, f"pipeline {use.uses!r} needs input {key!r} (required, no default)"
+
+
 # --- rules: update -----------------------------------------------------------------------------
 
 
@@ -737,6 +795,8 @@ RULES: tuple[Rule, ...] = (
     Rule("bad-template-var", "error", "abuild variables ($pkgdir, $pkgver, $pkgname, $srcdir) in runs", _bad_template_var),
     Rule("sccache-enabled", "error", "uses: sccache/enable is not hermetic", _sccache),
     Rule("unknown-pipeline", "error", "uses: names a built-in pipeline or one in --pipeline-dir", _unknown_pipeline),
+    Rule("unknown-pipeline-input", "error", "with: gives only inputs the pipeline declares (melange refuses others)", _unknown_pipeline_input),
+    Rule("missing-required-input", "error", "with: sets every required input that has no default", _missing_required_input),
     Rule("undefined-variable", "error", "every ${{…}} in a step is a known variable", _undefined_variables),
     Rule("invalid-version", "error", "package.version is valid per apko's version regex", _invalid_version),
     Rule("invalid-license", "error", "copyright licenses are valid SPDX expressions (or custom/PROPRIETARY)", _invalid_license),
@@ -823,6 +883,7 @@ def lint_text(
         pipeline_names=names,
         path=path,
         previous_text=previous_text or (lambda: None),
+        pipeline_dirs=tuple(pipeline_dirs),
     )
     for rule in RULES:
         if rule.name in disabled_set or (rule.needs_model and recipe is None):

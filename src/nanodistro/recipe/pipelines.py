@@ -25,7 +25,7 @@ __all__ = [
     "recipe_uses",
 ]
 
-BUILTIN_PIPELINES_DIR = Path(__file__).resolve().parent.parent / "build" / "pipelines"
+BUILTIN_PIPELINES_DIR = Path(__file__).resolve().parent.parent / "builder" / "pipelines"
 
 # Names of melange's embedded pipelines (chainguard-dev/melange pkg/build/pipelines/**.yaml).
 MELANGE_BUILTIN_PIPELINES: frozenset[str] = frozenset(
