@@ -331,3 +331,63 @@ def test_something_in_the_sboms_way_is_an_error(placed: TarEntry, named: str) ->
     with pytest.raises(BuildError) as error:
         with_sbom([*dirs(*parents), placed], "var/lib/db/sbom/a.json", b"{}", mtime=0, where="out")
     assert error.value.where == f"out/{named}"
+
+
+# --- a real build: the -dev link and a bin link across subpackages -----------------------------
+
+SPLIT_RECIPE = """package:
+  name: libz
+  version: "1.2.13"
+  epoch: 0
+  description: a library whose file name is not its soname, as zlib's
+  copyright:
+    - license: MIT
+environment:
+  contents:
+    packages: [build-base, busybox]
+pipeline:
+  - runs: |
+      d=${{targets.destdir}}
+      mkdir -p $d/usr/lib $d/usr/include $d/usr/bin
+      printf 'int z(void) { return 1; }\\n' > z.c
+      cc -shared -fPIC -Wl,-soname,libz.so.1 -o $d/usr/lib/libz.so.1.2.13 z.c
+      ln -s libz.so.1.2.13 $d/usr/lib/libz.so.1
+      ln -s libz.so.1.2.13 $d/usr/lib/libz.so
+      echo 'int z(void);' > $d/usr/include/z.h
+      printf '#!/bin/bash\\necho hi\\n' > $d/usr/bin/zhello
+      chmod 755 $d/usr/bin/zhello
+subpackages:
+  - name: libz-dev
+    pipeline:
+      - uses: split/dev
+  - name: libz-alias
+    pipeline:
+      - runs: |
+          mkdir -p ${{targets.subpkgdir}}/usr/bin
+          ln -s zhello ${{targets.subpkgdir}}/usr/bin/zalias
+"""
+
+
+@pytest.mark.slow
+def test_built_dev_package_depends_on_the_soname_its_sibling_provides(tmp_path: Path) -> None:
+    from nanodistro.builder.orchestrate import BuildConfig, build_recipe
+
+    path = tmp_path / "libz.yaml"
+    path.write_text(SPLIT_RECIPE)
+    result = build_recipe(
+        path,
+        BuildConfig(
+            source_cache=tmp_path / "cache", workspace_dir=tmp_path / "ws", run_tests=False
+        ),
+    )
+    built = {p.info.name: p for p in result.packages}
+    main, dev, alias = built["libz"], built["libz-dev"], built["libz-alias"]
+    assert "so:libz.so.1=1" in main.info.provides
+    assert "cmd:zhello=1.2.13-r0" in main.info.provides
+    assert main.sca.origins["cmd:bash"] == ["usr/bin/zhello (shebang)"]
+    # was so:libz.so.1.2.13, which nothing provides
+    assert dev.info.depends == ["so:libz.so.1"]
+    assert dev.sca.origins == {"so:libz.so.1": ["usr/lib/libz.so (dev symlink)"]}
+    # a link in a bin dir to the sibling's executable provides the command
+    assert alias.info.provides == ["cmd:zalias=1.2.13-r0"]
+    assert not [w for w in result.warnings if "libz.so" in w]
