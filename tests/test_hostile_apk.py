@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from fixture_paths import THIRD_PARTY
+from gzip_bomb import MIB, PEAK_RSS_LIMIT, run_measured, tar_header, write_gzip_bomb
 from nanodistro.errors import ChecksumError, FormatError, NanodistroError, UnsafePathError
 from nanodistro.formats.apk import read_apk, verify_apk, verify_apk_bytes
 from nanodistro.formats.signature import (
@@ -240,7 +241,7 @@ def test_absurd_size_in_header(key: tuple[SigningKey, dict[str, bytes]]) -> None
 def test_decompression_bomb_is_bounded(key: tuple[SigningKey, dict[str, bytes]]) -> None:
     bomb = forge(write_tar([TarEntry("zeros", data=b"\0" * 20_000_000)]), key[0])
     assert len(bomb) < 100_000
-    with pytest.raises(FormatError, match="decompression limit"):
+    with pytest.raises(FormatError, match="exceeds the budget of"):
         read_apk(bomb, where="bomb.apk", max_inflated=5_000_000)
 
 
@@ -260,3 +261,28 @@ def test_cli_reports_mutants_on_one_line(tmp_path: Path) -> None:
         assert result.returncode == 1, result.stdout
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"error: {mutant}: "), result.stderr
+
+
+def test_small_bomb_costs_little_memory_and_names_the_budget(tmp_path: Path) -> None:
+    """A 4 MB package whose data inflates to 4 GiB of zeros: ``apk info`` refuses it at the
+    1 GiB in-memory budget while holding no more than a few tens of MB."""
+    control = gzip_member(
+        write_tar(
+            [TarEntry(".PKGINFO", data=b"pkgname = bomb\npkgver = 1-r0\narch = x86_64\n")],
+            end_of_archive=False,
+        )
+    )
+    bomb = tmp_path / "bomb.apk"
+    with bomb.open("wb") as out:
+        out.write(control)
+        size = write_gzip_bomb(out, zeros=4 * 1024**3, prefix=tar_header("zeros", 4 * 1024**3))
+    assert size < 5 * MIB
+    status, stderr, peak = run_measured(
+        "from nanodistro.cli import main\nmain(['apk', 'info', sys.argv[1]])", str(bomb)
+    )
+    assert status == 1
+    assert stderr.strip() == (
+        f"error: {bomb}: decompressed size exceeds the budget of {1024**3} bytes "
+        "(one in-memory read)"
+    )
+    assert peak < PEAK_RSS_LIMIT, f"peak RSS {peak >> 20} MiB"

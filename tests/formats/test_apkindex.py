@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from fixture_paths import THIRD_PARTY
+from gzip_bomb import MIB, PEAK_RSS_LIMIT, run_measured, tar_header, write_gzip_bomb
 from nanodistro.errors import FormatError, SignatureError
 from nanodistro.formats.apkindex import (
     format_apkindex_text,
@@ -310,5 +311,28 @@ def test_line_numbers_after_many_general_records():
 
 def test_decompression_bomb_is_bounded():
     bomb = gzip.compress(b"\0" * (8 * 1024 * 1024), mtime=0)
-    with pytest.raises(FormatError, match="decompression limit"):
+    with pytest.raises(FormatError, match="exceeds the budget of"):
         read_index(bomb, where="bomb", keyring=None, max_inflated=1024 * 1024)
+
+
+def test_index_bomb_is_refused_at_its_budget_with_little_memory(tmp_path: Path) -> None:
+    """2 MB of gzip claiming a 2 GiB APKINDEX: refused at the 256 MiB index budget."""
+    bomb = tmp_path / "APKINDEX.tar.gz"
+    with bomb.open("wb") as out:
+        size = write_gzip_bomb(out, zeros=2 * 1024**3, prefix=tar_header("APKINDEX", 2 * 1024**3))
+    assert size < 3 * MIB
+    status, stderr, peak = run_measured(
+        "from nanodistro.formats.apkindex import read_index\n"
+        "from nanodistro.errors import FormatError\n"
+        "try:\n"
+        "    read_index(open(sys.argv[1], 'rb').read(), where=sys.argv[1])\n"
+        "except FormatError as error:\n"
+        "    print(error, file=sys.stderr)\n"
+        "    sys.exit(1)",
+        str(bomb),
+    )
+    assert status == 1
+    assert stderr.strip() == (
+        f"{bomb}: decompressed size exceeds the budget of {256 * MIB} bytes (one in-memory read)"
+    )
+    assert peak < PEAK_RSS_LIMIT, f"peak RSS {peak >> 20} MiB"

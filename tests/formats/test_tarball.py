@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -14,11 +15,22 @@ from pathlib import Path
 
 import pytest
 
-from nanodistro.errors import FormatError, UnsafePathError
+from gzip_bomb import MIB, tar_header, write_gzip_bomb
+from nanodistro.errors import ConfigError, FormatError, UnsafePathError
+from nanodistro.formats import tarball
+from nanodistro.formats.inflate import (
+    ARCHIVE_LIMIT,
+    BUDGET_ENV,
+    COMMAND_LIMIT,
+    command_budget,
+    decompression_budget,
+    open_tar,
+)
 from nanodistro.formats.tarball import (
     TarEntry,
     entries_from_directory,
     extract,
+    gunzip,
     gzip_member,
     gzip_members,
     read_tar,
@@ -141,7 +153,7 @@ def test_gzip_errors_name_the_file() -> None:
         gzip_members(member[:10] + b"\xff" * 20 + member[30:], where="f.gz")
     with pytest.raises(FormatError, match="expected a gzip member"):
         gzip_members(member + b"garbage", where="f.gz")
-    with pytest.raises(FormatError, match="decompression limit"):
+    with pytest.raises(FormatError, match="exceeds the budget of"):
         gzip_members(gzip_member(b"\0" * 10_000_000), where="bomb.gz", max_inflated=1_000_000)
     assert gzip_members(member + b"\0" * 100, where="padded.gz")[0].inflated == b"payload" * 100
 
@@ -350,3 +362,99 @@ def test_dot_slash_archives_from_gnu_tar(tmp_path: Path) -> None:
     assert entries[3].type == "hardlink" and entries[3].linkname == "bin/a"
     extract(entries, tmp_path / "out", where="dot.tar")
     assert (tmp_path / "out/bin/b").read_bytes() == b"a"
+
+
+# ------------------------------------------------------------------ decompression budgets
+
+
+def test_reads_of_one_command_share_its_budget() -> None:
+    member = gzip_member(b"\0" * (3 * MIB))
+    with decompression_budget(total=5 * MIB) as budget:
+        assert gzip_members(member, where="first.gz")[0].inflated == b"\0" * (3 * MIB)
+        with pytest.raises(
+            FormatError,
+            match=re.escape(
+                f"second.gz: decompressed size exceeds the budget of {5 * MIB} bytes "
+                "(all decompression of this command)"
+            ),
+        ):
+            gzip_members(member, where="second.gz")
+        assert budget.used > 5 * MIB
+    # Outside the scope, a read has only its own bound.
+    assert len(gzip_members(member, where="third.gz")[0].inflated) == 3 * MIB
+
+
+def test_highly_compressible_member_within_the_limit_still_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Past the hold limit the read only counts, then inflates again once the total fits.
+    monkeypatch.setattr(tarball, "HOLD_FLOOR", MIB)
+    payload = b"head" + b"\0" * (10 * MIB) + b"tail"
+    data = gzip_member(b"first") + gzip_member(payload) + gzip_member(b"last")
+    assert len(data) < MIB // 32  # so the hold limit is the 1 MiB floor
+    members = gzip_members(data, where="sparse.gz")
+    assert [m.inflated for m in members] == [b"first", payload, b"last"]
+    assert gunzip(data, where="sparse.gz") == b"first" + payload + b"last"
+
+
+def test_budget_size_from_the_environment() -> None:
+    with command_budget({BUDGET_ENV: "2M"}) as budget:
+        assert budget.total == 2 * MIB
+        with pytest.raises(FormatError, match="all decompression of this command"):
+            gzip_members(gzip_member(b"\0" * (3 * MIB)), where="x.gz")
+    with command_budget({}) as budget:
+        assert budget.total == COMMAND_LIMIT
+    with (
+        pytest.raises(ConfigError, match="expected a size in bytes"),
+        command_budget({BUDGET_ENV: "lots"}),
+    ):
+        pass
+
+
+@pytest.mark.parametrize("compression", ["gz", "bz2", "xz"])
+def test_open_tar_bounds_each_archive(tmp_path: Path, compression: str) -> None:
+    archive = tmp_path / f"src.tar.{compression}"
+    with tarfile.open(archive, f"w:{compression}") as tar:
+        for name in ("a", "b"):
+            info = tarfile.TarInfo(f"src/{name}")
+            info.size = 2 * MIB
+            tar.addfile(info, io.BytesIO(b"\0" * info.size))
+    with open_tar(archive, where="src.tar") as tar:
+        assert [m.name for m in tar.getmembers()] == ["src/a", "src/b"]
+    with (
+        pytest.raises(
+            FormatError,
+            match=re.escape(
+                f"src.tar: decompressed size exceeds the budget of {3 * MIB} bytes (one archive)"
+            ),
+        ),
+        open_tar(archive, where="src.tar", limit=3 * MIB) as tar,
+    ):
+        tar.getmembers()
+
+
+def test_open_tar_refuses_a_bomb_before_inflating_it(tmp_path: Path) -> None:
+    """A 16 MB tar.gz claiming one 16 GiB member: the seek past it is charged before it runs."""
+    archive = tmp_path / "bomb.tar.gz"
+    with archive.open("wb") as out:
+        write_gzip_bomb(out, zeros=16 * 1024**3, prefix=tar_header("src/zeros", 16 * 1024**3))
+    with (
+        pytest.raises(FormatError, match=re.escape(f"exceeds the budget of {ARCHIVE_LIMIT} bytes")),
+        open_tar(archive, where="bomb.tar.gz") as tar,
+    ):
+        tar.getmembers()
+
+
+def test_open_tar_reports_corrupt_compressed_data(tmp_path: Path) -> None:
+    archive = tmp_path / "broken.tar.gz"
+    info = tarfile.TarInfo("src/noise")
+    info.size = 100_000
+    whole = io.BytesIO()
+    with tarfile.open(fileobj=whole, mode="w:gz") as tar:
+        tar.addfile(info, io.BytesIO(os.urandom(info.size)))
+    archive.write_bytes(whole.getvalue()[:-5000])
+    with (
+        pytest.raises(FormatError, match=r"broken\.tar\.gz: corrupt or truncated"),
+        open_tar(archive, where="broken.tar.gz") as tar,
+    ):
+        tar.getmembers()

@@ -32,6 +32,7 @@ import httpx
 from nanodistro.builder.cache import SourceCache, file_digests
 from nanodistro.builder.mirrors import resolve_mirror_uri
 from nanodistro.errors import BuildError, ChecksumError, FetchError, UnsafePathError
+from nanodistro.formats.inflate import open_tar
 from nanodistro.util.http import is_loopback, redirect_guard
 from nanodistro.util.progress import Progress
 
@@ -254,7 +255,8 @@ def extract_tarball(archive: Path, dest: Path, *, strip_components: int, where: 
     Returns the newest member mtime (a fallback for SOURCE_DATE_EPOCH).
     """
     try:
-        with tarfile.open(archive, "r:*") as tar:
+        # Decompression is budgeted (formats/inflate.py): a small bomb fails before the disk fills.
+        with open_tar(archive, where=where) as tar:
             members: list[tarfile.TarInfo] = []
             newest = 0
             for member in tar.getmembers():

@@ -16,6 +16,7 @@ import typer
 
 from nanodistro import __version__
 from nanodistro.errors import NanodistroError
+from nanodistro.formats.inflate import command_budget
 
 # Command modules, in the order their commands appear in ``--help``, with the top-level names
 # each registers. ``main`` imports only the module a command line needs, so ``nanodistro
@@ -96,9 +97,11 @@ def main(argv: list[str] | None = None) -> None:
         # Not standalone: Click's own usage errors reach us too, so they become one line like
         # every other error instead of a boxed usage message.
         args = sys.argv[1:] if argv is None else argv
-        status = build_app(_modules_for(args))(
-            args=args, prog_name="nanodistro", standalone_mode=False
-        )
+        # One decompression budget for everything the command inflates (decompression bombs).
+        with command_budget():
+            status = build_app(_modules_for(args))(
+                args=args, prog_name="nanodistro", standalone_mode=False
+            )
     except typer.TyperException as error:  # Click's usage errors (Typer vendors Click)
         if not error.format_message().strip():  # no arguments: Click printed the help already
             sys.exit(error.exit_code)

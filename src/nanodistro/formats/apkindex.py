@@ -332,8 +332,10 @@ def format_apkindex_text(packages: Iterable[PackageInfo]) -> str:
 
 INDEX_NAME = "APKINDEX"
 DESCRIPTION_NAME = "DESCRIPTION"
-#: Ceiling for the inflated index (Wolfi's full index inflates to well under this).
-MAX_INDEX_INFLATED = 1024**3
+#: Ceiling for the inflated index. Alpine's largest (community) inflates to about 10 MB and
+#: Wolfi's, holding every version ever published, to about 100 MB; parsing multiplies the
+#: memory several times over, so a hostile index is refused well before that hurts.
+MAX_INDEX_INFLATED = 256 * 1024**2
 
 
 @dataclass
