@@ -465,6 +465,42 @@ def test_replay_cli_flag_and_default_state(serve, keys: Keys, tmp_path: Path, _i
     assert "tool (1.0-r0)" in accepted.stdout
 
 
+def test_image_build_refuses_a_replayed_index_unless_allowed(
+    serve, keys: Keys, tmp_path: Path
+) -> None:
+    key = keys.key
+    www = tmp_path / "www"
+    repo = www / "repo"
+    for version, date in (("1.0-r0", EPOCH), ("1.1-r0", EPOCH + 60)):
+        path = tmp_path / "in" / f"zlib-{version}.apk"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(genuine("zlib", key, version, date))
+        publish([path], repo, key)
+        if version == "1.0-r0":
+            old_index = (repo / ARCH / "APKINDEX.tar.gz").read_bytes()
+    config = _image_config(tmp_path, keys, f"{serve(www)}/repo", "zlib")
+
+    def build(**kwargs: bool) -> str:
+        request = BuildRequest(loaded=load_config(config), source_date_epoch=0, **kwargs)
+        return build_image(request).fetched["x86_64"][0].apk.version
+
+    assert build() == "1.1-r0"
+    (repo / ARCH / "APKINDEX.tar.gz").write_bytes(old_index)
+    with pytest.raises(RepositoryError, match="refusing an older index"):
+        build()
+    assert build(allow_downgrade=True) == "1.0-r0"
+
+
+@pytest.mark.parametrize("command", [["resolve"], ["build"], ["image", "build"]])
+def test_allow_downgrade_is_offered(command: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    from nanodistro.cli import app
+
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
+    assert result.exit_code == 0 and "--allow-downgrade" in result.output
+
+
 def test_downgrade_rule() -> None:
     old = IndexMark(100, {"a": "1.1-r0", "b": "2.0-r0"})
     assert downgrade_reason(old, IndexMark(99, {"a": "9.0-r0"})) is not None  # older

@@ -118,7 +118,9 @@ class IndexStateStore:
             )
         except OSError as error:
             raise RepositoryError(
-                f"cannot open the index state lock ({error.strerror})", where=f"{self.path}.lock"
+                f"cannot open the index state lock ({error.strerror}); set {STATE_ENV} to a "
+                "writable file",
+                where=f"{self.path}.lock",
             ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
