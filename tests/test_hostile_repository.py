@@ -282,9 +282,14 @@ def test_image_build_refuses_a_package_without_datahash(
     with pytest.raises(ChecksumError, match=r"oldpkg-1\.0-r0 has no datahash") as info:
         build_image(BuildRequest(loaded=load_config(config), source_date_epoch=0))
     assert "oldpkg-1.0-r0.apk" in str(info.value.where)
-    legacy = _image_config(tmp_path, keys, f"legacy:{legacy_repo}", "oldpkg")
+    # marked legacy, written relative to the config as apko configs do
+    shutil.move(legacy_repo, tmp_path / "legacy-repo")
+    legacy = _image_config(tmp_path, keys, "legacy:./legacy-repo", "oldpkg")
     result = build_image(BuildRequest(loaded=load_config(legacy), source_date_epoch=0))
     assert [f.apk.name for f in result.fetched["x86_64"]] == ["oldpkg"]
+    # the marker is ours: the image's /etc/apk/repositories is plain apk-tools syntax
+    written = result.images[0].root.fs.read("etc/apk/repositories")
+    assert written == b"./legacy-repo\n"
 
 
 # ---- 2. publish admits only trusted, intact, safe packages ----------------------------------

@@ -164,7 +164,8 @@ def write_apk_db(
     _synth(fs, f"{APK_DB_DIR}/scripts.tar", write_tar(scripts), mtime=mtime)
     _synth(fs, f"{APK_DB_DIR}/triggers", "".join(triggers).encode(), mtime=mtime)
     _synth(fs, "etc/apk/world", ("\n".join(sorted(set(world))) + "\n").encode(), mtime=mtime)
-    repos = sorted(set(repositories))
+    # ``legacy:`` is nanodistro's marker (resolve.repositories), not apk-tools syntax.
+    repos = sorted({" ".join(w.removeprefix("legacy:") for w in r.split()) for r in repositories})
     _synth(fs, "etc/apk/repositories", ("\n".join(repos) + "\n").encode(), mtime=mtime)
     for name, pem in sorted(keyring.items()):
         _synth(fs, f"etc/apk/keys/{posixpath.basename(name)}", pem, mtime=mtime)

@@ -42,6 +42,8 @@ def resolve_local(value: str, base_dir: Path) -> str:
     ``base_dir``. URLs, absolute paths and bare host names (``apk.cgr.dev/x``) stay as written.
     """
     text = value.strip()
+    if text.startswith("legacy:"):  # resolve.repositories' marker: resolve what follows it
+        return "legacy:" + resolve_local(text.removeprefix("legacy:"), base_dir)
     if "://" in text or text.startswith("/"):
         return text
     if text.startswith("@"):
