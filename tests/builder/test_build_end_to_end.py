@@ -11,7 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from build_testlib import Upstream, app_project, greet_project, greet_recipe
+from build_testlib import (
+    Upstream,
+    app_project,
+    greet_project,
+    greet_recipe,
+    host_libc_repository,
+)
 
 from nanodistro.builder.orchestrate import BuildConfig, BuildResult, build_recipe, build_recipes
 from nanodistro.cli import main as cli_main
@@ -36,6 +42,8 @@ def write_recipe(directory: Path, name: str, text: str) -> Path:
 def config(tmp_path: Path, key: Path | None = None, **kwargs: object) -> BuildConfig:
     signing = load_signing_key(key) if key else None
     kwargs.setdefault("workspace_dir", tmp_path / "ws")  # failed builds keep theirs: not in /tmp
+    if key is not None:  # the test programs link the host's glibc: a repository provides it
+        kwargs.setdefault("extra_repos", [str(host_libc_repository(tmp_path, key))])
     return BuildConfig(
         source_cache=tmp_path / "cache",
         key=signing,
@@ -70,6 +78,8 @@ def test_c_library_with_splits_publishes_and_skips(
         str(repo),
         "--key",
         str(signing_key_path),
+        "--repository",
+        str(host_libc_repository(tmp_path, signing_key_path)),
         "--source-cache",
         str(tmp_path / "cache"),
         "--json",
@@ -267,7 +277,8 @@ test:
     )
     assert [r.name for r in results] == ["greet", "shout"]
     shout = results[1]
-    assert shout.environment == ["greet-1.0-r0", "greet-dev-1.0-r0"]
+    # greet needs so:libc.so.6: the repository's stand-in provides it (it installs no files)
+    assert shout.environment == ["host-glibc-2.36-r0", "greet-1.0-r0", "greet-dev-1.0-r0"]
     (package,) = shout.packages
     assert "so:libgreet.so.1" in package.info.depends
     assert shout.tests[0].passed  # the test root got greet via shout's so: dependency

@@ -34,6 +34,7 @@ def _config(
     step_timeout: float | None,
     build_timeout: float | None,
     allow_downgrade: bool = False,
+    repositories: list[str] | None = None,
 ) -> BuildConfig:
     from nanodistro.builder.orchestrate import BuildConfig
     from nanodistro.builder.runners import SandboxPolicy, Toolchain
@@ -86,6 +87,7 @@ def _config(
         mirrors=mirrors,
         allow_downgrade=allow_downgrade,
         sandbox=policy,
+        extra_repos=list(repositories or []),
     )
 
 
@@ -107,6 +109,13 @@ ARCH = typer.Option(None, "--arch", help="Target architecture (apk name; default
 REPO = typer.Option(None, "--repo", help="Local repository to resolve from and publish to.")
 KEY = typer.Option(None, "--key", help="RSA private key to sign packages and the index with.")
 KEYRING = typer.Option([], "--keyring", help="Public key file/dir trusted for repo packages.")
+REPOSITORIES = typer.Option(
+    [],
+    "--repository",
+    "-X",
+    help="More repositories (directory or URL) to resolve from; dependencies of published "
+    "packages may be provided there (like apk's --repository).",
+)
 CACHE = typer.Option(
     None, "--source-cache", help="Source cache directory (default ~/.cache/nanodistro/sources)."
 )
@@ -144,6 +153,7 @@ def build(
     repo: Path | None = REPO,
     key: Path | None = KEY,
     keyring: list[Path] = KEYRING,
+    repository: list[str] = REPOSITORIES,
     source_cache: Path | None = CACHE,
     pipeline_dir: list[Path] = PIPELINE_DIR,
     keep_workspace: bool = KEEP,
@@ -188,6 +198,7 @@ def build(
         step_timeout=step_timeout,
         build_timeout=build_timeout,
         allow_downgrade=allow_downgrade,
+        repositories=repository,
     )
     results = build_recipes(recipes, config, progress=_progress, on_log_line=_line_printer(verbose))
     for result in results:
@@ -214,6 +225,7 @@ def test(
     arch: str | None = ARCH,
     repo: Path | None = REPO,
     keyring: list[Path] = KEYRING,
+    repository: list[str] = REPOSITORIES,
     source_cache: Path | None = CACHE,
     pipeline_dir: list[Path] = PIPELINE_DIR,
     keep_workspace: bool = KEEP,
@@ -242,6 +254,7 @@ def test(
         workspace_dir=workspace_dir,
         step_timeout=step_timeout,
         build_timeout=None,
+        repositories=repository,
     )
     result = test_recipe(
         recipe,
