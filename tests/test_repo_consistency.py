@@ -110,6 +110,29 @@ def test_publish_refuses_a_missing_provider_and_writes_nothing(
     assert (repo / "x86_64" / "xz-5.6.2-r0.apk").is_file()
 
 
+def test_a_problem_the_repository_already_had_does_not_block_other_publishes(
+    tmp_path: Path, key: tuple[SigningKey, Path]
+) -> None:
+    signing, _ = key
+    repo = tmp_path / "repo"
+    broken = apk(tmp_path / "in", signing, "xz", "5.6.2-r0", depends=["cmd:bash"])
+    publish([broken], repo, signing, allow_missing=True)  # broken before (an older publisher)
+    said: list[str] = []
+    result = publish([apk(tmp_path / "in", signing, "base")], repo, signing, progress=said.append)
+    assert [p.path.name for p in result.added] == ["base-1.0-r0.apk"]
+    assert (
+        "warning: x86_64: already in the repository: xz-5.6.2-r0: cmd:bash has no provider" in said
+    )
+    # a new problem is still refused
+    before = tree_digest(repo)
+    with pytest.raises(ConsistencyError, match=r"lz-1\.0-r0: cmd:perl has no provider"):
+        publish([apk(tmp_path / "in", signing, "lz", depends=["cmd:perl"])], repo, signing)
+    assert tree_digest(repo) == before
+    check = run_cli(tmp_path, "repo", "check", repo, "--keyring", tmp_path / "keys")
+    assert check.returncode == 1  # repo check still reports what the repository had
+    assert "xz-5.6.2-r0: cmd:bash has no provider" in check.stdout + check.stderr
+
+
 def test_repo_check_and_publish_through_the_cli(
     tmp_path: Path, key: tuple[SigningKey, Path]
 ) -> None:

@@ -104,6 +104,8 @@ class ConsistencyReport:
     missing: list[MissingDependency] = field(default_factory=list)
     #: dependency names no package provides at all (``apk index``'s warning list)
     unprovided_names: list[str] = field(default_factory=list)
+    #: problems the repository had before a publish (tolerated by it, see check_consistency)
+    preexisting: list[MissingDependency] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -197,19 +199,32 @@ def check_consistency(
     upstream: Callable[[str], Upstream] | None = None,
     origins: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
     host_provides: HostProvides | None = None,
+    baseline: Mapping[str, Iterable[PackageInfo]] | None = None,
 ) -> list[ConsistencyReport]:
     """Check each arch's resulting index (``indexes``: arch -> packages); raise
-    :class:`ConsistencyError` listing every missing dependency, before anything is written."""
-    reports = [
-        check_packages(
+    :class:`ConsistencyError` listing every missing dependency, before anything is written.
+
+    ``baseline`` (arch -> the index before the publish): a problem the repository already had
+    is not the publish's doing and does not block it — refusing every publish into a repository
+    that was broken before (say, by an older nanodistro's packages) would only stop its repair;
+    such problems stay in ``ConsistencyReport.preexisting`` for the caller to report, and
+    ``repo check`` still fails on them. Everything the publish adds or breaks is refused."""
+    reports = []
+    for arch, packages in sorted(indexes.items()):
+        arch_upstream = upstream(arch) if upstream else ()
+        report = check_packages(
             packages,
             arch=arch,
-            upstream=upstream(arch) if upstream else (),
+            upstream=arch_upstream,
             origins=origins,
             host_provides=host_provides,
         )
-        for arch, packages in sorted(indexes.items())
-    ]
+        if baseline is not None and arch in baseline:
+            before = check_packages(baseline[arch], arch=arch, upstream=arch_upstream)
+            known = {(m.package, m.dependency) for m in before.missing}
+            report.preexisting = [m for m in report.missing if (m.package, m.dependency) in known]
+            report.missing = [m for m in report.missing if (m.package, m.dependency) not in known]
+        reports.append(report)
     missing = [(r.arch, m) for r in reports for m in r.missing]
     if missing:
         listed = "; ".join(f"{arch}: {m}" for arch, m in missing)

@@ -257,13 +257,17 @@ def publish(
 
         merged_indexes = {arch: _merged(current[arch], placements, arch) for arch in touched}
         if not allow_missing:
-            check_consistency(
+            reports = check_consistency(
                 merged_indexes,
                 where=str(repo),
                 upstream=upstream,
                 origins=origins,
                 host_provides=host_provides,
+                baseline={arch: _merged(current[arch], {}, arch) for arch in touched},
             )
+            for report in reports:
+                for problem in report.preexisting:
+                    say(f"warning: {report.arch}: already in the repository: {problem}")
 
         # 3. Packages first (new names only), then each index atomically.
         result = PublishResult()
