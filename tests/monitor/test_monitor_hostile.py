@@ -253,3 +253,23 @@ def test_cli_deadline_options(hostile: Hostile, upstream: Upstream, tmp_path: Pa
     by_name = {r["name"]: r for r in json.loads(result.stdout)["results"]}
     assert re.search(r"request deadline of 1 s", by_name["trickled"]["message"])
     assert by_name["healthy"]["status"] == "update"
+
+
+def test_git_upstream_that_never_answers_is_stopped_at_the_recipe_deadline(
+    hostile: Hostile, upstream: Upstream
+) -> None:
+    upstream.add("/pypi/demo/json", PYPI_DOC)
+    repository = f"{hostile.silent}/repo.git"
+    document = {
+        "package": {"name": "silent-git", "version": "1.0", "epoch": 0},
+        "update": {"enabled": True, "git": {}},
+        "pipeline": [{"uses": "git-checkout", "with": {"repository": repository, "tag": "x"}}],
+    }
+    results = run_checks([document, pypi("healthy", "demo")], upstream.base, recipe_timeout=1.5)
+    assert results["silent-git"].message == (
+        f"{repository}: no answer within the recipe deadline of 1.5 s (--recipe-timeout)"
+    )
+    assert results["healthy"].status == "update"
+    # git itself was stopped, not left waiting on the server behind the monitor.
+    running = subprocess.run(["pgrep", "-f", f"ls-remote --tags {repository}"], check=False)
+    assert running.returncode == 1

@@ -7,7 +7,9 @@ points at, which is what ``expected-commit`` pins.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 from typing import Any
 
 from nanodistro.errors import MonitorError
@@ -40,6 +42,12 @@ def parse_ls_remote(output: str) -> dict[str, str]:
     return {name: peeled.get(name, sha) for name, sha in tags.items()}
 
 
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    await asyncio.shield(process.wait())
+
+
 async def ls_remote(repository: str, *patterns: str) -> dict[str, str]:
     """Tags of ``repository`` (URL or path) as ``{tag: commit}``."""
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
@@ -54,21 +62,22 @@ async def ls_remote(repository: str, *patterns: str) -> dict[str, str]:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env,
+            # Its own process group: git runs helpers (git-remote-http) that hold the pipes
+            # open, so stopping git means stopping the group.
+            start_new_session=True,
         )
     except OSError as error:
         raise MonitorError(f"cannot run git: {error}", where=repository) from None
     try:
         stdout, stderr = await asyncio.wait_for(process.communicate(), TIMEOUT)
     except TimeoutError:
-        process.kill()
-        await process.wait()
+        await _stop(process)
         raise MonitorError(
             f"git ls-remote timed out after {TIMEOUT:.0f} s", where=repository
         ) from None
     except asyncio.CancelledError:
         # The recipe's deadline passed: do not leave git running behind the monitor.
-        process.kill()
-        await asyncio.shield(process.wait())
+        await _stop(process)
         raise
     if process.returncode != 0:
         message = stderr.decode(errors="replace").strip().splitlines()
