@@ -252,6 +252,7 @@ class _Build:
         self.hash = recipe_hash(path, self.recipe)
         self.default_commit = git_commit_id(path)
         self.started = time.monotonic()
+        self._offered: frozenset[str] | None = None
         self.result = BuildResult(
             recipe_path=path,
             name=self.recipe.package.name,
@@ -402,6 +403,16 @@ class _Build:
             toolchain_only=toolchain_only,
             allow_downgrade=config.allow_downgrade,
         )
+
+    def _repository_names(self) -> frozenset[str]:
+        """Every name (package or provide) the configured repositories offer (cached)."""
+        if self._offered is None:
+            env = env_mod.load_environment(self._sources())
+            try:
+                self._offered = frozenset(env.universe.providers)
+            finally:
+                env.close()
+        return self._offered
 
     def _sandbox_root(
         self,
@@ -618,8 +629,14 @@ class _Build:
                 f"(sha256:{hashlib.sha256(package.data).hexdigest()[:12]})"
             )
             declared = {env_mod.split_atom(n) for n in test.environment_packages}
+            # a name the repositories have comes from them even where the toolchain could stand
+            # in for it (busybox): the test sees the distribution, not the build host
             toolchain_names = frozenset(
-                n for n in declared if n in self.config.toolchain.provides and n not in by_name
+                n
+                for n in declared
+                if n in self.config.toolchain.provides
+                and n not in by_name
+                and n not in self._repository_names()
             )
             test_base = base / f"test-{index}-{_slug(test.package)}"
             home, logs = test_base / "home", test_base / "logs"
