@@ -115,3 +115,12 @@ class MonitorError(FetchError):
 
 class GraphError(NanodistroError):
     """A dependency graph problem, e.g. a cycle (the message lists its members)."""
+
+
+class TransientError(NanodistroError):
+    """A failure worth retrying as it is (a busy resource, a flaky service): the job executor
+    retries it with backoff, like a ``FetchError``."""
+
+
+class StateError(NanodistroError):
+    """The factory's state database cannot be opened or used (``where`` is its URL, no password)."""

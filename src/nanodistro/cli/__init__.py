@@ -33,6 +33,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "apk": ("apk",),
     "image": ("image",),
     "catalog": ("catalog",),
+    "factory": ("events",),
 }
 
 

@@ -37,6 +37,8 @@ class Workspace:
     # [sandbox]: build uid/gid and per-step limits, keys with "_" for "-" (file_size, ...); sizes
     # in bytes, step_timeout in seconds. Absent keys keep the builder's defaults.
     sandbox: dict[str, int | float] = field(default_factory=dict)
+    # [state] url: any SQLAlchemy URL for the factory's state; None = <root>/.nanodistro/state.db.
+    state_url: str | None = None
 
     @property
     def packages_dir(self) -> Path:
@@ -80,6 +82,7 @@ KNOWN_KEYS: dict[str, frozenset[str] | None] = {
     "sandbox": frozenset(
         {"uid", "gid", "processes", "memory", "file-size", "open-files", "step-timeout", "tmp-size"}
     ),
+    "state": frozenset({"url"}),
 }
 
 _SIZE_KEYS = frozenset({"memory", "file-size", "tmp-size"})
@@ -145,6 +148,23 @@ def _sandbox(table: dict[str, Any], where: Path) -> dict[str, int | float]:
     return parsed
 
 
+def _state_url(table: dict[str, Any], root: Path, where: Path) -> str | None:
+    """``[state] url``; a relative SQLite file is relative to the workspace like every path."""
+    value = table.get("url")
+    if value is None:
+        return None
+    if not isinstance(value, str) or "://" not in value:
+        raise ConfigError(
+            "expected a database URL like sqlite:///state.db or postgresql://host/db",
+            where=str(where),
+            field="state.url",
+        )
+    prefix, sep, database = value.partition(":///")
+    if prefix.startswith("sqlite") and sep and database and not database.startswith(("/", ":")):
+        return f"{prefix}:///{root / database}"
+    return value
+
+
 def load_workspace(path: Path) -> Workspace:
     """Load ``nanodistro.toml`` (or the one in directory ``path``)."""
     path = Path(path)
@@ -188,4 +208,5 @@ def load_workspace(path: Path) -> Workspace:
         toolchain_root=Path(str(toolchain.get("root", "/usr"))),
         toolchain_provides=_string_list(toolchain.get("provides", []), path, "toolchain.provides"),
         sandbox=_sandbox(_table(data, "sandbox", path), path),
+        state_url=_state_url(_table(data, "state", path), root, path),
     )

@@ -1,0 +1,115 @@
+"""CLI: the factory's commands — ``nanodistro events`` (the event log), and the ``factory`` group.
+
+How to add a command here: a top-level one (``nanodistro freshness``) is a function registered in
+``register`` below, and its name goes into ``COMMAND_MODULES["factory"]`` in ``cli/__init__.py``
+(tests/test_cli_basics.py checks that the two agree); a subcommand of ``nanodistro factory``
+(``factory run``) is ``@factory_app.command("run")``, and then ``"factory"`` goes into that tuple.
+Import engines inside the command functions, so ``nanodistro events`` stays quick to start.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from nanodistro.cli._common import console, print_json
+from nanodistro.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nanodistro.factory.state import State
+    from nanodistro.factory.workspace import Workspace
+
+factory_app = typer.Typer(
+    name="factory",
+    help="Run the factory: monitor, bump, build, test, publish, promote.",
+    no_args_is_help=True,
+)
+
+WORKSPACE_HELP = (
+    "Workspace directory or nanodistro.toml (default: the nearest one, else ./examples)."
+)
+
+
+def workspace_file(workspace: Path | None) -> Path:
+    """The ``nanodistro.toml`` a factory command works on: the argument, else the nearest one at or
+    above the current directory, else ``./examples``."""
+    from nanodistro.factory.workspace import WORKSPACE_FILE, find_workspace
+
+    if workspace is not None:
+        return workspace
+    found = find_workspace(Path.cwd())
+    if found is not None:
+        return found
+    if (Path("examples") / WORKSPACE_FILE).is_file():
+        return Path("examples") / WORKSPACE_FILE
+    raise ConfigError(f"no {WORKSPACE_FILE} here or above; pass the workspace directory")
+
+
+def load(workspace: Path | None) -> Workspace:
+    from nanodistro.factory.workspace import load_workspace
+
+    return load_workspace(workspace_file(workspace))
+
+
+def open_workspace_state(loaded: Workspace, *, create: bool = True) -> State | None:
+    """The workspace's state database, migrated; None when ``create`` is false and the default
+    SQLite file does not exist yet (a read-only command then has nothing to read)."""
+    from nanodistro.factory.state import open_state, workspace_state_url
+
+    default_file = loaded.root / ".nanodistro" / "state.db"
+    if not create and loaded.state_url is None and not default_file.is_file():
+        return None
+    return open_state(workspace_state_url(loaded))
+
+
+def events(
+    workspace: Path | None = typer.Argument(None, help=WORKSPACE_HELP),
+    subject: str | None = typer.Option(
+        None, "--subject", help="Only this subject (recipe:zlib), or a whole kind (recipe:)."
+    ),
+    since: str | None = typer.Option(
+        None, "--since", help="Only events at or after: 10m, 2h, 1d ago, or an ISO-8601 time (UTC)."
+    ),
+    types: list[str] | None = typer.Option(
+        None, "--type", help="Only events of this type (repeatable), e.g. build-failed."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON list, oldest first."),
+) -> None:
+    """Print the factory's event log, oldest first."""
+    from nanodistro.factory.events import check_type, parse_since, query
+
+    # Check the options before touching the database: a typo is an error, not an empty list.
+    since_time = parse_since(since) if since is not None else None
+    for type_ in types or []:
+        check_type(type_, "--type")
+    state = open_workspace_state(load(workspace), create=False)
+    found = []
+    if state is not None:
+        with state:
+            found = query(state, subject=subject, since=since_time, types=types or None)
+    if json_out:
+        print_json([event.to_json() for event in found])
+        return
+    table = Table(title=f"Events ({len(found)})", title_justify="left")
+    for column in ("time (UTC)", "type", "subject", "payload"):
+        table.add_column(column)
+    for event in found:
+        table.add_row(
+            event.time.strftime("%Y-%m-%d %H:%M:%S"),
+            event.type,
+            escape(event.subject),
+            escape(json.dumps(event.payload, sort_keys=True)) if event.payload else "",
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``events`` (and the ``factory`` group, once it has commands) to the root app."""
+    app.command("events")(events)
+    if factory_app.registered_commands or factory_app.registered_groups:
+        app.add_typer(factory_app, name="factory")

@@ -1,0 +1,1 @@
+"""Alembic environment for the state database (a package so the scripts ship with nanodistro)."""
