@@ -108,8 +108,123 @@ def events(
     console.print(table)
 
 
+RUNTIMES = {"runc": "runc", "bwrap": "bubblewrap", "bubblewrap": "bubblewrap"}
+
+
+def bisect_command(
+    image: str = typer.Argument(
+        ..., help="apko image config: a path, or a name in the workspace's images/."
+    ),
+    command: list[str] = typer.Argument(
+        ..., help="The command run in each image (after --); exit status 0 passes."
+    ),
+    good: str = typer.Option(
+        ..., "--good", help="Good image: layout DIR, DIR:TAG, oci-archive or lock file."
+    ),
+    bad: str = typer.Option(..., "--bad", help="Bad image, same kinds."),
+    runtime: str | None = typer.Option(
+        None, "--runtime", help="runc or bwrap (default: runc when installed)."
+    ),
+    arch: str | None = typer.Option(
+        None, "--arch", help="Bisect this architecture (default: the host's)."
+    ),
+    repo: list[str] = typer.Option([], "--repo", help="Extra repository (directory or URL)."),
+    keyring: list[Path] = typer.Option(
+        [], "--keyring", help="Extra trusted key directory or file."
+    ),
+    binary: str | None = typer.Option(
+        None,
+        "--binary",
+        help="Bind-mount this host test binary at /.smoke/busybox (busybox-static); default: "
+        "the config's dev.nanodistro.smoke.binary annotation.",
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the steps and verdict as JSON."),
+    use_workspace: bool = typer.Option(
+        True,
+        "--workspace/--no-workspace",
+        help="Take the repository and keys from the nanodistro.toml above the config.",
+    ),
+) -> None:
+    """Name the one package change between two images that makes CMD fail, in O(log n) builds."""
+    from nanodistro.cli._common import source_date_epoch
+    from nanodistro.cli.image import _workspace_defaults
+    from nanodistro.factory.bisect import BisectRequest, Step, Unit, bisect
+    from nanodistro.factory.smoke import BINARY, SMOKE_BINARIES
+    from nanodistro.imageconfig import load_config
+
+    config = _image_config(image)
+    loaded = load_config(config)
+    _, repo, keyring = _workspace_defaults(config, use_workspace, [], repo, keyring)
+    if runtime is not None and runtime not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {runtime!r}; known: runc, bwrap", field="--runtime")
+    binary = binary or loaded.config.annotations.get(BINARY)
+    if binary is not None and binary not in SMOKE_BINARIES:
+        raise ConfigError(
+            f"unknown test binary {binary!r}; known: {', '.join(SMOKE_BINARIES)}",
+            field="--binary",
+        )
+    request = BisectRequest(
+        loaded=loaded,
+        good=good,
+        bad=bad,
+        command=list(command),
+        runtime=RUNTIMES[runtime] if runtime else None,
+        arch=arch,
+        repositories=list(repo),
+        keyring_paths=list(keyring),
+        binary=SMOKE_BINARIES[binary] if binary else None,
+        source_date_epoch=source_date_epoch(None),
+    )
+
+    def show(step: Step) -> None:
+        if json_out:
+            return
+        what = "given image" if not step.built else f"good + the first {len(step.applied)} changes"
+        verdict = "pass" if step.passed else f"FAIL (exit {step.exit_code})"
+        typer.echo(f"{step.label:>7}  {step.digest}  {what}: {verdict}")
+
+    def plan(units: list[Unit], notes: list[str]) -> None:
+        if json_out:
+            return
+        changes = sum(len(unit.changes) for unit in units)
+        typer.echo(f"{changes} changes in {len(units)} steps, each after what it needs:")
+        for number, unit in enumerate(units, start=1):
+            typer.echo(f"  {number:>3}. {unit}")
+            for reason in unit.reasons:
+                typer.echo(f"       {reason}")
+        for note in notes:
+            typer.echo(f"note: {note}")
+
+    result = bisect(request, on_plan=plan, on_step=show)
+    if json_out:
+        print_json(result.to_json())
+        return
+    together = " (applied together)" if len(result.culprit.changes) > 1 else ""
+    typer.echo(f"breaks: {result.culprit}{together}")
+    typer.echo(f"{result.builds} image builds")
+
+
+def _image_config(image: str) -> Path:
+    """A config path as given, else ``images/<name>.yaml`` of the nearest workspace."""
+    from nanodistro.factory.workspace import find_workspace, load_workspace
+
+    path = Path(image)
+    if path.is_file():
+        return path
+    found = find_workspace(Path.cwd())
+    if found is not None:
+        images = load_workspace(found).images_dir
+        for candidate in (images / image, images / f"{image}.yaml"):
+            if candidate.is_file():
+                return candidate
+    raise ConfigError(
+        "no such image config (a file, or a name in the workspace's images/)", where=image
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add ``events`` (and the ``factory`` group, once it has commands) to the root app."""
     app.command("events")(events)
+    app.command("bisect")(bisect_command)
     if factory_app.registered_commands or factory_app.registered_groups:
         app.add_typer(factory_app, name="factory")

@@ -49,6 +49,7 @@ class SmokeResult:
     expected: str
     runtime: str
     detail: str = ""
+    returncode: int = 0  # the command's exit status (bisect judges by it alone)
 
 
 def smoke_test_from_annotations(annotations: dict[str, str], where: str) -> SmokeTest | None:
@@ -153,7 +154,7 @@ def run_smoke_test(
     expected = test.expect.strip()
     passed = result.returncode == 0 and output == expected
     detail = "" if passed else f"exit {result.returncode}; stderr: {result.stderr.strip()[-400:]}"
-    return SmokeResult(passed, output, expected, runtime, detail)
+    return SmokeResult(passed, output, expected, runtime, detail, result.returncode)
 
 
 def _mount_points(rootfs: Path, process: dict[str, Any], test: SmokeTest) -> None:

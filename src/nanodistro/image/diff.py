@@ -67,10 +67,13 @@ def _arch_name(config: dict[str, Any]) -> str:
         return oci
 
 
-def from_layout(location: Path, *, kind: str, source: str | None = None) -> ImagePackages:
+def from_layout(
+    location: Path, *, kind: str, source: str | None = None, tag: str | None = None
+) -> ImagePackages:
+    """The images of a layout, or with ``tag`` only those under that ``ref.name``."""
     layout = Layout(location)
     result = ImagePackages(source or str(location), kind)
-    for image in layout.images():
+    for image in layout.images(tag):
         arch = _arch_name(image.config)
         packages = _installed_from_layers(layout, image.manifest.layers, str(location))
         result.archs[arch] = ArchPackages(
@@ -90,10 +93,24 @@ def from_lock(path: Path) -> ImagePackages:
     return result
 
 
+def split_layout_tag(source: str) -> tuple[Path, str] | None:
+    """``DIR:TAG`` or ``ARCHIVE.tar:TAG`` (a tag of a persistent layout, ``out/images/lua:build-3``)
+    when the part before the last colon is an existing layout or archive; else None."""
+    location, sep, tag = source.rpartition(":")
+    if not sep or not location or not tag or "/" in tag:
+        return None
+    path = Path(location)
+    return (path, tag) if path.is_dir() or path.is_file() else None
+
+
 def load_image_packages(source: str, *, insecure: bool = False) -> ImagePackages:
     path = Path(source)
     if path.is_dir():
         return from_layout(path, kind="layout")
+    tagged = None if path.exists() else split_layout_tag(source)
+    if tagged is not None:
+        kind = "layout" if tagged[0].is_dir() else "archive"
+        return from_layout(tagged[0], kind=kind, source=source, tag=tagged[1])
     if path.is_file():
         head = path.read_bytes()[:1]
         if head in (b"{", b"[") or path.suffix == ".json":
@@ -164,4 +181,5 @@ __all__ = [
     "from_layout",
     "from_lock",
     "load_image_packages",
+    "split_layout_tag",
 ]

@@ -213,8 +213,9 @@ class Layout:
     def index(self) -> list[Descriptor]:
         return parse_index(self.read("index.json"), where=f"{self.location}/index.json").manifests
 
-    def images(self) -> list[ImageRef]:
-        """Every platform image reachable from index.json (nested indexes followed)."""
+    def images(self, ref: str | None = None) -> list[ImageRef]:
+        """Every platform image reachable from index.json (nested indexes followed); with
+        ``ref``, only from the entries whose ``ref.name`` is ``ref`` (a tag of the layout)."""
         found: list[ImageRef] = []
         seen: set[str] = set()
 
@@ -235,7 +236,12 @@ class Layout:
                     raise FormatError("image config is not JSON", where=where) from None
                 found.append(ImageRef(descriptor, manifest, config))
 
-        for descriptor in self.index():
+        tagged = [
+            d for d in self.index() if ref is None or d.annotations.get(ANNOTATION_REF_NAME) == ref
+        ]
+        if ref is not None and not tagged:
+            raise ImageError(f"no image tagged {ref!r} in the layout", where=str(self.location))
+        for descriptor in tagged:
             visit(descriptor)
         return found
 
