@@ -33,7 +33,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "apk": ("apk",),
     "image": ("image",),
     "catalog": ("catalog",),
-    "factory": ("events", "bisect"),
+    "factory": ("events", "bisect", "factory", "freshness", "rollback"),
 }
 
 

@@ -226,5 +226,8 @@ def register(app: typer.Typer) -> None:
     """Add ``events`` (and the ``factory`` group, once it has commands) to the root app."""
     app.command("events")(events)
     app.command("bisect")(bisect_command)
+    from nanodistro.cli.factory_loop import register_loop_commands
+
+    register_loop_commands(factory_app, app)
     if factory_app.registered_commands or factory_app.registered_groups:
         app.add_typer(factory_app, name="factory")

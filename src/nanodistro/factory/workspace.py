@@ -39,6 +39,11 @@ class Workspace:
     sandbox: dict[str, int | float] = field(default_factory=dict)
     # [state] url: any SQLAlchemy URL for the factory's state; None = <root>/.nanodistro/state.db.
     state_url: str | None = None
+    # [registry] url: where the factory pushes every promoted image (<url>/<image>:stable).
+    registry: str | None = None
+    # [rebuild-on]: recipe -> package or recipe names whose every change rebuilds it (the
+    # factory also rebuilds for static embedding and changed sonames without being told).
+    rebuild_on: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def packages_dir(self) -> Path:
@@ -83,6 +88,8 @@ KNOWN_KEYS: dict[str, frozenset[str] | None] = {
         {"uid", "gid", "processes", "memory", "file-size", "open-files", "step-timeout", "tmp-size"}
     ),
     "state": frozenset({"url"}),
+    "registry": frozenset({"url"}),
+    "rebuild-on": None,
 }
 
 _SIZE_KEYS = frozenset({"memory", "file-size", "tmp-size"})
@@ -165,6 +172,20 @@ def _state_url(table: dict[str, Any], root: Path, where: Path) -> str | None:
     return value
 
 
+def _registry(table: dict[str, Any], where: Path) -> str | None:
+    """``[registry] url``: a repository prefix like ``registry.example.com/team``."""
+    url = table.get("url")
+    if url is None:
+        return None
+    if not isinstance(url, str) or not url.strip() or "://" in url:
+        raise ConfigError(
+            "expected a registry prefix like registry.example.com/team (no scheme)",
+            where=str(where),
+            field="registry.url",
+        )
+    return url.strip().rstrip("/")
+
+
 def load_workspace(path: Path) -> Workspace:
     """Load ``nanodistro.toml`` (or the one in directory ``path``)."""
     path = Path(path)
@@ -209,4 +230,9 @@ def load_workspace(path: Path) -> Workspace:
         toolchain_provides=_string_list(toolchain.get("provides", []), path, "toolchain.provides"),
         sandbox=_sandbox(_table(data, "sandbox", path), path),
         state_url=_state_url(_table(data, "state", path), root, path),
+        registry=_registry(_table(data, "registry", path), path),
+        rebuild_on={
+            str(recipe): _string_list(names, path, f"rebuild-on.{recipe}")
+            for recipe, names in _table(data, "rebuild-on", path).items()
+        },
     )

@@ -1,0 +1,558 @@
+"""The build side of a factory cycle: monitor -> bump -> build (+ tests) -> dependents.
+
+Every recipe is considered in build order each cycle, and nothing is rebuilt that has not
+changed: a recipe whose packages are published from the same recipe bytes is ``unchanged``
+without a job. What must be rebuilt because a dependency changed gets an epoch bump first (a
+new package version; the same version with other bytes would be a different package under one
+name). The decision is made from what the last successful build of the recipe was built
+against (its *triggers*, recorded in its ``build-succeeded`` event), so a crashed or repeated
+cycle decides the same way.
+
+A dependency change forces a rebuild of a recipe that
+- embeds the dependency statically (the dependency ships ``.a`` archives and is in the
+  recipe's build environment),
+- links a soname the dependency provides (the set of those sonames changed), or
+- lists the dependency's package or recipe in ``[rebuild-on]`` of nanodistro.toml.
+Every other recipe whose runtime closure holds a changed package has its tests re-run against
+the new package (``retest_dependents``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nanodistro.errors import NanodistroError
+from nanodistro.factory import events
+from nanodistro.factory.crashpoints import crash_point
+from nanodistro.factory.gitcommit import bump_message, commit_paths
+from nanodistro.factory.records import last_event, record_release
+from nanodistro.factory.workspace import Workspace
+from nanodistro.graph.graph import DependencyGraph
+from nanodistro.util.progress import Progress
+
+_LOG_PATH = re.compile(r"last lines of (\S+?):")
+
+
+@dataclass
+class BuildOutcome:
+    recipe: str
+    version: str  # full version (after any epoch bump)
+    status: str  # built | unchanged | failed | skipped
+    error: str = ""
+    log_path: str = ""
+    packages: list[str] = field(default_factory=list)  # package names the recipe makes
+    rebuild_reason: str = ""  # why a dependency change made it rebuild (epoch bump)
+    seconds: float = 0.0
+
+
+@dataclass
+class TestOutcome:
+    recipe: str
+    against: list[str]  # the changed package files it was tested with
+    status: str  # passed | failed
+    error: str = ""
+    log_path: str = ""
+
+
+def log_path_of(error: str) -> str:
+    """The build log a builder error names (``last lines of <log>:``), if any."""
+    match = _LOG_PATH.search(error)
+    return match.group(1) if match else ""
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def recipe_digest(path: Path) -> str:
+    """The builder's recipe hash: the file and its ``<dir>/<name>/`` source files."""
+    from nanodistro.builder.orchestrate import recipe_hash
+    from nanodistro.recipe.model import load_recipe
+
+    return recipe_hash(path, load_recipe(path))
+
+
+# ------------------------------------------------------------------------- monitor + bump
+
+
+@dataclass
+class BumpOutcome:
+    recipe: str
+    old: str
+    new: str
+    status: str  # bumped | failed
+    commit: str = ""
+    retired: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def monitor(
+    workspace: Workspace, state: Any, cache_dir: Path, say: Progress
+) -> tuple[list[Any], list[str]]:
+    """Check every recipe's upstream; record releases seen (once each). Returns the check
+    results and one line per monitor error (an unreachable upstream never stops the cycle)."""
+    from nanodistro.monitor import models as m
+    from nanodistro.monitor.check import check_paths
+
+    say(f"monitor: checking {len(workspace.recipe_files())} recipes")
+    results = check_paths([workspace.recipes_dir], cache_dir=cache_dir, force=True)
+    problems = []
+    for result in results:
+        if result.status == m.ERROR:
+            problems.append(f"{result.name}: {result.message}")
+            continue
+        seen = result.next_version or (result.latest if result.status == m.UP_TO_DATE else None)
+        if seen is None:
+            continue
+        if record_release(state, result.name, seen, result.kind or "", result.latest_published_at):
+            published = result.latest_published_at
+            events.record(
+                state,
+                events.RELEASE_DETECTED,
+                f"recipe:{result.name}",
+                {
+                    "version": seen,
+                    "current": result.current,
+                    "provider": result.kind,
+                    "published_at": published.isoformat() if published else None,
+                    "url": result.latest_url,
+                },
+            )
+            if result.status == m.UPDATE:
+                say(f"monitor: {result.name} {result.current} -> {seen} upstream")
+    return results, problems
+
+
+def bump_updates(
+    workspace: Workspace, state: Any, results: list[Any], *, git: bool, say: Progress
+) -> list[BumpOutcome]:
+    """Bump each recipe the monitor found an update for; a git commit per bump when the
+    workspace is a git work tree. A failed bump leaves its recipe as it was."""
+    from nanodistro.monitor import models as m
+    from nanodistro.monitor.bump import bump_recipe
+
+    outcomes = []
+    for result in results:
+        if result.status != m.UPDATE or result.path is None or result.next_version is None:
+            continue
+        path = Path(result.path)
+        try:
+            bumped = bump_recipe(
+                path,
+                result.next_version,
+                source_cache=workspace.source_cache,
+                mirrors=workspace.mirrors,
+                progress=say,
+            )
+        except NanodistroError as error:
+            outcomes.append(
+                BumpOutcome(
+                    result.name, result.current, result.next_version, "failed", error=str(error)
+                )
+            )
+            say(f"FAILED bump {result.name}: {str(error).splitlines()[0]}")
+            continue
+        crash_point("after-bump")
+        retired = [p.name for p in bumped.removed_patches]
+        old = f"{bumped.old_version}-r{bumped.old_epoch}"
+        new = f"{bumped.new_version}-r{bumped.new_epoch}"
+        commit = ""
+        if git:
+            touched = [path, *bumped.removed_patches, *_series_files(path, result.name)]
+            commit = (
+                commit_paths(workspace.root, touched, bump_message(result.name, old, new, retired))
+                or ""
+            )
+        events.record(
+            state,
+            events.RECIPE_BUMPED,
+            f"recipe:{result.name}",
+            {"old": old, "new": new, "retired_patches": retired, "commit": commit},
+        )
+        say(f"bump {result.name}: {old} -> {new}" + (f" (commit {commit[:12]})" if commit else ""))
+        outcomes.append(BumpOutcome(result.name, old, new, "bumped", commit, retired))
+    return outcomes
+
+
+def _series_files(recipe: Path, name: str) -> list[Path]:
+    folder = recipe.parent / name
+    return [folder] if folder.is_dir() else []
+
+
+# -------------------------------------------------------------------------------- triggers
+
+
+def _apk_facts(
+    path: Path, cache: dict[str, tuple[bool, frozenset[str]]]
+) -> tuple[bool, frozenset[str]]:
+    """(ships static archives, so: names provided) of a package file, cached by content."""
+    from nanodistro.formats.apk import read_apk
+
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest not in cache:
+        package = read_apk(data, where=str(path))
+        static = any(e.path.endswith(".a") for e in package.entries)
+        sonames = frozenset(
+            p.split("=", 1)[0] for p in package.info.provides if p.startswith("so:")
+        )
+        cache[digest] = (static, sonames)
+    return cache[digest]
+
+
+def rebuild_triggers(
+    graph: DependencyGraph,
+    recipe: str,
+    arch_dir: Path,
+    rebuild_on: Mapping[str, list[str]],
+    cache: dict[str, tuple[bool, frozenset[str]]],
+) -> dict[str, str]:
+    """What of its build dependencies the recipe's packages are tied to, per package name:
+    ``static:<version>``, ``rebuild-on:<version>`` or ``soname:<names>``. A recipe whose
+    triggers differ from those of its last build must be rebuilt."""
+    from nanodistro.formats.pkginfo import apk_filename
+
+    wanted_by_config = set(rebuild_on.get(recipe, []))
+    uses = {d for p in graph.recipes[recipe].packages for d in p.runtime if d.startswith("so:")}
+    triggers: dict[str, str] = {}
+    for dep in sorted(graph.build_deps.get(recipe, ())):
+        node = graph.recipes[dep]
+        full = f"{node.version}-r{node.epoch}"
+        for package in node.packages:
+            file = arch_dir / apk_filename(package.name, full)
+            if not file.is_file():
+                continue
+            static, sonames = _apk_facts(file, cache)
+            if package.name in wanted_by_config or dep in wanted_by_config:
+                triggers[package.name] = f"rebuild-on:{full}"
+            elif static:
+                triggers[package.name] = f"static:{full}"
+            elif uses & sonames:
+                triggers[package.name] = "soname:" + ",".join(sorted(uses & sonames))
+    return triggers
+
+
+def describe_trigger_change(old: Mapping[str, str], new: Mapping[str, str]) -> str:
+    changed = [
+        f"{name} {old.get(name, '-').split(':', 1)[-1]} -> {new.get(name, '-').split(':', 1)[-1]}"
+        f" ({(new.get(name) or old.get(name, '')).split(':', 1)[0]})"
+        for name in sorted(set(old) | set(new))
+        if old.get(name) != new.get(name)
+    ]
+    return "rebuild for changed dependencies: " + "; ".join(changed)
+
+
+def epoch_bump(
+    workspace: Workspace,
+    state: Any,
+    path: Path,
+    name: str,
+    reason: str,
+    *,
+    git: bool,
+    say: Progress,
+) -> str:
+    """Rewrite the recipe with its epoch + 1 (same upstream version); the new full version."""
+    from nanodistro.monitor.bump import bump_recipe
+    from nanodistro.recipe.model import load_recipe
+
+    version = load_recipe(path).package.version
+    bumped = bump_recipe(
+        path, version, source_cache=workspace.source_cache, mirrors=workspace.mirrors, progress=say
+    )
+    crash_point("after-bump")
+    old = f"{bumped.old_version}-r{bumped.old_epoch}"
+    new = f"{bumped.new_version}-r{bumped.new_epoch}"
+    commit = ""
+    if git:
+        commit = (
+            commit_paths(workspace.root, [path], bump_message(name, old, new, reason=reason)) or ""
+        )
+    events.record(
+        state,
+        events.RECIPE_BUMPED,
+        f"recipe:{name}",
+        {"old": old, "new": new, "reason": reason, "commit": commit, "retired_patches": []},
+    )
+    say(f"epoch bump {name}: {old} -> {new} ({reason})")
+    return new
+
+
+# ---------------------------------------------------------------------------------- builds
+
+
+@dataclass
+class BuildPlan:
+    """What the build step needs from the cycle."""
+
+    workspace: Workspace
+    state: Any
+    arch: str
+    config: Any  # builder BuildConfig
+    run_jobs: Callable[[list[Any]], list[Any]]  # the executor: specs -> finished jobs
+    git: bool
+    say: Progress
+    rebuild_on: Mapping[str, list[str]] = field(default_factory=dict)
+
+
+def _graph(workspace: Workspace) -> DependencyGraph:
+    from nanodistro.graph.corpus import load_corpus
+    from nanodistro.graph.graph import DependencyGraph
+
+    corpus = load_corpus(workspace.recipes_dir)
+    return DependencyGraph(corpus.recipes)
+
+
+def build_catalog(plan: BuildPlan) -> list[BuildOutcome]:
+    """Every recipe in build order: epoch-bump those a dependency change forces to rebuild,
+    build (job) what is not published from the current recipe bytes. One failure never stops
+    the others; a recipe that needs a failed one fails naming it."""
+    from nanodistro.builder.orchestrate import build_order, existing_build
+    from nanodistro.factory.jobs import JobSpec
+    from nanodistro.formats.pkginfo import apk_filename
+    from nanodistro.recipe.model import load_recipe
+
+    workspace, arch, say = plan.workspace, plan.arch, plan.say
+    arch_dir = workspace.packages_dir / arch
+    outcomes: list[BuildOutcome] = []
+    loadable = []
+    for path in workspace.recipe_files():
+        try:
+            load_recipe(path)
+            loadable.append(path)
+        except NanodistroError as error:
+            name = path.name.removesuffix(".yaml")
+            outcomes.append(BuildOutcome(name, "", "failed", error=str(error)))
+            say(f"FAILED {name}: {str(error).splitlines()[0]}")
+    try:
+        ordered = build_order(loadable, arch)
+    except NanodistroError as error:
+        say(f"FAILED build order: {error}")
+        return outcomes + [
+            BuildOutcome(p.name.removesuffix(".yaml"), "", "failed", error=str(error))
+            for p in loadable
+        ]
+    failed: dict[str, str] = {o.recipe: o.recipe for o in outcomes}  # package -> failed recipe
+    facts: dict[str, tuple[bool, frozenset[str]]] = {}
+    for path in ordered:
+        graph = _graph(workspace)  # re-read: an epoch bump earlier in the order changed a node
+        recipe = load_recipe(path)
+        name = recipe.package.name
+        full = recipe.package.full_version
+        packages = [p.name for p in _compiled_packages(path, arch)]
+        outcome = BuildOutcome(name, full, "failed", packages=packages)
+        outcomes.append(outcome)
+        blockers = sorted({failed[d] for d in graph.build_deps.get(name, ()) if d in failed})
+        if blockers:
+            outcome.status, outcome.error = "skipped", f"needs {', '.join(blockers)} (failed)"
+            failed.update(dict.fromkeys([name, *packages], name))
+            continue
+        triggers = rebuild_triggers(graph, name, arch_dir, plan.rebuild_on, facts)
+        main_file = apk_filename(name, full)
+        digest = recipe_digest(path)
+        if (arch_dir / main_file).is_file():
+            last = last_event(plan.state, f"recipe:{name}", [events.BUILD_SUCCEEDED], version=full)
+            recorded = last.payload.get("triggers") if last else None
+            if isinstance(recorded, dict) and recorded != triggers:
+                reason = describe_trigger_change(recorded, triggers)
+                try:
+                    full = epoch_bump(
+                        workspace, plan.state, path, name, reason, git=plan.git, say=say
+                    )
+                except NanodistroError as error:
+                    outcome.error = f"epoch bump failed: {error}"
+                    failed.update(dict.fromkeys([name, *packages], name))
+                    continue
+                outcome.version, outcome.rebuild_reason = full, reason
+                main_file = apk_filename(name, full)
+                digest = recipe_digest(path)
+            elif existing_build(workspace.packages_dir, arch, main_file) == digest:
+                outcome.status = "unchanged"
+                continue
+        spec = JobSpec(
+            "build",
+            {
+                "recipe": name,
+                "path": str(path),
+                "arch": arch,
+                "version": full,
+                "recipe_sha256": digest,
+                "triggers": triggers,
+            },
+        )
+        (job,) = plan.run_jobs([spec])
+        if job.state == "succeeded":
+            result = dict(job.result or {})
+            outcome.status = str(result.get("status", "built"))
+            outcome.seconds = float(result.get("seconds", 0.0))
+        else:
+            outcome.error = job.error or "build failed"
+            outcome.log_path = job.log_path or log_path_of(outcome.error)
+            failed.update(dict.fromkeys([name, *packages], name))
+            say(f"FAILED {name}-{full}: {outcome.error.splitlines()[0]}")
+    return outcomes
+
+
+def _compiled_packages(path: Path, arch: str) -> list[Any]:
+    from nanodistro.builder.compile import compile_recipe
+    from nanodistro.recipe.model import load_recipe
+
+    return list(compile_recipe(load_recipe(path), arch).packages)
+
+
+def build_handler(plan: BuildPlan) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The ``build`` job: build, test and publish one recipe (idempotent: a package already
+    published from the same recipe bytes is not rebuilt, and publishing the same bytes again is
+    a no-op)."""
+    import time
+
+    from nanodistro.builder.orchestrate import build_recipes
+    from nanodistro.errors import BuildError
+
+    def on_log_line(_step: str, _line: str) -> None:
+        crash_point("during-build")
+
+    def handle(inputs: dict[str, Any]) -> dict[str, Any]:
+        name, version = inputs["recipe"], inputs["version"]
+        subject = f"recipe:{name}"
+        events.record(plan.state, events.BUILD_STARTED, subject, {"version": version})
+        started = time.monotonic()
+        try:
+            (result,) = build_recipes(
+                [Path(inputs["path"])], plan.config, progress=plan.say, on_log_line=on_log_line
+            )
+        except NanodistroError as error:
+            events.record(
+                plan.state,
+                events.BUILD_FAILED,
+                subject,
+                {"version": version, "error": str(error), "log": log_path_of(str(error))},
+            )
+            raise
+        if result.version != version:
+            raise BuildError(
+                f"the recipe says {result.version}, the job was for {version} "
+                "(changed while queued)",
+                where=inputs["path"],
+            )
+        published = [
+            {"file": p.name, "sha256": file_sha256(p)} for p in result.published if p.is_file()
+        ]
+        for test in result.tests:
+            events.record(
+                plan.state,
+                events.TEST_PASSED if test.passed else events.TEST_FAILED,
+                subject,
+                {"version": version, "package": test.package, "against": "build"},
+            )
+        status = "unchanged" if result.skipped else "built"
+        events.record(
+            plan.state,
+            events.BUILD_SUCCEEDED,
+            subject,
+            {
+                "version": version,
+                "status": status,
+                "triggers": inputs["triggers"],
+                "packages": published,
+                "log": str(result.log_dir or ""),
+            },
+        )
+        crash_point("after-publish")
+        return {"status": status, "published": published, "seconds": time.monotonic() - started}
+
+    return handle
+
+
+# --------------------------------------------------------------------------------- re-tests
+
+
+def runtime_closure(graph: DependencyGraph, recipe: str) -> set[str]:
+    """Package names a recipe's packages pull in at run time (within the catalog)."""
+    seen: set[str] = set()
+    todo = [d for p in graph.recipes[recipe].packages for d in p.runtime]
+    while todo:
+        for package in graph.resolve(todo.pop()):
+            if package not in seen:
+                seen.add(package)
+                todo.extend(graph.package_runtime.get(package, ()))
+    return seen
+
+
+def retest_dependents(
+    plan: BuildPlan, changed: Mapping[str, str], rebuilt: set[str]
+) -> list[TestOutcome]:
+    """Re-run the tests of every recipe (not itself changed) whose runtime closure holds a
+    changed package; ``changed`` maps package name -> its new file."""
+    from nanodistro.factory.jobs import JobSpec
+    from nanodistro.formats.pkginfo import apk_filename
+
+    graph = _graph(plan.workspace)
+    arch_dir = plan.workspace.packages_dir / plan.arch
+    outcomes = []
+    for name in sorted(graph.recipes):
+        if name in rebuilt:
+            continue
+        own = {p.name for p in graph.recipes[name].packages}
+        hit = sorted((runtime_closure(graph, name) - own) & set(changed))
+        if not hit:
+            continue
+        node = graph.recipes[name]
+        full = f"{node.version}-r{node.epoch}"
+        own_files = {
+            f.name: file_sha256(f)
+            for f in (arch_dir / apk_filename(p, full) for p in sorted(own))
+            if f.is_file()
+        }
+        if not own_files:
+            continue  # not built (a failure reported by the build step)
+        against = {changed[p]: file_sha256(arch_dir / changed[p]) for p in hit}
+        spec = JobSpec(
+            "test",
+            {
+                "recipe": name,
+                "path": node.path,
+                "arch": plan.arch,
+                "version": full,
+                "recipe_sha256": recipe_digest(Path(node.path)),
+                "packages": own_files,
+                "against": against,
+            },
+        )
+        (job,) = plan.run_jobs([spec])
+        outcome = TestOutcome(
+            name, sorted(against), "passed" if job.state == "succeeded" else "failed"
+        )
+        if job.state != "succeeded":
+            outcome.error = job.error or "test failed"
+            outcome.log_path = job.log_path or log_path_of(outcome.error)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def test_handler(plan: BuildPlan) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The ``test`` job: a recipe's tests against the working repository (its new packages)."""
+    from nanodistro.builder.orchestrate import test_recipe
+
+    def handle(inputs: dict[str, Any]) -> dict[str, Any]:
+        subject = f"recipe:{inputs['recipe']}"
+        payload = {"version": inputs["version"], "against": sorted(inputs["against"])}
+        try:
+            test_recipe(Path(inputs["path"]), plan.config, progress=plan.say)
+        except NanodistroError as error:
+            events.record(
+                plan.state,
+                events.TEST_FAILED,
+                subject,
+                {**payload, "error": str(error), "log": log_path_of(str(error))},
+            )
+            raise
+        events.record(plan.state, events.TEST_PASSED, subject, payload)
+        return {"passed": True}
+
+    return handle

@@ -1,0 +1,138 @@
+"""Promotion (staging -> stable) and the stable history rollback walks back.
+
+The repository's ``stable`` channel and each changed image's ``stable`` tag move together,
+channel first; a crash between the two leaves image tags behind, which the next cycle sees as a
+difference between staging and stable and finishes (every move is idempotent). Events are
+recorded after the moves, so the log never claims a promotion that did not happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nanodistro.factory import events
+from nanodistro.factory.crashpoints import crash_point
+from nanodistro.factory.workspace import Workspace
+from nanodistro.util.progress import Progress
+
+
+@dataclass
+class StableState:
+    """What stable was at some point: a repository version and image digests."""
+
+    version: int | None
+    images: dict[str, str] = field(default_factory=dict)
+
+
+def stable_history(state: Any) -> list[tuple[events.Event, StableState]]:
+    """Every promotion and rollback of stable, oldest first, with the state it led to."""
+    history = []
+    for event in events.query(state, subject="channel:stable"):
+        if event.type in (events.PROMOTED, events.ROLLED_BACK):
+            version = event.payload.get("version")
+            images = dict(event.payload.get("images") or {})
+            history.append((event, StableState(version, images)))
+    return history
+
+
+def current_stable(workspace: Workspace) -> StableState:
+    from nanodistro.image.tags import tag_digest
+    from nanodistro.repo.versions import channel_version
+
+    images = {}
+    if workspace.image_out_dir.is_dir():
+        for layout in sorted(workspace.image_out_dir.iterdir()):
+            if (layout / "index.json").is_file():
+                digest = tag_digest(layout, "stable")
+                if digest:
+                    images[layout.name] = digest
+    return StableState(channel_version(workspace.packages_dir, "stable"), images)
+
+
+def _version_files(workspace: Workspace, number: int | None) -> dict[str, str]:
+    from nanodistro.repo.versions import read_version
+
+    if number is None:
+        return {}
+    files: dict[str, str] = {}
+    for arch, packages in read_version(workspace.packages_dir, number).packages.items():
+        files.update({f"{arch}/{name}": sha for name, sha in packages.items()})
+    return files
+
+
+def move_stable(
+    workspace: Workspace,
+    version: int,
+    images: Mapping[str, str],
+    *,
+    say: Progress,
+    push: bool = True,
+) -> None:
+    """Point the stable channel and the images' stable tags (and the registry's) at a state."""
+    from nanodistro.image.tags import set_tag, tag_digest
+    from nanodistro.repo.versions import channel_version, set_channel
+
+    repo = workspace.packages_dir
+    if channel_version(repo, "stable") != version:
+        set_channel(repo, "stable", version)
+        say(f"stable -> repository version {version}")
+    crash_point("during-promote")
+    for name, digest in sorted(images.items()):
+        layout = workspace.image_out_dir / name
+        if tag_digest(layout, "stable") != digest:
+            set_tag(layout, "stable", digest)
+            say(f"image {name}: stable -> {digest[:19]}")
+        if push and workspace.registry:
+            from nanodistro.image.tags import push_tags
+
+            target = f"{workspace.registry.rstrip('/')}/{name}"
+            say(f"push {name}:stable -> {target}")
+            push_tags(layout, "stable", target, ["stable"])
+
+
+def promote(
+    workspace: Workspace,
+    state: Any,
+    *,
+    cycle: str,
+    version: int,
+    images: Mapping[str, str],
+    image_packages: Mapping[str, list[str]],
+    say: Progress,
+) -> dict[str, Any]:
+    """Move stable to the staging state (``images``: each image's staging digest) and record
+    ``promoted`` for the channel and each image whose stable digest changed."""
+    history = stable_history(state)
+    previous = history[-1][1] if history else StableState(None)
+    before = current_stable(workspace)
+    wanted = {**before.images, **images}
+    move_stable(workspace, version, wanted, say=say)
+    old_files = _version_files(workspace, previous.version)
+    new_files = _version_files(workspace, version)
+    added = sorted(f for f, sha in new_files.items() if old_files.get(f) != sha)
+    payload = {
+        "cycle": cycle,
+        "version": version,
+        "previous": previous.version,
+        "packages": added,
+        "images": wanted,
+        "previous_images": previous.images,
+    }
+    events.record(state, events.PROMOTED, "channel:stable", payload)
+    for name, digest in sorted(wanted.items()):
+        if previous.images.get(name) != digest:
+            events.record(
+                state,
+                events.PROMOTED,
+                f"image:{name}",
+                {
+                    "cycle": cycle,
+                    "digest": digest,
+                    "previous": previous.images.get(name),
+                    "version": version,
+                    "packages": list(image_packages.get(name, [])),
+                },
+            )
+    return payload
