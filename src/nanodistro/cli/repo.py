@@ -1,4 +1,5 @@
-"""CLI: ``nanodistro publish``, ``nanodistro index`` and ``nanodistro repo check`` — the signed
+"""CLI: ``nanodistro publish``, ``nanodistro index`` and the ``nanodistro repo`` group (``check``;
+``snapshot``, ``versions``, ``channel``, ``prune`` for numbered versions and channels) — the signed
 local repository."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from nanodistro.errors import KeyLoadError
 from nanodistro.formats.signature import Keyring, SigningKey
 from nanodistro.repo import publish as publish_packages
 from nanodistro.repo import reindex
+from nanodistro.repo import versions as repo_versions
 from nanodistro.repo.consistency import Upstream, check_repository, load_upstream
 from nanodistro.resolve.repositories import parse_repository
 from nanodistro.trust.keys import load_keyring, load_signing_key
@@ -240,6 +242,182 @@ def check(
             typer.echo(f"{repo}: every dependency has a provider")
     if missing:
         raise typer.Exit(1)
+
+
+# -- versions and channels (repo/versions.py) ------------------------------------------------
+
+
+@repo_app.command("snapshot")
+def snapshot_command(
+    repo: Path = typer.Argument(..., help="Repository root (holds ARCH/APKINDEX.tar.gz)."),
+    keyring: list[Path] = typer.Option(
+        [],
+        "--keyring",
+        help="Public key file or directory each index must be signed by (repeatable; default: "
+        "the *.pub files in REPO or REPO/keys, if any).",
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the version as JSON."),
+) -> None:
+    """Freeze the repository's current indexes as a new numbered version REPO/versions/N.
+
+    Packages are hard-linked (stored once); nothing new is made when the newest version already
+    equals the repository.
+    """
+    if keyring:
+        trusted: Keyring | None = load_keyring(keyring)
+    else:
+        found = [d for d in (repo, repo / "keys") if d.is_dir() and any(d.glob("*.pub"))]
+        trusted = load_keyring(found) if found else None
+    number = repo_versions.snapshot(repo, keyring=trusted, progress=_progress(json_output))
+    if json_output:
+        print_json(repo_versions.read_version(repo, number).to_json())
+        return
+    typer.echo(f"{repo}: version {number}")
+
+
+@repo_app.command("versions")
+def versions_command(
+    repo: Path = typer.Argument(..., help="Repository root."),
+    json_output: bool = typer.Option(False, "--json", help="Print the versions as JSON."),
+) -> None:
+    """List the repository's numbered versions and the channels pointing at them."""
+    numbers = repo_versions.list_versions(repo)
+    pointers = repo_versions.channels(repo)
+    if json_output:
+        print_json(
+            {
+                "repository": str(repo),
+                "channels": pointers,
+                "versions": [
+                    {
+                        **repo_versions.read_version(repo, n).to_json(),
+                        "channels": sorted(c for c, v in pointers.items() if v == n),
+                    }
+                    for n in numbers
+                ],
+            }
+        )
+        return
+    if not numbers:
+        typer.echo(f"{repo}: no versions (make one with `nanodistro repo snapshot {repo}`)")
+        return
+    for n in numbers:
+        version = repo_versions.read_version(repo, n)
+        counts = ", ".join(f"{a} {len(p)}" for a, p in sorted(version.packages.items()))
+        marks = "".join(f" <- {c}" for c, v in sorted(pointers.items()) if v == n)
+        typer.echo(f"{n:>5}  {version.created}  {counts}{marks}")
+
+
+@repo_app.command("channel")
+def channel_command(
+    repo: Path = typer.Argument(..., help="Repository root."),
+    channel: str = typer.Argument(..., help="Channel: staging or stable."),
+    version: int = typer.Argument(
+        None, help="Version to point the channel at (omit to print the current one)."
+    ),
+) -> None:
+    """Print a channel's version, or move it (atomically) to VERSION.
+
+    apk clients read a channel as a repository: --repository REPO/stable.
+    """
+    if version is None:
+        current = repo_versions.channel_version(repo, channel)
+        if current is None:
+            typer.echo(f"{channel}: not set")
+            raise typer.Exit(1)
+        typer.echo(f"{channel}: {current}")
+        return
+    before = repo_versions.set_channel(repo, channel, version)
+    moved = f"{before} -> {version}" if before is not None else f"set to {version}"
+    typer.echo(f"{channel}: {moved}")
+
+
+def _workspace_protected(workspace: Path, repo: Path) -> dict[int, list[str]]:
+    """Versions of REPO the workspace refers to: version -> why (lock files; images in the
+    factory's state database, once it exists)."""
+    reasons: dict[int, list[str]] = {}
+    for lock in repo_versions.find_lock_files(workspace):
+        for n in repo_versions.locked_versions(repo, [lock]):
+            reasons.setdefault(n, []).append(str(lock))
+    for n, why in _state_protected(workspace).items():
+        reasons.setdefault(n, []).append(why)
+    return reasons
+
+
+def _state_protected(workspace: Path) -> dict[int, str]:
+    """``images.repo_version`` of the factory state, when the workspace has a state database.
+
+    Guarded: the state package (factory/state) may be absent in older trees; then only lock
+    files protect versions."""
+    try:
+        from sqlalchemy import select
+
+        from nanodistro.factory.state import open_state, workspace_state_url
+        from nanodistro.factory.state.models import ImageRow
+        from nanodistro.factory.workspace import WORKSPACE_FILE, load_workspace
+    except ImportError:
+        return {}
+    if not (workspace / WORKSPACE_FILE).is_file():
+        return {}
+    loaded = load_workspace(workspace)
+    if loaded.state_url is None and not (loaded.root / ".nanodistro" / "state.db").is_file():
+        return {}  # no factory run yet: opening would create an empty database
+    found: dict[int, str] = {}
+    with open_state(workspace_state_url(loaded)) as state, state.session() as session:
+        rows = session.execute(
+            select(ImageRow.name, ImageRow.tag, ImageRow.repo_version).where(
+                ImageRow.repo_version.is_not(None)
+            )
+        )
+        for name, tag, number in rows:
+            if number is not None:
+                found.setdefault(number, f"image {name}:{tag}")
+    return found
+
+
+@repo_app.command("prune")
+def prune_command(
+    repo: Path = typer.Argument(..., help="Repository root."),
+    keep: int = typer.Option(..., "--keep", help="How many of the newest versions to keep (>= 1)."),
+    protect: list[int] = typer.Option(
+        [], "--protect", help="A version to keep whatever its age (repeatable)."
+    ),
+    workspace: Path = typer.Option(
+        None,
+        "--workspace",
+        help="Also keep the versions its lock files (*.lock.json) and its factory state's "
+        "images refer to.",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would go; remove nothing."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Remove old versions no channel, image or lock file refers to.
+
+    Kept: the newest --keep versions, every channel's target, --protect versions and, with
+    --workspace, what its lock files and images refer to. Packages stay in the repository.
+    """
+    reasons: dict[int, list[str]] = {n: ["--protect"] for n in protect}
+    if workspace is not None:
+        for n, why in _workspace_protected(workspace, repo).items():
+            reasons.setdefault(n, []).extend(why)
+    removed = repo_versions.prune(repo, keep, set(reasons), dry_run=dry_run)
+    if json_output:
+        print_json(
+            {
+                "repository": str(repo),
+                "removed": removed,
+                "dry_run": dry_run,
+                "kept": repo_versions.list_versions(repo) if not dry_run else None,
+                "protected": {str(n): why for n, why in sorted(reasons.items())},
+            }
+        )
+        return
+    verb = "would remove" if dry_run else "removed"
+    for n, why in sorted(reasons.items()):
+        typer.echo(f"protected {n}: {', '.join(why)}")
+    typer.echo(
+        f"{verb} {len(removed)} version(s){': ' if removed else ''}" + " ".join(map(str, removed))
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -134,10 +134,16 @@ def load_index(arch_dir: Path, keyring: Keyring | None) -> ApkIndex | None:
 def _existing_arch_dirs(repo: Path) -> list[str]:
     if not repo.is_dir():
         return []
+    # Channels (``stable -> versions/<N>``) are symlinks and ``versions/`` holds frozen
+    # versions (repo/versions.py): a publish must never write into either.
     return sorted(
         p.name
         for p in repo.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and _ARCH.match(p.name) and p.name != NOARCH
+        if p.is_dir()
+        and not p.is_symlink()
+        and not p.name.startswith(".")
+        and _ARCH.match(p.name)
+        and p.name not in (NOARCH, "versions")
     )
 
 
