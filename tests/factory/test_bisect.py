@@ -31,7 +31,7 @@ from nanodistro.factory.bisect import (
 from nanodistro.factory.smoke import SMOKE_BINARIES, SMOKE_MOUNT
 from nanodistro.formats.oci import ANNOTATION_REF_NAME, canonical_json, image_index, parse_index
 from nanodistro.formats.pkginfo import PackageInfo
-from nanodistro.image.build import BuildRequest, build_image, write_result
+from nanodistro.image.build import BuildRequest, build_image, lock_image, write_result
 from nanodistro.imageconfig import load_config
 from nanodistro.resolve.universe import RepositoryRef, Universe
 from nanodistro.util.host import host_arch
@@ -120,6 +120,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for tag, packages in (("build-1", _version_1()), ("build-2", _version_1() + _version_2())):
         build_repo(repo, packages, key, arch)  # the working repository keeps every version
         write_result(build_image(request), root / f"out/{tag}")
+        (root / f"out/{tag}.lock.json").write_bytes(lock_image(request).to_bytes())
         _tag_into(persistent, root / f"out/{tag}", tag)
     return root
 
@@ -215,6 +216,30 @@ def test_plain_layouts_and_the_engine_agree(workspace: Path) -> None:
     assert 3 <= result.builds <= 4
     assert seen == [step.label for step in result.steps]
     assert seen[:2] == ["good", "bad"]
+
+
+@pytest.mark.slow
+def test_a_lock_file_is_built_and_counted(workspace: Path) -> None:
+    """A lock file names packages but no image: bisect builds it (one more build)."""
+    result = bisect(_request(workspace, CHECK, good=f"{workspace}/out/build-1.lock.json"))
+    assert result.culprit.changes == [Change("conf", V1, V2)]
+    good = result.steps[0]
+    assert good.label == "good" and good.built and good.passed
+    assert result.builds == sum(1 for step in result.steps if step.built) <= 5
+
+
+def test_image_diff_reads_layout_tags(workspace: Path) -> None:
+    """``DIR:TAG`` is what bisect and ``image diff`` both take for a persistent layout."""
+    result = run_cli(
+        workspace, "image", "diff", "out/images/app:build-1", "out/images/app:build-2", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    change = json.loads(result.stdout)["archs"][host_arch()]
+    assert [item["name"] for item in change["added"]] == ["newdep"]
+    assert [item["name"] for item in change["removed"]] == ["olddep"]
+    assert len(change["upgraded"]) == 8
+    missing = run_cli(workspace, "image", "diff", "out/images/app:build-9", "out/build-1")
+    assert missing.returncode != 0 and "no image tagged 'build-9'" in missing.stderr
 
 
 def test_same_image_twice_is_an_error(workspace: Path) -> None:
