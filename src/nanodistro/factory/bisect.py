@@ -493,8 +493,9 @@ class _Session:
 
         test = SmokeTest(args=list(self.request.command), expect="", binary=self.request.binary)
         result = run_smoke_test(layout, RUN_REF, test, [], runtime=self.request.runtime)
-        detail = result.detail if result.returncode != 0 else ""
-        return result.returncode, result.output, detail
+        # the runner's detail is "exit N; stderr: ..."; the exit status is reported on its own
+        stderr = result.detail.partition("stderr: ")[2].strip() if result.returncode else ""
+        return result.returncode, result.output, stderr
 
 
 def _check_available(universe: Universe, packages: Mapping[str, str], where: str) -> None:
@@ -569,9 +570,10 @@ def bisect(
         command = " ".join(request.command)
         first = run_given(good_ref, good_arch, "good")
         if not first.passed:
+            said = first.detail or first.output
             raise ImageError(
-                f"the good image already fails: {command!r} exited {first.exit_code} "
-                f"({first.detail or first.output}); nothing to bisect",
+                f"the good image already fails: {command!r} exited {first.exit_code}"
+                f"{f' ({said})' if said else ''}; nothing to bisect",
                 where=request.good,
             )
         last = run_given(bad_ref, bad_arch, "bad")
