@@ -29,9 +29,9 @@ from nanodistro.factory.bisect import (
     order_changes,
 )
 from nanodistro.factory.smoke import SMOKE_BINARIES, SMOKE_MOUNT
-from nanodistro.formats.oci import ANNOTATION_REF_NAME, canonical_json, image_index, parse_index
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.image.build import BuildRequest, build_image, lock_image, write_result
+from nanodistro.image.tags import add_to_layout
 from nanodistro.imageconfig import load_config
 from nanodistro.resolve.universe import RepositoryRef, Universe
 from nanodistro.util.host import host_arch
@@ -87,22 +87,6 @@ def _runtime() -> str:
     return "bubblewrap"
 
 
-def _tag_into(layout: Path, built: Path, tag: str) -> None:
-    """Add the image of the layout ``built`` to ``layout`` under ``tag`` (a persistent layout)."""
-    for blob in (built / "blobs").rglob("*"):
-        if blob.is_file():
-            target = layout / blob.relative_to(built)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(blob, target)
-    shutil.copyfile(built / "oci-layout", layout / "oci-layout")
-    entries = []
-    if (layout / "index.json").is_file():
-        entries = parse_index((layout / "index.json").read_bytes(), where="index").manifests
-    (top,) = parse_index((built / "index.json").read_bytes(), where="index").manifests
-    top.annotations[ANNOTATION_REF_NAME] = tag
-    (layout / "index.json").write_bytes(canonical_json(image_index([*entries, top])))
-
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``nanodistro.toml``, ``images/app.yaml``, the repository, and ``out/images/app`` holding
@@ -121,7 +105,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         build_repo(repo, packages, key, arch)  # the working repository keeps every version
         write_result(build_image(request), root / f"out/{tag}")
         (root / f"out/{tag}.lock.json").write_bytes(lock_image(request).to_bytes())
-        _tag_into(persistent, root / f"out/{tag}", tag)
+        added = add_to_layout(persistent, root / f"out/{tag}", ["latest"])  # image/tags.py
+        assert added.build_tag == tag
     return root
 
 
