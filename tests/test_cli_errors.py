@@ -77,7 +77,10 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Workdir:
     assert packed.returncode == 0, packed.stderr
     truncated = root / "truncated.apk"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    published = run_cli(root, "publish", good, "--repo", "repo", "--key", paths["private_key"])
+    # a repository with a package whose dependency nothing provides, on purpose (resolve errors)
+    published = run_cli(
+        root, "publish", good, "--repo", "repo", "--key", paths["private_key"], "--allow-missing"
+    )
     assert published.returncode == 0, published.stderr
     (root / "not-a-recipe.yaml").write_text("foo: bar\nlist: [1, 2]\n")
     (root / "bad-key.yaml").write_text(RECIPE_WITH_BAD_KEY)

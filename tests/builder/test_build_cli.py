@@ -24,6 +24,9 @@ pipeline:
       chmod 755 ${{targets.destdir}}/usr/bin/tiny
       echo data > ${{targets.destdir}}/usr/share/tiny/data
 test:
+  environment:
+    contents:
+      packages: [busybox]  # the sandbox's sh and grep: the host toolchain stands in for busybox
   pipeline:
     - runs: tiny | grep -qx tiny
 """
@@ -53,7 +56,7 @@ def test_build_uses_workspace_defaults(tmp_path: Path, capsys: pytest.CaptureFix
     data = (repo / "tiny-0.1-r2.apk").read_bytes()
     info = read_apk(data, where="tiny").info
     assert info.provides == ["cmd:tiny=0.1-r2"]
-    assert info.depends == ["cmd:sh"]  # from the shebang
+    assert info.depends == []  # a #!/bin/sh shebang needs nothing (melange's getShbang skips sh)
     assert (repo / "APKINDEX.tar.gz").is_file()
     # the test command finds the package in the workspace repository and trusts its keys
     assert run_cli(["test", str(recipe)]) == 0

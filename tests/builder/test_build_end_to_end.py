@@ -16,9 +16,9 @@ from build_testlib import (
     app_project,
     greet_project,
     greet_recipe,
-    host_libc_repository,
 )
 
+from host_libc import host_libc_repository
 from nanodistro.builder.orchestrate import BuildConfig, BuildResult, build_recipe, build_recipes
 from nanodistro.cli import main as cli_main
 from nanodistro.errors import BuildError, ChecksumError

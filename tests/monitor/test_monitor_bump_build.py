@@ -16,6 +16,7 @@ from pathlib import Path
 from test_monitor_bump import BUGGY, FIX_PATCH, FIXED, tarball
 from upstream_server import Upstream
 
+from host_libc import host_libc_repository
 from nanodistro.formats.apk import read_apk
 
 MAIN_C = (
@@ -71,6 +72,9 @@ pipeline:
       cc -O2 -o ${{{{targets.destdir}}}}/usr/bin/demo main.c answer.c
 
 test:
+  environment:
+    contents:
+      packages: [build-base]  # the host's sh and C library (demo links glibc)
   pipeline:
     - runs: test "$(demo)" = "the answer is 42"
 
@@ -117,7 +121,9 @@ def test_bumped_recipe_builds_tests_and_publishes(tmp_path: Path, upstream: Upst
     repo = ws / "out" / "packages" / "x86_64"
 
     # the recipe as it is builds (both patches apply to 1.0.0)
-    first = nanodistro("build", str(recipe), "--json", cwd=ws)
+    # demo links the host's glibc: its sonames come from a stand-in repository
+    libc = str(host_libc_repository(tmp_path, next((ws / "keys").glob("t-*.rsa"))))
+    first = nanodistro("build", str(recipe), "--json", "--repository", libc, cwd=ws)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)[0]["tests"] == [{"package": "demo", "passed": True}]
 
@@ -137,7 +143,7 @@ def test_bumped_recipe_builds_tests_and_publishes(tmp_path: Path, upstream: Upst
 
     downloads = [p for p in upstream.paths() if p.endswith(".tar.gz")]
     assert downloads == ["/dl/demo-1.0.0.tar.gz", "/dl/demo-2.0.0.tar.gz"]
-    built = nanodistro("build", str(recipe), "--json", cwd=ws)
+    built = nanodistro("build", str(recipe), "--json", "--repository", libc, cwd=ws)
     assert built.returncode == 0, built.stderr
     (report,) = json.loads(built.stdout)
     assert report["published"] == [str(repo / "demo-2.0.0-r0.apk")]
