@@ -130,9 +130,8 @@ def test_new_release_is_detected_bumped_rebuilt_with_dependents_and_promoted(
     upstream: tuple[str, dict[str, str], Path],
     tmp_path: Path,
 ) -> None:
-    from nanodistro.image.tags import tag_digest
-
     from nanodistro.image.diff import from_layout
+    from nanodistro.image.tags import tag_digest
 
     _url, _digests, served = upstream
     root = copy_workspace(built, tmp_path)

@@ -98,8 +98,9 @@ def evaluate(gate: GateInput, hooks: list[PolicyHook] | None = None) -> GateResu
     for build in gate.builds:
         if build.status in ("failed", "skipped") and _blocking(gate, build, graph):
             first = build.error.splitlines()[0] if build.error else build.status
-            what = "rebuild" if build.rebuild_reason else "build"
-            reasons.append(f"{what} of {build.recipe}-{build.version} {build.status}: {first}")
+            # the same words whether this cycle or an earlier one made the epoch bump, so a
+            # repeated cycle records no second gate-blocked for the same failure
+            reasons.append(f"build of {build.recipe}-{build.version} {build.status}: {first}")
             if build.log_path:
                 logs.append(build.log_path)
     for test in gate.tests:

@@ -112,11 +112,11 @@ def image_handler(plan: ImagePlan) -> Callable[[dict[str, Any]], dict[str, Any]]
         try:
             built = scratch / "layout"
             write_result(result, built)
-            tag = add_to_layout(layout, built, ["staging", "latest"])
+            added = add_to_layout(layout, built, ["staging", "latest"])
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         packages = [f"{p.apk.name}-{p.apk.version}" for p in result.images[0].root.packages]
-        build_tag = tag if isinstance(tag, str) and tag.startswith("build-") else ""
+        build_tag = added.build_tag
         record_image(
             plan.state,
             name=name,
