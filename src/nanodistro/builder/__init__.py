@@ -8,7 +8,10 @@ Modules (each with one job):
 - :mod:`.runners` — sandbox runners (``bubblewrap``) and the toolchain configuration
 - :mod:`.environment` — sandbox roots assembled from resolved packages
 - :mod:`.sca` / :mod:`.sbom` / :mod:`.package` — automatic deps, SPDX SBOM, ``.apk`` emission
-- :mod:`.orchestrate` — the whole sequence (``build_recipe``, ``build_recipes``, ``test_recipe``)
+- :mod:`.orchestrate` — one recipe's whole sequence (``build_recipe``, ``test_recipe``); :mod:`.config`
+  (``BuildConfig``, ``BuildResult``), :mod:`.order` (``build_order``), :mod:`.publishing`
+  (``build_recipes``: several recipes, each published through the consistency gate),
+  :mod:`.recipeinfo` (recipe hash, git commit time, already-published builds)
 
 Submodules are imported lazily by their users; this package imports nothing heavy itself.
 """

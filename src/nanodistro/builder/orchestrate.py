@@ -18,13 +18,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import re
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -33,191 +30,61 @@ from nanodistro.builder import environment as env_mod
 from nanodistro.builder import sources as src_mod
 from nanodistro.builder.cache import SourceCache
 from nanodistro.builder.compile import CompiledBuild, CompiledStep, compile_recipe
+
+# re-exported: the builder's public API stays importable from here
+from nanodistro.builder.config import BuildConfig, BuildResult, TestOutcome
+from nanodistro.builder.order import build_order
 from nanodistro.builder.package import (
-    NANODISTRO_CONTROL,
     BuiltPackage,
     PackageSpec,
     emit_package,
     read_output,
 )
-from nanodistro.builder.runners import SandboxPolicy, StepRun, Toolchain
+from nanodistro.builder.publishing import (
+    build_recipes,
+    sca_origins,
+    upstream_of,
+    write_packages,
+)
+from nanodistro.builder.recipeinfo import (
+    existing_build,
+    git_commit_id,
+    git_commit_time,
+    log_slug,
+    log_tail,
+    recipe_hash,
+)
+from nanodistro.builder.runners import StepRun
 from nanodistro.builder.runners.bubblewrap import BubblewrapRunner
 from nanodistro.builder.sca import ScaResult
 from nanodistro.errors import (
     BuildError,
-    GraphError,
-    NanodistroError,
     RepositoryError,
     ResolveError,
 )
 from nanodistro.formats.apk import read_apk
 from nanodistro.formats.pkginfo import apk_filename
-from nanodistro.formats.signature import Keyring, SigningKey
-from nanodistro.recipe.model import Recipe, load_recipe
+from nanodistro.recipe.model import load_recipe
 from nanodistro.recipe.substitute import substitute
-from nanodistro.repo.consistency import Upstream, check_packages, load_upstream, package_key
+from nanodistro.repo.consistency import check_packages
 from nanodistro.resolve import parse_repository
 from nanodistro.util.host import host_arch
 from nanodistro.util.progress import Progress
 
-LOG_TAIL_LINES = 25
-
-
-@dataclass
-class BuildConfig:
-    """Inputs of a build that are not in the recipe."""
-
-    arch: str = field(default_factory=lambda: host_arch())
-    repo: Path | None = None  # local repository to resolve from and publish to
-    key: SigningKey | None = None
-    keyring: Keyring | None = None
-    extra_repos: list[str] = field(default_factory=list)  # more repositories (dirs or URLs)
-    source_cache: Path | None = None
-    pipeline_dirs: list[Path] = field(default_factory=list)
-    toolchain: Toolchain = field(default_factory=Toolchain)
-    workspace_dir: Path | None = None  # parent of per-build workspaces (default: temp dir)
-    keep_workspace: bool = False
-    rebuild: bool = False
-    run_tests: bool = True
-    source_date_epoch: int | None = None
-    step_timeout: float | None = 3600.0
-    build_timeout: float | None = None
-    build_options: list[str] = field(default_factory=list)
-    namespace: str = "unknown"
-    mirrors: dict[str, str] = field(default_factory=dict)  # mirror://NAME/ bases (build/mirrors.py)
-    sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)  # build uid and limits
-    allow_downgrade: bool = False  # accept an older repository index (resolve.replay)
-
-
-@dataclass
-class TestOutcome:
-    package: str
-    passed: bool
-    steps: int
-
-
-@dataclass
-class BuildResult:
-    """What building one recipe produced (``packages`` empty when ``skipped``)."""
-
-    recipe_path: Path
-    name: str
-    version: str
-    arch: str
-    skipped: bool = False
-    skip_reason: str = ""
-    packages: list[BuiltPackage] = field(default_factory=list)
-    source_date_epoch: int = 0
-    workspace: Path | None = None
-    log_dir: Path | None = None
-    sources: list[src_mod.SourceRecord] = field(default_factory=list)
-    toolchain: dict[str, str] = field(default_factory=dict)
-    sandbox: dict[str, object] = field(default_factory=dict)  # uid and limits the steps ran with
-    tests: list[TestOutcome] = field(default_factory=list)
-    environment: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    published: list[Path] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "recipe": str(self.recipe_path),
-            "name": self.name,
-            "version": self.version,
-            "arch": self.arch,
-            "skipped": self.skipped,
-            "skip_reason": self.skip_reason,
-            "source_date_epoch": self.source_date_epoch,
-            "packages": [
-                {
-                    "name": p.info.name,
-                    "version": p.info.version,
-                    "file": p.filename,
-                    "sha256": hashlib.sha256(p.data).hexdigest(),
-                    "depends": p.info.depends,
-                    "provides": p.info.provides,
-                }
-                for p in self.packages
-            ],
-            "tests": [{"package": t.package, "passed": t.passed} for t in self.tests],
-            "sources": [
-                {"kind": s.kind, "uri": s.uri, "sha256": s.sha256, "commit": s.commit}
-                for s in self.sources
-            ],
-            "toolchain": self.toolchain,
-            "sandbox": self.sandbox,
-            "environment": self.environment,
-            "workspace": str(self.workspace) if self.workspace else None,
-            "published": [str(p) for p in self.published],
-            "warnings": self.warnings,
-        }
-
-
-# ------------------------------------------------------------------------------- helpers
-
-
-def recipe_hash(path: Path, recipe: Recipe) -> str:
-    """SHA-256 over the recipe file and the files of its source directory ``<dir>/<name>/``."""
-    digest = hashlib.sha256(path.read_bytes())
-    source_dir = path.parent / recipe.package.name
-    if source_dir.is_dir():
-        for file in sorted(p for p in source_dir.rglob("*") if p.is_file()):
-            digest.update(b"\0" + file.relative_to(source_dir).as_posix().encode() + b"\0")
-            digest.update(file.read_bytes())
-    return digest.hexdigest()
-
-
-def git_commit_time(path: Path) -> int | None:
-    """Unix time of the last commit touching ``path``, if it is in a git work tree."""
-    text = _git_log(path, "%ct")
-    return int(text) if text.isdigit() else None
-
-
-def git_commit_id(path: Path) -> str:
-    """The last commit touching ``path`` ("" outside git): the default ``package.commit``, as
-    melange fills it from the configuration's repository."""
-    text = _git_log(path, "%H")
-    return text if re.fullmatch(r"[0-9a-f]{40}", text) else ""
-
-
-def _git_log(path: Path, fmt: str) -> str:
-    try:
-        result = subprocess.run(
-            ["git", "log", "-1", f"--format={fmt}", "--", path.name],
-            cwd=path.parent,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError:
-        return ""
-    return result.stdout.strip() if result.returncode == 0 else ""
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "step"
-
-
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        content = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(content[-lines:])
-
-
-def existing_build(repo: Path, arch: str, filename: str) -> str | None:
-    """The recipe hash recorded in an already published package, if any."""
-    import json
-
-    path = repo / arch / filename
-    if not path.is_file():
-        return None
-    try:
-        pkg = read_apk(path.read_bytes(), where=str(path))
-        raw = pkg.extra_control.get(NANODISTRO_CONTROL)
-        return str(json.loads(raw)["recipe_sha256"]) if raw else ""
-    except (NanodistroError, ValueError, KeyError):
-        return ""
+__all__ = [
+    "BuildConfig",
+    "BuildResult",
+    "TestOutcome",
+    "build_order",
+    "build_recipe",
+    "build_recipes",
+    "existing_build",
+    "git_commit_id",
+    "git_commit_time",
+    "recipe_hash",
+    "test_recipe",
+    "write_packages",
+]
 
 
 # -------------------------------------------------------------------------------- builder
@@ -289,7 +156,7 @@ class _Build:
             if step.kind != "runs":
                 self._source_step(step, home, label)
                 continue
-            log = logs / f"{counter[0]:03d}-{_slug(step.package)}-{_slug(step.name)}.log"
+            log = logs / f"{counter[0]:03d}-{log_slug(step.package)}-{log_slug(step.name)}.log"
             self.say(f"{what} {label}")
             timeout = self._step_timeout()
 
@@ -310,7 +177,7 @@ class _Build:
                 )
                 raise BuildError(
                     f"{what} step {step.name!r} ({step.origin}) of {step.package} {reason}; "
-                    f"last lines of {log}:\n{_tail(log) or '(the step printed nothing)'}",
+                    f"last lines of {log}:\n{log_tail(log) or '(the step printed nothing)'}",
                     where=str(self.path),
                 )
 
@@ -606,8 +473,8 @@ class _Build:
         report = check_packages(
             [b.info for b in self.result.packages],
             arch=self.config.arch,
-            upstream=_upstream(self.config)(self.config.arch),
-            origins=_origins(self.result.packages),
+            upstream=upstream_of(self.config)(self.config.arch),
+            origins=sca_origins(self.result.packages),
             host_provides=env_mod.ToolchainIndex(self.config.toolchain).satisfies,
         )
         self.result.warnings.extend(str(m) for m in report.missing)
@@ -638,7 +505,7 @@ class _Build:
                 and n not in by_name
                 and n not in self._repository_names()
             )
-            test_base = base / f"test-{index}-{_slug(test.package)}"
+            test_base = base / f"test-{index}-{log_slug(test.package)}"
             home, logs = test_base / "home", test_base / "logs"
             home.mkdir(parents=True)
             logs.mkdir()
@@ -750,156 +617,3 @@ def test_recipe(
             shutil.rmtree(base, ignore_errors=True)
             build.result.workspace = None
     return build.result
-
-
-def build_order(paths: Sequence[Path], arch: str, pipeline_dirs: Sequence[Path] = ()) -> list[Path]:
-    """Order recipes so each comes after the recipes whose packages it needs.
-
-    Hard edges: the build and test environments' packages; a cycle of them is a GraphError.
-    Soft edges: the runtime dependencies of the recipe's packages, which its tests install; each
-    is kept unless it would close a cycle (runtime dependency loops are legal).
-    """
-    recipes = {Path(p): load_recipe(Path(p)) for p in paths}
-    provided_by: dict[str, Path] = {}
-    needs: dict[Path, set[str]] = {}
-    runtime: dict[Path, set[str]] = {}
-    for path, recipe in recipes.items():
-        compiled = compile_recipe(recipe, arch, pipeline_dirs=pipeline_dirs)
-        for package in compiled.packages:
-            provided_by.setdefault(package.name, path)
-        for provide in recipe.package.dependencies.provides:
-            provided_by.setdefault(env_mod.split_atom(provide), path)
-        wanted = set(compiled.environment_packages)
-        for test in compiled.tests:
-            wanted |= set(test.environment_packages)
-        needs[path] = {env_mod.split_atom(n) for n in wanted}
-        declared = [
-            *recipe.package.dependencies.runtime,
-            *(
-                dep
-                for p in compiled.packages
-                if p.subpackage
-                for dep in p.subpackage.dependencies.runtime
-            ),
-        ]
-        runtime[path] = {
-            env_mod.split_atom(substitute(dep, compiled.main.substitutions, recipe.where))
-            for dep in declared
-        }
-
-    def targets(path: Path, names: set[str]) -> set[Path]:
-        return {provided_by[n] for n in names if n in provided_by and provided_by[n] != path}
-
-    edges = {path: targets(path, wanted) for path, wanted in needs.items()}
-    order = _topological(edges, lambda p: recipes[p].package.name)
-
-    def reaches(source: Path, goal: Path) -> bool:
-        seen, todo = set(), [source]
-        while todo:
-            node = todo.pop()
-            if node == goal:
-                return True
-            if node not in seen:
-                seen.add(node)
-                todo.extend(edges[node])
-        return False
-
-    for path in order:  # deterministic: soft edges considered in the hard order
-        for dep in sorted(targets(path, runtime[path]) - edges[path]):
-            if not reaches(dep, path):  # else a runtime loop: one test sees the older package
-                edges[path].add(dep)
-    return _topological(edges, lambda p: recipes[p].package.name)
-
-
-def _topological(edges: dict[Path, set[Path]], name: Callable[[Path], str]) -> list[Path]:
-    """Depth-first order (dependencies first, ties by path); a cycle is a GraphError."""
-    order: list[Path] = []
-    state: dict[Path, int] = {}
-
-    def visit(path: Path, stack: list[Path]) -> None:
-        if state.get(path) == 2:
-            return
-        if state.get(path) == 1:
-            cycle = [*stack[stack.index(path) :], path]
-            raise GraphError("build dependency cycle: " + " -> ".join(name(p) for p in cycle))
-        state[path] = 1
-        for dep in sorted(edges[path]):
-            visit(dep, [*stack, path])
-        state[path] = 2
-        order.append(path)
-
-    for path in edges:
-        visit(path, [])
-    return order
-
-
-def build_recipes(
-    paths: Sequence[Path],
-    config: BuildConfig,
-    *,
-    progress: Progress | None = None,
-    on_log_line: Callable[[str, str], None] | None = None,
-) -> list[BuildResult]:
-    """Build several recipes in dependency order, publishing each to ``config.repo`` (signed
-    with ``config.key``) as soon as it built and passed its tests, so later recipes can use it.
-    A failure stops the run; what was published before stays (each publish is atomic)."""
-    from nanodistro.repo import publish
-
-    say = progress or (lambda _m: None)
-    if config.repo and config.key is None:
-        raise BuildError("publishing to a repository needs a signing key (--key)")
-    results: list[BuildResult] = []
-    for path in build_order(paths, config.arch, config.pipeline_dirs):
-        result = build_recipe(path, config, progress=progress, on_log_line=on_log_line)
-        results.append(result)
-        if result.skipped or not config.repo or config.key is None:
-            continue
-        with tempfile.TemporaryDirectory(prefix="nanodistro-publish-") as tmp:
-            files = []
-            for package in result.packages:
-                file = Path(tmp) / package.filename
-                file.write_bytes(package.data)
-                files.append(file)
-            say(f"publish {', '.join(p.filename for p in result.packages)} -> {config.repo}")
-            # the consistency gate: refused (nothing written) if a dependency has no provider
-            published = publish(
-                files,
-                config.repo,
-                config.key,
-                progress=say,
-                upstream=_upstream(config),
-                origins=_origins(result.packages),
-                host_provides=env_mod.ToolchainIndex(config.toolchain).satisfies,
-            )
-            result.published = [p.path for p in published.packages]
-    return results
-
-
-def _upstream(config: BuildConfig) -> Callable[[str], Upstream]:
-    """``config.repo`` and ``config.extra_repos`` as providers (verified indexes, per arch)."""
-    refs = [parse_repository(str(r)) for r in config.extra_repos]
-    if config.repo:
-        refs.append(parse_repository(str(config.repo)))
-    keyring = dict(config.keyring or {})
-    if config.key is not None:
-        keyring.setdefault(config.key.keyname, config.key.public_pem())
-    return load_upstream(refs, keyring)
-
-
-def _origins(packages: Sequence[BuiltPackage]) -> dict[str, dict[str, list[str]]]:
-    """``name-version`` -> dependency -> where SCA found it (``usr/bin/xzdiff (shebang)``)."""
-    return {package_key(p.info): dict(getattr(p.sca, "origins", {})) for p in packages}
-
-
-def write_packages(result: BuildResult, out_dir: Path) -> list[Path]:
-    """Write a result's packages to ``out_dir/<arch>/`` (for builds without a repository)."""
-    target = out_dir / result.arch
-    target.mkdir(parents=True, exist_ok=True)
-    written = []
-    for package in result.packages:
-        path = target / package.filename
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(package.data)
-        os.replace(tmp, path)
-        written.append(path)
-    return written

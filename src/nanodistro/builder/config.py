@@ -1,0 +1,102 @@
+"""What a build is given (``BuildConfig``) and what it produced (``BuildResult``)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nanodistro.builder import sources as src_mod
+from nanodistro.builder.package import BuiltPackage
+from nanodistro.builder.runners import SandboxPolicy, Toolchain
+from nanodistro.formats.signature import Keyring, SigningKey
+from nanodistro.util.host import host_arch
+
+
+@dataclass
+class BuildConfig:
+    """Inputs of a build that are not in the recipe."""
+
+    arch: str = field(default_factory=lambda: host_arch())
+    repo: Path | None = None  # local repository to resolve from and publish to
+    key: SigningKey | None = None
+    keyring: Keyring | None = None
+    extra_repos: list[str] = field(default_factory=list)  # more repositories (dirs or URLs)
+    source_cache: Path | None = None
+    pipeline_dirs: list[Path] = field(default_factory=list)
+    toolchain: Toolchain = field(default_factory=Toolchain)
+    workspace_dir: Path | None = None  # parent of per-build workspaces (default: temp dir)
+    keep_workspace: bool = False
+    rebuild: bool = False
+    run_tests: bool = True
+    source_date_epoch: int | None = None
+    step_timeout: float | None = 3600.0
+    build_timeout: float | None = None
+    build_options: list[str] = field(default_factory=list)
+    namespace: str = "unknown"
+    mirrors: dict[str, str] = field(default_factory=dict)  # mirror://NAME/ bases (build/mirrors.py)
+    sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)  # build uid and limits
+    allow_downgrade: bool = False  # accept an older repository index (resolve.replay)
+
+
+@dataclass
+class TestOutcome:
+    package: str
+    passed: bool
+    steps: int
+
+
+@dataclass
+class BuildResult:
+    """What building one recipe produced (``packages`` empty when ``skipped``)."""
+
+    recipe_path: Path
+    name: str
+    version: str
+    arch: str
+    skipped: bool = False
+    skip_reason: str = ""
+    packages: list[BuiltPackage] = field(default_factory=list)
+    source_date_epoch: int = 0
+    workspace: Path | None = None
+    log_dir: Path | None = None
+    sources: list[src_mod.SourceRecord] = field(default_factory=list)
+    toolchain: dict[str, str] = field(default_factory=dict)
+    sandbox: dict[str, object] = field(default_factory=dict)  # uid and limits the steps ran with
+    tests: list[TestOutcome] = field(default_factory=list)
+    environment: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    published: list[Path] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "recipe": str(self.recipe_path),
+            "name": self.name,
+            "version": self.version,
+            "arch": self.arch,
+            "skipped": self.skipped,
+            "skip_reason": self.skip_reason,
+            "source_date_epoch": self.source_date_epoch,
+            "packages": [
+                {
+                    "name": p.info.name,
+                    "version": p.info.version,
+                    "file": p.filename,
+                    "sha256": hashlib.sha256(p.data).hexdigest(),
+                    "depends": p.info.depends,
+                    "provides": p.info.provides,
+                }
+                for p in self.packages
+            ],
+            "tests": [{"package": t.package, "passed": t.passed} for t in self.tests],
+            "sources": [
+                {"kind": s.kind, "uri": s.uri, "sha256": s.sha256, "commit": s.commit}
+                for s in self.sources
+            ],
+            "toolchain": self.toolchain,
+            "sandbox": self.sandbox,
+            "environment": self.environment,
+            "workspace": str(self.workspace) if self.workspace else None,
+            "published": [str(p) for p in self.published],
+            "warnings": self.warnings,
+        }
