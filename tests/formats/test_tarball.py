@@ -17,7 +17,7 @@ import pytest
 
 from gzip_bomb import MIB, tar_header, write_gzip_bomb
 from nanodistro.errors import ConfigError, FormatError, UnsafePathError
-from nanodistro.formats import tarball
+from nanodistro.formats import gzipstream
 from nanodistro.formats.inflate import (
     ARCHIVE_LIMIT,
     BUDGET_ENV,
@@ -388,7 +388,7 @@ def test_highly_compressible_member_within_the_limit_still_reads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Past the hold limit the read only counts, then inflates again once the total fits.
-    monkeypatch.setattr(tarball, "HOLD_FLOOR", MIB)
+    monkeypatch.setattr(gzipstream, "HOLD_FLOOR", MIB)
     payload = b"head" + b"\0" * (10 * MIB) + b"tail"
     data = gzip_member(b"first") + gzip_member(payload) + gzip_member(b"last")
     assert len(data) < MIB // 32  # so the hold limit is the 1 MiB floor
