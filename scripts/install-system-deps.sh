@@ -7,6 +7,7 @@ packages=(
   make gcc libc6-dev autoconf automake libtool pkg-config  # toolchain root for builds
   skopeo umoci runc docker-registry  # real OCI clients and a real registry for tests
   busybox-static  # a static shell for container smoke tests
+  postgresql      # the factory state tests also run on a real PostgreSQL (initdb/pg_ctl)
   ca-certificates
   python3 python3-cryptography  # certdata2pem.py in the example catalog's ca-certificates-bundle
 )

@@ -188,6 +188,35 @@ def test_concurrency_is_bounded(state: State, limit: int) -> None:
     assert most == limit
 
 
+def test_two_executors_on_one_database_run_each_job_once(state: State, state_url: str) -> None:  # noqa: F811
+    runs = Counter[int]()
+    lock = threading.Lock()
+
+    def handler(inputs: dict[str, Any]) -> dict[str, Any]:
+        with lock:
+            runs[inputs["n"]] += 1
+        time.sleep(0.01)
+        return {"n": inputs["n"]}
+
+    specs = [JobSpec("k", {"n": n}) for n in range(24)]
+    results: list[list[Any]] = []
+
+    def one_executor() -> None:
+        # its own engine and connections, as another process would have
+        with open_state(state_url) as own:
+            results.append(LocalExecutor(JobStore(own), {"k": handler}, concurrency=3).run(specs))
+
+    threads = [threading.Thread(target=one_executor) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(results) == 2
+    assert runs == Counter(range(24))  # every job exactly once
+    for jobs in results:
+        assert [(j.state, j.result) for j in jobs] == [(SUCCEEDED, {"n": n}) for n in range(24)]
+
+
 def test_default_concurrency_is_the_cpu_count(state: State) -> None:
     assert LocalExecutor(JobStore(state), {}).concurrency == (os.cpu_count() or 1)
 

@@ -3,6 +3,8 @@ with the migration, the event log is append-only in the database itself, and eve
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -23,7 +25,7 @@ import nanodistro
 from nanodistro.errors import ConfigError, StateError
 from nanodistro.factory import events
 from nanodistro.factory.state import open_state
-from nanodistro.factory.state.db import MIGRATIONS
+from nanodistro.factory.state.db import HEAD_REVISION, MIGRATIONS
 from nanodistro.factory.state.models import Base
 from nanodistro.factory.workspace import load_workspace
 from postgres_server import state_url  # noqa: F401  (pytest fixture)
@@ -61,7 +63,7 @@ def test_fresh_database_is_migrated_to_head_and_reopening_changes_nothing(
         assert names >= TABLES | {"alembic_version"}
         with state.engine.connect() as connection:
             versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
-        assert [v for (v,) in versions] == [_head()] == ["0001"]
+        assert [v for (v,) in versions] == [_head()] == [HEAD_REVISION]
         assert any(s.lstrip().upper().startswith("CREATE TABLE") for s in statements)
         events.record(state, events.PROMOTED, "channel:stable", {"version": 3})
 
@@ -69,10 +71,25 @@ def test_fresh_database_is_migrated_to_head_and_reopening_changes_nothing(
     with open_state(state_url) as state:
         with state.engine.connect() as connection:
             versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
-        assert [v for (v,) in versions] == ["0001"]
+        assert [v for (v,) in versions] == [HEAD_REVISION]
         assert [e.payload for e in events.query(state)] == [{"version": 3}]
     ddl = ("CREATE", "ALTER", "DROP", "INSERT INTO ALEMBIC", "UPDATE ALEMBIC")
     assert not [s for s in statements if s.lstrip().upper().startswith(ddl)]
+
+
+def test_opening_a_current_database_does_not_load_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    open_state(url).close()
+    code = (
+        "import sys\n"
+        "from nanodistro.factory.state import open_state\n"
+        f"open_state({url!r}).close()\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == "False\n"
 
 
 def test_models_match_the_migrated_schema(state_url: str) -> None:  # noqa: F811
@@ -97,7 +114,7 @@ def test_concurrent_first_opens_migrate_once(state_url: str) -> None:  # noqa: F
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    assert errors == []
+    assert [f"{type(e).__name__}: {e}" for e in errors] == []
     with open_state(state_url) as state, state.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
 
@@ -219,3 +236,12 @@ def test_migrations_ship_inside_the_package(
     with open_state("sqlite:///relative.db") as state:
         assert set(inspect(state.engine).get_table_names()) >= TABLES
     assert (tmp_path / "relative.db").is_file()
+
+
+def test_a_missing_postgresql_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    import postgres_server
+
+    monkeypatch.setattr(postgres_server, "postgres_bin", lambda: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must have every tool"):
+        postgres_server.require_postgres()

@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+_IN_CHUNK = 5000
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (FetchError, TransientError)
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -176,10 +177,15 @@ class JobStore:
             return None if row is None else _job(row)
 
     def jobs(self, keys: Iterable[str]) -> dict[str, Job]:
-        wanted = list(keys)
+        """The known jobs among ``keys``, by key."""
+        wanted = sorted(set(keys))
+        found: dict[str, Job] = {}
         with self.state.session() as session:
-            rows = session.scalars(select(JobRow).where(JobRow.key.in_(wanted)))
-            return {row.key: _job(row) for row in rows}
+            for i in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[i : i + _IN_CHUNK]
+                for row in session.scalars(select(JobRow).where(JobRow.key.in_(chunk))):
+                    found[row.key] = _job(row)
+        return found
 
     def submit(self, spec: JobSpec, *, retry_failed: bool = False) -> Job:
         """The job for ``spec``: the existing one when its key is known (a failed job stays
@@ -224,13 +230,22 @@ class JobStore:
             select(JobRow)
             .where(JobRow.state == QUEUED, JobRow.not_before <= now)
             .order_by(JobRow.id)
-            .limit(limit)
             .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serializes writers anyway
         )
+        chunks: list[list[str] | None] = [None]
         if keys is not None:
-            statement = statement.where(JobRow.key.in_(list(keys)))
+            wanted = sorted(keys)
+            # bounded IN lists: SQLite and PostgreSQL cap the parameters of one statement
+            chunks = [wanted[i : i + _IN_CHUNK] for i in range(0, len(wanted), _IN_CHUNK)]
         with self.state.session() as session, session.begin():
-            rows = list(session.scalars(statement))
+            rows: list[JobRow] = []
+            for chunk in chunks:
+                if len(rows) >= limit:
+                    break
+                bounded = statement.limit(limit - len(rows))
+                if chunk is not None:
+                    bounded = bounded.where(JobRow.key.in_(chunk))
+                rows.extend(session.scalars(bounded))
             for row in rows:
                 row.state, row.owner, row.started_at = RUNNING, owner, now
                 row.attempts += 1
@@ -317,7 +332,7 @@ class JobStore:
 
 @dataclass
 class _Running:
-    futures: dict[Future[None], Job] = field(default_factory=dict)
+    futures: dict[Future[Job], Job] = field(default_factory=dict)
 
     def keys(self) -> set[str]:
         return {job.key for job in self.futures.values()}
@@ -358,29 +373,38 @@ class LocalExecutor:
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="nanodistro-job") as pool:
             while pending:
                 free = self.concurrency - len(running.futures)
-                for job in self.store.claim(free, self.owner, keys=pending - running.keys()):
+                claimed = self.store.claim(free, self.owner, keys=pending - running.keys())
+                for job in claimed:
                     running.futures[pool.submit(self._execute, job)] = job
+                timeout: float | None = None  # all slots busy: only a finished job matters
+                if len(claimed) < free:
+                    # What is left cannot start now: queued for later (backoff), or running in
+                    # another process. Only those rows are read, so a long queue costs nothing
+                    # per finished job.
+                    others = self.store.jobs(pending - running.keys())
+                    pending -= {key for key, job in others.items() if job.done}
+                    timeout = self._sleep(others.values())
                 if running.futures:
-                    finished, _ = wait(running.futures, self._sleep(pending), FIRST_COMPLETED)
+                    finished, _ = wait(running.futures, timeout, FIRST_COMPLETED)
                     for future in finished:
                         running.futures.pop(future)
-                        future.result()  # an error of the store itself, not of the handler
-                else:
-                    time.sleep(self._sleep(pending))
-                current = self.store.jobs(pending)
-                pending = {key for key, job in current.items() if not job.done}
+                        outcome = future.result()  # raises only for an error of the store
+                        if outcome.done:
+                            pending.discard(outcome.key)
+                elif pending:
+                    time.sleep(timeout or self.poll)
         final = self.store.jobs(keys)
         return [final[spec.key] for spec in specs]
 
-    def _sleep(self, pending: set[str]) -> float:
+    def _sleep(self, waiting: Iterable[Job]) -> float:
         """Until the next queued job is due (backoff), at most a second, at least ``poll``."""
-        queued = [j.not_before for j in self.store.jobs(pending).values() if j.state == QUEUED]
+        queued = [job.not_before for job in waiting if job.state == QUEUED]
         if not queued:
             return self.poll
         due = (min(queued) - _now()).total_seconds()
         return min(1.0, max(self.poll, due))
 
-    def _execute(self, job: Job) -> None:
+    def _execute(self, job: Job) -> Job:
         handler = self.handlers[job.kind]
         try:
             result = handler(dict(job.inputs))
@@ -391,10 +415,9 @@ class LocalExecutor:
                 )
             canonical_json(dict(result))
         except TRANSIENT_ERRORS as error:
-            self.store.fail(job, str(error), transient=True)
+            return self.store.fail(job, str(error), transient=True)
         except NanodistroError as error:
-            self.store.fail(job, str(error), transient=False)
+            return self.store.fail(job, str(error), transient=False)
         except Exception as error:  # a bug in one handler fails its job, not the whole run
-            self.store.fail(job, f"{type(error).__name__}: {error}", transient=False)
-        else:
-            self.store.succeed(job, result)
+            return self.store.fail(job, f"{type(error).__name__}: {error}", transient=False)
+        return self.store.succeed(job, result)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,9 +24,15 @@ if TYPE_CHECKING:
 __all__ = ["State", "default_state_url", "open_state", "workspace_state_url"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest revision in migrations/versions (tests check): a database already there is opened
+# without importing Alembic at all, which keeps every factory command quick to start.
+HEAD_REVISION = "0001"
 # Any constant: concurrent first opens of one PostgreSQL database take turns migrating it.
 _PG_MIGRATION_LOCK = 0x6E616E6F
 _SQLITE_BUSY_MS = 30_000
+# Alembic's ``context``/``op`` are process-wide proxies: two migrations on threads at once (two
+# databases) would each see the other's connection.
+_ALEMBIC = threading.Lock()
 
 
 @dataclass
@@ -65,6 +74,24 @@ def workspace_state_url(workspace: Workspace) -> str:
     return workspace.state_url or default_state_url(workspace.root)
 
 
+def _wal(cursor: Any) -> None:
+    """Switch the file to WAL (readers never block the writer; the mode stays with the file).
+
+    Switching needs an exclusive lock, and SQLite reports a busy database for it at once instead
+    of waiting, so several processes creating one database together retry here.
+    """
+    deadline = time.monotonic() + _SQLITE_BUSY_MS / 1000
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_engine(url: Any) -> Engine:
     database = url.database or ""
     memory = database in ("", ":memory:") or database.startswith("file::memory:")
@@ -86,9 +113,9 @@ def _sqlite_engine(url: Any) -> Engine:
         # writer got in between, busy timeout or not.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        if not memory:
-            cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
         cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+        if not memory:
+            _wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -120,8 +147,18 @@ def _engine(url_text: str) -> Engine:
         raise ConfigError(f"unusable database URL: {error}", field="state.url") from None
 
 
+def _at_head(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return False
+        versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    return [version for (version,) in versions] == [HEAD_REVISION]
+
+
 def _migrate(engine: Engine) -> None:
     """Upgrade the schema to the newest revision, in one transaction."""
+    if _at_head(engine):
+        return
     from alembic import command
     from alembic.config import Config
 
@@ -134,7 +171,8 @@ def _migrate(engine: Engine) -> None:
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
             )
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        with _ALEMBIC:
+            command.upgrade(config, "head")
 
 
 def open_state(url: str) -> State:
