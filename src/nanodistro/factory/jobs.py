@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -354,7 +353,6 @@ class LocalExecutor:
         self.concurrency = max(1, concurrency or os.cpu_count() or 1)
         self.poll = poll
         self.owner = process_owner()
-        self._lock = threading.Lock()
 
     def run(self, specs: Iterable[JobSpec]) -> list[Job]:
         """Submit ``specs`` and run them until every one has succeeded or failed; the jobs, in
