@@ -31,6 +31,7 @@ from nanodistro.factory import events
 from nanodistro.factory.crashpoints import crash_point
 from nanodistro.factory.gitcommit import bump_message, commit_paths
 from nanodistro.factory.records import last_event, record_release
+from nanodistro.factory.resume import PendingBump, begin_bump, end_bump
 from nanodistro.factory.workspace import Workspace
 from nanodistro.graph.graph import DependencyGraph
 from nanodistro.util.progress import Progress
@@ -135,13 +136,18 @@ def bump_updates(
     workspace is a git work tree. A failed bump leaves its recipe as it was."""
     from nanodistro.monitor import models as m
     from nanodistro.monitor.bump import bump_recipe
+    from nanodistro.recipe.model import load_recipe
 
     outcomes = []
     for result in results:
         if result.status != m.UPDATE or result.path is None or result.next_version is None:
             continue
         path = Path(result.path)
+        entry = None
         try:
+            # journal first: a cycle killed after the rewrite finishes the bump (resume.py)
+            old_full = load_recipe(path).package.full_version
+            entry = begin_bump(workspace, PendingBump(result.name, str(path), old_full))
             bumped = bump_recipe(
                 path,
                 result.next_version,
@@ -150,6 +156,8 @@ def bump_updates(
                 progress=say,
             )
         except NanodistroError as error:
+            if entry is not None:
+                end_bump(entry)
             outcomes.append(
                 BumpOutcome(
                     result.name, result.current, result.next_version, "failed", error=str(error)
@@ -174,6 +182,7 @@ def bump_updates(
             f"recipe:{result.name}",
             {"old": old, "new": new, "retired_patches": retired, "commit": commit},
         )
+        end_bump(entry)
         say(f"bump {result.name}: {old} -> {new}" + (f" (commit {commit[:12]})" if commit else ""))
         outcomes.append(BumpOutcome(result.name, old, new, "bumped", commit, retired))
     return outcomes
@@ -261,10 +270,20 @@ def epoch_bump(
     from nanodistro.monitor.bump import bump_recipe
     from nanodistro.recipe.model import load_recipe
 
-    version = load_recipe(path).package.version
-    bumped = bump_recipe(
-        path, version, source_cache=workspace.source_cache, mirrors=workspace.mirrors, progress=say
-    )
+    loaded = load_recipe(path).package
+    version = loaded.version
+    entry = begin_bump(workspace, PendingBump(name, str(path), loaded.full_version, reason))
+    try:
+        bumped = bump_recipe(
+            path,
+            version,
+            source_cache=workspace.source_cache,
+            mirrors=workspace.mirrors,
+            progress=say,
+        )
+    except NanodistroError:
+        end_bump(entry)
+        raise
     crash_point("after-bump")
     old = f"{bumped.old_version}-r{bumped.old_epoch}"
     new = f"{bumped.new_version}-r{bumped.new_epoch}"
@@ -279,6 +298,7 @@ def epoch_bump(
         f"recipe:{name}",
         {"old": old, "new": new, "reason": reason, "commit": commit, "retired_patches": []},
     )
+    end_bump(entry)
     say(f"epoch bump {name}: {old} -> {new} ({reason})")
     return new
 
@@ -313,7 +333,7 @@ def build_catalog(plan: BuildPlan) -> list[BuildOutcome]:
     build (job) what is not published from the current recipe bytes. One failure never stops
     the others; a recipe that needs a failed one fails naming it."""
     from nanodistro.builder.orchestrate import build_order, existing_build
-    from nanodistro.factory.jobs import JobSpec
+    from nanodistro.factory.jobs import JobSpec, JobStore
     from nanodistro.formats.pkginfo import apk_filename
     from nanodistro.recipe.model import load_recipe
 
@@ -371,9 +391,6 @@ def build_catalog(plan: BuildPlan) -> list[BuildOutcome]:
                 outcome.version, outcome.rebuild_reason = full, reason
                 main_file = apk_filename(name, full)
                 digest = recipe_digest(path)
-            elif existing_build(workspace.packages_dir, arch, main_file) == digest:
-                outcome.status = "unchanged"
-                continue
         spec = JobSpec(
             "build",
             {
@@ -385,6 +402,15 @@ def build_catalog(plan: BuildPlan) -> list[BuildOutcome]:
                 "triggers": triggers,
             },
         )
+        if not outcome.rebuild_reason and (
+            existing_build(workspace.packages_dir, arch, main_file) == digest
+        ):
+            # published; unless a killed cycle left its job unfinished: that job is run (it
+            # finds the package published) rather than left queued for good
+            pending = JobStore(plan.state).get(spec.key)
+            if pending is None or pending.done:
+                outcome.status = "unchanged"
+                continue
         (job,) = plan.run_jobs([spec])
         if job.state == "succeeded":
             result = dict(job.result or {})

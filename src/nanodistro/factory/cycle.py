@@ -44,6 +44,7 @@ from nanodistro.factory.gitcommit import is_git_worktree
 from nanodistro.factory.imagebuild import ImagePlan, build_images, image_handler, smoke_handler
 from nanodistro.factory.promote import current_stable, promote
 from nanodistro.factory.records import last_event, record_package
+from nanodistro.factory.resume import finish_bumps, finish_publishes
 from nanodistro.factory.workspace import Workspace
 from nanodistro.util.progress import Progress
 
@@ -192,9 +193,10 @@ def run_cycle(
     key_path, generated = ensure_keys(workspace, say)
     keyring = _keyring(workspace, key_path)
 
-    # monitor -> bump
+    # monitor -> bump (first the bumps a killed cycle left uncommitted)
     report.monitored = monitor_upstreams
     report.git = is_git_worktree(workspace.root)
+    finish_bumps(workspace, state, git=report.git, say=say)
     if monitor_upstreams:
         cache = workspace.root / ".nanodistro" / "monitor"
         results, report.monitor_errors = monitor(workspace, state, cache, say)
@@ -232,6 +234,7 @@ def run_cycle(
         )
 
     for plan in plans.values():
+        finish_publishes(plan.config, say)  # files a killed publish wrote, unindexed
         executor = handlers_for(plan)
         plan.run_jobs = executor.run
         report.builds.extend(build_catalog(plan))

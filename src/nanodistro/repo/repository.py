@@ -46,7 +46,8 @@ from nanodistro.repo.admission import admit_package
 from nanodistro.repo.consistency import Upstream, check_consistency
 from nanodistro.repo.leftovers import remove_leftovers
 from nanodistro.repo.lock import repository_lock
-from nanodistro.util.atomic import atomic_write_bytes
+from nanodistro.util.atomic import atomic_write_bytes, atomic_writer
+from nanodistro.util.crashpoints import crash_point
 from nanodistro.util.progress import Progress
 
 INDEX_FILE = "APKINDEX.tar.gz"
@@ -167,7 +168,9 @@ def _write_arch_index(
     except OSError:
         unchanged = False
     if not unchanged:  # an idempotent publish leaves the file (and its mtime) alone
-        atomic_write_bytes(path, data)
+        with atomic_writer(path) as handle:
+            handle.write(data)
+            crash_point("during-index-write")  # crash tests: written, not yet renamed
     return path
 
 
