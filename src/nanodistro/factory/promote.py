@@ -85,11 +85,16 @@ def move_stable(
             set_tag(layout, "stable", digest)
             say(f"image {name}: stable -> {digest[:19]}")
         if push and workspace.registry:
-            from nanodistro.image.tags import push_tags
+            from nanodistro.image.tags import list_tags, push_tags
 
+            # the build's immutable tag too, so the registry keeps a name for every promoted
+            # digest (the moving tag alone would leave old ones reachable only by digest)
+            builds = sorted(
+                t for t, d in list_tags(layout).items() if d == digest and t.startswith("build-")
+            )
             target = f"{workspace.registry.rstrip('/')}/{name}"
-            say(f"push {name}:stable -> {target}")
-            push_tags(layout, "stable", target, ["stable"])
+            say(f"push {name}:{','.join(['stable', *builds])} -> {target}")
+            push_tags(layout, "stable", target, ["stable", *builds])
 
 
 def promote(
