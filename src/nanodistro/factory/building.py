@@ -359,8 +359,10 @@ def build_catalog(plan: BuildPlan) -> list[BuildOutcome]:
         ]
     failed: dict[str, str] = {o.recipe: o.recipe for o in outcomes}  # package -> failed recipe
     facts: dict[str, tuple[bool, frozenset[str]]] = {}
+    graph: DependencyGraph | None = None
     for path in ordered:
-        graph = _graph(workspace)  # re-read: an epoch bump earlier in the order changed a node
+        if graph is None:  # (re-)read after an epoch bump earlier in the order changed a node
+            graph = _graph(workspace)  # (not per recipe: a corpus read per recipe is O(n^2))
         recipe = load_recipe(path)
         name = recipe.package.name
         full = recipe.package.full_version
@@ -389,6 +391,7 @@ def build_catalog(plan: BuildPlan) -> list[BuildOutcome]:
                     failed.update(dict.fromkeys([name, *packages], name))
                     continue
                 outcome.version, outcome.rebuild_reason = full, reason
+                graph = None
                 main_file = apk_filename(name, full)
                 digest = recipe_digest(path)
         spec = JobSpec(

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nanodistro.errors import NanodistroError
 from nanodistro.factory import events
 from nanodistro.factory.building import (
     BuildOutcome,
@@ -234,7 +235,11 @@ def run_cycle(
         )
 
     for plan in plans.values():
-        finish_publishes(plan.config, say)  # files a killed publish wrote, unindexed
+        try:
+            finish_publishes(plan.config, say)  # files a killed publish wrote, unindexed
+        except NanodistroError as error:  # e.g. refused by the consistency gate: said, not fatal
+            report.notes.append(f"interrupted publish not finished: {error}")
+            say(report.notes[-1])
         executor = handlers_for(plan)
         plan.run_jobs = executor.run
         report.builds.extend(build_catalog(plan))
