@@ -221,16 +221,13 @@ def test_crash_while_writing_index_leaves_previous_repository(tmp_path, key, mon
 
     import nanodistro.repo.repository as engine
 
-    real = engine.atomic_write_bytes
-
-    def crash_on_index(path: Path, data: bytes, mode: int = 0o644) -> None:
-        if path.name == INDEX_FILE:
-            # die half-way through writing the temporary file
-            (path.parent / f".{path.name}.crash.tmp").write_bytes(data[: len(data) // 2])
+    def crash_on_index(point: str) -> None:
+        # the index writer's crash point: its temporary file is written, not yet renamed
+        if point == "during-index-write":
+            (index_path.parent / f".{INDEX_FILE}.crash.tmp").write_bytes(before[:100])
             raise KeyboardInterrupt("simulated crash")
-        real(path, data, mode)
 
-    monkeypatch.setattr(engine, "atomic_write_bytes", crash_on_index)
+    monkeypatch.setattr(engine, "crash_point", crash_on_index)
     with pytest.raises(KeyboardInterrupt):
         publish([make_apk(tmp_path / "in", key, "beta")], repo, key)
     monkeypatch.undo()
