@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -21,6 +19,7 @@ from nanodistro.util.http import (
     plain_http_allowed,
     redirect_guard,
 )
+from redirect_server import OUTSIDE, serve_redirects
 
 
 @pytest.mark.parametrize(
@@ -87,34 +86,11 @@ def test_last_error_raised_and_others_not_retried() -> None:
 # -------------------------------------------------------------------- redirects re-checked
 
 
-class _Redirector(BaseHTTPRequestHandler):
-    """``/away`` -> http://example.invalid/x, ``/near`` -> ``/ok`` on the same loopback server."""
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        targets = {"/away": "http://example.invalid/x", "/near": "/ok"}
-        if self.path in targets:
-            self.send_response(302)
-            self.send_header("Location", targets[self.path])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-
 @pytest.fixture
 def redirector() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirector)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    """``/away`` -> a plain-http URL elsewhere, ``/near`` -> ``/ok`` on the same server."""
+    with serve_redirects({"/away": OUTSIDE, "/near": "/ok"}, b"ok") as base:
+        yield base
 
 
 def test_redirect_to_plain_http_elsewhere_is_refused(redirector: str) -> None:

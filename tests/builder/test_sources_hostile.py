@@ -6,9 +6,7 @@ from __future__ import annotations
 import io
 import re
 import tarfile
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,33 +15,14 @@ from gzip_bomb import MIB, tar_header, write_gzip_bomb
 from nanodistro.builder.sources import _http_download, extract_tarball
 from nanodistro.errors import FetchError, FormatError
 from nanodistro.formats.inflate import ARCHIVE_LIMIT, decompression_budget
-
-
-class _Redirector(BaseHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        targets = {"/away.tar.gz": "http://example.invalid/x", "/near.tar.gz": "/real.tar.gz"}
-        if self.path in targets:
-            self.send_response(302)
-            self.send_header("Location", targets[self.path])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", "6")
-        self.end_headers()
-        self.wfile.write(b"source")
+from redirect_server import OUTSIDE, serve_redirects
 
 
 @pytest.fixture
 def redirector() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirector)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    targets = {"/away.tar.gz": OUTSIDE, "/near.tar.gz": "/real.tar.gz"}
+    with serve_redirects(targets, b"source") as base:
+        yield base
 
 
 def test_source_redirect_to_plain_http_elsewhere_is_refused(redirector: str) -> None:
