@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -48,3 +49,18 @@ def source_date_epoch(value: int | None) -> int | None:
             f"expected an integer (Unix seconds), got {text!r}", field="SOURCE_DATE_EPOCH"
         )
     return int(text)
+
+
+def workspace_file(workspace: Path | None) -> Path:
+    """The ``nanodistro.toml`` a workspace command works on: the argument, else the nearest one at
+    or above the current directory, else ``./examples``."""
+    from nanodistro.factory.workspace import WORKSPACE_FILE, find_workspace
+
+    if workspace is not None:
+        return workspace
+    found = find_workspace(Path.cwd())
+    if found is not None:
+        return found
+    if (Path("examples") / WORKSPACE_FILE).is_file():
+        return Path("examples") / WORKSPACE_FILE
+    raise ConfigError(f"no {WORKSPACE_FILE} here or above; pass the workspace directory")

@@ -11,8 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nanodistro.cli._common import console, err_console, print_json
-from nanodistro.errors import ConfigError
+from nanodistro.cli._common import console, err_console, print_json, workspace_file
 
 if TYPE_CHECKING:
     from nanodistro.factory.catalog import CatalogReport
@@ -22,19 +21,6 @@ catalog_app = typer.Typer(
     help="Build a workspace's whole catalog: packages, images and their smoke tests.",
     no_args_is_help=True,
 )
-
-
-def _workspace_file(workspace: Path | None) -> Path:
-    from nanodistro.factory.workspace import WORKSPACE_FILE, find_workspace
-
-    if workspace is not None:
-        return workspace
-    found = find_workspace(Path.cwd())
-    if found is not None:
-        return found
-    if (Path("examples") / WORKSPACE_FILE).is_file():
-        return Path("examples") / WORKSPACE_FILE
-    raise ConfigError(f"no {WORKSPACE_FILE} here or above; pass the workspace directory")
 
 
 def _size(value: int) -> str:
@@ -193,7 +179,7 @@ def build_command(
     from nanodistro.factory.catalog import run_catalog
     from nanodistro.factory.workspace import load_workspace
 
-    loaded = load_workspace(_workspace_file(workspace))
+    loaded = load_workspace(workspace_file(workspace))
     started = time.monotonic()
 
     def progress(message: str) -> None:

@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nanodistro.cli._common import console, print_json
+from nanodistro.cli._common import console, print_json, workspace_file
 from nanodistro.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -33,21 +33,6 @@ factory_app = typer.Typer(
 WORKSPACE_HELP = (
     "Workspace directory or nanodistro.toml (default: the nearest one, else ./examples)."
 )
-
-
-def workspace_file(workspace: Path | None) -> Path:
-    """The ``nanodistro.toml`` a factory command works on: the argument, else the nearest one at or
-    above the current directory, else ``./examples``."""
-    from nanodistro.factory.workspace import WORKSPACE_FILE, find_workspace
-
-    if workspace is not None:
-        return workspace
-    found = find_workspace(Path.cwd())
-    if found is not None:
-        return found
-    if (Path("examples") / WORKSPACE_FILE).is_file():
-        return Path("examples") / WORKSPACE_FILE
-    raise ConfigError(f"no {WORKSPACE_FILE} here or above; pass the workspace directory")
 
 
 def load(workspace: Path | None) -> Workspace:
