@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 from pathlib import Path
 
 DEFAULT_SOURCE_CACHE = Path("~/.cache/nanodistro/sources")
@@ -56,7 +57,7 @@ class SourceCache:
             if target.is_file():
                 first = first or target
                 continue
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            tmp = _temp_name(target)
             if first is None:
                 shutil.copyfile(source, tmp)
             else:
@@ -72,7 +73,7 @@ class SourceCache:
     def store_unpinned(self, source: Path, uri: str) -> Path:
         target = self.url_path(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp = _temp_name(target)
         shutil.copyfile(source, tmp)
         os.replace(tmp, target)
         return target
@@ -87,3 +88,9 @@ def file_digests(path: Path) -> dict[str, str]:
             sha256.update(chunk)
             sha512.update(chunk)
     return {"sha256": sha256.hexdigest(), "sha512": sha512.hexdigest()}
+
+
+def _temp_name(target: Path) -> Path:
+    # per process and thread: the factory fetches for several builds at once, and two of them
+    # may store the same object (a shared tarball) at the same moment
+    return target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")

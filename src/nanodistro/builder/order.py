@@ -19,6 +19,33 @@ def build_order(paths: Sequence[Path], arch: str, pipeline_dirs: Sequence[Path] 
     Soft edges: the runtime dependencies of the recipe's packages, which its tests install; each
     is kept unless it would close a cycle (runtime dependency loops are legal).
     """
+    edges, name = _edges(paths, arch, pipeline_dirs)
+    return _topological(edges, name)
+
+
+def build_waves(
+    paths: Sequence[Path], arch: str, pipeline_dirs: Sequence[Path] = ()
+) -> list[list[Path]]:
+    """``build_order`` in waves that can build at the same time: a recipe's wave is one more
+    than the latest wave of the recipes it needs (the same hard and kept soft edges: a runtime
+    dependency must be published first too, or the repository's consistency gate refuses the
+    package and its tests cannot install it). Each wave keeps ``build_order``'s order."""
+    edges, name = _edges(paths, arch, pipeline_dirs)
+    order = _topological(edges, name)
+    wave: dict[Path, int] = {}
+    for path in order:  # dependencies come first, so their waves are known
+        wave[path] = 1 + max((wave[dep] for dep in edges[path]), default=-1)
+    waves: list[list[Path]] = [[] for _ in range(max(wave.values(), default=-1) + 1)]
+    for path in order:
+        waves[wave[path]].append(path)
+    return waves
+
+
+def _edges(
+    paths: Sequence[Path], arch: str, pipeline_dirs: Sequence[Path]
+) -> tuple[dict[Path, set[Path]], Callable[[Path], str]]:
+    """Recipe -> the recipes it builds after (hard edges plus the soft ones that close no
+    cycle), and a recipe's package name (for messages)."""
     recipes = {Path(p): load_recipe(Path(p)) for p in paths}
     provided_by: dict[str, Path] = {}
     needs: dict[Path, set[str]] = {}
@@ -51,7 +78,7 @@ def build_order(paths: Sequence[Path], arch: str, pipeline_dirs: Sequence[Path] 
         return {provided_by[n] for n in names if n in provided_by and provided_by[n] != path}
 
     edges = {path: targets(path, wanted) for path, wanted in needs.items()}
-    order = _topological(edges, lambda p: recipes[p].package.name)
+    order = _topological(edges, lambda p: recipes[p].package.name)  # raises on a hard cycle
 
     def reaches(source: Path, goal: Path) -> bool:
         seen, todo = set(), [source]
@@ -68,7 +95,7 @@ def build_order(paths: Sequence[Path], arch: str, pipeline_dirs: Sequence[Path] 
         for dep in sorted(targets(path, runtime[path]) - edges[path]):
             if not reaches(dep, path):  # else a runtime loop: one test sees the older package
                 edges[path].add(dep)
-    return _topological(edges, lambda p: recipes[p].package.name)
+    return edges, lambda p: recipes[p].package.name
 
 
 def _topological(edges: dict[Path, set[Path]], name: Callable[[Path], str]) -> list[Path]:

@@ -83,6 +83,14 @@ def run_command(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print each cycle's report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    jobs: int | None = typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        min=1,
+        help="Builds, tests, images and smoke tests run at once "
+        "(default: [executor] concurrency in nanodistro.toml, else the CPU count).",
+    ),
 ) -> None:
     """Run the factory: monitor -> bump -> build + tests -> publish -> staging -> dependents ->
     images -> smoke tests -> gates -> promote to stable. Exits non-zero (with --once) when a
@@ -110,6 +118,7 @@ def run_command(
             progress=_progress(quiet),  # type: ignore[arg-type]
             monitor_upstreams=not no_monitor,
             on_cycle=show,
+            concurrency=jobs,
         )
     if not report.ok:
         raise typer.Exit(1)

@@ -34,7 +34,7 @@ from nanodistro.factory.records import last_event, record_release
 from nanodistro.factory.resume import PendingBump, begin_bump, end_bump
 from nanodistro.factory.workspace import Workspace
 from nanodistro.graph.graph import DependencyGraph
-from nanodistro.util.progress import Progress
+from nanodistro.util.progress import Progress, prefixed
 
 _LOG_PATH = re.compile(r"last lines of (\S+?):")
 
@@ -329,16 +329,17 @@ def _graph(workspace: Workspace) -> DependencyGraph:
 
 
 def build_catalog(plan: BuildPlan) -> list[BuildOutcome]:
-    """Every recipe in build order: epoch-bump those a dependency change forces to rebuild,
-    build (job) what is not published from the current recipe bytes. One failure never stops
-    the others; a recipe that needs a failed one fails naming it."""
-    from nanodistro.builder.orchestrate import build_order, existing_build
-    from nanodistro.factory.jobs import JobSpec, JobStore
-    from nanodistro.formats.pkginfo import apk_filename
+    """Every recipe, in waves of the build order: epoch-bump those a dependency change forces to
+    rebuild, build (jobs) what is not published from the current recipe bytes. A wave's build
+    jobs are submitted together (the executor runs them up to its concurrency bound); a recipe
+    only needs recipes of earlier waves, which are published before its wave starts. Deciding
+    (bumps, git commits, triggers) stays sequential and in build order, so the outcome does not
+    depend on which build finishes first. One failure never stops the others; a recipe that
+    needs a failed one fails naming it. Outcomes come in wave order (a build order)."""
+    from nanodistro.builder.order import build_waves
     from nanodistro.recipe.model import load_recipe
 
     workspace, arch, say = plan.workspace, plan.arch, plan.say
-    arch_dir = workspace.packages_dir / arch
     outcomes: list[BuildOutcome] = []
     loadable = []
     for path in workspace.recipe_files():
@@ -350,48 +351,76 @@ def build_catalog(plan: BuildPlan) -> list[BuildOutcome]:
             outcomes.append(BuildOutcome(name, "", "failed", error=str(error)))
             say(f"FAILED {name}: {str(error).splitlines()[0]}")
     try:
-        ordered = build_order(loadable, arch)
+        waves = build_waves(loadable, arch)
     except NanodistroError as error:
         say(f"FAILED build order: {error}")
         return outcomes + [
             BuildOutcome(p.name.removesuffix(".yaml"), "", "failed", error=str(error))
             for p in loadable
         ]
-    failed: dict[str, str] = {o.recipe: o.recipe for o in outcomes}  # package -> failed recipe
-    facts: dict[str, tuple[bool, frozenset[str]]] = {}
-    graph: DependencyGraph | None = None
-    for path in ordered:
-        if graph is None:  # (re-)read after an epoch bump earlier in the order changed a node
-            graph = _graph(workspace)  # (not per recipe: a corpus read per recipe is O(n^2))
+    catalog = _CatalogBuild(plan, {o.recipe: o.recipe for o in outcomes})
+    for number, wave in enumerate(waves, 1):
+        jobs = [job for job in (catalog.plan_recipe(path) for path in wave) if job is not None]
+        if jobs:
+            names = ", ".join(outcome.recipe for outcome, _spec in jobs)
+            say(f"build wave {number}/{len(waves)}: {names}")
+            finished = plan.run_jobs([spec for _outcome, spec in jobs])
+            for (outcome, _spec), job in zip(jobs, finished, strict=True):
+                catalog.finish(outcome, job)
+    return outcomes + catalog.outcomes
+
+
+class _CatalogBuild:
+    """The state ``build_catalog`` carries from wave to wave."""
+
+    def __init__(self, plan: BuildPlan, failed: dict[str, str]) -> None:
+        self.plan = plan
+        self.arch_dir = plan.workspace.packages_dir / plan.arch
+        self.failed = failed  # package or recipe name -> the failed recipe it comes from
+        self.facts: dict[str, tuple[bool, frozenset[str]]] = {}
+        self.graph: DependencyGraph | None = None
+        self.outcomes: list[BuildOutcome] = []
+
+    def plan_recipe(self, path: Path) -> tuple[BuildOutcome, Any] | None:
+        """Decide one recipe: its outcome, and the build job to run (None: nothing to run)."""
+        from nanodistro.builder.orchestrate import existing_build
+        from nanodistro.factory.jobs import JobSpec, JobStore
+        from nanodistro.formats.pkginfo import apk_filename
+        from nanodistro.recipe.model import load_recipe
+
+        plan, failed = self.plan, self.failed
+        if self.graph is None:  # (re-)read after an epoch bump changed a node
+            self.graph = _graph(plan.workspace)  # (not per recipe: that is O(n^2))
+        graph = self.graph
         recipe = load_recipe(path)
         name = recipe.package.name
         full = recipe.package.full_version
-        packages = [p.name for p in _compiled_packages(path, arch)]
+        packages = [p.name for p in _compiled_packages(path, plan.arch)]
         outcome = BuildOutcome(name, full, "failed", packages=packages)
-        outcomes.append(outcome)
+        self.outcomes.append(outcome)
         blockers = sorted({failed[d] for d in graph.build_deps.get(name, ()) if d in failed})
         if blockers:
             outcome.status, outcome.error = "skipped", f"needs {', '.join(blockers)} (failed)"
             failed.update(dict.fromkeys([name, *packages], name))
-            continue
-        triggers = rebuild_triggers(graph, name, arch_dir, plan.rebuild_on, facts)
+            return None
+        triggers = rebuild_triggers(graph, name, self.arch_dir, plan.rebuild_on, self.facts)
         main_file = apk_filename(name, full)
         digest = recipe_digest(path)
-        if (arch_dir / main_file).is_file():
+        if (self.arch_dir / main_file).is_file():
             last = last_event(plan.state, f"recipe:{name}", [events.BUILD_SUCCEEDED], version=full)
             recorded = last.payload.get("triggers") if last else None
             if isinstance(recorded, dict) and recorded != triggers:
                 reason = describe_trigger_change(recorded, triggers)
                 try:
                     full = epoch_bump(
-                        workspace, plan.state, path, name, reason, git=plan.git, say=say
+                        plan.workspace, plan.state, path, name, reason, git=plan.git, say=plan.say
                     )
                 except NanodistroError as error:
                     outcome.error = f"epoch bump failed: {error}"
                     failed.update(dict.fromkeys([name, *packages], name))
-                    continue
+                    return None
                 outcome.version, outcome.rebuild_reason = full, reason
-                graph = None
+                self.graph = None
                 main_file = apk_filename(name, full)
                 digest = recipe_digest(path)
         spec = JobSpec(
@@ -399,32 +428,33 @@ def build_catalog(plan: BuildPlan) -> list[BuildOutcome]:
             {
                 "recipe": name,
                 "path": str(path),
-                "arch": arch,
+                "arch": plan.arch,
                 "version": full,
                 "recipe_sha256": digest,
                 "triggers": triggers,
             },
         )
         if not outcome.rebuild_reason and (
-            existing_build(workspace.packages_dir, arch, main_file) == digest
+            existing_build(plan.workspace.packages_dir, plan.arch, main_file) == digest
         ):
             # published; unless a killed cycle left its job unfinished: that job is run (it
             # finds the package published) rather than left queued for good
             pending = JobStore(plan.state).get(spec.key)
             if pending is None or pending.done:
                 outcome.status = "unchanged"
-                continue
-        (job,) = plan.run_jobs([spec])
+                return None
+        return outcome, spec
+
+    def finish(self, outcome: BuildOutcome, job: Any) -> None:
         if job.state == "succeeded":
             result = dict(job.result or {})
             outcome.status = str(result.get("status", "built"))
             outcome.seconds = float(result.get("seconds", 0.0))
-        else:
-            outcome.error = job.error or "build failed"
-            outcome.log_path = job.log_path or log_path_of(outcome.error)
-            failed.update(dict.fromkeys([name, *packages], name))
-            say(f"FAILED {name}-{full}: {outcome.error.splitlines()[0]}")
-    return outcomes
+            return
+        outcome.error = job.error or "build failed"
+        outcome.log_path = job.log_path or log_path_of(outcome.error)
+        self.failed.update(dict.fromkeys([outcome.recipe, *outcome.packages], outcome.recipe))
+        self.plan.say(f"FAILED {outcome.recipe}-{outcome.version}: {outcome.error.splitlines()[0]}")
 
 
 def _compiled_packages(path: Path, arch: str) -> list[Any]:
@@ -453,7 +483,10 @@ def build_handler(plan: BuildPlan) -> Callable[[dict[str, Any]], dict[str, Any]]
         started = time.monotonic()
         try:
             (result,) = build_recipes(
-                [Path(inputs["path"])], plan.config, progress=plan.say, on_log_line=on_log_line
+                [Path(inputs["path"])],
+                plan.config,
+                progress=prefixed(plan.say, name),
+                on_log_line=on_log_line,
             )
         except NanodistroError as error:
             events.record(
@@ -517,13 +550,15 @@ def retest_dependents(
     plan: BuildPlan, changed: Mapping[str, str], rebuilt: set[str]
 ) -> list[TestOutcome]:
     """Re-run the tests of every recipe (not itself changed) whose runtime closure holds a
-    changed package; ``changed`` maps package name -> its new file."""
+    changed package, as test jobs run together; ``changed`` maps package name -> its new
+    file."""
     from nanodistro.factory.jobs import JobSpec
     from nanodistro.formats.pkginfo import apk_filename
 
     graph = _graph(plan.workspace)
     arch_dir = plan.workspace.packages_dir / plan.arch
     outcomes = []
+    specs = []
     for name in sorted(graph.recipes):
         if name in rebuilt:
             continue
@@ -553,11 +588,14 @@ def retest_dependents(
                 "against": against,
             },
         )
-        (job,) = plan.run_jobs([spec])
+        specs.append(spec)
+    # independent of each other (the repository is only read): submitted together
+    for spec, job in zip(specs, plan.run_jobs(specs) if specs else [], strict=True):
+        passed = job.state == "succeeded"
         outcome = TestOutcome(
-            name, sorted(against), "passed" if job.state == "succeeded" else "failed"
+            spec.inputs["recipe"], sorted(spec.inputs["against"]), "passed" if passed else "failed"
         )
-        if job.state != "succeeded":
+        if not passed:
             outcome.error = job.error or "test failed"
             outcome.log_path = job.log_path or log_path_of(outcome.error)
         outcomes.append(outcome)
@@ -572,7 +610,9 @@ def test_handler(plan: BuildPlan) -> Callable[[dict[str, Any]], dict[str, Any]]:
         subject = f"recipe:{inputs['recipe']}"
         payload = {"version": inputs["version"], "against": sorted(inputs["against"])}
         try:
-            test_recipe(Path(inputs["path"]), plan.config, progress=plan.say)
+            test_recipe(
+                Path(inputs["path"]), plan.config, progress=prefixed(plan.say, inputs["recipe"])
+            )
         except NanodistroError as error:
             events.record(
                 plan.state,

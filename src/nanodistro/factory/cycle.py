@@ -179,7 +179,9 @@ def run_cycle(
     concurrency: int | None = None,
 ) -> CycleReport:
     """Run one cycle; failures of recipes, images and gates are in the report, never raised
-    (only a broken workspace, key or state database raises)."""
+    (only a broken workspace, key or state database raises). ``concurrency``: jobs at once
+    (default: ``[executor] concurrency`` of nanodistro.toml, else the CPU count); each wave of
+    builds, the re-tests, the image builds and the smoke tests each run that many at a time."""
     from nanodistro.factory.jobs import JobStore, LocalExecutor
     from nanodistro.repo.versions import channel_version, set_channel, snapshot
 
@@ -231,7 +233,7 @@ def run_cycle(
                 "image": image_handler(image_plan),
                 "smoke": smoke_handler(image_plan),
             },
-            concurrency=concurrency or os.cpu_count() or 1,
+            concurrency=concurrency or workspace.concurrency or os.cpu_count() or 1,
         )
 
     for plan in plans.values():

@@ -34,7 +34,7 @@ from nanodistro.factory.records import record_image
 from nanodistro.factory.smoke import run_smoke_test, smoke_test_from_annotations
 from nanodistro.factory.workspace import Workspace
 from nanodistro.util.host import host_arch
-from nanodistro.util.progress import Progress
+from nanodistro.util.progress import Progress, prefixed
 
 
 @dataclass
@@ -106,7 +106,7 @@ def image_handler(plan: ImagePlan) -> Callable[[dict[str, Any]], dict[str, Any]]
         config_path = Path(inputs["config"])
         name = inputs["image"]
         request = _request(plan.workspace, config_path)
-        result = build_image(request, progress=plan.say)
+        result = build_image(request, progress=prefixed(plan.say, name))
         layout = plan.workspace.image_out_dir / name
         scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=plan.workspace.image_out_dir))
         try:
@@ -160,7 +160,7 @@ def smoke_handler(plan: ImagePlan) -> Callable[[dict[str, Any]], dict[str, Any]]
                 ref = "smoke"
                 if tag_digest(layout, ref) != digest:
                     set_tag(layout, ref, digest)
-                plan.say(f"smoke test {name}: {test.args}")
+                plan.say(f"[{name}] smoke test: {test.args}")
                 result = run_smoke_test(layout, ref, test, config.entrypoint.argv())
                 report = SmokeReport(
                     "passed" if result.passed else "failed",
@@ -188,19 +188,32 @@ def smoke_handler(plan: ImagePlan) -> Callable[[dict[str, Any]], dict[str, Any]]
     return handle
 
 
+@dataclass
+class _Pending:
+    """One image between its phases in ``build_images``."""
+
+    image: ImageReport
+    request: Any
+    blockers: list[str]
+    before: str | None
+    started: float
+    spec: Any = None
+
+
 def build_images(plan: ImagePlan, blocked_by: dict[str, str]) -> list[ImageReport]:
     """Every image config: rebuild when its inputs changed, then its smoke test (once per
-    digest). Failures are reports, never exceptions."""
+    digest). Images are independent: their build jobs are submitted together, then their smoke
+    jobs (the executor bounds how many run at once). Failures are reports, never exceptions."""
     from nanodistro.factory.jobs import JobSpec
-    from nanodistro.image.tags import set_tag, tag_digest
 
     workspace = plan.workspace
     workspace.image_out_dir.mkdir(parents=True, exist_ok=True)
-    reports = []
+    reports: list[ImageReport] = []
     debian: DebianArchive | None = None
     if any(COMPARE_DEBIAN in p.read_text(errors="replace") for p in workspace.image_files()):
         debian = DebianArchive.from_host()
-    for config_path in workspace.image_files():
+    pending: list[_Pending] = []
+    for config_path in workspace.image_files():  # decide: inputs digest -> image job
         name = image_name(config_path)
         layout = workspace.image_out_dir / name
         image = ImageReport(name=name, config=str(config_path), status="failed", layout=str(layout))
@@ -210,7 +223,7 @@ def build_images(plan: ImagePlan, blocked_by: dict[str, str]) -> list[ImageRepor
             request = _request(workspace, config_path)
             wanted = set(request.loaded.config.all_packages())
             blockers = sorted({r for p, r in blocked_by.items() if p in wanted})
-            inputs, _resolved = _inputs_digest(config_path, request, plan.say)
+            inputs, _resolved = _inputs_digest(config_path, request, prefixed(plan.say, name))
             spec = JobSpec(
                 "image",
                 {
@@ -220,43 +233,81 @@ def build_images(plan: ImagePlan, blocked_by: dict[str, str]) -> list[ImageRepor
                     "format": INPUTS_FORMAT,
                 },
             )
-            before = tag_digest(layout, "staging") if (layout / "index.json").is_file() else None
-            (job,) = plan.run_jobs([spec])
+            before = _staging_digest(layout)
+            pending.append(_Pending(image, request, blockers, before, started, spec))
+        except NanodistroError as error:
+            _failed(plan, image, str(error), started)
+    built = _run(plan, pending)
+    for item, job in built:  # tags, sizes -> smoke job
+        image = item.image
+        try:
             if job.state != "succeeded":
                 image.error = job.error or "image build failed"
-                if blockers:
+                if item.blockers:
                     image.status = "skipped"
-                    image.error = f"needs packages of failed recipes: {', '.join(blockers)}"
-                plan.say(f"FAILED image {name}: {image.error.splitlines()[0]}")
+                    image.error = f"needs packages of failed recipes: {', '.join(item.blockers)}"
+                _failed(plan, image, image.error, item.started)
                 continue
-            result = dict(job.result or {})
-            image.digest = str(result["digest"])
-            image.packages = list(result.get("packages", []))
-            image.status = "unchanged" if before == image.digest else "built"
-            for tag in ("staging", "latest"):  # the same inputs again (or a crashed cycle)
-                if tag_digest(layout, tag) != image.digest:
-                    set_tag(layout, tag, image.digest)
-            image.size, image.unpacked_size = digest_sizes(layout, image.digest)
-            image.sboms = sorted(str(p) for p in (layout / "sboms").glob("*"))
-            (smoke,) = plan.run_jobs(
-                [
-                    JobSpec(
-                        "smoke", {"image": name, "config": str(config_path), "digest": image.digest}
-                    )
-                ]
+            _record_build(image, item.before, dict(job.result or {}))
+            item.spec = JobSpec(
+                "smoke", {"image": image.name, "config": image.config, "digest": image.digest}
             )
-            if smoke.state == "succeeded":
-                image.smoke = SmokeReport(**dict((smoke.result or {}).get("smoke", {})))
-            else:
-                image.smoke = SmokeReport("error", detail=smoke.error or "smoke job failed")
-            compare = request.loaded.config.annotations.get(COMPARE_DEBIAN, "").split()
-            if compare and debian is not None:
-                image.debian = debian.equivalent(compare)
         except NanodistroError as error:
-            image.status, image.error = "failed", str(error)
-            plan.say(f"FAILED image {name}: {image.error.splitlines()[0]}")
-        finally:
-            image.seconds = round(time.monotonic() - started, 1)
+            _failed(plan, image, str(error), item.started)
+    smoked = _run(plan, [item for item, _job in built if item.spec is not None])
+    for item, smoke in smoked:
+        image = item.image
+        if smoke.state == "succeeded":
+            image.smoke = SmokeReport(**dict((smoke.result or {}).get("smoke", {})))
+        else:
+            image.smoke = SmokeReport("error", detail=smoke.error or "smoke job failed")
+        compare = item.request.loaded.config.annotations.get(COMPARE_DEBIAN, "").split()
+        if compare and debian is not None:
+            try:
+                image.debian = debian.equivalent(compare)
+            except NanodistroError as error:
+                image.status, image.error = "failed", str(error)
+                plan.say(f"FAILED image {image.name}: {image.error.splitlines()[0]}")
+        image.seconds = round(time.monotonic() - item.started, 1)
         if image.smoke.status in ("failed", "error"):
-            plan.say(f"FAILED smoke test {name}: {image.smoke.detail or image.smoke.output!r}")
+            plan.say(
+                f"FAILED smoke test {image.name}: {image.smoke.detail or image.smoke.output!r}"
+            )
     return reports
+
+
+def _run(plan: ImagePlan, pending: list[_Pending]) -> list[tuple[_Pending, Any]]:
+    """Run the jobs of ``pending`` together; each with its finished job."""
+    if not pending:
+        return []
+    return list(zip(pending, plan.run_jobs([p.spec for p in pending]), strict=True))
+
+
+def _staging_digest(layout: Path) -> str | None:
+    from nanodistro.image.tags import tag_digest
+
+    return tag_digest(layout, "staging") if (layout / "index.json").is_file() else None
+
+
+def _record_build(image: ImageReport, before: str | None, result: dict[str, Any]) -> None:
+    """The built image into its report; ``staging`` and ``latest`` on its digest (the same
+    inputs again, or a crashed cycle, found the job done without moving them)."""
+    from nanodistro.image.tags import set_tag, tag_digest
+
+    layout = Path(image.layout)
+    image.digest = str(result["digest"])
+    image.packages = list(result.get("packages", []))
+    image.status = "unchanged" if before == image.digest else "built"
+    for tag in ("staging", "latest"):
+        if tag_digest(layout, tag) != image.digest:
+            set_tag(layout, tag, image.digest)
+    image.size, image.unpacked_size = digest_sizes(layout, image.digest)
+    image.sboms = sorted(str(p) for p in (layout / "sboms").glob("*"))
+
+
+def _failed(plan: ImagePlan, image: ImageReport, error: str, started: float) -> None:
+    if image.status != "skipped":
+        image.status = "failed"
+    image.error = error
+    image.seconds = round(time.monotonic() - started, 1)
+    plan.say(f"FAILED image {image.name}: {error.splitlines()[0]}")

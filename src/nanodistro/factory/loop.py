@@ -30,11 +30,19 @@ def run_loop(
     monitor_upstreams: bool = True,
     on_cycle: Callable[[CycleReport], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    concurrency: int | None = None,
 ) -> CycleReport:
-    """Run cycles until interrupted (``once``: a single one); the last cycle's report."""
+    """Run cycles until interrupted (``once``: a single one); the last cycle's report.
+    ``concurrency``: jobs at once (default: the workspace's, else the CPU count)."""
     while True:
         started = time.monotonic()
-        report = run_cycle(workspace, state, progress=progress, monitor_upstreams=monitor_upstreams)
+        report = run_cycle(
+            workspace,
+            state,
+            progress=progress,
+            monitor_upstreams=monitor_upstreams,
+            concurrency=concurrency,
+        )
         if on_cycle is not None:
             on_cycle(report)
         if once:

@@ -44,6 +44,9 @@ class Workspace:
     # [rebuild-on]: recipe -> package or recipe names whose every change rebuilds it (the
     # factory also rebuilds for static embedding and changed sonames without being told).
     rebuild_on: dict[str, list[str]] = field(default_factory=dict)
+    # [executor] concurrency: jobs (builds, tests, images, smoke tests) run at once by the
+    # factory; None = the CPU count.
+    concurrency: int | None = None
 
     @property
     def packages_dir(self) -> Path:
@@ -90,6 +93,7 @@ KNOWN_KEYS: dict[str, frozenset[str] | None] = {
     "state": frozenset({"url"}),
     "registry": frozenset({"url"}),
     "rebuild-on": None,
+    "executor": frozenset({"concurrency"}),
 }
 
 _SIZE_KEYS = frozenset({"memory", "file-size", "tmp-size"})
@@ -186,6 +190,20 @@ def _registry(table: dict[str, Any], where: Path) -> str | None:
     return url.strip().rstrip("/")
 
 
+def _concurrency(table: dict[str, Any], where: Path) -> int | None:
+    """``[executor] concurrency``: a positive integer (absent: the CPU count, decided later)."""
+    value = table.get("concurrency")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"expected a positive integer (jobs run at once), got {value!r}",
+            where=str(where),
+            field="executor.concurrency",
+        )
+    return value
+
+
 def load_workspace(path: Path) -> Workspace:
     """Load ``nanodistro.toml`` (or the one in directory ``path``)."""
     path = Path(path)
@@ -235,4 +253,5 @@ def load_workspace(path: Path) -> Workspace:
             str(recipe): _string_list(names, path, f"rebuild-on.{recipe}")
             for recipe, names in _table(data, "rebuild-on", path).items()
         },
+        concurrency=_concurrency(_table(data, "executor", path), path),
     )

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "prefixed"]
 
 Progress = Callable[[str], None]
+
+
+def prefixed(say: Progress, name: str) -> Progress:
+    """``say`` with every line starting ``[name]``: for work running at the same time, whose
+    lines interleave and so must each name what they are about."""
+    return lambda message: say(f"[{name}] {message}")
