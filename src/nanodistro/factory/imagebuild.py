@@ -147,7 +147,7 @@ def smoke_handler(plan: ImagePlan) -> Callable[[dict[str, Any]], dict[str, Any]]
     test: the outcome is the result, the gates read it)."""
 
     def handle(inputs: dict[str, Any]) -> dict[str, Any]:
-        from nanodistro.image.tags import set_tag, tag_digest
+        from nanodistro.image.tags import list_tags, set_tag, tag_digest
 
         name, digest = inputs["image"], inputs["digest"]
         layout = plan.workspace.image_out_dir / name
@@ -157,7 +157,16 @@ def smoke_handler(plan: ImagePlan) -> Callable[[dict[str, Any]], dict[str, Any]]
         try:
             test = smoke_test_from_annotations(dict(config.annotations), where=inputs["config"])
             if test is not None:
-                ref = "smoke"
+                # the immutable build-<N> tag of this digest; a working tag only for a digest
+                # the layout holds under no build tag
+                ref = next(
+                    (
+                        t
+                        for t, d in sorted(list_tags(layout).items())
+                        if d == digest and t.startswith("build-")
+                    ),
+                    "smoke",
+                )
                 if tag_digest(layout, ref) != digest:
                     set_tag(layout, ref, digest)
                 plan.say(f"[{name}] smoke test: {test.args}")
