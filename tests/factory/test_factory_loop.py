@@ -123,6 +123,19 @@ def test_first_cycle_builds_publishes_and_promotes_everything(
     # apk sees exactly version 1 through the stable channel
     assert (root / "out/packages/stable").resolve() == (root / "out/packages/versions/1").resolve()
     assert stable_state(root)["images"] == {n: i["digest"] for n, i in images.items()}
+    # each recipe version that reached the repository, with the recipe hash it was built from
+    from nanodistro.builder.recipeinfo import existing_build
+    from nanodistro.factory.records import recipe_versions
+    from nanodistro.factory.state import open_state
+
+    with open_state(f"sqlite:///{root}/.nanodistro/state.db") as state:
+        rows = {
+            (r.recipe, r.version): (r.recipe_sha256, r.repo_version) for r in recipe_versions(state)
+        }
+    assert set(rows) == {("ca-certs", "2024.1-r0"), ("hello", "2.0-r0"), ("libgreet", "1.2.0-r0"),
+                         ("mini-baselayout", "1.0-r0")}  # fmt: skip
+    packages = root / "out/packages"
+    assert rows[("hello", "2.0-r0")] == (existing_build(packages, "x86_64", "hello-2.0-r0.apk"), 1)
 
 
 def test_new_release_is_detected_bumped_rebuilt_with_dependents_and_promoted(

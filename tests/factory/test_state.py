@@ -30,7 +30,7 @@ from nanodistro.factory.state.models import Base
 from nanodistro.factory.workspace import load_workspace
 from postgres_server import state_url  # noqa: F401  (pytest fixture)
 
-TABLES = {"upstream_releases", "packages", "images", "jobs", "events"}
+TABLES = {"upstream_releases", "recipe_versions", "packages", "images", "jobs", "events"}
 
 
 def _head() -> str:

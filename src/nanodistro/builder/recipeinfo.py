@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from nanodistro.builder.package import NANODISTRO_CONTROL
@@ -66,14 +67,21 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(content[-lines:])
 
 
+def recorded_recipe_hash(extra_control: Mapping[str, bytes]) -> str:
+    """The recipe hash a package records in its ``.nanodistro.json`` control file ("" if none)."""
+    raw = extra_control.get(NANODISTRO_CONTROL)
+    try:
+        return str(json.loads(raw)["recipe_sha256"]) if raw else ""
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
 def existing_build(repo: Path, arch: str, filename: str) -> str | None:
     """The recipe hash recorded in an already published package, if any."""
     path = repo / arch / filename
     if not path.is_file():
         return None
     try:
-        pkg = read_apk(path.read_bytes(), where=str(path))
-        raw = pkg.extra_control.get(NANODISTRO_CONTROL)
-        return str(json.loads(raw)["recipe_sha256"]) if raw else ""
-    except (NanodistroError, ValueError, KeyError):
+        return recorded_recipe_hash(read_apk(path.read_bytes(), where=str(path)).extra_control)
+    except NanodistroError:
         return ""

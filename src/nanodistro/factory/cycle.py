@@ -44,7 +44,7 @@ from nanodistro.factory.gates import GateInput, GateResult, evaluate
 from nanodistro.factory.gitcommit import is_git_worktree
 from nanodistro.factory.imagebuild import ImagePlan, build_images, image_handler, smoke_handler
 from nanodistro.factory.promote import current_stable, promote
-from nanodistro.factory.records import last_event, record_package
+from nanodistro.factory.records import last_event, record_package, record_recipe_version
 from nanodistro.factory.resume import finish_bumps, finish_publishes
 from nanodistro.factory.workspace import Workspace
 from nanodistro.util.progress import Progress
@@ -119,6 +119,7 @@ def _build_config(
 
 def _record_published(state: Any, workspace: Workspace, version: int) -> None:
     """``published`` for every package first seen in a repository version (once each)."""
+    from nanodistro.builder.recipeinfo import recorded_recipe_hash
     from nanodistro.formats.apk import read_apk
     from nanodistro.repo.versions import read_version, version_path
 
@@ -126,7 +127,17 @@ def _record_published(state: Any, workspace: Workspace, version: int) -> None:
     for arch, files in record.packages.items():
         for filename, sha in sorted(files.items()):
             path = version_path(workspace.packages_dir, version) / arch / filename
-            info = read_apk(path.read_bytes(), where=str(path)).info
+            apk = read_apk(path.read_bytes(), where=str(path))
+            info = apk.info
+            recipe_sha = recorded_recipe_hash(apk.extra_control)
+            if info.name == (info.origin or info.name) and recipe_sha:
+                record_recipe_version(
+                    state,
+                    recipe=info.name,
+                    version=info.version,
+                    recipe_sha256=recipe_sha,
+                    repo_version=version,
+                )
             if record_package(
                 state,
                 name=info.name,

@@ -12,7 +12,12 @@ from sqlalchemy import select
 
 from nanodistro.factory import events
 from nanodistro.factory.state.db import State
-from nanodistro.factory.state.models import ImageRow, PackageRow, UpstreamReleaseRow
+from nanodistro.factory.state.models import (
+    ImageRow,
+    PackageRow,
+    RecipeVersionRow,
+    UpstreamReleaseRow,
+)
 
 
 def record_release(
@@ -77,6 +82,39 @@ def record_package(
             )
         )
     return True
+
+
+def record_recipe_version(
+    state: State, *, recipe: str, version: str, recipe_sha256: str, repo_version: int | None
+) -> bool:
+    """A recipe version newly in the repository; False when it was recorded already."""
+    with state.session() as session, session.begin():
+        found = session.scalar(
+            select(RecipeVersionRow).where(
+                RecipeVersionRow.recipe == recipe,
+                RecipeVersionRow.version == version,
+                RecipeVersionRow.recipe_sha256 == recipe_sha256,
+            )
+        )
+        if found is not None:
+            return False
+        session.add(
+            RecipeVersionRow(
+                recipe=recipe,
+                version=version,
+                recipe_sha256=recipe_sha256,
+                repo_version=repo_version,
+                published_at=datetime.now(UTC),
+            )
+        )
+    return True
+
+
+def recipe_versions(state: State) -> list[RecipeVersionRow]:
+    with state.session() as session:
+        rows = list(session.scalars(select(RecipeVersionRow).order_by(RecipeVersionRow.id)))
+        session.expunge_all()
+    return rows
 
 
 def packages(state: State) -> list[PackageRow]:

@@ -14,7 +14,15 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from nanodistro.factory.state.types import UTCDateTime, utcnow
 
-__all__ = ["Base", "EventRow", "ImageRow", "JobRow", "PackageRow", "UpstreamReleaseRow"]
+__all__ = [
+    "Base",
+    "EventRow",
+    "ImageRow",
+    "JobRow",
+    "PackageRow",
+    "RecipeVersionRow",
+    "UpstreamReleaseRow",
+]
 
 # No foreign keys on purpose: rows refer to each other by name and version, so the event log and
 # the job history outlive a recipe or image removed from the workspace.
@@ -42,6 +50,22 @@ class UpstreamReleaseRow(Base):
     # first_seen otherwise.
     published_at: Mapped[datetime | None]
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RecipeVersionRow(Base):
+    """A version of a recipe that reached the repository: its full version and the hash of the
+    recipe bytes (+ its patches) it was built from, as recorded in its packages."""
+
+    __tablename__ = "recipe_versions"
+    __table_args__ = (UniqueConstraint("recipe", "version", "recipe_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipe: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(255))
+    recipe_sha256: Mapped[str] = mapped_column(String(64))
+    # The first repository version that holds its packages.
+    repo_version: Mapped[int | None]
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class PackageRow(Base):
