@@ -1,5 +1,5 @@
 """``[registry] url`` in nanodistro.toml: every promotion pushes the promoted images to a real
-registry (Debian's docker-registry on 127.0.0.1) under ``stable`` and their ``build-<N>`` tag;
+registry (Debian's docker-registry on 127.0.0.1) under ``staging``/``stable`` and their ``build-<N>`` tag;
 a later promotion moves ``stable`` and the previous stable digest stays pullable by digest."""
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def test_promotion_pushes_stable_and_build_tags_and_old_digests_stay_pullable(
         builds = [t for t, d in list_tags(layouts / name).items() if t.startswith("build-")]
         assert builds == ["build-1"]
         assert remote_digest(f"{prefix}/{name}:build-1") == digest, name
+        assert remote_digest(f"{prefix}/{name}:staging") == digest, name
 
     # upstream releases libgreet 1.3.0: hello (static link) and its image are rebuilt, promoted
     files = dict(UPSTREAMS["libgreet-1.2.0"])
@@ -91,6 +92,7 @@ def test_promotion_pushes_stable_and_build_tags_and_old_digests_stay_pullable(
     assert second and second != first["hello"]
     assert remote_digest(f"{prefix}/hello:stable") == second
     assert remote_digest(f"{prefix}/hello:build-2") == second
+    assert remote_digest(f"{prefix}/hello:staging") == second
     assert remote_digest(f"{prefix}/hello:build-1") == first["hello"]
     assert remote_digest(f"{prefix}/static:stable") == first["static"]
     # the previous stable digest is still pullable by digest (the whole image, blobs included)

@@ -43,7 +43,7 @@ from nanodistro.factory.crashpoints import crash_point
 from nanodistro.factory.gates import GateInput, GateResult, evaluate
 from nanodistro.factory.gitcommit import is_git_worktree
 from nanodistro.factory.imagebuild import ImagePlan, build_images, image_handler, smoke_handler
-from nanodistro.factory.promote import current_stable, promote
+from nanodistro.factory.promote import current_stable, promote, push_to_registry
 from nanodistro.factory.records import last_event, record_package, record_recipe_version
 from nanodistro.factory.resume import finish_bumps, finish_publishes
 from nanodistro.factory.workspace import Workspace
@@ -289,6 +289,8 @@ def run_cycle(
     good = {i.name: i.digest for i in images if i.digest and i.status in ("built", "unchanged")}
     stable_images = current_stable(workspace).images
     report.changed_images = {n: d for n, d in good.items() if stable_images.get(n) != d}
+    for name in sorted(report.changed_images):  # the registry gets staging as the layout does
+        push_to_registry(workspace, name, "staging", say=say)
 
     if stable == staging and not report.changed_images:
         report.status = "up-to-date"

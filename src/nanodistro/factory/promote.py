@@ -62,6 +62,25 @@ def _version_files(workspace: Workspace, number: int | None) -> dict[str, str]:
     return files
 
 
+def push_to_registry(workspace: Workspace, name: str, tag: str, *, say: Progress) -> None:
+    """Push an image's ``tag`` (staging or stable) and the immutable ``build-<N>`` tag of the same
+    digest to ``[registry] url``, so the registry keeps a name for every digest it was given (the
+    moving tag alone would leave old ones reachable only by digest). The control plane pushes;
+    image jobs never touch the registry."""
+    from nanodistro.image.tags import list_tags, push_tags, tag_digest
+
+    if not workspace.registry:
+        return
+    layout = workspace.image_out_dir / name
+    digest = tag_digest(layout, tag)
+    builds = sorted(
+        t for t, d in list_tags(layout).items() if d == digest and t.startswith("build-")
+    )
+    target = f"{workspace.registry.rstrip('/')}/{name}"
+    say(f"push {name}:{','.join([tag, *builds])} -> {target}")
+    push_tags(layout, tag, target, [tag, *builds])
+
+
 def move_stable(
     workspace: Workspace,
     version: int,
@@ -84,17 +103,8 @@ def move_stable(
         if tag_digest(layout, "stable") != digest:
             set_tag(layout, "stable", digest)
             say(f"image {name}: stable -> {digest[:19]}")
-        if push and workspace.registry:
-            from nanodistro.image.tags import list_tags, push_tags
-
-            # the build's immutable tag too, so the registry keeps a name for every promoted
-            # digest (the moving tag alone would leave old ones reachable only by digest)
-            builds = sorted(
-                t for t, d in list_tags(layout).items() if d == digest and t.startswith("build-")
-            )
-            target = f"{workspace.registry.rstrip('/')}/{name}"
-            say(f"push {name}:{','.join(['stable', *builds])} -> {target}")
-            push_tags(layout, "stable", target, ["stable", *builds])
+        if push:
+            push_to_registry(workspace, name, "stable", say=say)
 
 
 def promote(
