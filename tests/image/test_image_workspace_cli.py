@@ -1,5 +1,6 @@
-"""``nanodistro image build`` inside a workspace takes the repository, keyring and archs of its
-nanodistro.toml, as ``nanodistro run`` builds the workspace's images; ``--no-workspace`` does not."""
+"""``nanodistro image build`` and ``image lock`` inside a workspace take the repository, keyring
+and archs of its nanodistro.toml, as ``nanodistro run`` builds the workspace's images;
+``--no-workspace`` does not."""
 
 from __future__ import annotations
 
@@ -81,3 +82,18 @@ def test_no_workspace_uses_only_the_config(workspace: Path, tmp_path: Path) -> N
         "no repositories configured (contents.repositories or --repo)"
     )
     assert not (tmp_path / "layout").exists()
+
+
+def test_image_lock_takes_the_same_workspace_defaults(workspace: Path, tmp_path: Path) -> None:
+    out = tmp_path / "app.lock.json"
+    done = run_cli(workspace / "images", "image", "lock", "app.yaml", "-o", out, "-q")
+    assert done.returncode == 0, done.stderr
+    lock = json.loads(out.read_text())
+    packages = lock["contents"]["packages"]
+    assert {p["architecture"] for p in packages} == {"aarch64"}
+    assert sorted(p["name"] for p in packages) == ["busybox", "test-baselayout"]
+    (repository,) = lock["contents"]["repositories"]
+    assert repository["name"] == str(workspace / "out" / "packages")
+    refused = run_cli(workspace, "image", "lock", "images/app.yaml", "-o", out, "--no-workspace")
+    assert refused.returncode == 1
+    assert "no repositories configured" in refused.stderr

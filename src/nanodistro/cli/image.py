@@ -159,12 +159,17 @@ def lock_command(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the lock to stdout as well."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    use_workspace: bool = WORKSPACE,
 ) -> None:
-    """Resolve the config and write an apko-style lock file (name, version, url, checksums)."""
+    """Resolve the config and write an apko-style lock file (name, version, url, checksums).
+
+    Inside a workspace, the repository, keys and archs the command line leaves out come from its
+    nanodistro.toml, as for `image build`."""
     from nanodistro.image.build import BuildRequest, lock_image
     from nanodistro.imageconfig import load_config
     from nanodistro.util.atomic import atomic_write_bytes
 
+    arch, repo, keyring = _workspace_defaults(config, use_workspace, arch, repo, keyring)
     loaded = load_config(config)
     request = BuildRequest(
         loaded=loaded,
