@@ -55,7 +55,7 @@ UPSTREAMS: dict[str, dict[str, str]] = {
 }
 
 
-def _tarball(top: str, files: dict[str, str]) -> bytes:
+def tarball(top: str, files: dict[str, str]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, text in sorted(files.items()):
@@ -214,7 +214,7 @@ def serve_upstream(directory: Path) -> Iterator[tuple[str, dict[str, str]]]:
     releases["ca-certs-2024.1"] = {"bundle.pem": _ca_bundle()}
     digests = {}
     for release, files in releases.items():
-        data = _tarball(release, files)
+        data = tarball(release, files)
         (served / f"{release}.tar.gz").write_bytes(data)
         digests[release] = hashlib.sha256(data).hexdigest()
 
@@ -265,3 +265,31 @@ provides = ["build-base"]
 """
     )
     return root
+
+
+# The factory tests watch libgreet's upstream (the loopback server) and publish new releases.
+LIBGREET_UPDATE = """
+update:
+  enabled: true
+  http-regex:
+    url: {base}/
+    pattern: 'libgreet-([0-9.]+)\\.tar\\.gz'
+"""
+GOOD_GREET = UPSTREAMS["libgreet-1.2.0"]["greet.c"].replace(
+    "static char buffer[256];", "static char buffer[512]; /* a later release: a bigger buffer */"
+)
+BAD_GREET = UPSTREAMS["libgreet-1.2.0"]["greet.c"].replace('"hello, %s"', '"hi, %s"')
+
+
+def watch_libgreet(root: Path, base_url: str) -> None:
+    """Give the workspace's libgreet recipe an ``update:`` block pointing at the upstream."""
+    recipe = root / "recipes" / "libgreet.yaml"
+    recipe.write_text(recipe.read_text() + LIBGREET_UPDATE.format(base=base_url))
+
+
+def release_libgreet(served: Path, version: str, greet_c: str = GOOD_GREET) -> Path:
+    """Upstream publishes libgreet ``version`` (the 1.2.0 sources with ``greet_c``)."""
+    files = dict(UPSTREAMS["libgreet-1.2.0"], **{"greet.c": greet_c})
+    path = served / f"libgreet-{version}.tar.gz"
+    path.write_bytes(tarball(f"libgreet-{version}", files))
+    return path

@@ -35,23 +35,13 @@ from typing import Any
 import pytest
 
 from apk_reference import ApkClient, apk_clients
-from mini_catalog import UPSTREAMS, _tarball, serve_upstream, write_workspace
+from mini_catalog import release_libgreet, serve_upstream, watch_libgreet, write_workspace
 from needs_tools import require_tools
 
 pytestmark = pytest.mark.slow
 
 ARCH = "x86_64"
 GIT_DATE = "2024-05-01T12:00:00+00:00"
-UPDATE_BLOCK = """
-update:
-  enabled: true
-  http-regex:
-    url: {base}/
-    pattern: 'libgreet-([0-9.]+)\\.tar\\.gz'
-"""
-NEW_GREET = UPSTREAMS["libgreet-1.2.0"]["greet.c"].replace(
-    "static char buffer[256];", "static char buffer[512]; /* 1.3.0 */"
-)
 
 #: where the cycle is killed (factory/crashpoints.py POINTS), each restarted once
 CRASH_POINTS = [
@@ -203,16 +193,14 @@ def built(upstream: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory) 
     url, served = upstream
     digests = json.loads((served.parent / "digests.json").read_text())
     root = write_workspace(tmp_path_factory.mktemp("built") / "ws", url, digests)
-    recipe = root / "recipes" / "libgreet.yaml"
-    recipe.write_text(recipe.read_text() + UPDATE_BLOCK.format(base=url))
+    watch_libgreet(root, url)
     git(root, "init", "-q")
     (root / ".gitignore").write_text("out/\ncache/\n.nanodistro/\nkeys/*.rsa\n")
     git(root, "add", "-A")
     git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "catalog")
     first = cycle_report(factory_run(root))
     assert first["status"] == "promoted", json.dumps(first, indent=1)[:3000]
-    files = dict(UPSTREAMS["libgreet-1.2.0"], **{"greet.c": NEW_GREET})
-    (served / "libgreet-1.3.0.tar.gz").write_bytes(_tarball("libgreet-1.3.0", files))
+    release_libgreet(served, "1.3.0")
     return root
 
 

@@ -21,30 +21,17 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from mini_catalog import UPSTREAMS, _tarball, serve_upstream, write_workspace
+from mini_catalog import (
+    BAD_GREET,
+    release_libgreet,
+    serve_upstream,
+    watch_libgreet,
+    write_workspace,
+)
 from nanodistro.cli import app
 from needs_tools import require_tools
 
 pytestmark = pytest.mark.slow
-
-UPDATE_BLOCK = """
-update:
-  enabled: true
-  http-regex:
-    url: {base}/
-    pattern: 'libgreet-([0-9.]+)\\.tar\\.gz'
-"""
-
-GOOD_GREET = UPSTREAMS["libgreet-1.2.0"]["greet.c"].replace(
-    "static char buffer[256];", "static char buffer[512]; /* 1.3.0: a bigger buffer */"
-)
-BAD_GREET = UPSTREAMS["libgreet-1.2.0"]["greet.c"].replace('"hello, %s"', '"hi, %s"')
-
-
-def publish_release(served: Path, version: str, greet_c: str) -> None:
-    files = dict(UPSTREAMS["libgreet-1.2.0"])
-    files["greet.c"] = greet_c
-    (served / f"libgreet-{version}.tar.gz").write_bytes(_tarball(f"libgreet-{version}", files))
 
 
 def git(root: Path, *args: str) -> str:
@@ -90,8 +77,7 @@ def built(
     """The miniature catalog after its first cycle (a git work tree), built once per module."""
     url, digests, _served = upstream
     root = write_workspace(tmp_path_factory.mktemp("first") / "ws", url, digests)
-    recipe = root / "recipes" / "libgreet.yaml"
-    recipe.write_text(recipe.read_text() + UPDATE_BLOCK.format(base=url))
+    watch_libgreet(root, url)
     git(root, "init", "-q")
     (root / ".gitignore").write_text("out/\ncache/\n.nanodistro/\nkeys/*.rsa\n")
     git(root, "add", "-A")
@@ -150,7 +136,7 @@ def test_new_release_is_detected_bumped_rebuilt_with_dependents_and_promoted(
     root = copy_workspace(built, tmp_path)
     before = stable_state(root)
     layout = root / "out/images/hello"
-    publish_release(served, "1.3.0", GOOD_GREET)
+    release_libgreet(served, "1.3.0")
     try:
         report = run_once(root)
     finally:
@@ -249,7 +235,7 @@ def test_release_breaking_a_dependent_is_gate_blocked(
     root = copy_workspace(built, tmp_path)
     before = stable_state(root)
     stable_link = (root / "out/packages/stable").resolve()
-    publish_release(served, "1.4.0", BAD_GREET)
+    release_libgreet(served, "1.4.0", BAD_GREET)
     try:
         report = run_once(root)
     finally:

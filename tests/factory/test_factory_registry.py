@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from mini_catalog import UPSTREAMS, _tarball, serve_upstream, write_workspace
+from mini_catalog import release_libgreet, serve_upstream, watch_libgreet, write_workspace
 from nanodistro.cli import app
 from needs_tools import require_tools
 from registry_server import RunningRegistry, docker_registry, find_tool  # noqa: F401
@@ -22,13 +22,6 @@ from registry_server import RunningRegistry, docker_registry, find_tool  # noqa:
 pytestmark = pytest.mark.slow
 
 INSECURE = "--tls-verify=false"
-UPDATE_BLOCK = """
-update:
-  enabled: true
-  http-regex:
-    url: {base}/
-    pattern: 'libgreet-([0-9.]+)\\.tar\\.gz'
-"""
 
 
 @pytest.fixture
@@ -68,8 +61,7 @@ def test_promotion_pushes_stable_and_build_tags_and_old_digests_stay_pullable(
     prefix = docker_registry.ref("mini")
     with (root / "nanodistro.toml").open("a") as toml:
         toml.write(f'\n[registry]\nurl = "{prefix}"\n')
-    recipe = root / "recipes" / "libgreet.yaml"
-    recipe.write_text(recipe.read_text() + UPDATE_BLOCK.format(base=url))
+    watch_libgreet(root, url)
 
     run_once(root)
     layouts = root / "out" / "images"
@@ -83,9 +75,7 @@ def test_promotion_pushes_stable_and_build_tags_and_old_digests_stay_pullable(
         assert remote_digest(f"{prefix}/{name}:staging") == digest, name
 
     # upstream releases libgreet 1.3.0: hello (static link) and its image are rebuilt, promoted
-    files = dict(UPSTREAMS["libgreet-1.2.0"])
-    files["greet.c"] = files["greet.c"].replace("[256]", "[512]")
-    (served / "libgreet-1.3.0.tar.gz").write_bytes(_tarball("libgreet-1.3.0", files))
+    release_libgreet(served, "1.3.0")
     report = run_once(root)
     assert set(report["changed_images"]) == {"hello"}
     second = tag_digest(layouts / "hello", "stable")
