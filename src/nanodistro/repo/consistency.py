@@ -27,10 +27,10 @@ from nanodistro.errors import ConsistencyError, RepositoryError
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.formats.signature import Keyring
 from nanodistro.formats.version import Dependency
-from nanodistro.resolve.repositories import RepositoryClient, index_location, is_remote
 
 # the resolver's own rule for "does this provider match the atom" (versions, identities)
-from nanodistro.resolve.solver import _provides as provides
+from nanodistro.resolve.provides import provides
+from nanodistro.resolve.repositories import RepositoryClient, index_location, is_remote
 from nanodistro.resolve.universe import RepositoryRef, Universe
 
 __all__ = [

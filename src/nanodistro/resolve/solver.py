@@ -17,145 +17,33 @@ of its conditions.
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 from nanodistro.errors import ResolveError, VersionError
-from nanodistro.formats.version import (
-    CHECKSUM,
-    Dependency,
-    compare,
-    is_valid,
-    match,
-    parse_dependency,
-)
+from nanodistro.formats.version import Dependency, compare, is_valid
+from nanodistro.resolve.order import install_order
+from nanodistro.resolve.provides import provides
+from nanodistro.resolve.resolution import Resolution, ResolvedPackage, parse_world
+from nanodistro.resolve.state import _Fail, _Req, _State
 from nanodistro.resolve.universe import Candidate, RepositoryRef, Universe
 
-__all__ = ["Resolution", "ResolvedPackage", "parse_world", "solve"]
+# The data types, the provider rule and the ordering live in their own modules; they are
+# re-exported here so existing ``from nanodistro.resolve.solver import ...`` keeps working.
+__all__ = [
+    "DEFAULT_BUDGET",
+    "Resolution",
+    "ResolvedPackage",
+    "install_order",
+    "parse_world",
+    "provides",
+    "solve",
+]
+
+#: The provider rule's old private name, kept for any caller still importing it.
+_provides = provides
 
 #: Selections tried before giving up on a world (each backtrack costs one).
 DEFAULT_BUDGET = 20000
-
-
-@dataclass(frozen=True)
-class ResolvedPackage:
-    candidate: Candidate
-    repository: RepositoryRef
-    tag: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.candidate.name
-
-    @property
-    def version(self) -> str:
-        return self.candidate.version
-
-    @property
-    def checksum(self) -> str | None:
-        return self.candidate.checksum
-
-    @property
-    def display_name(self) -> str:
-        """``name`` or ``name@tag`` as ``apk add`` prints it."""
-        return f"{self.name}@{self.tag}" if self.tag else self.name
-
-
-@dataclass
-class Resolution:
-    packages: list[ResolvedPackage]
-    world: list[Dependency]
-    #: World atoms left out because they could not be satisfied (``drop_broken_world``).
-    dropped: list[Dependency] = field(default_factory=list)
-
-    def simulate_lines(self) -> list[str]:
-        """``(1/N) Installing name (version)`` lines, as ``apk add --simulate`` prints them."""
-        total = len(self.packages)
-        return [
-            f"({i}/{total}) Installing {p.display_name} ({p.version})"
-            for i, p in enumerate(self.packages, start=1)
-        ]
-
-
-def parse_world(atoms: Iterable[str | Dependency], *, where: str = "world") -> list[Dependency]:
-    out: list[Dependency] = []
-    for atom in atoms:
-        if isinstance(atom, Dependency):
-            out.append(atom)
-            continue
-        for word in atom.split():
-            out.append(parse_dependency(word, where=where))
-    return out
-
-
-# ------------------------------------------------------------------------------------------------
-
-
-def _provides(dep: Dependency, cand: Candidate, version: str | None) -> bool:
-    """Does ``cand`` (claiming the name at ``version``) match ``dep``'s constraint?"""
-    if dep.version is None:
-        return True
-    if dep.op == CHECKSUM:
-        return cand.checksum == dep.version
-    if version is None:  # a virtual (unversioned) provide satisfies only unversioned atoms
-        return False
-    return match(version, dep.op, dep.version)
-
-
-@dataclass(frozen=True)
-class _Req:
-    dep: Dependency
-    requirer: Candidate | None  # None: the world
-    allowed: frozenset[str | None]
-    preferred: frozenset[str | None] | None  # world atoms only
-
-
-class _Fail(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class _State:
-    __slots__ = (
-        "allowed",
-        "conflicts",
-        "order",
-        "owners",
-        "parent",
-        "pending",
-        "rejected",
-        "reqs",
-        "selected",
-        "watch",
-    )
-
-    def __init__(self) -> None:
-        self.selected: dict[str, Candidate] = {}
-        self.order: list[Candidate] = []
-        self.owners: dict[str, list[tuple[Candidate, str | None]]] = {}
-        self.reqs: dict[str, list[_Req]] = {}
-        self.conflicts: dict[str, list[_Req]] = {}
-        self.pending: set[str] = set()
-        self.allowed: dict[int, frozenset[str | None]] = {}
-        self.parent: dict[int, _Req] = {}
-        self.rejected: set[str] = set()
-        self.watch: dict[int, Candidate] = {}
-
-    def copy(self) -> _State:
-        new = _State.__new__(_State)
-        new.selected = dict(self.selected)
-        new.order = list(self.order)
-        new.owners = {k: list(v) for k, v in self.owners.items()}
-        new.reqs = {k: list(v) for k, v in self.reqs.items()}
-        new.conflicts = {k: list(v) for k, v in self.conflicts.items()}
-        new.pending = set(self.pending)
-        new.allowed = dict(self.allowed)
-        new.parent = dict(self.parent)
-        new.rejected = set(self.rejected)
-        new.watch = dict(self.watch)
-        return new
 
 
 class _Solver:
@@ -234,7 +122,7 @@ class _Solver:
             return known
         self._satisfiable[dep] = True  # optimistic inside dependency cycles
         known = any(
-            _provides(dep, cand, ver) and self.alive(cand)
+            provides(dep, cand, ver) and self.alive(cand)
             for cand, ver in self.u.providers.get(dep.name, ())
         )
         self._satisfiable[dep] = known
@@ -293,7 +181,7 @@ class _Solver:
         if dep.conflict:
             state.conflicts.setdefault(dep.name, []).append(req)
             for cand, ver in state.owners.get(dep.name, ()):
-                if cand is not req.requirer and _provides(dep, cand, ver):
+                if cand is not req.requirer and provides(dep, cand, ver):
                     raise _Fail(
                         f"{cand.name}-{cand.version} conflicts with {self.who(req)}[{dep}]"
                         f" (needed by {self.chain(state, state.parent[id(cand)])})"
@@ -302,7 +190,7 @@ class _Solver:
         state.reqs.setdefault(dep.name, []).append(req)
         owners = state.owners.get(dep.name)
         if owners:
-            if not any(_provides(dep, c, v) for c, v in owners):
+            if not any(provides(dep, c, v) for c, v in owners):
                 c, v = owners[0]
                 raise _Fail(
                     f"{self.chain(state, req)}: {dep.name} is already "
@@ -320,7 +208,7 @@ class _Solver:
         if chosen is not None and chosen is not cand:
             return f"{cand.name}-{chosen.version} is already selected"
         for req in state.reqs.get(name, ()):
-            if not _provides(req.dep, cand, ver):
+            if not provides(req.dep, cand, ver):
                 return f"does not satisfy {self.who(req)}[{req.dep}]"
         claims = cand.claims()
         seen_claims: dict[str, str | None] = {}
@@ -332,20 +220,20 @@ class _Solver:
                 if other is not cand and not (cver is None and over is None):
                     return f"{cname} is already provided by {other.name}-{other.version}"
             for req in state.conflicts.get(cname, ()):
-                if req.requirer is not cand and _provides(req.dep, cand, cver):
+                if req.requirer is not cand and provides(req.dep, cand, cver):
                     return f"conflicts with {self.who(req)}[{req.dep}]"
         for dep in cand.depends:
             owners = state.owners.get(dep.name)
             if dep.conflict:
-                if owners and any(c is not cand and _provides(dep, c, v) for c, v in owners):
+                if owners and any(c is not cand and provides(dep, c, v) for c, v in owners):
                     return f"its [{dep}] conflicts with {owners[0][0].name}"
                 continue
             if owners:
-                if not any(_provides(dep, c, v) for c, v in owners):
+                if not any(provides(dep, c, v) for c, v in owners):
                     c = owners[0][0]
                     return f"needs {dep} but {dep.name} is {c.name}-{c.version}"
             elif not self.satisfiable(dep):
-                if not any(_provides(dep, c, v) for c, v in self.u.providers.get(dep.name, ())):
+                if not any(provides(dep, c, v) for c, v in self.u.providers.get(dep.name, ())):
                     return f"needs {dep}, which nothing provides"
                 return f"needs {dep}, which nothing installable provides"
         return None
@@ -366,8 +254,8 @@ class _Solver:
         for cname, cver in cand.claims():
             state.owners.setdefault(cname, []).append((cand, cver))
             for req in state.reqs.get(cname, ()):
-                if not _provides(req.dep, cand, cver) and not any(
-                    _provides(req.dep, c, v) for c, v in state.owners[cname]
+                if not provides(req.dep, cand, cver) and not any(
+                    provides(req.dep, c, v) for c, v in state.owners[cname]
                 ):
                     raise _Fail(
                         f"{self.chain(state, req)}: {cname} is provided by "
@@ -477,10 +365,10 @@ class _Solver:
                 if dep.conflict:
                     if dep.name in state.pending:
                         break  # undecided yet: look again later
-                    if owners and any(_provides(dep, c, v) for c, v in owners):
+                    if owners and any(provides(dep, c, v) for c, v in owners):
                         done.append(key)
                         break
-                elif not owners or not any(_provides(dep, c, v) for c, v in owners):
+                elif not owners or not any(provides(dep, c, v) for c, v in owners):
                     # Only a new owner of a condition name can change this; select() re-adds
                     # the package to the watch list then.
                     done.append(key)
@@ -616,55 +504,6 @@ class _Solver:
         reqs = state.reqs.get(name)
         self.select(state, name, cand, allowed, reqs[0] if reqs else None)
 
-    # -- ordering --------------------------------------------------------------------------------
-
-    def install_order(self, state: _State) -> list[Candidate]:
-        """apk-tools' changeset order: dependencies first, install_if after its conditions."""
-        chosen = {name: owners[0][0] for name, owners in state.owners.items()}
-        names_done: set[str] = set()
-        pkgs_done: set[int] = set()
-        out: list[Candidate] = []
-        selected_ids = {id(c) for c in state.order}
-
-        def gen_name(name: str) -> None:
-            if name in names_done:
-                return
-            names_done.add(name)
-            cand = chosen.get(name)
-            if cand is None or id(cand) in pkgs_done:
-                return
-            pkgs_done.add(id(cand))
-            names_done.add(cand.name)
-            for prov in cand.provides:
-                names_done.add(prov.name)
-            for dep in cand.depends:
-                gen_name(dep.name)
-            out.append(cand)
-            for iif in self.u.rinstall_if.get(cand.name, ()):
-                check_iif(iif)
-
-        def check_iif(cand: Candidate) -> None:
-            if id(cand) not in selected_ids or cand.name in names_done:
-                return
-            for dep in cand.install_if:
-                if dep.conflict:
-                    continue
-                if dep.name not in names_done:
-                    return
-            gen_name(cand.name)
-
-        limit = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(limit, 10000))
-        try:
-            for dep in self.world:
-                if not dep.conflict:
-                    gen_name(dep.name)
-            for cand in state.order:  # anything not reached from the world (defensive)
-                gen_name(cand.name)
-        finally:
-            sys.setrecursionlimit(limit)
-        return out
-
     def display_tag(self, state: _State, cand: Candidate) -> tuple[str | None, RepositoryRef]:
         allowed = state.allowed.get(id(cand), self.default_tags)
         tags = self.u.tags_of(cand)
@@ -714,7 +553,7 @@ def _solve(universe: Universe, deps: list[Dependency], budget: int) -> Resolutio
     solver = _Solver(universe, deps)
     state = solver.run(budget)
     packages = []
-    for cand in solver.install_order(state):
+    for cand in install_order(universe, solver.world, state.owners, state.order):
         tag, repo = solver.display_tag(state, cand)
         packages.append(ResolvedPackage(cand, repo, tag))
     return Resolution(packages, list(deps))
