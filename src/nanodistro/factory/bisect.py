@@ -27,6 +27,7 @@ from typing import Any
 
 from nanodistro.errors import ConfigError, ImageError, ResolveError
 from nanodistro.formats.version import Dependency, compare
+from nanodistro.graph.graph import strongly_connected
 from nanodistro.image.build import (
     BuildRequest,
     build_image,
@@ -281,40 +282,6 @@ def _closures(
     return needs
 
 
-def _components(nodes: list[Change], edges: Mapping[Change, set[Change]]) -> list[list[Change]]:
-    """Strongly connected components (Tarjan), each after every component it has an edge to."""
-    index: dict[Change, int] = {}
-    low: dict[Change, int] = {}
-    stack: list[Change] = []
-    on_stack: set[Change] = set()
-    out: list[list[Change]] = []
-
-    def visit(node: Change) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for target in sorted(edges.get(node, ())):
-            if target not in index:
-                visit(target)
-                low[node] = min(low[node], low[target])
-            elif target in on_stack:
-                low[node] = min(low[node], index[target])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                item = stack.pop()
-                on_stack.discard(item)
-                component.append(item)
-                if item == node:
-                    break
-            out.append(sorted(component))
-
-    for node in nodes:  # a few hundred changes at most: recursion depth is fine
-        if node not in index:
-            visit(node)
-    return out
-
-
 def order_changes(good: Mapping[str, str], changes: list[Change], universe: Universe) -> list[Unit]:
     """Changes in units, each unit after the units it needs: every prefix is dependency-closed."""
     good_candidates = {}
@@ -328,7 +295,7 @@ def order_changes(good: Mapping[str, str], changes: list[Change], universe: Univ
     needs = _closures(good_candidates, changes, new_candidates)
     edges = {c: set(needs[c]) for c in changes}
     units = []
-    for component in _components(sorted(changes), edges):
+    for component in strongly_connected(sorted(changes), edges):
         reasons = [
             f"{change} needs {needed} ({why})"
             for change in component

@@ -13,12 +13,17 @@ its own packages (bootstrapping) creates no edge either.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nanodistro.errors import GraphError
 from nanodistro.graph.corpus import Corpus, ImageNode, RecipeNode
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison
+
+NodeT = TypeVar("NodeT", bound="SupportsRichComparison")
 
 
 @dataclass
@@ -57,18 +62,21 @@ class Impact:
         }
 
 
-def strongly_connected(nodes: Iterable[str], edges: dict[str, set[str]]) -> list[list[str]]:
-    """Tarjan's SCCs, iteratively (the corpus is deep enough to overflow recursion)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    result: list[list[str]] = []
+def strongly_connected(
+    nodes: Iterable[NodeT], edges: Mapping[NodeT, Iterable[NodeT]]
+) -> list[list[NodeT]]:
+    """Tarjan's SCCs, iteratively (the corpus is deep enough to overflow recursion); each
+    component comes after every component it has an edge to, members and edges sorted."""
+    index: dict[NodeT, int] = {}
+    low: dict[NodeT, int] = {}
+    on_stack: set[NodeT] = set()
+    stack: list[NodeT] = []
+    result: list[list[NodeT]] = []
     counter = 0
     for root in nodes:
         if root in index:
             continue
-        work: list[tuple[str, Any]] = [(root, iter(sorted(edges.get(root, ()))))]
+        work: list[tuple[NodeT, Any]] = [(root, iter(sorted(edges.get(root, ()))))]
         index[root] = low[root] = counter
         counter += 1
         stack.append(root)
