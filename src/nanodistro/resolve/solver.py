@@ -39,9 +39,6 @@ __all__ = [
     "solve",
 ]
 
-#: The provider rule's old private name, kept for any caller still importing it.
-_provides = provides
-
 #: Selections tried before giving up on a world (each backtrack costs one).
 DEFAULT_BUDGET = 20000
 
