@@ -47,6 +47,9 @@ class Workspace:
     # [executor] concurrency: jobs (builds, tests, images, smoke tests) run at once by the
     # factory; None = the CPU count.
     concurrency: int | None = None
+    # [vulnerabilities] osv: OSV records (a directory or a .zip) the scanner matches against;
+    # None = <root>/.nanodistro/osv (where 'nanodistro vuln update' writes).
+    vulnerabilities_osv: Path | None = None
 
     @property
     def packages_dir(self) -> Path:
@@ -94,6 +97,7 @@ KNOWN_KEYS: dict[str, frozenset[str] | None] = {
     "registry": frozenset({"url"}),
     "rebuild-on": None,
     "executor": frozenset({"concurrency"}),
+    "vulnerabilities": frozenset({"osv"}),
 }
 
 _SIZE_KEYS = frozenset({"memory", "file-size", "tmp-size"})
@@ -254,4 +258,8 @@ def load_workspace(path: Path) -> Workspace:
             for recipe, names in _table(data, "rebuild-on", path).items()
         },
         concurrency=_concurrency(_table(data, "executor", path), path),
+        vulnerabilities_osv=rel(
+            _table(data, "vulnerabilities", path).get("osv", ".nanodistro/osv"),
+            "vulnerabilities.osv",
+        ),
     )
