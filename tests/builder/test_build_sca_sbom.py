@@ -153,7 +153,7 @@ def test_package_sbom_is_deterministic_spdx(tmp_path: Path) -> None:
     apk = next(p for p in data["packages"] if p["name"] == "foo")
     assert apk["licenseDeclared"] == "MIT AND Apache-2.0"
     assert apk["externalRefs"][0]["referenceLocator"] == (
-        "pkg:apk/unknown/foo@1.2.3-r1?arch=x86_64&distro=unknown"
+        "pkg:apk/nanodistro/foo@1.2.3-r1?arch=x86_64"  # formats.purl form
     )
     source_purls = [
         p["externalRefs"][0]["referenceLocator"]

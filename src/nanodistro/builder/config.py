@@ -33,7 +33,7 @@ class BuildConfig:
     step_timeout: float | None = 3600.0
     build_timeout: float | None = None
     build_options: list[str] = field(default_factory=list)
-    namespace: str = "unknown"
+    namespace: str = "nanodistro"  # purl distro: formats.purl.DEFAULT_DISTRO
     mirrors: dict[str, str] = field(default_factory=dict)  # mirror://NAME/ bases (build/mirrors.py)
     sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)  # build uid and limits
     allow_downgrade: bool = False  # accept an older repository index (resolve.replay)

@@ -164,7 +164,7 @@ def emit_package(
     where: str = "",
     provenance: dict[str, object] | None = None,
     config_yaml: bytes | None = None,
-    namespace: str = "unknown",
+    namespace: str = "nanodistro",  # purl distro: formats.purl.DEFAULT_DISTRO
 ) -> BuiltPackage:
     """SBOM + SCA + ``write_apk`` for the package whose output is ``entries`` (from
     :func:`read_output`). ``siblings`` are the other packages' entries of the same build, by

@@ -3,7 +3,9 @@
 Layout as melange (pkg/build/sbom/spdx/spdx.go, reference §7.5): an operating-system package
 for the namespace, the apk package with its purl and declared licenses, the recipe
 (``DESCRIBED_BY``) and one package per upstream source (``GENERATED_FROM``) with its checksums
-and purl. ``created`` is SOURCE_DATE_EPOCH, so the document is reproducible.
+and purl. ``created`` is SOURCE_DATE_EPOCH, so the document is reproducible. The apk package's
+purl is formats.purl's one form (``pkg:apk/<distro>/<name>@<version>?arch=<arch>``, without
+melange's redundant ``distro=`` qualifier), the same string image SBOMs and CycloneDX carry.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from urllib.parse import quote, urlparse
 from nanodistro import __version__
 from nanodistro.builder.sources import SourceRecord
 from nanodistro.formats import spdx
+from nanodistro.formats.purl import DEFAULT_DISTRO, apk_purl, distro_name
 from nanodistro.util.timestamps import rfc3339
 
 SBOM_DIR = "var/lib/db/sbom"
@@ -20,13 +23,6 @@ SBOM_DIR = "var/lib/db/sbom"
 
 def sbom_path(name: str, full_version: str) -> str:
     return f"{SBOM_DIR}/{name}-{full_version}.spdx.json"
-
-
-def apk_purl(name: str, full_version: str, arch: str, namespace: str) -> str:
-    return (
-        f"pkg:apk/{quote(namespace)}/{quote(name)}@{quote(full_version)}"
-        f"?arch={quote(arch)}&distro={quote(namespace)}"
-    )
 
 
 def source_package(source: SourceRecord) -> spdx.Package:
@@ -75,7 +71,7 @@ def package_sbom(
     recipe_path: str,
     recipe_commit: str,
     source_date_epoch: int,
-    namespace: str = "unknown",
+    namespace: str = DEFAULT_DISTRO,
 ) -> bytes:
     """The SBOM of one built package as deterministic SPDX 2.3 JSON bytes."""
     apk_id = spdx.spdx_id("apk", name, full_version)
@@ -98,7 +94,9 @@ def package_sbom(
         primary_purpose="APPLICATION",
         external_refs=[
             spdx.ExternalRef(
-                "PACKAGE-MANAGER", "purl", apk_purl(name, full_version, arch, namespace)
+                "PACKAGE-MANAGER",
+                "purl",
+                apk_purl(distro_name(namespace), name, full_version, arch),
             )
         ],
     )

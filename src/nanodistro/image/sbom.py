@@ -1,7 +1,7 @@
 """Image SBOMs in SPDX 2.3 JSON (apko pkg/sbom/generator/spdx/spdx.go, formats.md §8.7).
 
 One document per architecture (``sbom-<apkarch>.spdx.json``) and one for the index
-(``sbom-index.spdx.json``). Each installed package contributes the packages its embedded SBOM
+(``sbom-index.spdx.json``); image/cyclonedx.py writes the CycloneDX twins (``.cdx.json``). Each installed package contributes the packages its embedded SBOM
 (``var/lib/db/sbom/<name>-<ver>.spdx.json``) describes — with the relationship closure among
 them, files excluded — or, when it has none, one package built from its metadata.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanodistro import __version__
+from nanodistro.formats.purl import DEFAULT_DISTRO, apk_purl
 from nanodistro.formats.spdx import Document, dict_to_json, spdx_ref, to_dict
 
 if TYPE_CHECKING:
@@ -52,7 +53,9 @@ def embedded_sbom(package: InstalledImagePackage, root_read: Any) -> dict[str, A
     return None
 
 
-def _package_from_metadata(package: InstalledImagePackage, arch: str) -> dict[str, Any]:
+def _package_from_metadata(
+    package: InstalledImagePackage, arch: str, distro: str
+) -> dict[str, Any]:
     info = package.apk.info
     return {
         "SPDXID": spdx_ref("Package", "apk", info.name, info.version),
@@ -71,7 +74,7 @@ def _package_from_metadata(package: InstalledImagePackage, arch: str) -> dict[st
             {
                 "referenceCategory": "PACKAGE-MANAGER",
                 "referenceType": "purl",
-                "referenceLocator": f"pkg:apk/{info.name}@{info.version}?arch={arch}",
+                "referenceLocator": apk_purl(distro, info.name, info.version, arch),
             }
         ],
     }
@@ -133,9 +136,8 @@ def arch_sbom(image: ArchImage, *, repo_name: str) -> dict[str, Any]:
                 {
                     "referenceCategory": "PACKAGE-MANAGER",
                     "referenceType": "purl",
-                    "referenceLocator": (
-                        f"pkg:oci/{repo_name}@{manifest_digest}?arch={image.arch.architecture}"
-                        "&os=linux&mediaType=application%2Fvnd.oci.image.manifest.v1%2Bjson"
+                    "referenceLocator": image_purl(
+                        repo_name, manifest_digest, image.arch.architecture
                     ),
                 }
             ],
@@ -161,7 +163,9 @@ def arch_sbom(image: ArchImage, *, repo_name: str) -> dict[str, Any]:
             }
         )
         _relate(doc, image_id, "CONTAINS", layer_id)
-    os_package = _operating_system(image.root.fs.read("etc/os-release"))
+    os_release = image.root.fs.read("etc/os-release")
+    distro = image_distro(os_release)
+    os_package = _operating_system(os_release)
     if os_package is not None:
         seen.add(os_package["SPDXID"])
         doc["packages"].append(os_package)
@@ -170,7 +174,7 @@ def arch_sbom(image: ArchImage, *, repo_name: str) -> dict[str, Any]:
         sbom = embedded_sbom(package, image.root.fs.read)
         if sbom is not None and _copy_described(doc, sbom, seen, image_id):
             continue
-        entry = _package_from_metadata(package, image.arch.apk)
+        entry = _package_from_metadata(package, image.arch.apk, distro)
         if entry["SPDXID"] in seen:
             continue
         seen.add(entry["SPDXID"])
@@ -179,15 +183,35 @@ def arch_sbom(image: ArchImage, *, repo_name: str) -> dict[str, Any]:
     return doc
 
 
-def _operating_system(os_release: bytes | None) -> dict[str, Any] | None:
-    """``SPDXRef-OperatingSystem-<ID>`` from ``/etc/os-release``, as apko adds it."""
-    if not os_release:
-        return None
+def os_release_fields(os_release: bytes | None) -> dict[str, str]:
+    """``KEY=value`` pairs of an ``/etc/os-release`` (quotes removed)."""
     fields: dict[str, str] = {}
-    for line in os_release.decode("utf-8", "replace").splitlines():
+    for line in (os_release or b"").decode("utf-8", "replace").splitlines():
         key, sep, value = line.partition("=")
         if sep:
             fields[key.strip()] = value.strip().strip('"')
+    return fields
+
+
+def image_distro(os_release: bytes | None) -> str:
+    """The purl distro of installed packages that carry no SBOM of their own: the image's
+    os-release ``ID`` as apko uses it, else formats.purl's default."""
+    return os_release_fields(os_release).get("ID", "").lower() or DEFAULT_DISTRO
+
+
+def image_purl(repo_name: str, digest: str, architecture: str) -> str:
+    """apko's purl of an image manifest (with ``architecture``) or index (without)."""
+    if not architecture:
+        return f"pkg:oci/{repo_name}@{digest}?mediaType=application%2Fvnd.oci.image.index.v1%2Bjson"
+    return (
+        f"pkg:oci/{repo_name}@{digest}?arch={architecture}"
+        "&os=linux&mediaType=application%2Fvnd.oci.image.manifest.v1%2Bjson"
+    )
+
+
+def _operating_system(os_release: bytes | None) -> dict[str, Any] | None:
+    """``SPDXRef-OperatingSystem-<ID>`` from ``/etc/os-release``, as apko adds it."""
+    fields = os_release_fields(os_release)
     os_id = fields.get("ID")
     if not os_id:
         return None
@@ -243,7 +267,8 @@ def index_sbom(result: BuildResult, *, repo_name: str) -> dict[str, Any]:
 
 
 def image_sboms(result: BuildResult, *, config_path: Path | None = None) -> dict[str, bytes]:
-    """File name -> SPDX JSON bytes, for every arch and the index."""
+    """File name -> SPDX (``.spdx.json``) and CycloneDX (``.cdx.json``) bytes, for every arch
+    and the index."""
     repo_name = config_path.stem if config_path is not None else "image"
     files = {
         f"sbom-{image.arch.apk}.spdx.json": dict_to_json(arch_sbom(image, repo_name=repo_name))
@@ -251,4 +276,9 @@ def image_sboms(result: BuildResult, *, config_path: Path | None = None) -> dict
     }
     if result.images:
         files["sbom-index.spdx.json"] = dict_to_json(index_sbom(result, repo_name=repo_name))
+    # CycloneDX beside each SPDX document, from the same installed packages (a module of its
+    # own that imports this one, hence imported here)
+    from nanodistro.image.cyclonedx import image_cyclonedx
+
+    files.update(image_cyclonedx(result, config_path=config_path))
     return files
