@@ -120,6 +120,9 @@ class _Build:
         self.default_commit = git_commit_id(path)
         self.started = time.monotonic()
         self._offered: frozenset[str] | None = None
+        # name=version atoms added to the build root's world (a rebuild of a published package
+        # installs exactly the environment it recorded, not what the repository offers now)
+        self.environment_pins: list[str] = []
         self.result = BuildResult(
             recipe_path=path,
             name=self.recipe.package.name,
@@ -398,7 +401,9 @@ class _Build:
         sde = self._source_date_epoch()
         self.result.source_date_epoch = sde
         self.result.toolchain = config.toolchain.identity()
-        root, installed = self._sandbox_root(base, self.compiled.environment_packages)
+        root, installed = self._sandbox_root(
+            base, [*self.compiled.environment_packages, *self.environment_pins]
+        )
         self.result.environment = installed
         runner = BubblewrapRunner(
             root,
@@ -572,9 +577,17 @@ def build_recipe(
     *,
     progress: Progress | None = None,
     on_log_line: Callable[[str, str], None] | None = None,
+    environment_pins: Sequence[str] = (),
+    commit: str | None = None,
 ) -> BuildResult:
-    """Build one recipe (and run its tests unless ``config.run_tests`` is false); no publish."""
-    return _Build(Path(path), config, progress, on_log_line).run()
+    """Build one recipe (and run its tests unless ``config.run_tests`` is false); no publish.
+    A rebuild of a published package passes what that package recorded: ``environment_pins``
+    (``name=version``) fix the build environment, ``commit`` the default ``package.commit``."""
+    build = _Build(Path(path), config, progress, on_log_line)
+    build.environment_pins = list(environment_pins)
+    if commit is not None:
+        build.default_commit = commit
+    return build.run()
 
 
 def test_recipe(

@@ -27,6 +27,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "repo": ("publish", "index", "repo"),
     "recipe": ("lint",),
     "build": ("build", "test"),
+    "rebuild_check": ("rebuild-check",),
     "resolve": ("resolve",),
     "monitor": ("monitor", "bump"),
     "graph": ("graph",),
