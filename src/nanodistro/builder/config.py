@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nanodistro.builder import sources as src_mod
+from nanodistro.builder.environment import InstalledPackage
 from nanodistro.builder.package import BuiltPackage
 from nanodistro.builder.runners import SandboxPolicy, Toolchain
 from nanodistro.formats.signature import Keyring, SigningKey
+from nanodistro.trust.ecdsa import EcdsaSigner
 from nanodistro.util.host import host_arch
 
 
@@ -37,6 +39,10 @@ class BuildConfig:
     mirrors: dict[str, str] = field(default_factory=dict)  # mirror://NAME/ bases (build/mirrors.py)
     sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)  # build uid and limits
     allow_downgrade: bool = False  # accept an older repository index (resolve.replay)
+    # ECDSA P-256 key (trust/ecdsa.EcdsaSigner) signing each published package's SLSA provenance
+    # (builder/provenance.py); used by build_recipes in the control plane, never in a sandbox
+    provenance_key: EcdsaSigner | None = None
+    builder_id: str = ""  # provenance runDetails.builder.id (default: builder/provenance.py)
 
 
 @dataclass
@@ -65,6 +71,8 @@ class BuildResult:
     sandbox: dict[str, object] = field(default_factory=dict)  # uid and limits the steps ran with
     tests: list[TestOutcome] = field(default_factory=list)
     environment: list[str] = field(default_factory=list)
+    # the build root's packages with their checksums (provenance's resolved dependencies)
+    environment_packages: list[InstalledPackage] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     published: list[Path] = field(default_factory=list)
 

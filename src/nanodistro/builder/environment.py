@@ -22,6 +22,7 @@ repository would have substituted (``ResolveError``), never silently the older p
 from __future__ import annotations
 
 import glob
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,25 +302,62 @@ def missing_names(env: Environment, info: PackageInfo) -> list[str]:
     return missing
 
 
-def install(env: Environment, packages: Iterable[PackageInfo], root: Path) -> list[str]:
-    """Fetch (verified) and extract each package into ``root``; returns ``name-version``s."""
+@dataclass(frozen=True)
+class InstalledPackage:
+    """One package installed into a root, as provenance names it: identity and file digest."""
+
+    name: str
+    version: str
+    checksum: str  # Q1 identity (the index C:)
+    sha256: str  # of the .apk bytes installed
+    repository: str  # URL or folder it came from (BUILT_REPOSITORY for just-built ones)
+    filename: str
+
+
+def install(
+    env: Environment,
+    packages: Iterable[PackageInfo],
+    root: Path,
+    record: list[InstalledPackage] | None = None,
+) -> list[str]:
+    """Fetch (verified) and extract each package into ``root``; returns ``name-version``s.
+    ``record`` receives each package's identity and digest (for provenance)."""
     installed: list[str] = []
     repo_of = {id(c.info): env.universe.repository_of(c) for c in env.universe.candidates}
     for info in packages:
         where = info.filename
         data = env.built.get(info.checksum or "")
+        repository = BUILT_REPOSITORY.url
         if data is None:
-            data = env.client.fetch_package(repo_of[id(info)], env.arch, info)
+            ref = repo_of[id(info)]
+            repository = ref.url
+            data = env.client.fetch_package(ref, env.arch, info)
         pkg = read_apk(data, where=where)
         extract(pkg.entries, root, where=where)
         installed.append(f"{info.name}-{info.version}")
+        if record is not None:
+            record.append(
+                InstalledPackage(
+                    info.name,
+                    info.version,
+                    pkg.identity,
+                    hashlib.sha256(data).hexdigest(),
+                    repository,
+                    info.filename,
+                )
+            )
     return installed
 
 
-def assemble_root(names: Sequence[str], root: Path, sources: PackageSources) -> list[str]:
-    """Resolve ``names`` and install the closure into ``root``."""
+def assemble_root(
+    names: Sequence[str],
+    root: Path,
+    sources: PackageSources,
+    record: list[InstalledPackage] | None = None,
+) -> list[str]:
+    """Resolve ``names`` and install the closure into ``root`` (``record``: see ``install``)."""
     env = load_environment(sources)
     try:
-        return install(env, resolve_environment(env, names), root)
+        return install(env, resolve_environment(env, names), root, record)
     finally:
         env.close()

@@ -290,10 +290,13 @@ class _Build:
         names: Sequence[str],
         built: Sequence[BuiltPackage] = (),
         toolchain_only: frozenset[str] | None = None,
+        record: list[env_mod.InstalledPackage] | None = None,
     ) -> tuple[Path, list[str]]:
         root = base / "root"
         root.mkdir(parents=True)
-        installed = env_mod.assemble_root(names, root, self._sources(built, toolchain_only))
+        installed = env_mod.assemble_root(
+            names, root, self._sources(built, toolchain_only), record
+        )
         return root, installed
 
     def _spec(self, compiled_index: int) -> PackageSpec:
@@ -402,7 +405,9 @@ class _Build:
         self.result.source_date_epoch = sde
         self.result.toolchain = config.toolchain.identity()
         root, installed = self._sandbox_root(
-            base, [*self.compiled.environment_packages, *self.environment_pins]
+            base,
+            [*self.compiled.environment_packages, *self.environment_pins],
+            record=self.result.environment_packages,
         )
         self.result.environment = installed
         runner = BubblewrapRunner(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import tempfile
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -35,10 +37,20 @@ def build_recipes(
         raise BuildError("publishing to a repository needs a signing key (--key)")
     results: list[BuildResult] = []
     for path in build_order(paths, config.arch, config.pipeline_dirs):
+        started = datetime.datetime.now(datetime.UTC)
         result = build_recipe(path, config, progress=progress, on_log_line=on_log_line)
+        finished = datetime.datetime.now(datetime.UTC)
         results.append(result)
         if result.skipped or not config.repo or config.key is None:
             continue
+        upstream = upstream_of(config)
+        host_provides = env_mod.ToolchainIndex(config.toolchain).satisfies
+        attestations: dict[str, bytes] = {}
+        if config.provenance_key is not None:
+            # signed here, in the control plane, from what the build reported
+            attestations = package_provenance(
+                result, config, started, finished, upstream, host_provides
+            )
         with tempfile.TemporaryDirectory(prefix="nanodistro-publish-") as tmp:
             files = []
             for package in result.packages:
@@ -52,12 +64,59 @@ def build_recipes(
                 config.repo,
                 config.key,
                 progress=say,
-                upstream=upstream_of(config),
+                upstream=upstream,
                 origins=sca_origins(result.packages),
-                host_provides=env_mod.ToolchainIndex(config.toolchain).satisfies,
+                host_provides=host_provides,
+                provenance=attestations,
             )
             result.published = [p.path for p in published.packages]
     return results
+
+
+def package_provenance(
+    result: BuildResult,
+    config: BuildConfig,
+    started: datetime.datetime,
+    finished: datetime.datetime,
+    upstream: Callable[[str], Upstream],
+    host_provides: Callable[[str], bool],
+) -> dict[str, bytes]:
+    """File name -> ``.intoto.jsonl`` bytes (one signed envelope) for each package of
+    ``result`` not yet in ``config.repo``. A package already published with these very bytes
+    keeps the provenance it was first published with (the artifact is the same; provenance
+    files never change), so a rebuild that reproduced it publishes as a no-op."""
+    from nanodistro.builder.provenance import ProvenanceRun, builder_id_for, package_statement
+    from nanodistro.trust.provenance import (
+        envelopes_to_jsonl,
+        provenance_path,
+        sign_statement,
+    )
+
+    assert config.provenance_key is not None and config.repo is not None
+    run = ProvenanceRun(
+        builder_id=config.builder_id or builder_id_for(config.namespace),
+        started=started,
+        finished=finished,
+        invocation_id=str(uuid.uuid4()),
+        build_options=tuple(config.build_options),
+        toolchain_root=str(config.toolchain.host_root),
+        providers=[(ref.url, infos) for ref, infos in upstream(result.arch)],
+        toolchain_satisfies=host_provides,
+    )
+    out: dict[str, bytes] = {}
+    for package in result.packages:
+        existing = config.repo / result.arch / package.filename
+        try:
+            same = existing.read_bytes() == package.data
+        except OSError:
+            same = False
+        if same and provenance_path(existing).is_file():
+            continue
+        statement = package_statement(result, package, run)
+        out[package.filename] = envelopes_to_jsonl(
+            [sign_statement(statement, config.provenance_key)]
+        )
+    return out
 
 
 def upstream_of(config: BuildConfig) -> Callable[[str], Upstream]:

@@ -20,7 +20,8 @@ from pathlib import Path
 __all__ = ["LEFTOVER", "remove_leftovers"]
 
 #: The temporary names of packages and indexes (tempfile.mkstemp's 8 characters).
-LEFTOVER = re.compile(r"^\.(?:.+\.apk|APKINDEX\.tar\.gz)\.[a-z0-9_]{8}\.tmp$")
+#: Package provenance (``<file>.apk.intoto.jsonl``) is written the same way.
+LEFTOVER = re.compile(r"^\.(?:.+\.apk(?:\.intoto\.jsonl)?|APKINDEX\.tar\.gz)\.[a-z0-9_]{8}\.tmp$")
 
 _STARTED = time.time()  # when this process imported the module: before it wrote anything
 

@@ -46,6 +46,7 @@ from nanodistro.repo.admission import admit_package
 from nanodistro.repo.consistency import Upstream, check_consistency
 from nanodistro.repo.leftovers import remove_leftovers
 from nanodistro.repo.lock import repository_lock
+from nanodistro.trust.provenance import PROVENANCE_SUFFIX
 from nanodistro.util.atomic import atomic_write_bytes, atomic_writer
 from nanodistro.util.crashpoints import crash_point
 from nanodistro.util.progress import Progress
@@ -67,6 +68,7 @@ class PublishedPackage:
     sha256: str
     checksum: str  # Q1 identity, the index C:
     status: Literal["added", "unchanged"]
+    provenance: Path | None = None  # <file>.apk.intoto.jsonl beside it, when published with one
 
 
 @dataclass
@@ -187,6 +189,7 @@ def publish(
     upstream: Callable[[str], Upstream] | None = None,
     origins: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
     host_provides: Callable[[str], bool] | None = None,
+    provenance: Mapping[str, bytes] | None = None,
 ) -> PublishResult:
     """Publish ``.apk`` files into ``repo`` and re-sign the index of every arch touched.
 
@@ -198,10 +201,24 @@ def publish(
     Unless ``allow_missing``, each resulting index must give every dependency a provider (in it
     or in ``upstream(arch)``), else :class:`ConsistencyError` before anything is written
     (``repo/consistency.py``; ``origins`` and ``host_provides`` only explain the message).
+
+    ``provenance`` maps a package file name to its ``.intoto.jsonl`` bytes (signed SLSA
+    provenance, ``trust/provenance.py``), written beside each placement of that package as
+    ``<file>.apk.intoto.jsonl`` *before* the package, so a package never appears without it.
+    It is immutable like the package: a different provenance for a package already published
+    is refused (identical bytes are a no-op); one left without its package by a crashed publish
+    was never part of the repository and is replaced.
     """
     repo = Path(repo)
     say = progress or (lambda _message: None)
     candidates = [_read_package(Path(f), _index_keyring(key, keyring)) for f in files]
+    attestations = dict(provenance or {})
+    unknown = sorted(set(attestations) - {c.info.filename for c in candidates})
+    if unknown:
+        raise RepositoryError(
+            f"provenance given for {unknown[0]}, which is not among the packages published",
+            where=str(repo),
+        )
     with repository_lock(repo):
         arch_dirs = [repo / arch for arch in _existing_arch_dirs(repo)]
         for leftover in remove_leftovers([repo, *arch_dirs]):
@@ -249,6 +266,17 @@ def publish(
                     where=str(target),
                 )
             status[target] = "unchanged"
+        for target, candidate in placements.items():
+            statement = attestations.get(candidate.info.filename)
+            if statement is None or status[target] != "unchanged":
+                continue
+            existing_provenance = _read_optional(_provenance_path(target))
+            if existing_provenance is not None and existing_provenance != statement:
+                raise RepositoryError(
+                    f"immutable: {candidate.info.filename} is already published with another "
+                    f"provenance; refusing a different {PROVENANCE_SUFFIX}",
+                    where=str(_provenance_path(target)),
+                )
 
         # 2. Verify and load the current indexes of the arches we touch.
         trusted = _index_keyring(key, keyring)
@@ -281,6 +309,15 @@ def publish(
         # 3. Packages first (new names only), then each index atomically.
         result = PublishResult()
         for target, candidate in sorted(placements.items()):
+            statement = attestations.get(candidate.info.filename)
+            provenance_file = _provenance_path(target) if statement is not None else None
+            # provenance first: a package is never visible without it
+            if (
+                provenance_file is not None
+                and statement is not None
+                and _read_optional(provenance_file) != statement
+            ):
+                atomic_write_bytes(provenance_file, statement)
             if status[target] == "added":
                 say(f"publishing {target.relative_to(repo)}")
                 atomic_write_bytes(target, candidate.data)
@@ -294,6 +331,7 @@ def publish(
                     candidate.sha256,
                     info.checksum or "",
                     status[target],
+                    provenance_file,
                 )
             )
         for arch in touched:
@@ -303,6 +341,21 @@ def publish(
             say(f"signing {arch}/{INDEX_FILE} ({len(merged)} packages)")
             result.indexes[arch] = _write_arch_index(repo / arch, merged, key, text)
     return result
+
+
+def _provenance_path(package: Path) -> Path:
+    return package.with_name(package.name + PROVENANCE_SUFFIX)
+
+
+def _read_optional(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise RepositoryError(
+            f"cannot read published file ({error.strerror})", where=str(path)
+        ) from None
 
 
 def _merged(

@@ -5,6 +5,7 @@ publishes land and builds resolve from. :func:`snapshot` freezes its current sta
 ``<repo>/versions/<N>/``: per arch, a byte copy of the signed index and **hard links** of exactly
 the packages it lists (each package is stored once, in the working repository), plus
 ``version.json`` (number, creation time, parent, per-arch index sha256 and package sha256s).
+A package's signed provenance (``<file>.apk.intoto.jsonl``) is linked beside it.
 
 A channel (``staging``, ``stable``) is the symlink ``<repo>/<channel> -> versions/<N>``, so an
 ``apk`` client given ``--repository <repo>/stable`` reads exactly that version. Moving one is a
@@ -45,6 +46,7 @@ from nanodistro.errors import ImageError, RepositoryError
 from nanodistro.formats.signature import Keyring
 from nanodistro.repo.lock import repository_lock
 from nanodistro.repo.repository import INDEX_FILE, load_index
+from nanodistro.trust.provenance import PROVENANCE_SUFFIX
 from nanodistro.util.atomic import fsync_dir
 
 __all__ = [
@@ -315,6 +317,13 @@ def _freeze_arch(
                 pass
         files[name] = sha256 or _sha256_file(source)
         _link(source, target_dir / name)
+        # the package's signed provenance travels with it (immutable like the package)
+        attestation = source_dir / (name + PROVENANCE_SUFFIX)
+        try:
+            if stat.S_ISREG(os.lstat(attestation).st_mode):
+                _link(attestation, target_dir / attestation.name)
+        except FileNotFoundError:
+            pass
     fsync_dir(target_dir)
     return files
 

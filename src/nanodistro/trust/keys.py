@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from nanodistro.errors import KeyLoadError
 from nanodistro.formats.signature import SigningKey, public_pem_from_private, sign, verify
@@ -108,17 +108,17 @@ def load_keyring(sources: Path | Iterable[Path]) -> dict[str, bytes]:
 
     Each key must parse as an RSA public key; the error names the file otherwise.
     """
-    paths: list[Path] = []
+    paths: list[tuple[Path, bool]] = []  # (file, found by scanning a directory)
     for source in [sources] if isinstance(sources, (str, Path)) else sources:
         source = Path(source)
         if source.is_dir():
-            paths.extend(sorted(p for p in source.iterdir() if p.name.endswith(".pub")))
+            paths.extend((p, True) for p in sorted(source.iterdir()) if p.name.endswith(".pub"))
         elif source.is_file():
-            paths.append(source)
+            paths.append((source, False))
         else:
             raise KeyLoadError("no such keyring directory or key file", where=str(source))
     keyring: dict[str, bytes] = {}
-    for path in paths:
+    for path, scanned in paths:
         try:
             pem = path.read_bytes()
             key = serialization.load_pem_public_key(pem)
@@ -126,6 +126,8 @@ def load_keyring(sources: Path | Iterable[Path]) -> dict[str, bytes]:
             raise KeyLoadError(f"cannot read key ({error.strerror})", where=str(path)) from None
         except (ValueError, TypeError) as error:
             raise KeyLoadError(f"not a PEM public key ({error})", where=str(path)) from None
+        if scanned and isinstance(key, ec.EllipticCurvePublicKey):
+            continue  # the workspace's cosign.pub (image/provenance signatures) lives in keys/ too
         if not isinstance(key, rsa.RSAPublicKey):
             raise KeyLoadError("not an RSA public key", where=str(path))
         keyring[path.name] = pem
