@@ -10,11 +10,15 @@ melange's redundant ``distro=`` qualifier), the same string image SBOMs and Cycl
 
 from __future__ import annotations
 
+import hashlib
+import json
 from urllib.parse import quote, urlparse
 
 from nanodistro import __version__
 from nanodistro.builder.sources import SourceRecord
-from nanodistro.formats import spdx
+from nanodistro.formats import cyclonedx, spdx
+from nanodistro.formats.apk import ApkPackage
+from nanodistro.formats.apk_cyclonedx import embedded_sbom_names, package_bom
 from nanodistro.formats.purl import DEFAULT_DISTRO, apk_purl, distro_name
 from nanodistro.util.timestamps import rfc3339
 
@@ -127,3 +131,56 @@ def package_sbom(
         relationships=relationships,
     )
     return spdx.to_json(document)
+
+
+# ---- the SBOMs of a finished .apk ------------------------------------------------------------
+
+
+def embedded_sbom(pkg: ApkPackage) -> bytes | None:
+    """The package's own SPDX document (apko's three file names, in its order), if any."""
+    files = {e.path: e.data for e in pkg.entries if e.type == "file"}
+    for path in embedded_sbom_names(pkg.info.name, pkg.info.version):
+        if files.get(path):
+            return files[path]
+    return None
+
+
+def apk_spdx(pkg: ApkPackage, *, distro: str = DEFAULT_DISTRO) -> bytes:
+    """The package's SPDX document: the embedded one as it is, else one made from ``.PKGINFO``
+    the way the builder would (no sources known)."""
+    embedded = embedded_sbom(pkg)
+    if embedded is not None:
+        spdx.from_json(embedded, where=f"{pkg.where}: embedded SBOM")  # it must be SPDX
+        return embedded
+    info = pkg.info
+    return package_sbom(
+        name=info.name,
+        full_version=info.version,
+        arch=info.arch,
+        licenses=[info.license] if info.license else [],
+        copyright_text="",
+        description=info.description,
+        sources=[],
+        recipe_path=info.origin or info.name,
+        recipe_commit=info.commit,
+        source_date_epoch=info.builddate or 0,
+        namespace=distro,
+    )
+
+
+def apk_cyclonedx(pkg: ApkPackage, data: bytes, *, distro: str = DEFAULT_DISTRO) -> bytes:
+    """The package's CycloneDX document (formats/apk_cyclonedx.package_bom) from its embedded
+    SPDX and ``.PKGINFO``; ``data`` is the ``.apk`` file (its SHA-256 is the component hash)."""
+    embedded = embedded_sbom(pkg)
+    document = json.loads(embedded) if embedded is not None else None
+    created = document.get("creationInfo", {}).get("created") if document else None
+    bom = package_bom(
+        pkg.info,
+        document if isinstance(document, dict) else None,
+        distro=distro,
+        timestamp=str(created or rfc3339(pkg.info.builddate or 0)),
+        tool_version=__version__,
+        identity=pkg.identity,
+        file_sha256=hashlib.sha256(data).hexdigest(),
+    )
+    return cyclonedx.to_json(bom)
