@@ -35,8 +35,6 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "image": ("image",),
     "catalog": ("catalog",),
     "factory": ("events", "bisect", "factory", "freshness", "rollback"),
-    "scan": ("scan",),
-    "vuln": ("vuln",),
     "sbom": ("sbom",),
 }
 
