@@ -35,6 +35,7 @@ def _config(
     build_timeout: float | None,
     allow_downgrade: bool = False,
     repositories: list[str] | None = None,
+    provenance_key: Path | None = None,
 ) -> BuildConfig:
     from nanodistro.builder.orchestrate import BuildConfig
     from nanodistro.builder.runners import SandboxPolicy, Toolchain
@@ -51,6 +52,7 @@ def _config(
         workspace = load_workspace(found)
         repo = repo or workspace.packages_dir
         key = key or workspace.signing_key()
+        provenance_key = provenance_key or workspace.ecdsa_key()
         source_cache = source_cache or workspace.source_cache
         mirrors = dict(workspace.mirrors)
         sandbox = dict(workspace.sandbox)
@@ -62,6 +64,11 @@ def _config(
         if not keyring and workspace.keys_dir.is_dir():
             keyring = [workspace.keys_dir]
     signing_key = load_signing_key(key) if key else None
+    provenance_signer = None
+    if provenance_key is not None:
+        from nanodistro.trust.cosignkey import load_signer
+
+        provenance_signer = load_signer(provenance_key)
     trusted: dict[str, bytes] = dict(load_keyring(keyring)) if keyring else {}
     if signing_key is not None:
         trusted.setdefault(signing_key.keyname, signing_key.public_pem())
@@ -88,6 +95,7 @@ def _config(
         allow_downgrade=allow_downgrade,
         sandbox=policy,
         extra_repos=list(repositories or []),
+        provenance_key=provenance_signer,
     )
 
 
@@ -109,6 +117,12 @@ ARCH = typer.Option(None, "--arch", help="Target architecture (apk name; default
 REPO = typer.Option(None, "--repo", help="Local repository to resolve from and publish to.")
 KEY = typer.Option(None, "--key", help="RSA private key to sign packages and the index with.")
 KEYRING = typer.Option([], "--keyring", help="Public key file/dir trusted for repo packages.")
+PROVENANCE_KEY = typer.Option(
+    None,
+    "--provenance-key",
+    help="ECDSA key (cosign.key) signing each published package's SLSA provenance "
+    "(<apk>.intoto.jsonl); default: the workspace's keys/cosign.key.",
+)
 REPOSITORIES = typer.Option(
     [],
     "--repository",
@@ -153,6 +167,7 @@ def build(
     repo: Path | None = REPO,
     key: Path | None = KEY,
     keyring: list[Path] = KEYRING,
+    provenance_key: Path | None = PROVENANCE_KEY,
     repository: list[str] = REPOSITORIES,
     source_cache: Path | None = CACHE,
     pipeline_dir: list[Path] = PIPELINE_DIR,
@@ -199,6 +214,7 @@ def build(
         build_timeout=build_timeout,
         allow_downgrade=allow_downgrade,
         repositories=repository,
+        provenance_key=provenance_key,
     )
     results = build_recipes(recipes, config, progress=_progress, on_log_line=_line_printer(verbose))
     for result in results:

@@ -120,6 +120,7 @@ def ensure_keys(workspace: Workspace, progress: Progress) -> tuple[Path, bool]:
     """The workspace's private key; generated (with its .pub) when the keys dir has none."""
     from nanodistro.trust.keys import generate_key
 
+    ensure_ecdsa_key(workspace, progress)
     existing = workspace.signing_key()
     if existing is not None:
         return existing, False
@@ -127,6 +128,27 @@ def ensure_keys(workspace: Workspace, progress: Progress) -> tuple[Path, bool]:
     progress(f"keys: generating {workspace.key_name} in {workspace.keys_dir}")
     private, _public = generate_key(workspace.key_name, workspace.keys_dir)
     return private, True
+
+
+def ensure_ecdsa_key(workspace: Workspace, progress: Progress) -> Path:
+    """The workspace's ``keys/cosign.key`` (+ ``cosign.pub``), generated when missing: it signs
+    package provenance, images and attestations (password: $COSIGN_PASSWORD, empty if unset)."""
+    from nanodistro.trust.cosignkey import generate_key_pair
+
+    existing = workspace.ecdsa_key()
+    if existing is not None:
+        return existing
+    progress(f"keys: generating cosign.key in {workspace.keys_dir}")
+    private, _public = generate_key_pair(workspace.keys_dir, "cosign")
+    return private
+
+
+def provenance_signer(workspace: Workspace) -> Any:
+    """The ``EcdsaSigner`` of ``keys/cosign.key`` (None when the workspace has none)."""
+    from nanodistro.trust.cosignkey import load_signer
+
+    path = workspace.ecdsa_key()
+    return load_signer(path) if path is not None else None
 
 
 # --------------------------------------------------------------------------------- recipes
@@ -178,6 +200,7 @@ def build_catalog_recipes(
         toolchain=_toolchain(workspace),
         mirrors=dict(workspace.mirrors),
         namespace=workspace.name,
+        provenance_key=provenance_signer(workspace),
     )
     reports: list[RecipeReport] = []
     failed_packages: dict[str, str] = {}  # package name -> the recipe that failed to make it

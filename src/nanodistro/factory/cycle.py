@@ -37,6 +37,7 @@ from nanodistro.factory.catalog import (
     RecipeReport,
     _toolchain,
     ensure_keys,
+    provenance_signer,
     repository_packages,
 )
 from nanodistro.factory.crashpoints import crash_point
@@ -114,6 +115,7 @@ def _build_config(
         mirrors=dict(workspace.mirrors),
         namespace=workspace.name,
         workspace_dir=builds,  # a failed build's logs stay in the workspace
+        provenance_key=provenance_signer(workspace),
     )
 
 

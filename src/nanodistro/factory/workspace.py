@@ -71,6 +71,12 @@ class Workspace:
         keys = sorted(self.keys_dir.glob(f"{self.key_name}-*.rsa"))
         return keys[-1] if keys else None
 
+    def ecdsa_key(self) -> Path | None:
+        """The workspace's ECDSA P-256 key in cosign's format (``<keys>/cosign.key``), which
+        signs provenance, images and attestations; None until generated."""
+        key = self.keys_dir / "cosign.key"
+        return key if key.is_file() else None
+
 
 def find_workspace(start: Path) -> Path | None:
     """The nearest ``nanodistro.toml`` at or above ``start`` (a file or directory)."""
