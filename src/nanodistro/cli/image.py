@@ -1,4 +1,5 @@
-"""CLI: ``nanodistro image build | lock | diff | push`` (apko-compatible image assembly)."""
+"""CLI: ``nanodistro image build | lock | diff | push`` (apko-compatible image assembly);
+``image sign | attest`` live in cli/image_sign.py."""
 
 from __future__ import annotations
 
@@ -244,4 +245,7 @@ def push_command(
 
 def register(app: typer.Typer) -> None:
     """Add the ``image`` group to the root app."""
+    from nanodistro.cli import image_sign
+
+    image_sign.register(image_app)  # image sign | attest
     app.add_typer(image_app, name="image")

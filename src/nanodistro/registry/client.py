@@ -155,6 +155,25 @@ class RegistryClient(BlobClient):
             entries = [e for e in entries if e.get("artifactType") == artifact_type]
         return entries
 
+    def has_referrers_api(self, repository: str, digest: str) -> bool:
+        """Whether the registry serves the OCI 1.1 referrers API (an index for ``digest``),
+        rather than leaving clients to the fallback tag."""
+        validate_digest(digest)
+        response = self._send(
+            "GET",
+            f"/v2/{repository}/referrers/{digest}",
+            scopes=(repository_scope(repository, ["pull"]),),
+            where=self._where(repository, digest),
+            ok=(200, 404),
+            headers={"Accept": OCI_INDEX},
+        )
+        if response.status_code != 200:
+            return False
+        with contextlib.suppress(json.JSONDecodeError, UnicodeDecodeError):
+            document = json.loads(response.content)
+            return isinstance(document, dict) and isinstance(document.get("manifests"), list)
+        return False
+
     def _get_optional_manifest(self, repository: str, reference: str) -> Manifest | None:
         try:
             return self.get_manifest(repository, reference)
