@@ -66,12 +66,11 @@ class ProvenanceRun:
 
 
 def builder_id_for(namespace: str) -> str:
-    """``BUILDER_ID``, with ``#<workspace name>`` for builds of a named workspace."""
-    return (
-        f"{BUILDER_ID}#{namespace}"
-        if namespace and namespace not in ("unknown", "")
-        else BUILDER_ID
-    )
+    """``BUILDER_ID``, with ``#<workspace name>`` for builds of a named workspace (the
+    defaults ``nanodistro``/``unknown`` mean no workspace)."""
+    if namespace in ("", "unknown", "nanodistro"):
+        return BUILDER_ID
+    return f"{BUILDER_ID}#{namespace}"
 
 
 def _git(cwd: Path, *args: str) -> str:
