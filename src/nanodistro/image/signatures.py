@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from nanodistro.errors import NanodistroError, RegistryError, SignatureError
 from nanodistro.formats.dsse import decode_envelope, pae
 from nanodistro.formats.oci import canonical_json
 from nanodistro.registry.client import RegistryClient, compute_digest
-from nanodistro.registry.layout import OciLayout, ref_name_of
+from nanodistro.registry.layout import OciLayout, is_attachment, ref_name_of
 from nanodistro.registry.mediatypes import INDEX_TYPES, REF_NAME_ANNOTATION
 from nanodistro.registry.reference import parse_reference
 from nanodistro.trust.cosign import (
@@ -65,7 +64,6 @@ __all__ = [
     "Target",
     "attest_image",
     "image_statement",
-    "is_attached_entry",
     "layout_target",
     "open_target",
     "registry_target",
@@ -79,20 +77,8 @@ KIND_IMAGE = "dev.cosignproject.cosign/image"
 KIND_INDEX = "dev.cosignproject.cosign/imageIndex"
 KIND_SIGS = "dev.cosignproject.cosign/sigs"
 KIND_ATTS = "dev.cosignproject.cosign/atts"
-_ATTACHED_TAG = re.compile(r"^[a-z0-9]+-[a-f0-9]{32,}\.(sig|att|sbom)$")
 # Signature layers are a few hundred bytes; attestation layers carry whole SBOMs.
 _MAX_LAYER = 64 << 20
-
-
-def is_attached_entry(descriptor: Mapping[str, Any]) -> bool:
-    """An index.json entry that holds signatures/attestations, not an image of its own."""
-    annotations = descriptor.get("annotations")
-    if not isinstance(annotations, dict):
-        return False
-    if annotations.get(KIND_ANNOTATION) in (KIND_SIGS, KIND_ATTS):
-        return True
-    name = annotations.get(REF_NAME_ANNOTATION)
-    return isinstance(name, str) and bool(_ATTACHED_TAG.match(name))
 
 
 class _Store(Protocol):
@@ -236,7 +222,7 @@ class _LayoutStore:
             entries = [e for e in self.layout.manifests() if ref_name_of(e) != tag]
             for entry in entries:
                 # Mark the image for cosign's layout reader (save.go writes the same kinds).
-                if entry.get("digest") == self.target_digest and not is_attached_entry(entry):
+                if entry.get("digest") == self.target_digest and not is_attachment(entry):
                     kind_of_image = (
                         KIND_INDEX if entry.get("mediaType") in INDEX_TYPES else KIND_IMAGE
                     )
@@ -264,7 +250,7 @@ class _LayoutStore:
 
 def _layout_roots(layout: OciLayout) -> list[dict[str, Any]]:
     """index.json entries that are images: not signatures, not listed by another entry."""
-    entries = [e for e in layout.manifests() if not is_attached_entry(e)]
+    entries = [e for e in layout.manifests() if not is_attachment(e)]
     listed: set[str] = set()
     for entry in entries:
         if entry.get("mediaType") in INDEX_TYPES:

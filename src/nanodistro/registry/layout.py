@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -53,6 +54,23 @@ def ref_name_of(descriptor: Descriptor) -> str | None:
     """The ``org.opencontainers.image.ref.name`` annotation of an index.json entry, if any."""
     value = _annotations(descriptor).get(REF_NAME_ANNOTATION)
     return value if isinstance(value, str) else None
+
+
+# cosign's tags for what it attaches to an image (sha256-<hex>.sig|.att|.sbom) and the ``kind``
+# annotation ``cosign save`` gives such index.json entries.
+_ATTACHMENT_TAG = re.compile(r"^[a-z0-9]+-[a-f0-9]{32,}\.(sig|att|sbom)$")
+_ATTACHMENT_KINDS = frozenset(
+    f"dev.cosignproject.cosign/{kind}" for kind in ("sigs", "atts", "sboms")
+)
+
+
+def is_attachment(descriptor: Descriptor) -> bool:
+    """An index.json entry holding signatures/attestations of an image, not an image itself."""
+    annotations = _annotations(descriptor)
+    if annotations.get("kind") in _ATTACHMENT_KINDS:
+        return True
+    name = annotations.get(REF_NAME_ANNOTATION)
+    return isinstance(name, str) and bool(_ATTACHMENT_TAG.match(name))
 
 
 def children(media_type: str, document: dict[str, Any], where: str) -> list[Descriptor]:

@@ -24,6 +24,7 @@ from nanodistro.registry.layout import (
     Descriptor,
     OciLayout,
     children,
+    is_attachment,
     ref_name_of,
 )
 from nanodistro.registry.mediatypes import (
@@ -139,6 +140,8 @@ def _select_top(layout: OciLayout, ref_name: str | None) -> tuple[dict[str, Any]
                 where=where,
             )
         return named[0], None
+    # Signatures/attestations stored beside the image (image/signatures.py) are not the image.
+    entries = [e for e in entries if not is_attachment(e)]
     if not entries:
         raise RegistryError("index.json lists no manifests", where=where)
     roots = _unlisted(layout, entries)
