@@ -46,6 +46,7 @@ def _config(
     toolchain = Toolchain()
     mirrors: dict[str, str] = {}
     sandbox: dict[str, int | float] = {}
+    namespace = "unknown"
     found = find_workspace(recipes[0]) if use_workspace and recipes else None
     if found is not None:
         # nanodistro.toml fills in what the command line left out
@@ -56,6 +57,7 @@ def _config(
         source_cache = source_cache or workspace.source_cache
         mirrors = dict(workspace.mirrors)
         sandbox = dict(workspace.sandbox)
+        namespace = workspace.name  # as the factory builds: the same bytes either way
         root = workspace.toolchain_root
         toolchain = Toolchain(
             host_root=root.parent if root.name == "usr" else root,  # as factory/catalog.py
@@ -96,6 +98,7 @@ def _config(
         sandbox=policy,
         extra_repos=list(repositories or []),
         provenance_key=provenance_signer,
+        namespace=namespace,
     )
 
 

@@ -56,6 +56,15 @@ def print_cycle(report: CycleReport) -> None:
         console.print(f"  gate log    {report.gate.log_path}")
     for note in report.notes + report.monitor_errors:
         console.print(f"  [dim]note        {escape(note)}[/]")
+    if report.reproducibility is not None:
+        rebuilt = ", ".join(
+            f"{c['package']} {c['status']}" for c in report.reproducibility.this_cycle
+        )
+        console.print(
+            f"  reproducible {escape(report.reproducibility.line())}"
+            + (f" (this cycle: {escape(rebuilt)})" if rebuilt else ""),
+            soft_wrap=True,
+        )
     console.print(f"  events      {report.events} in the log (nanodistro events)")
     repo = report.catalog.repository if report.catalog else "<repo>"
     console.print()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,7 +101,6 @@ def rebuild_check_command(
     """
     from nanodistro.builder.reproducibility import rebuild_check, summarize
     from nanodistro.cli.build import _config
-    from nanodistro.factory.workspace import find_workspace, load_workspace
 
     paths = _recipes(list(recipes or []), all_recipes, workspace)
     anchor = workspace if workspace is not None else paths[0]
@@ -123,9 +121,6 @@ def rebuild_check_command(
         step_timeout=None,
         build_timeout=None,
     )
-    found = find_workspace(anchor)
-    if found is not None:  # the factory names SBOM namespaces and purls after the workspace
-        config = dataclasses.replace(config, namespace=load_workspace(found).name)
     if config.repo is None:
         raise ConfigError("no repository: pass --repo or run inside a workspace", field="--repo")
     started = time.monotonic()

@@ -46,6 +46,7 @@ from nanodistro.factory.gitcommit import is_git_worktree
 from nanodistro.factory.imagebuild import ImagePlan, build_images, image_handler, smoke_handler
 from nanodistro.factory.promote import current_stable, promote, push_to_registry
 from nanodistro.factory.records import last_event, record_package, record_recipe_version
+from nanodistro.factory.reproducibility import ReproducibilityStatus, catalog_status, check_sample
 from nanodistro.factory.resume import finish_bumps, finish_publishes
 from nanodistro.factory.workspace import Workspace
 from nanodistro.util.progress import Progress
@@ -74,6 +75,8 @@ class CycleReport:
     events: int = 0
     notes: list[str] = field(default_factory=list)
     catalog: CatalogReport | None = None
+    # the catalog's reproducible share (every check so far) and this cycle's sample
+    reproducibility: ReproducibilityStatus | None = None
 
     @property
     def ok(self) -> bool:
@@ -271,6 +274,17 @@ def run_cycle(
         say(f"staging -> repository version {staging}")
     report.repo_version = staging
     _record_published(state, workspace, staging)
+    # a sample of this cycle's builds rebuilt independently and compared with what was published
+    built = [b.recipe for b in report.builds if b.status == "built"]
+    report.reproducibility = ReproducibilityStatus(
+        this_cycle=[
+            item
+            for plan in plans.values()
+            for item in check_sample(
+                workspace, state, plan.config, built=built, cycle=cycle, say=say
+            )
+        ]
+    )
     stable = channel_version(repo, "stable")
     report.stable_before = stable
     report.changed_packages = _changed_packages(workspace, staging, stable)
@@ -387,6 +401,11 @@ def _finish(
         catalog.packages.extend(
             repository_packages(workspace, arch, [r for r in recipes if r.arch == arch])
         )
+    report.reproducibility = catalog_status(
+        state,
+        [(p.name, p.version, p.arch) for p in catalog.packages],
+        report.reproducibility.this_cycle if report.reproducibility else [],
+    )
     report.seconds = round(time.monotonic() - started, 1)
     catalog.seconds = report.seconds
     report.catalog = catalog

@@ -31,6 +31,7 @@ __all__ = [
     "PUBLISHED",
     "RECIPE_BUMPED",
     "RELEASE_DETECTED",
+    "REPRODUCIBILITY_CHECKED",
     "ROLLED_BACK",
     "SMOKE_FAILED",
     "SMOKE_PASSED",
@@ -58,6 +59,8 @@ SMOKE_FAILED = "smoke-failed"
 PROMOTED = "promoted"
 ROLLED_BACK = "rolled-back"
 GATE_BLOCKED = "gate-blocked"
+# a published package rebuilt independently and compared (factory/reproducibility.py)
+REPRODUCIBILITY_CHECKED = "reproducibility-checked"
 
 EVENT_TYPES: tuple[str, ...] = (
     RELEASE_DETECTED,
@@ -74,6 +77,7 @@ EVENT_TYPES: tuple[str, ...] = (
     PROMOTED,
     ROLLED_BACK,
     GATE_BLOCKED,
+    REPRODUCIBILITY_CHECKED,
 )
 
 # Subjects are "<kind>:<name>": recipe:zlib, package:zlib-dev, image:python, channel:stable,

@@ -50,6 +50,9 @@ class Workspace:
     # [vulnerabilities] osv: OSV records (a directory or a .zip) the scanner matches against;
     # None = <root>/.nanodistro/osv (where 'nanodistro vuln update' writes).
     vulnerabilities_osv: Path | None = None
+    # [reproducibility] sample: recipes rebuilt independently per factory cycle and compared
+    # with what was published (factory/reproducibility.py); 0 = off.
+    reproducibility_sample: int = 1
 
     @property
     def packages_dir(self) -> Path:
@@ -104,6 +107,7 @@ KNOWN_KEYS: dict[str, frozenset[str] | None] = {
     "rebuild-on": None,
     "executor": frozenset({"concurrency"}),
     "vulnerabilities": frozenset({"osv"}),
+    "reproducibility": frozenset({"sample"}),
 }
 
 _SIZE_KEYS = frozenset({"memory", "file-size", "tmp-size"})
@@ -214,6 +218,18 @@ def _concurrency(table: dict[str, Any], where: Path) -> int | None:
     return value
 
 
+def _sample(table: dict[str, Any], where: Path) -> int:
+    """``[reproducibility] sample``: a non-negative integer (default 1)."""
+    value = table.get("sample", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(
+            f"expected a number of recipes per cycle (0 = off), got {value!r}",
+            where=str(where),
+            field="reproducibility.sample",
+        )
+    return value
+
+
 def load_workspace(path: Path) -> Workspace:
     """Load ``nanodistro.toml`` (or the one in directory ``path``)."""
     path = Path(path)
@@ -268,4 +284,5 @@ def load_workspace(path: Path) -> Workspace:
             _table(data, "vulnerabilities", path).get("osv", ".nanodistro/osv"),
             "vulnerabilities.osv",
         ),
+        reproducibility_sample=_sample(_table(data, "reproducibility", path), path),
     )

@@ -1,0 +1,158 @@
+"""Reproducibility, for real: the miniature catalog (tests/mini_catalog.py) built by the factory is
+rebuilt independently by ``nanodistro rebuild-check`` and found byte-identical; a recipe that
+embeds its build time and a random UUID is reported as differing, with those files named; each
+factory cycle checks a sample, records it in the event log and shows the catalog's share."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from mini_catalog import serve_upstream, write_workspace
+from nanodistro.cli import app
+from needs_tools import require_tools
+
+pytestmark = pytest.mark.slow
+
+# Not reproducible on purpose: the build time (nanoseconds) and a random UUID end up in files.
+STAMP_RECIPE = """
+package:
+  name: stamp
+  version: "1.0"
+  epoch: 0
+  description: embeds when and where it was built
+  copyright:
+    - license: MIT
+environment:
+  contents:
+    packages: [build-base]
+pipeline:
+  - runs: |
+      mkdir -p ${{targets.destdir}}/usr/share/stamp
+      echo "stable content" > ${{targets.destdir}}/usr/share/stamp/README
+      date +%s%N > ${{targets.destdir}}/usr/share/stamp/built-at
+      cat /proc/sys/kernel/random/uuid > ${{targets.destdir}}/usr/share/stamp/build-id
+"""
+
+
+def cli(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args))
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """The miniature catalog (a git work tree) after one factory cycle."""
+    require_tools("bwrap", "gcc", "umoci", "runc", "git")
+    base = tmp_path_factory.mktemp("repro")
+    with serve_upstream(base) as (url, digests):
+        root = write_workspace(base / "ws", url, digests)
+        git(root, "init", "-q")
+        (root / ".gitignore").write_text("out/\ncache/\n.nanodistro/\nkeys/*.rsa\n")
+        git(root, "add", "-A")
+        git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "catalog")
+        result = cli("factory", "run", str(root), "--once", "--json", "--quiet", "--no-monitor")
+        assert result.stdout.strip(), result.output
+        yield root, json.loads(result.stdout)
+
+
+def checks_recorded(root: Path) -> list[dict[str, Any]]:
+    from nanodistro.factory import events
+    from nanodistro.factory.state import open_state
+
+    with open_state(f"sqlite:///{root}/.nanodistro/state.db") as state:
+        found = events.query(state, types=[events.REPRODUCIBILITY_CHECKED])
+    return [{"subject": e.subject, **e.payload} for e in found]
+
+
+def test_each_cycle_checks_a_sample_records_it_and_shows_the_share(
+    built: tuple[Path, dict[str, Any]],
+) -> None:
+    root, report = built
+    assert report["status"] == "promoted", json.dumps(report, indent=1)[:3000]
+    # [reproducibility] sample defaults to 1: the first recipe built, by name
+    status = report["reproducibility"]
+    assert status["this_cycle"] == [
+        {"package": "ca-certs", "version": "2024.1-r0", "status": "identical"}
+    ]
+    assert (status["catalog"], status["checked"], status["identical"]) == (4, 1, 1)
+    (event,) = checks_recorded(root)
+    assert event["subject"] == "package:ca-certs" and event["status"] == "identical"
+    assert event["published_sha256"] == event["rebuilt_sha256"] != ""
+    assert event["cycle"] == report["cycle"]
+
+    # a cycle that builds nothing checks a catalog recipe never checked (by name): hello;
+    # the summary counts every check so far
+    again = cli("factory", "run", str(root), "--once", "--quiet", "--no-monitor")
+    assert again.exit_code == 0, again.output
+    assert (
+        "reproducible 2/2 packages checked identical (2 of 4 in the catalog checked) "
+        "(this cycle: hello identical)"
+    ) in again.stdout
+    assert [e["subject"] for e in checks_recorded(root)] == ["package:ca-certs", "package:hello"]
+
+
+def test_rebuild_check_all_reports_the_catalog_identical(
+    built: tuple[Path, dict[str, Any]],
+) -> None:
+    root, _report = built
+    result = cli("rebuild-check", "--all", "--workspace", str(root))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("libgreet-1.2.0-r0: libgreet identical") for line in lines)
+    assert "4 of 4 packages reproducible (100%)" in result.stdout
+    as_json = cli("rebuild-check", "--all", "--workspace", str(root), "--json")
+    data = json.loads(as_json.stdout)
+    assert (data["total"], data["counts"], data["ok"]) == (4, {"identical": 4}, True)
+
+
+def test_a_build_time_and_a_uuid_are_reported_by_path(
+    built: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    root = tmp_path / "ws"
+    shutil.copytree(built[0], root, symlinks=True)
+    recipe = root / "recipes" / "stamp.yaml"
+    recipe.write_text(STAMP_RECIPE.lstrip())
+    build = cli("build", str(recipe), "--no-test")
+    assert build.exit_code == 0, build.output
+    assert (root / "out/packages/x86_64/stamp-1.0-r0.apk").is_file()
+
+    result = cli("rebuild-check", str(recipe), str(root / "recipes" / "ca-certs.yaml"))
+    assert result.exit_code == 1, result.output
+    out = result.stdout
+    assert "stamp-1.0-r0: stamp differs" in out
+    assert "ca-certs-2024.1-r0: ca-certs identical" in out
+    assert "stamp-1.0-r0.apk: data: usr/share/stamp/built-at: content sha256 " in out
+    assert "stamp-1.0-r0.apk: data: usr/share/stamp/build-id: content sha256 " in out
+    assert "usr/share/stamp/README" not in out  # the same in both builds
+    assert "1 of 2 packages reproducible (50%): 1 differs" in out
+
+    data = json.loads(cli("rebuild-check", str(recipe), "--json").stdout)
+    (package,) = data["recipes"][0]["packages"]
+    differing = {d["path"]: d["fields"] for d in package["differences"]}
+    assert differing["usr/share/stamp/built-at"] == ["content"]
+    assert differing["usr/share/stamp/build-id"] == ["content"]
+    assert package["published_sha256"] != package["rebuilt_sha256"]
+
+
+def test_a_recipe_never_published_is_missing_not_failed(
+    built: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    root = tmp_path / "ws"
+    shutil.copytree(built[0], root, symlinks=True)
+    recipe = root / "recipes" / "stamp.yaml"
+    recipe.write_text(STAMP_RECIPE.lstrip())
+    result = cli("rebuild-check", str(recipe))
+    assert result.exit_code == 0, result.output
+    assert "stamp-1.0-r0: stamp missing" in result.stdout
+    assert "0 of 1 packages reproducible (0%): 1 missing" in result.stdout
