@@ -35,6 +35,8 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "image": ("image",),
     "catalog": ("catalog",),
     "factory": ("events", "bisect", "factory", "freshness", "rollback"),
+    "scan": ("scan",),
+    "vuln": ("vuln",),
     "sbom": ("sbom",),
 }
 
