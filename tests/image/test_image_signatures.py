@@ -13,15 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from signing_testlib import (
+
+from cli_runner import run_cli
+from cosign_testlib import (
     PASSWORD,
     cosign,
     cosign_verify,
     cosign_verify_attestation,
     push_tiny_image,
 )
-
-from cli_runner import run_cli
 from nanodistro.errors import SignatureError
 from nanodistro.image.signatures import (
     attest_image,

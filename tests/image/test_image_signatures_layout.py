@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from signing_testlib import PASSWORD, cosign, tiny_layout
 
 from cli_runner import run_cli
+from cosign_testlib import PASSWORD, cosign, tiny_layout
 from nanodistro.errors import SignatureError
 from nanodistro.image.signatures import layout_target, verify_attestations, verify_image_signatures
 from nanodistro.registry import RegistryClient, push_layout

@@ -100,6 +100,7 @@ def image_handler(plan: ImagePlan) -> Callable[[dict[str, Any]], dict[str, Any]]
     """The ``image`` job: build, add to the persistent layout under a new ``build-<N>`` tag plus
     ``staging`` and ``latest``."""
     from nanodistro.image.build import build_image, write_result
+    from nanodistro.image.sbomstore import store_sboms
     from nanodistro.image.tags import add_to_layout
 
     def handle(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -113,6 +114,8 @@ def image_handler(plan: ImagePlan) -> Callable[[dict[str, Any]], dict[str, Any]]
             built = scratch / "layout"
             write_result(result, built)
             added = add_to_layout(layout, built, ["staging", "latest"])
+            # Kept per digest: the factory attests this SBOM when it pushes the image.
+            store_sboms(layout, result.digest, result.sboms)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         packages = [f"{p.apk.name}-{p.apk.version}" for p in result.images[0].root.packages]
@@ -301,6 +304,7 @@ def _staging_digest(layout: Path) -> str | None:
 def _record_build(image: ImageReport, before: str | None, result: dict[str, Any]) -> None:
     """The built image into its report; ``staging`` and ``latest`` on its digest (the same
     inputs again, or a crashed cycle, found the job done without moving them)."""
+    from nanodistro.image.sbomstore import sbom_dir
     from nanodistro.image.tags import set_tag, tag_digest
 
     layout = Path(image.layout)
@@ -311,7 +315,7 @@ def _record_build(image: ImageReport, before: str | None, result: dict[str, Any]
         if tag_digest(layout, tag) != image.digest:
             set_tag(layout, tag, image.digest)
     image.size, image.unpacked_size = digest_sizes(layout, image.digest)
-    image.sboms = sorted(str(p) for p in (layout / "sboms").glob("*"))
+    image.sboms = sorted(str(p) for p in sbom_dir(layout, image.digest).glob("*"))
 
 
 def _failed(plan: ImagePlan, image: ImageReport, error: str, started: float) -> None:

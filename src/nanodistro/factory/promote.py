@@ -79,6 +79,11 @@ def push_to_registry(workspace: Workspace, name: str, tag: str, *, say: Progress
     target = f"{workspace.registry.rstrip('/')}/{name}"
     say(f"push {name}:{','.join([tag, *builds])} -> {target}")
     push_tags(layout, tag, target, [tag, *builds])
+    if digest:
+        # Every pushed image is signed and its SBOM attested with keys/cosign.key (idempotent).
+        from nanodistro.factory.imagesign import sign_pushed_image
+
+        sign_pushed_image(workspace, layout, target, digest, say=say)
 
 
 def move_stable(
