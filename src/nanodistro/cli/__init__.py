@@ -38,6 +38,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "scan": ("scan",),
     "vuln": ("vuln",),
     "sbom": ("sbom",),
+    "verify": ("verify",),
 }
 
 
