@@ -9,7 +9,6 @@ the options override them.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +19,10 @@ from rich.table import Table
 
 from nanodistro.advisory.triage import TriageEntry
 from nanodistro.cli._common import console, err_console, print_json
-from nanodistro.errors import ConfigError, NanodistroError
+from nanodistro.errors import ConfigError
 from nanodistro.formats.cvss import SEVERITY_LEVELS
 from nanodistro.formats.purl import distro_name
-from nanodistro.vuln.match import GitSource
+from nanodistro.vuln.recipesources import git_sources_from_recipes
 from nanodistro.vuln.scan import ScanResult, severity_at_least
 
 FAIL_LEVELS = ("low", "medium", "high", "critical")
@@ -54,55 +53,6 @@ def workspace_context(workspace: Path | None) -> ScanContext:
         keys=ws.keys_dir if ws.keys_dir.is_dir() else None,
         recipes=ws.recipe_files(),
     )
-
-
-_GITHUB_ARCHIVE = re.compile(
-    r"^(?P<repo>https://github\.com/[^/]+/[^/]+)/archive/(?:refs/tags/)?(?P<tag>.+?)"
-    r"\.(?:tar\.gz|tgz|tar\.bz2|tar\.xz|zip)$"
-)
-
-
-def git_sources_from_recipes(paths: list[Path], warnings: list[str]) -> dict[str, GitSource]:
-    """package name (main and subpackages) -> upstream repository, tag/commit and version, from
-    each recipe's ``git-checkout`` step (``repository``, ``tag``/``expected-commit``) or a
-    GitHub archive URL in its ``fetch`` step."""
-    from nanodistro.recipe.loading import load_recipe
-    from nanodistro.recipe.substitute import base_substitutions, substitute
-
-    sources: dict[str, GitSource] = {}
-    for path in paths:
-        try:
-            recipe = load_recipe(path)
-            mapping = base_substitutions(recipe)
-            source = None
-            for top in recipe.pipeline:
-                for step in top.walk():
-                    values = {
-                        k: substitute(v, mapping, recipe.where, f"with.{k}")
-                        for k, v in step.with_.items()
-                    }
-                    if step.uses == "git-checkout" and values.get("repository"):
-                        ref = values.get("expected-commit") or values.get("tag", "")
-                        source = GitSource(values["repository"], ref, recipe.package.version)
-                    elif step.uses == "fetch" and (
-                        m := _GITHUB_ARCHIVE.match(values.get("uri", ""))
-                    ):
-                        source = GitSource(m["repo"], m["tag"], recipe.package.version)
-                    if source is not None:
-                        break
-                if source is not None:
-                    break
-            if source is None:
-                continue
-            names = [recipe.package.name]
-            for sub in recipe.subpackages:
-                if not sub.range_:
-                    names.append(substitute(sub.name, mapping, recipe.where, "subpackages.name"))
-            for name in names:
-                sources[name] = source
-        except NanodistroError as error:
-            warnings.append(f"{error}; its upstream is not matched against GIT ranges")
-    return sources
 
 
 def load_triage(directory: Path | None, warnings: list[str]) -> list[TriageEntry]:
