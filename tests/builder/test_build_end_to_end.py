@@ -469,7 +469,10 @@ def test_git_checkout_and_patch_from_the_recipe_directory(
         )
     )
     source_pkg = next(p for p in sbom["packages"] if p.get("primaryPackagePurpose") == "SOURCE")
-    assert commit in source_pkg["downloadLocation"]
+    assert {"algorithm": "SHA1", "checksumValue": commit} in source_pkg["checksums"]
+    assert commit in source_pkg["externalRefs"][0]["referenceLocator"]  # vcs_url
+    # a file:// repository is no location anyone else can fetch (nor valid SPDX there)
+    assert source_pkg["downloadLocation"] == "NOASSERTION"
 
 
 def test_sandbox_has_melange_environment_and_no_keys(

@@ -29,6 +29,17 @@ def sbom_path(name: str, full_version: str) -> str:
     return f"{SBOM_DIR}/{name}-{full_version}.spdx.json"
 
 
+# Schemes an SPDX downloadLocation may name (spec §7.7: a URL or <vcs>+<url>). A recipe's
+# ``mirror://NAME/...`` is nanodistro's own indirection, no location anyone else can fetch: the
+# document says NOASSERTION there and the purl's download_url qualifier keeps the URI.
+_LOCATION_SCHEMES = ("http", "https", "ftp", "sftp", "ssh", "git", "svn")
+
+
+def _download_location(uri: str, location: str) -> str:
+    scheme = urlparse(uri).scheme.lower()
+    return location if scheme in _LOCATION_SCHEMES else spdx.NOASSERTION
+
+
 def source_package(source: SourceRecord) -> spdx.Package:
     """An SPDX package for one fetched tarball or git checkout (melange
     ``SBOMPackageForUpstreamSource``)."""
@@ -38,7 +49,7 @@ def source_package(source: SourceRecord) -> spdx.Package:
         qualifiers = f"checksum=sha256:{source.sha256}&download_url={quote(source.uri, safe='')}"
         purl = f"pkg:generic/{quote(name)}@{quote(version)}?{qualifiers}"
         checksums = [spdx.Checksum("SHA256", source.sha256), spdx.Checksum("SHA512", source.sha512)]
-        location = source.uri
+        location = _download_location(source.uri, source.uri)
     else:
         parsed = urlparse(source.repository)
         path = parsed.path.strip("/").removesuffix(".git")
@@ -51,7 +62,7 @@ def source_package(source: SourceRecord) -> spdx.Package:
             vcs = quote(f"git+{source.repository}@{source.commit}", safe="")
             purl = f"pkg:generic/{quote(name)}@{quote(version)}?vcs_url={vcs}"
         checksums = [spdx.Checksum("SHA1", source.commit)] if len(source.commit) == 40 else []
-        location = f"git+{source.repository}@{source.commit}"
+        location = _download_location(source.repository, f"git+{source.repository}@{source.commit}")
     return spdx.Package(
         spdx_id=spdx.spdx_id("Source", name, version),
         name=name,

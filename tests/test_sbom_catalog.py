@@ -1,0 +1,214 @@
+"""Every SBOM of a built catalog passes the formats' own validators (issue 12, item 4).
+
+For every package and every image of the example catalog (examples/, built fresh once per session
+from the source cache, offline) and of the miniature catalog (tests/mini_catalog.py, always
+buildable offline): SPDX documents pass spdx-tools' full validation, CycloneDX documents pass
+cyclonedx-python-lib's strict JSON-schema validation for 1.6, purls have formats.purl's form with
+the workspace's distro, and an image's SBOMs list exactly the packages of its installed database.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+from spdx_tools.spdx.parser.jsonlikedict.json_like_dict_parser import JsonLikeDictParser
+from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+from cli_runner import run_cli
+from fixture_paths import REPO_ROOT
+from mini_catalog import serve_upstream, write_workspace
+from nanodistro.builder.sbom import apk_cyclonedx, apk_spdx, embedded_sbom
+from nanodistro.factory.catalog import run_catalog
+from nanodistro.factory.workspace import Workspace, load_workspace
+from nanodistro.formats import cyclonedx
+from nanodistro.formats.apk import read_apk
+from nanodistro.formats.purl import apk_purl, distro_name, parse_apk_purl
+from nanodistro.image.cyclonedx import arch_bom, facts_from_layout, index_bom
+from nanodistro.image.diff import from_layout
+from nanodistro.recipe.yamlsource import load_data
+from needs_tools import require_tools
+
+pytestmark = pytest.mark.slow
+
+ARCH = "x86_64"
+EXAMPLES = REPO_ROOT / "examples"
+CDX = JsonStrictValidator(SchemaVersion.V1_6)
+
+
+@dataclass
+class Catalog:
+    name: str
+    workspace: Workspace
+    layouts: list[Path]
+
+    @property
+    def packages(self) -> list[Path]:
+        return sorted((self.workspace.packages_dir / ARCH).glob("*.apk"))
+
+    @property
+    def distro(self) -> str:
+        return distro_name(self.workspace.name)
+
+
+def _built(workspace: Workspace, name: str) -> Catalog:
+    report = run_catalog(workspace)
+    failed = [(r.name, r.error) for r in report.recipes if r.status == "failed"]
+    failed += [(i.name, i.error) for i in report.images if i.status != "built"]
+    if failed:
+        pytest.fail(f"the {name} catalog did not build: {failed}")
+    return Catalog(name, workspace, sorted(Path(i.layout) for i in report.images))
+
+
+def _uncached_sources(workspace: Workspace) -> list[str]:
+    """The examples' fetched sources that are not in the source cache (building them would
+    need the network, which tests never use)."""
+    missing = []
+    for recipe in sorted(workspace.recipes_dir.glob("*.yaml")):
+        document = load_data(recipe.read_text(), str(recipe))
+        for step in document.get("pipeline") or []:
+            digest = (step.get("with") or {}).get("expected-sha256")
+            cached = workspace.source_cache / "sha256" / str(digest)
+            if step.get("uses") == "fetch" and digest and not cached.is_file():
+                missing.append(f"{recipe.stem} ({step['with'].get('uri')})")
+    return missing
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
+    require_tools("bwrap", "gcc", "umoci", "runc")
+    base = tmp_path_factory.mktemp("sbom-mini")
+    with pytest.MonkeyPatch.context() as patch, serve_upstream(base) as (url, digests):
+        patch.setenv("NANODISTRO_INDEX_STATE", str(base / "index-state.json"))
+        yield _built(load_workspace(write_workspace(base / "ws", url, digests)), "mini")
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
+    """The example catalog, built from a copy of examples/ with the current code."""
+    require_tools("bwrap", "gcc", "umoci", "runc")
+    base = tmp_path_factory.mktemp("sbom-examples")
+    root = base / "examples"
+    root.mkdir()
+    for part in ("recipes", "images"):
+        shutil.copytree(EXAMPLES / part, root / part)
+    shutil.copyfile(EXAMPLES / "nanodistro.toml", root / "nanodistro.toml")
+    workspace = load_workspace(root / "nanodistro.toml")
+    missing = _uncached_sources(workspace)
+    if missing:
+        pytest.skip(
+            f"example sources not in {workspace.source_cache} (`make run` fetches them once): "
+            + ", ".join(missing)
+        )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NANODISTRO_INDEX_STATE", str(base / "index-state.json"))
+        yield _built(workspace, "examples")
+
+
+@pytest.fixture(params=["mini", "examples"])
+def catalog(request: pytest.FixtureRequest) -> Catalog:
+    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
+
+
+def _spdx_problems(document: bytes) -> list[str]:
+    parsed = JsonLikeDictParser().parse(json.loads(document))
+    return [m.validation_message for m in validate_full_spdx_document(parsed)]
+
+
+def _cdx_problems(document: bytes) -> str | None:
+    error = CDX.validate_str(document.decode("utf-8"))
+    return None if error is None else str(error)
+
+
+def _spdx_apk_purls(document: bytes) -> set[str]:
+    return {
+        ref["referenceLocator"]
+        for package in json.loads(document)["packages"]
+        for ref in package.get("externalRefs") or []
+        if ref["referenceType"] == "purl" and ref["referenceLocator"].startswith("pkg:apk/")
+    }
+
+
+def test_every_package_sbom_validates(catalog: Catalog) -> None:
+    assert catalog.packages
+    for path in catalog.packages:
+        data = path.read_bytes()
+        pkg = read_apk(data, where=str(path))
+        assert embedded_sbom(pkg) is not None, f"{path.name} carries no SBOM"
+        spdx = apk_spdx(pkg, distro=catalog.distro)
+        assert _spdx_problems(spdx) == [], path.name
+        bom = apk_cyclonedx(pkg, data, distro=catalog.distro)
+        assert _cdx_problems(bom) is None, path.name
+        # one purl form, the workspace's distro, in both documents
+        purl = apk_purl(catalog.distro, pkg.info.name, pkg.info.version, ARCH)
+        assert _spdx_apk_purls(spdx) == {purl}, path.name
+        component = json.loads(bom)["metadata"]["component"]
+        assert component["purl"] == component["bom-ref"] == purl
+        assert component["hashes"][0]["alg"] == "SHA-256"
+
+
+def test_every_image_sbom_validates_and_lists_the_installed_packages(catalog: Catalog) -> None:
+    assert catalog.layouts
+    for layout in catalog.layouts:
+        sboms = layout / "sboms"
+        installed = from_layout(layout, kind="layout", tag="latest").archs
+        assert sorted(p.name for p in sboms.iterdir()) == sorted(
+            f"sbom-{arch}.{kind}.json" for arch in [*installed, "index"] for kind in ("spdx", "cdx")
+        ), layout.name
+        for document in sorted(sboms.glob("*.spdx.json")):
+            assert _spdx_problems(document.read_bytes()) == [], document
+        for document in sorted(sboms.glob("*.cdx.json")):
+            assert _cdx_problems(document.read_bytes()) is None, document
+        for arch, packages in installed.items():
+            expected = set(packages.packages.items())
+            spdx_purls = _spdx_apk_purls((sboms / f"sbom-{arch}.spdx.json").read_bytes())
+            bom = cyclonedx.from_json((sboms / f"sbom-{arch}.cdx.json").read_bytes())
+            cdx_purls = {p for p in cyclonedx.component_purls(bom) if p.startswith("pkg:apk/")}
+            assert spdx_purls == cdx_purls, layout.name
+            found = {parse_apk_purl(p) for p in cdx_purls}
+            assert {(p.name, p.version) for p in found} == expected, layout.name
+            assert {(p.distro, p.arch) for p in found} == {(catalog.distro, arch)}
+            # every package's dependencies resolve to installed packages
+            refs = {c["bom-ref"] for c in bom["components"]}
+            image_ref = bom["metadata"]["component"]["bom-ref"]
+            graph = {d["ref"]: d["dependsOn"] for d in bom["dependencies"]}
+            assert set(graph[image_ref]) == refs
+            assert all(set(deps) <= refs for deps in graph.values())
+
+
+def test_image_cyclonedx_reads_back_from_the_layout_identically(catalog: Catalog) -> None:
+    for layout in catalog.layouts:
+        archs, index = facts_from_layout(layout)
+        for facts in archs:
+            written = (layout / "sboms" / f"sbom-{facts.apk_arch}.cdx.json").read_bytes()
+            assert cyclonedx.to_json(arch_bom(facts)) == written
+        written = (layout / "sboms" / "sbom-index.cdx.json").read_bytes()
+        assert cyclonedx.to_json(index_bom(index)) == written
+
+
+def test_sbom_command_on_packages_layouts_and_repository_names(catalog: Catalog) -> None:
+    root = catalog.workspace.root
+    package = catalog.packages[0]
+    name = read_apk(package.read_bytes(), where=str(package)).info.name
+    for fmt in ("spdx", "cyclonedx"):
+        by_file = run_cli(root, "sbom", package, "--format", fmt)
+        assert by_file.returncode == 0, by_file.stderr
+        by_name = run_cli(root, "sbom", name, "--format", fmt, "--arch", ARCH)
+        assert by_name.returncode == 0, by_name.stderr
+        assert by_name.stdout == by_file.stdout
+    layout = catalog.layouts[0]
+    out = root / "image.cdx.json"
+    result = run_cli(root, "sbom", layout, "--format", "cyclonedx", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == (layout / "sboms" / f"sbom-{ARCH}.cdx.json").read_bytes()
+    spdx = run_cli(root, "sbom", layout, "--arch", "index")
+    assert json.loads(spdx.stdout)["spdxVersion"] == "SPDX-2.3"
+    missing = run_cli(root, "sbom", "no-such-package", "--arch", ARCH)
+    assert missing.returncode == 1
+    assert missing.stderr.count("\n") == 1 and "no package no-such-package" in missing.stderr
