@@ -271,7 +271,7 @@ def test_multi_arch_index(workspace: Path, tmp_path: Path) -> None:
     result = _build(workspace / "img.yaml", out, archs=["amd64", "arm64"])
     images = Layout(out).images()
     assert [i.config["architecture"] for i in images] == ["amd64", "arm64"]
-    assert len(result.sboms) == 3  # type: ignore[attr-defined]
+    assert len(result.sboms) == 6  # SPDX + CycloneDX for 2 archs and the index  # type: ignore[attr-defined]
     if tool_available("skopeo"):
         raw = subprocess.run(
             ["skopeo", "inspect", "--raw", f"oci:{out}:latest"], capture_output=True, check=True
