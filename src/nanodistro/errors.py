@@ -77,6 +77,22 @@ class ConsistencyError(RepositoryError):
         self.missing = missing or []
 
 
+class AdvisoryError(NanodistroError):
+    """An advisory document (Wolfi schema 2) that breaks a rule; ``rule`` names the rule."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rule: str,
+        where: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.rule = rule
+        super().__init__(f"{message} [rule {rule}]", where=where, line=line, field=field)
+
+
 class RecipeError(NanodistroError):
     """A melange recipe that is invalid (names file, line and key)."""
 

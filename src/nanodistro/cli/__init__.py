@@ -35,6 +35,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "image": ("image",),
     "catalog": ("catalog",),
     "factory": ("events", "bisect", "factory", "freshness", "rollback"),
+    "advisory": ("advisory", "feeds"),
     "scan": ("scan",),
     "vuln": ("vuln",),
     "sbom": ("sbom",),

@@ -50,6 +50,13 @@ class Workspace:
     # [vulnerabilities] osv: OSV records (a directory or a .zip) the scanner matches against;
     # None = <root>/.nanodistro/osv (where 'nanodistro vuln update' writes).
     vulnerabilities_osv: Path | None = None
+    # [workspace] advisories: the advisory documents (<package>.advisories.yaml);
+    # Path() = <root>/advisories.
+    advisories_dir: Path = Path()
+
+    def __post_init__(self) -> None:
+        if self.advisories_dir == Path():
+            object.__setattr__(self, "advisories_dir", self.root / "advisories")
     # [reproducibility] sample: recipes rebuilt independently per factory cycle and compared
     # with what was published (factory/reproducibility.py); 0 = off.
     reproducibility_sample: int = 1
@@ -94,7 +101,7 @@ def find_workspace(start: Path) -> Path | None:
 # Every table and key nanodistro.toml may hold (None: any key, e.g. mirror names). A typo must
 # not silently fall back to a default.
 KNOWN_KEYS: dict[str, frozenset[str] | None] = {
-    "workspace": frozenset({"name", "archs", "recipes", "images", "out"}),
+    "workspace": frozenset({"name", "archs", "recipes", "images", "out", "advisories"}),
     "keys": frozenset({"dir", "name"}),
     "sources": frozenset({"cache"}),
     "mirrors": None,
@@ -280,6 +287,7 @@ def load_workspace(path: Path) -> Workspace:
             for recipe, names in _table(data, "rebuild-on", path).items()
         },
         concurrency=_concurrency(_table(data, "executor", path), path),
+        advisories_dir=rel(ws.get("advisories", "advisories"), "workspace.advisories"),
         vulnerabilities_osv=rel(
             _table(data, "vulnerabilities", path).get("osv", ".nanodistro/osv"),
             "vulnerabilities.osv",

@@ -1,0 +1,445 @@
+"""CLI: ``nanodistro advisory list|show|create|update|validate`` and ``nanodistro feeds OUT/``.
+
+Documents live in the workspace's ``advisories/`` (``<package>.advisories.yaml``). A document
+that cannot be read is skipped with a warning by ``list``, ``show`` and ``feeds`` (exit 0: the
+others are still useful); ``validate`` reports it and exits 1 like every problem it finds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.markup import escape
+
+from nanodistro.advisory.document import (
+    add_advisory,
+    append_event,
+    generate_cga_id,
+    new_document,
+    write_document,
+)
+from nanodistro.advisory.model import (
+    EVENT_TYPES,
+    Advisory,
+    Detection,
+    Document,
+    Event,
+    EventData,
+    FalsePositive,
+    Fixed,
+    NoteData,
+    TruePositive,
+)
+from nanodistro.advisory.store import LoadedAdvisories, document_path, load_directory, save_document
+from nanodistro.advisory.validate import (
+    check_against_workspace,
+    check_unique_ids,
+    document_problems,
+)
+from nanodistro.cli._common import console, err_console, print_json, workspace_file
+from nanodistro.errors import AdvisoryError, NanodistroError
+
+if TYPE_CHECKING:
+    from nanodistro.factory.workspace import Workspace
+
+app = typer.Typer(
+    help="Security advisories (Wolfi advisory documents, schema 2.0.2).", no_args_is_help=True
+)
+
+_WORKSPACE = typer.Option(
+    None, "--workspace", "-w", help="Workspace (nanodistro.toml or its directory)."
+)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="advisory")
+    root.command("feeds")(feeds)
+
+
+def _workspace(path: Path | None) -> Workspace:
+    from nanodistro.factory.workspace import load_workspace
+
+    return load_workspace(workspace_file(path))
+
+
+def _warn(errors: list[NanodistroError]) -> None:
+    for error in errors:
+        err_console.print(f"[yellow]warning:[/] skipped: {escape(str(error))}", soft_wrap=True)
+
+
+def _valid_documents(loaded: LoadedAdvisories) -> list[Document]:
+    """Documents without problems; the others are warned about and left out."""
+    good = []
+    for doc in loaded.documents:
+        problems = document_problems(doc)
+        if problems:
+            _warn(list(problems[:1]))
+        else:
+            good.append(doc)
+    return good
+
+
+@app.command("list")
+def list_advisories(
+    package: str | None = typer.Option(None, "--package", "-p", help="Only this package."),
+    vuln: str | None = typer.Option(
+        None, "--vuln", "-V", help="Only advisories with this ID or alias."
+    ),
+    event_type: str | None = typer.Option(
+        None, "--type", "-t", help="Only this latest event type."
+    ),
+    unresolved: bool = typer.Option(False, "--unresolved", help="Only unresolved advisories."),
+    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    workspace: Path | None = _WORKSPACE,
+) -> None:
+    """List advisories with their latest event."""
+    loaded = load_directory(_workspace(workspace).advisories_dir)
+    _warn(loaded.errors)
+    rows: list[dict[str, Any]] = []
+    for doc in loaded.documents:
+        if package and doc.package != package:
+            continue
+        for adv in doc.advisories:
+            latest = adv.latest()
+            if vuln and not adv.describes(vuln):
+                continue
+            if event_type and (latest is None or latest.type != event_type):
+                continue
+            if unresolved and adv.resolved():
+                continue
+            rows.append(
+                {
+                    "package": doc.package,
+                    "id": adv.id,
+                    "aliases": adv.aliases,
+                    "latest": latest.type if latest else None,
+                    "timestamp": latest.timestamp_text if latest else None,
+                    "fixed_version": latest.fixed_version if latest else None,
+                    "note": latest.note if latest else "",
+                    "resolved": adv.resolved(),
+                }
+            )
+    if json_output:
+        print_json(rows)
+        return
+    for row in rows:
+        detail = row["fixed_version"] or row["note"] or ""
+        console.print(
+            f"{row['package']}  {row['id']}  {','.join(row['aliases']) or '-'}  "
+            f"{row['latest']}  {row['timestamp']}  {detail}".rstrip(),
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+@app.command("show")
+def show(
+    target: str = typer.Argument(..., help="A package name, or an advisory ID / alias."),
+    workspace: Path | None = _WORKSPACE,
+) -> None:
+    """Print a package's advisory document, or the advisory with this ID/alias."""
+    directory = _workspace(workspace).advisories_dir
+    path = document_path(directory, target)
+    if path.is_file():
+        typer.echo(path.read_bytes().decode("utf-8"), nl=False)
+        return
+    loaded = load_directory(directory)
+    _warn(loaded.errors)
+    found = False
+    for doc in loaded.documents:
+        adv = doc.get(target)
+        if adv is None:
+            continue
+        found = True
+        console.print(f"package: {doc.package}\nid: {adv.id}", markup=False)
+        if adv.aliases:
+            console.print("aliases: " + ", ".join(adv.aliases), markup=False)
+        for event in adv.events:
+            detail = event.fixed_version or event.fp_type or ""
+            note = f" — {event.note}" if event.note else ""
+            console.print(
+                f"  {event.timestamp_text}  {event.type}  {detail}{note}",
+                markup=False,
+                soft_wrap=True,
+            )
+    if not found:
+        raise AdvisoryError(
+            f"no advisory document or advisory named {target!r}",
+            rule="advisory-exists",
+            where=str(directory),
+        )
+
+
+def _event(
+    kind: str,
+    fixed_version: str | None,
+    fp_type: str | None,
+    note: str | None,
+    timestamp: str | None,
+) -> Event:
+    if kind not in EVENT_TYPES:
+        raise AdvisoryError(
+            f"unknown event type {kind!r}; one of {', '.join(EVENT_TYPES)}",
+            rule="event-type",
+            field="--type",
+        )
+    moment = datetime.now(UTC).replace(microsecond=0)
+    if timestamp:
+        try:
+            moment = datetime.fromisoformat(timestamp).astimezone(UTC)
+        except ValueError:
+            raise AdvisoryError(
+                f"--timestamp {timestamp!r} is not RFC 3339", rule="timestamp", field="--timestamp"
+            ) from None
+    text = note or ""
+    data: EventData | None
+    if kind == "detection":
+        data = Detection(type="manual")
+    elif kind == "fixed":
+        if not fixed_version:
+            raise AdvisoryError(
+                "a fixed event needs --fixed-version", rule="fixed-version", field="--fixed-version"
+            )
+        data = Fixed(fixed_version)
+    elif kind == "false-positive-determination":
+        if not fp_type:
+            raise AdvisoryError(
+                "a false-positive-determination needs --fp-type", rule="fp-type", field="--fp-type"
+            )
+        data = FalsePositive(fp_type, text)
+    elif kind == "true-positive-determination":
+        data = TruePositive(text) if text else None
+    else:
+        data = NoteData(text)
+    return Event(timestamp=moment, type=kind, data=data)
+
+
+def _save(doc: Document) -> None:
+    problems = document_problems(doc)
+    if problems:
+        raise problems[0]  # never write a document the next `validate` would refuse
+    save_document(Path(doc.where), write_document(doc))
+
+
+@app.command("create")
+def create(
+    package: str = typer.Option(..., "--package", "-p", help="The (origin) package."),
+    vuln: list[str] = typer.Option(
+        ..., "--vuln", "-V", help="CVE/GHSA/GO ID(s) of the vulnerability."
+    ),
+    kind: str = typer.Option(
+        "detection", "--type", "-t", help="Event type: " + ", ".join(EVENT_TYPES)
+    ),
+    fixed_version: str | None = typer.Option(
+        None, "--fixed-version", help="For --type fixed (with -rN)."
+    ),
+    fp_type: str | None = typer.Option(None, "--fp-type", help="For false-positive-determination."),
+    note: str | None = typer.Option(None, "--note", help="The event's note."),
+    timestamp: str | None = typer.Option(None, "--timestamp", help="RFC 3339 (default: now)."),
+    workspace: Path | None = _WORKSPACE,
+) -> None:
+    """Create an advisory (a new CGA ID) with its first event."""
+    directory = _workspace(workspace).advisories_dir
+    loaded = load_directory(directory)
+    _warn(loaded.errors)
+    aliases = [a for item in vuln for a in item.split(",") if a]
+    existing = loaded.by_package().get(package)
+    if existing is not None:
+        for alias in aliases:
+            adv = existing.get(alias)
+            if adv is not None:
+                raise AdvisoryError(
+                    f"{alias} already has advisory {adv.id} in {package!r}; use 'advisory update'",
+                    rule="duplicate-id",
+                    where=existing.where,
+                )
+    taken = {adv.id for doc in loaded.documents for adv in doc.advisories}
+    advisory = Advisory(
+        id=generate_cga_id(taken),
+        aliases=aliases,
+        events=[_event(kind, fixed_version, fp_type, note, timestamp)],
+    )
+    path = document_path(directory, package)
+    if existing is None and path.exists():
+        raise AdvisoryError(
+            "exists but could not be read (see the warning)", rule="yaml", where=str(path)
+        )
+    doc = (
+        add_advisory(existing, advisory) if existing else new_document(package, advisory, str(path))
+    )
+    _save(doc)
+    typer.echo(advisory.id)
+
+
+@app.command("update")
+def update(
+    package: str = typer.Option(..., "--package", "-p"),
+    vuln: str = typer.Option(
+        ..., "--vuln", "-V", help="The advisory's CGA ID or one of its aliases."
+    ),
+    kind: str = typer.Option(..., "--type", "-t", help="Event type: " + ", ".join(EVENT_TYPES)),
+    fixed_version: str | None = typer.Option(None, "--fixed-version"),
+    fp_type: str | None = typer.Option(None, "--fp-type"),
+    note: str | None = typer.Option(None, "--note"),
+    timestamp: str | None = typer.Option(None, "--timestamp", help="RFC 3339 (default: now)."),
+    workspace: Path | None = _WORKSPACE,
+) -> None:
+    """Append an event to an advisory (history is append-only)."""
+    from nanodistro.advisory.decode import parse_document
+
+    path = document_path(_workspace(workspace).advisories_dir, package)
+    if not path.is_file():
+        raise AdvisoryError(
+            f"no advisory document for package {package!r}", rule="advisory-exists", where=str(path)
+        )
+    doc = parse_document(path.read_bytes(), str(path))
+    updated = append_event(doc, vuln, _event(kind, fixed_version, fp_type, note, timestamp))
+    _save(updated)
+    adv = updated.get(vuln)
+    typer.echo(adv.id if adv else vuln)
+
+
+def _recipe_packages(
+    workspace: Workspace,
+) -> tuple[dict[str, str], dict[str, list[str]], list[NanodistroError]]:
+    """Every package name the recipes build (-> recipe) and each origin's subpackages."""
+    from nanodistro.recipe.expand import subpackage_names
+    from nanodistro.recipe.loading import load_recipe
+
+    packages: dict[str, str] = {}
+    subpackages: dict[str, list[str]] = {}
+    errors: list[NanodistroError] = []
+    arch = workspace.archs[0] if workspace.archs else "x86_64"
+    for path in workspace.recipe_files():
+        try:
+            recipe = load_recipe(path)
+            names = [name for _, name, _ in subpackage_names(recipe, arch)]
+        except NanodistroError as error:
+            errors.append(error)
+            continue
+        origin = recipe.package.name
+        packages[origin] = origin
+        subpackages[origin] = names
+        for name in names:
+            packages[name] = origin
+    return packages, subpackages, errors
+
+
+def _repository_versions(workspace: Workspace) -> dict[str, set[str]] | None:
+    """Package name -> full versions in the repository index (verified), or None if none."""
+    from nanodistro.repo.repository import load_index
+    from nanodistro.trust.keys import load_keyring
+
+    repo = workspace.packages_dir
+    if not repo.is_dir():
+        return None
+    keyring = dict(load_keyring(workspace.keys_dir)) if workspace.keys_dir.is_dir() else None
+    versions: dict[str, set[str]] = {}
+    found = False
+    for arch_dir in sorted(p for p in repo.iterdir() if p.is_dir()):
+        index = load_index(arch_dir, keyring or None)
+        if index is None:
+            continue
+        found = True
+        for info in index.packages:
+            versions.setdefault(info.name, set()).add(info.version)
+            if info.origin:
+                versions.setdefault(info.origin, set()).add(info.version)
+    return versions if found else None
+
+
+@app.command("validate")
+def validate(
+    package: str | None = typer.Option(None, "--package", "-p", help="Only this package."),
+    workspace: Path | None = _WORKSPACE,
+) -> None:
+    """Check every document (schema rules, file names, unique IDs) and, against the workspace,
+    that each package is built by a recipe and each fixed version is in the repository.
+    One line per problem; exit 1 if there is any."""
+    ws = _workspace(workspace)
+    loaded = load_directory(ws.advisories_dir)
+    problems: list[NanodistroError] = list(loaded.errors)
+    packages, _, recipe_errors = _recipe_packages(ws)
+    problems.extend(recipe_errors)
+    versions = _repository_versions(ws)
+    docs = [d for d in loaded.documents if not package or d.package == package]
+    for doc in docs:
+        problems.extend(document_problems(doc))
+        problems.extend(
+            check_against_workspace(doc, packages=packages, repository_versions=versions)
+        )
+    problems.extend(check_unique_ids(loaded.documents))
+    for problem in problems:
+        typer.echo(str(problem))
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"{len(docs)} advisory document(s) valid", markup=False)
+
+
+def feeds(
+    out: Path = typer.Argument(..., help="Output directory."),
+    url_prefix: str | None = typer.Option(
+        None, "--url-prefix", help="secdb urlprefix (default: the workspace's out/ as a file URL)."
+    ),
+    workspace: Path | None = _WORKSPACE,
+    json_output: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+) -> None:
+    """Write the vulnerability feeds of the workspace's advisories: secdb security.json,
+    OpenVEX (openvex/<package>.openvex.json) and OSV (osv/<CGA-ID>.json + osv/all.json)."""
+    from nanodistro.advisory.feeds import OsvSource, build_openvex, build_osv, build_secdb
+    from nanodistro.formats.openvex import encode_openvex
+    from nanodistro.formats.osv_writer import encode_index, encode_record
+    from nanodistro.formats.purl import distro_name
+    from nanodistro.formats.secdb import encode_secdb
+    from nanodistro.util.atomic import atomic_write_bytes
+
+    ws = _workspace(workspace)
+    loaded = load_directory(ws.advisories_dir)
+    _warn(loaded.errors)
+    documents = _valid_documents(loaded)
+    _, subpackages, recipe_errors = _recipe_packages(ws)
+    _warn(recipe_errors)
+    distro = distro_name(ws.name)
+    written: dict[str, object] = {}
+    out.mkdir(parents=True, exist_ok=True)
+    secdb = build_secdb(
+        [documents],
+        archs=ws.archs,
+        repo_name=ws.packages_dir.name,
+        url_prefix=url_prefix or ws.packages_dir.parent.as_uri(),
+    )
+    atomic_write_bytes(out / "security.json", encode_secdb(secdb))
+    written["secdb"] = str(out / "security.json")
+    records = build_osv(
+        [OsvSource(documents=documents, ecosystems=[ws.name], subpackages=subpackages)]
+    )
+    osv_dir = out / "osv"
+    osv_dir.mkdir(exist_ok=True)
+    for record in records:
+        atomic_write_bytes(osv_dir / f"{record.id}.json", encode_record(record))
+    atomic_write_bytes(osv_dir / "all.json", encode_index(records))
+    written["osv"] = [r.id for r in records]
+    vex_dir = out / "openvex"
+    vex_dir.mkdir(exist_ok=True)
+    vex_written = []
+    for doc in documents:
+        vex = build_openvex(
+            doc, distro=distro, author=ws.name, subpackages=subpackages.get(doc.package, ())
+        )
+        if vex is not None:
+            atomic_write_bytes(vex_dir / f"{doc.package}.openvex.json", encode_openvex(vex))
+            vex_written.append(doc.package)
+    written["openvex"] = vex_written
+    written["skipped"] = len(loaded.documents) - len(documents) + len(loaded.errors)
+    if json_output:
+        print_json(written)
+    else:
+        console.print(
+            f"wrote {out / 'security.json'}, {len(records)} OSV record(s), "
+            f"{len(vex_written)} OpenVEX document(s)",
+            markup=False,
+            soft_wrap=True,
+        )
