@@ -72,13 +72,10 @@ def _warn(errors: list[NanodistroError]) -> None:
 
 def _valid_documents(loaded: LoadedAdvisories) -> list[Document]:
     """Documents without problems; the others are warned about and left out."""
-    good = []
-    for doc in loaded.documents:
-        problems = document_problems(doc)
-        if problems:
-            _warn(list(problems[:1]))
-        else:
-            good.append(doc)
+    from nanodistro.advisory.publish import valid_documents
+
+    good, problems = valid_documents(loaded.documents)
+    _warn(problems)
     return good
 
 
@@ -306,26 +303,10 @@ def _recipe_packages(
     workspace: Workspace,
 ) -> tuple[dict[str, str], dict[str, list[str]], list[NanodistroError]]:
     """Every package name the recipes build (-> recipe) and each origin's subpackages."""
-    from nanodistro.recipe.expand import subpackage_names
-    from nanodistro.recipe.loading import load_recipe
+    from nanodistro.advisory.publish import recipe_packages
 
-    packages: dict[str, str] = {}
-    subpackages: dict[str, list[str]] = {}
-    errors: list[NanodistroError] = []
     arch = workspace.archs[0] if workspace.archs else "x86_64"
-    for path in workspace.recipe_files():
-        try:
-            recipe = load_recipe(path)
-            names = [name for _, name, _ in subpackage_names(recipe, arch)]
-        except NanodistroError as error:
-            errors.append(error)
-            continue
-        origin = recipe.package.name
-        packages[origin] = origin
-        subpackages[origin] = names
-        for name in names:
-            packages[name] = origin
-    return packages, subpackages, errors
+    return recipe_packages(workspace.recipe_files(), arch)
 
 
 def _repository_versions(workspace: Workspace) -> dict[str, set[str]] | None:
@@ -389,12 +370,8 @@ def feeds(
 ) -> None:
     """Write the vulnerability feeds of the workspace's advisories: secdb security.json,
     OpenVEX (openvex/<package>.openvex.json) and OSV (osv/<CGA-ID>.json + osv/all.json)."""
-    from nanodistro.advisory.feeds import OsvSource, build_openvex, build_osv, build_secdb
-    from nanodistro.formats.openvex import encode_openvex
-    from nanodistro.formats.osv_writer import encode_index, encode_record
+    from nanodistro.advisory.publish import write_feeds
     from nanodistro.formats.purl import distro_name
-    from nanodistro.formats.secdb import encode_secdb
-    from nanodistro.util.atomic import atomic_write_bytes
 
     ws = _workspace(workspace)
     loaded = load_directory(ws.advisories_dir)
@@ -402,44 +379,24 @@ def feeds(
     documents = _valid_documents(loaded)
     _, subpackages, recipe_errors = _recipe_packages(ws)
     _warn(recipe_errors)
-    distro = distro_name(ws.name)
-    written: dict[str, object] = {}
-    out.mkdir(parents=True, exist_ok=True)
-    secdb = build_secdb(
-        [documents],
+    result = write_feeds(
+        out,
+        documents,
+        ecosystem=ws.name,
+        distro=distro_name(ws.name),
         archs=ws.archs,
         repo_name=ws.packages_dir.name,
         url_prefix=url_prefix or ws.packages_dir.parent.as_uri(),
+        subpackages=subpackages,
     )
-    atomic_write_bytes(out / "security.json", encode_secdb(secdb))
-    written["secdb"] = str(out / "security.json")
-    records = build_osv(
-        [OsvSource(documents=documents, ecosystems=[ws.name], subpackages=subpackages)]
-    )
-    osv_dir = out / "osv"
-    osv_dir.mkdir(exist_ok=True)
-    for record in records:
-        atomic_write_bytes(osv_dir / f"{record.id}.json", encode_record(record))
-    atomic_write_bytes(osv_dir / "all.json", encode_index(records))
-    written["osv"] = [r.id for r in records]
-    vex_dir = out / "openvex"
-    vex_dir.mkdir(exist_ok=True)
-    vex_written = []
-    for doc in documents:
-        vex = build_openvex(
-            doc, distro=distro, author=ws.name, subpackages=subpackages.get(doc.package, ())
-        )
-        if vex is not None:
-            atomic_write_bytes(vex_dir / f"{doc.package}.openvex.json", encode_openvex(vex))
-            vex_written.append(doc.package)
-    written["openvex"] = vex_written
-    written["skipped"] = len(loaded.documents) - len(documents) + len(loaded.errors)
+    result.skipped = len(loaded.documents) - len(documents) + len(loaded.errors)
+    written = result.to_json()
     if json_output:
         print_json(written)
     else:
         console.print(
-            f"wrote {out / 'security.json'}, {len(records)} OSV record(s), "
-            f"{len(vex_written)} OpenVEX document(s)",
+            f"wrote {result.secdb}, {len(result.osv)} OSV record(s), "
+            f"{len(result.openvex)} OpenVEX document(s)",
             markup=False,
             soft_wrap=True,
         )

@@ -65,6 +65,20 @@ def print_cycle(report: CycleReport) -> None:
             + (f" (this cycle: {escape(rebuilt)})" if rebuilt else ""),
             soft_wrap=True,
         )
+    vulns = report.vulnerabilities
+    if vulns is not None:
+        if not vulns.scanned:
+            console.print(f"  [dim]vulns       {escape(vulns.note)}[/]")
+        else:
+            parts = [f"{len(vulns.active)} active in stable"]
+            parts += [
+                f"{len(getattr(vulns, k))} {k.replace('_', ' ')}"
+                for k in ("detected", "fix_available", "pending", "fixed")
+                if getattr(vulns, k)
+            ]
+            console.print(f"  vulns       {escape(', '.join(parts))} (nanodistro advisory list)")
+            for line in vulns.fixed:
+                console.print(f"    fixed     {escape(line)}")
     console.print(f"  events      {report.events} in the log (nanodistro events)")
     repo = report.catalog.repository if report.catalog else "<repo>"
     console.print()
@@ -188,6 +202,20 @@ def freshness_command(
             _seconds(data["release_to_image_promoted"]),
         )
     console.print(images)
+    if report.vulnerabilities:
+        vulns = Table(title="Vulnerabilities (lead time from detection)", title_justify="left")
+        for column in ("vulnerability", "recipe", "detected", "fixed in", "-> stable", "-> image"):
+            vulns.add_column(column)
+        for vuln in report.vulnerabilities:
+            vulns.add_row(
+                vuln.vulnerability,
+                vuln.recipe,
+                vuln.detected.strftime("%Y-%m-%d %H:%M"),
+                vuln.fixed_version or "-",
+                _seconds(vuln.lead(vuln.fixed)),
+                _seconds(vuln.lead(vuln.image_promoted)),
+            )
+        console.print(vulns)
     for name, stat in report.stats().items():
         console.print(
             f"  {name.replace('_', ' ')}: p50 {_seconds(stat['p50'])}, p95 {_seconds(stat['p95'])}"

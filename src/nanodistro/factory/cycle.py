@@ -48,6 +48,12 @@ from nanodistro.factory.promote import current_stable, promote, push_to_registry
 from nanodistro.factory.records import last_event, record_package, record_recipe_version
 from nanodistro.factory.reproducibility import ReproducibilityStatus, catalog_status, check_sample
 from nanodistro.factory.resume import finish_bumps, finish_publishes
+from nanodistro.factory.vulnerabilities import (
+    VulnerabilityReport,
+    publish_feeds,
+    record_fixes,
+    triage,
+)
 from nanodistro.factory.workspace import Workspace
 from nanodistro.util.progress import Progress
 
@@ -77,6 +83,8 @@ class CycleReport:
     catalog: CatalogReport | None = None
     # the catalog's reproducible share (every check so far) and this cycle's sample
     reproducibility: ReproducibilityStatus | None = None
+    # what the scan of stable found, advisories opened, fixes available/recorded
+    vulnerabilities: VulnerabilityReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -216,6 +224,7 @@ def run_cycle(
     report.monitored = monitor_upstreams
     report.git = is_git_worktree(workspace.root)
     finish_bumps(workspace, state, git=report.git, say=say)
+    results: list[Any] | None = None
     if monitor_upstreams:
         cache = workspace.root / ".nanodistro" / "monitor"
         results, report.monitor_errors = monitor(workspace, state, cache, say)
@@ -223,6 +232,14 @@ def run_cycle(
             note = f"{workspace.root} is not a git work tree: bumps are plain file edits"
             report.notes.append(note)
             say(note)
+    # what stable ships against the OSV data: advisories opened, upstream fixes looked up
+    report.vulnerabilities = _guarded(
+        report,
+        "vulnerability triage",
+        say,
+        lambda: triage(workspace, state, keyring, results, say=say),
+    )
+    if results is not None:
         report.bumps = bump_updates(workspace, state, results, git=report.git, say=say)
 
     # build + tests (jobs), each success published to the working repository
@@ -361,6 +378,17 @@ def run_cycle(
     return _finish(report, workspace, state, key_path, generated, images, started)
 
 
+def _guarded(report: CycleReport, what: str, say: Progress, step: Any) -> Any:
+    """Run a step whose failure (bad OSV data, an unwritable advisory...) must not stop the
+    cycle: said, noted in the report, the cycle goes on."""
+    try:
+        return step()
+    except NanodistroError as error:
+        report.notes.append(f"{what} failed: {error}")
+        say(report.notes[-1])
+        return None
+
+
 def _finish(
     report: CycleReport,
     workspace: Workspace,
@@ -374,6 +402,33 @@ def _finish(
 
     if workspace.packages_dir.is_dir():
         report.channels = channels(workspace.packages_dir)
+    if report.channels.get("stable") is not None:
+        # reconciled every cycle: a fix promoted by a cycle that died after promoting is
+        # still recorded
+        keyring = _keyring(workspace, key_path)
+        report.vulnerabilities = (
+            _guarded(
+                report,
+                "recording vulnerability fixes",
+                lambda _m: None,
+                lambda: record_fixes(
+                    workspace,
+                    state,
+                    keyring,
+                    report.channels["stable"],
+                    say=lambda m: None,
+                    report=report.vulnerabilities,
+                ),
+            )
+            or report.vulnerabilities
+        )
+    if workspace.packages_dir.is_dir():
+        _guarded(
+            report,
+            "publishing vulnerability feeds",
+            lambda _m: None,
+            lambda: publish_feeds(workspace),
+        )
     recipes = [
         RecipeReport(
             name=b.recipe,

@@ -38,6 +38,8 @@ __all__ = [
     "SUBJECT_KINDS",
     "TEST_FAILED",
     "TEST_PASSED",
+    "VULNERABILITY_DETECTED",
+    "VULNERABILITY_FIXED",
     "Event",
     "parse_duration",
     "parse_since",
@@ -61,6 +63,10 @@ ROLLED_BACK = "rolled-back"
 GATE_BLOCKED = "gate-blocked"
 # a published package rebuilt independently and compared (factory/reproducibility.py)
 REPRODUCIBILITY_CHECKED = "reproducibility-checked"
+# a vulnerability matched a package of the catalog for the first time / no longer matches the
+# package promoted to stable (factory/vulnerabilities.py); subject vulnerability:<id>
+VULNERABILITY_DETECTED = "vulnerability-detected"
+VULNERABILITY_FIXED = "vulnerability-fixed"
 
 EVENT_TYPES: tuple[str, ...] = (
     RELEASE_DETECTED,
@@ -78,11 +84,13 @@ EVENT_TYPES: tuple[str, ...] = (
     ROLLED_BACK,
     GATE_BLOCKED,
     REPRODUCIBILITY_CHECKED,
+    VULNERABILITY_DETECTED,
+    VULNERABILITY_FIXED,
 )
 
 # Subjects are "<kind>:<name>": recipe:zlib, package:zlib-dev, image:python, channel:stable,
-# cycle:<id>.
-SUBJECT_KINDS: tuple[str, ...] = ("recipe", "package", "image", "channel", "cycle")
+# cycle:<id>, vulnerability:CVE-2024-1234.
+SUBJECT_KINDS: tuple[str, ...] = ("recipe", "package", "image", "channel", "cycle", "vulnerability")
 
 
 @dataclass(frozen=True)

@@ -70,15 +70,45 @@ class ImageFreshness:
 
 
 @dataclass
+class VulnerabilityFreshness:
+    """A vulnerability's clock: first matched by the factory's scan of stable -> the fixed
+    package in stable -> the first stable image promoted with (or after) that fix."""
+
+    vulnerability: str
+    recipe: str
+    detected: datetime
+    fixed_version: str | None = None
+    fixed: datetime | None = None  # the fix promoted to stable (vulnerability-fixed)
+    image_promoted: datetime | None = None
+    images: list[str] = field(default_factory=list)
+
+    def lead(self, until: datetime | None) -> float | None:
+        return round((until - self.detected).total_seconds(), 3) if until else None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("detected", "fixed", "image_promoted"):
+            value = getattr(self, key)
+            data[key] = value.isoformat().replace("+00:00", "Z") if value else None
+        data["detected_to_fixed"] = self.lead(self.fixed)
+        data["detected_to_image_promoted"] = self.lead(self.image_promoted)
+        return data
+
+
+@dataclass
 class FreshnessReport:
     packages: list[PackageFreshness]
     images: list[ImageFreshness]
+    vulnerabilities: list[VulnerabilityFreshness] = field(default_factory=list)
 
     def stats(self) -> dict[str, dict[str, float | None]]:
         steps = {
             "release_to_published": [p.lead(p.published) for p in self.packages],
             "release_to_promoted": [p.lead(p.promoted) for p in self.packages],
             "release_to_image_promoted": [p.lead(p.image_promoted) for p in self.packages],
+            "vulnerability_to_fixed_image": [
+                v.lead(v.image_promoted) for v in self.vulnerabilities
+            ],
         }
         return {
             name: {
@@ -93,6 +123,7 @@ class FreshnessReport:
         return {
             "packages": [p.to_json() for p in self.packages],
             "images": [i.to_json() for i in self.images],
+            "vulnerabilities": [v.to_json() for v in self.vulnerabilities],
             "stats": self.stats(),
         }
 
@@ -152,4 +183,29 @@ def freshness(state: Any) -> FreshnessReport:
                 oldest_release=min(released) if released else None,
             )
         )
-    return FreshnessReport(rows, images)
+    return FreshnessReport(rows, images, _vulnerabilities(state, promoted_images))
+
+
+def _vulnerabilities(state: Any, promoted_images: list[Any]) -> list[VulnerabilityFreshness]:
+    fixes = {
+        (e.subject, e.payload.get("recipe")): e
+        for e in events.query(state, subject="vulnerability:", types=[events.VULNERABILITY_FIXED])
+    }
+    found = []
+    for event in events.query(
+        state, subject="vulnerability:", types=[events.VULNERABILITY_DETECTED]
+    ):
+        recipe = str(event.payload.get("recipe", ""))
+        item = VulnerabilityFreshness(event.subject.split(":", 1)[1], recipe, event.time)
+        fix = fixes.get((event.subject, recipe))
+        if fix is not None:
+            item.fixed, item.fixed_version = fix.time, fix.payload.get("version")
+            at = fix.payload.get("repo_version") or 0
+            holding = [e for e in promoted_images if (e.payload.get("version") or 0) >= at]
+            if holding:
+                item.image_promoted = holding[0].time
+                item.images = sorted(
+                    {e.subject.split(":", 1)[1] for e in holding if e.time == holding[0].time}
+                )
+        found.append(item)
+    return found

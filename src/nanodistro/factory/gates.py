@@ -24,6 +24,7 @@ from nanodistro.errors import NanodistroError
 from nanodistro.factory import events
 from nanodistro.factory.building import BuildOutcome, TestOutcome, runtime_closure
 from nanodistro.factory.catalog import ImageReport
+from nanodistro.factory.vulnerabilities import vulnerability_policy
 from nanodistro.factory.workspace import Workspace
 from nanodistro.util.atomic import atomic_write_bytes
 
@@ -70,7 +71,7 @@ def rolled_back_policy(gate: GateInput) -> list[str]:
     return []
 
 
-POLICY_HOOKS: list[PolicyHook] = [rolled_back_policy]
+POLICY_HOOKS: list[PolicyHook] = [rolled_back_policy, vulnerability_policy]
 
 
 def _blocking(gate: GateInput, outcome: BuildOutcome, graph: Any) -> bool:

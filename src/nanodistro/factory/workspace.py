@@ -53,13 +53,16 @@ class Workspace:
     # [workspace] advisories: the advisory documents (<package>.advisories.yaml);
     # Path() = <root>/advisories.
     advisories_dir: Path = Path()
+    # [reproducibility] sample: recipes rebuilt independently per factory cycle and compared
+    # with what was published (factory/reproducibility.py); 0 = off.
+    reproducibility_sample: int = 1
+    # [gates] block: vulnerability severities that keep an image out of stable unless fixed or
+    # accepted in an advisory (factory/vulnerabilities.py); empty = no vulnerability gate.
+    gates_block: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.advisories_dir == Path():
             object.__setattr__(self, "advisories_dir", self.root / "advisories")
-    # [reproducibility] sample: recipes rebuilt independently per factory cycle and compared
-    # with what was published (factory/reproducibility.py); 0 = off.
-    reproducibility_sample: int = 1
 
     @property
     def packages_dir(self) -> Path:
@@ -115,6 +118,7 @@ KNOWN_KEYS: dict[str, frozenset[str] | None] = {
     "executor": frozenset({"concurrency"}),
     "vulnerabilities": frozenset({"osv"}),
     "reproducibility": frozenset({"sample"}),
+    "gates": frozenset({"block"}),
 }
 
 _SIZE_KEYS = frozenset({"memory", "file-size", "tmp-size"})
@@ -237,6 +241,19 @@ def _sample(table: dict[str, Any], where: Path) -> int:
     return value
 
 
+def _gates_block(table: dict[str, Any], where: Path) -> tuple[str, ...]:
+    """``[gates] block``: a list of severities (low, medium, high, critical)."""
+    levels = ("low", "medium", "high", "critical")
+    value = table.get("block", [])
+    if not isinstance(value, list) or any(v not in levels for v in value):
+        raise ConfigError(
+            f"expected a list of severities from {', '.join(levels)}, got {value!r}",
+            where=str(where),
+            field="gates.block",
+        )
+    return tuple(dict.fromkeys(value))
+
+
 def load_workspace(path: Path) -> Workspace:
     """Load ``nanodistro.toml`` (or the one in directory ``path``)."""
     path = Path(path)
@@ -293,4 +310,5 @@ def load_workspace(path: Path) -> Workspace:
             "vulnerabilities.osv",
         ),
         reproducibility_sample=_sample(_table(data, "reproducibility", path), path),
+        gates_block=_gates_block(_table(data, "gates", path), path),
     )

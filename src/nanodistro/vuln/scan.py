@@ -276,7 +276,11 @@ def scan_inventory(
             if apk:
                 names = [apk, origins.get(apk, apk)]
                 entries = [e for name in dict.fromkeys(names) for e in by_package.get(name, [])]
-                finding = _triage(finding, entries, apk_versions.get(apk, ""))
+                # a repository holds several versions of a name: judge the component's own
+                installed = (
+                    component.version if component.ecosystem == "apk" else apk_versions.get(apk, "")
+                )
+                finding = _triage(finding, entries, installed)
             result.findings.append(finding)
     result.findings.sort(
         key=lambda f: (f.component.name, f.component.location, f.component.version, f.vuln_id)
