@@ -4,6 +4,13 @@ Inside a workspace (the nanodistro.toml at or above the current directory, or ``
 OSV data from ``[vulnerabilities] osv``, advisories from ``advisories/``, the repository keys
 from ``keys/`` and the upstream repository of each recipe (GIT-range matching) come from it;
 the options override them.
+
+The apk distro (OSV ecosystem of our records, purl namespace): a target that is the workspace's
+own — a path inside the workspace or its ``out`` directory, or a reference under its
+``[registry] url`` — is of the workspace distro (its name), whatever its os-release ``ID`` says, as
+in the factory; a foreign image keeps its os-release ``ID`` (``wolfi``, ``alpine``), and
+``--distro`` names the distro of a root without one. ``.apk`` files and repositories are always
+of the workspace distro (or ``--distro``).
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ class ScanContext:
     advisories: Path | None = None
     keys: Path | None = None
     recipes: list[Path] = field(default_factory=list)
+    own_dirs: tuple[Path, ...] = ()  # the workspace root and its out directory, resolved
+    registry: str | None = None  # the workspace's [registry] url
 
 
 def workspace_context(workspace: Path | None) -> ScanContext:
@@ -52,7 +61,26 @@ def workspace_context(workspace: Path | None) -> ScanContext:
         advisories=ws.root / "advisories",
         keys=ws.keys_dir if ws.keys_dir.is_dir() else None,
         recipes=ws.recipe_files(),
+        own_dirs=(ws.root.resolve(), ws.out_dir.resolve()),
+        registry=ws.registry,
     )
+
+
+def is_own_target(target: str, context: ScanContext) -> bool:
+    """Whether ``target`` is one of the workspace's images or repositories (see the module
+    docstring): a path (``DIR``, ``DIR:TAG``, ``FILE``) inside it, or a reference under its
+    registry prefix."""
+    from nanodistro.image.diff import split_layout_tag
+
+    path = Path(target)
+    if not path.exists():
+        tagged = split_layout_tag(target)
+        if tagged is not None:
+            path = tagged[0]
+    if path.exists():
+        where = path.resolve()
+        return any(where.is_relative_to(own) for own in context.own_dirs)
+    return bool(context.registry) and target.startswith(f"{context.registry}/")
 
 
 def load_triage(directory: Path | None, warnings: list[str]) -> list[TriageEntry]:
@@ -150,7 +178,13 @@ def scan(
     keys = (
         load_keyring(keyring) if keyring else (load_keyring(context.keys) if context.keys else None)
     )
-    targets = load_targets(target, distro=distro or context.distro, keyring=keys, insecure=insecure)
+    targets = load_targets(
+        target,
+        distro=distro or context.distro,
+        keyring=keys,
+        insecure=insecure,
+        own=is_own_target(target, context),
+    )
     results = [
         scan_inventory(t.inventory, db, target=t.label, triage=triage, git_sources=git_sources)
         for t in targets

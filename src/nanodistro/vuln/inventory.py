@@ -232,13 +232,20 @@ def _go_components(path: str, data: bytes) -> list[Component]:
 
 
 def inventory_from_files(
-    files: Mapping[str, tuple[int, bytes]], *, distro: str, where: str, owner: str = ""
+    files: Mapping[str, tuple[int, bytes]],
+    *,
+    distro: str,
+    where: str,
+    owner: str = "",
+    own: bool = False,
 ) -> Inventory:
     """The packages in ``files``; ``distro`` names the apk purls' namespace unless the root's
-    os-release says otherwise; ``owner`` marks every language package as part of that apk."""
+    os-release says otherwise (``own``: a root of our own distro ``distro``, whose os-release
+    ``ID`` may be any name, so ``distro`` wins); ``owner`` marks every language package as part
+    of that apk."""
     os_release = _os_release(files)
     inventory = Inventory(
-        distro=(os_release.get("ID") or distro).lower(),
+        distro=(distro if own else (os_release.get("ID") or distro)).lower(),
         distro_version=os_release.get("VERSION_ID", ""),
     )
     owners: dict[str, str] = {}

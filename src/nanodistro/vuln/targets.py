@@ -10,6 +10,13 @@ TARGET is, in this order of checks:
 - another file: an ``oci-archive`` tar;
 - otherwise a registry reference, pulled into a temporary layout.
 
+Which apk distro (OSV ecosystem, purl namespace) the packages belong to: an ``.apk`` and a
+repository are always ``distro`` (the caller's: the workspace name inside a workspace). An image
+or root says it in its os-release ``ID``, which wins over ``distro`` for a foreign image (a Wolfi
+or Alpine one) — except with ``own=True``, for the images of the workspace itself: their
+os-release ``ID`` comes from a baselayout recipe and may be any name, while our feeds and advisories
+use the workspace name as the ecosystem, so ``distro`` wins there.
+
 Layers are read in memory (formats/tarread, whiteouts applied by vuln/inventory.py); nothing is
 extracted, so a hostile layer cannot write anywhere.
 """
@@ -63,7 +70,7 @@ class ScanTarget:
 
 
 def _from_layout(
-    location: Path, *, label: str, kind: str, tag: str | None, distro: str
+    location: Path, *, label: str, kind: str, tag: str | None, distro: str, own: bool
 ) -> list[ScanTarget]:
     layout = Layout(location)
     found: list[ScanTarget] = []
@@ -76,7 +83,7 @@ def _from_layout(
             layers.append(read_tar(gunzip(blob, where=where) if gzipped else blob, where=where))
         arch = _arch_name(image.config)
         files = flatten_layers(layers)
-        inventory = inventory_from_files(files, distro=distro, where=f"{label} ({arch})")
+        inventory = inventory_from_files(files, distro=distro, where=f"{label} ({arch})", own=own)
         found.append(ScanTarget(f"{label} ({arch})", kind, inventory))
     if not found:
         raise ImageError("no image in the layout", where=label)
@@ -87,9 +94,11 @@ def _from_apk(path: Path, *, distro: str) -> ScanTarget:
     package = read_apk(path.read_bytes(), where=str(path))
     info = package.info
     files = files_from_entries(package.entries)
-    inventory = inventory_from_files(files, distro=distro, where=str(path), owner=info.name)
+    # own: the package's data may carry an os-release (a baselayout's) naming another distro
+    inventory = inventory_from_files(
+        files, distro=distro, where=str(path), owner=info.name, own=True
+    )
     arch = info.arch or "noarch"
-    inventory.distro = distro  # the package's own data may carry an os-release of another
     inventory.components.insert(
         0,
         Component(
@@ -143,25 +152,29 @@ def load_targets(
     distro: str,
     keyring: Mapping[str, bytes] | None = None,
     insecure: bool = False,
+    own: bool = False,
 ) -> list[ScanTarget]:
-    """Inventories of ``target`` (see the module docstring for what it may be)."""
+    """Inventories of ``target`` (see the module docstring for what it may be; ``own``: the
+    target is the workspace's own image, ``distro`` wins over its os-release)."""
     path = Path(target)
     if path.is_dir():
         if (path / "index.json").is_file():
-            return _from_layout(path, label=target, kind="layout", tag=None, distro=distro)
+            return _from_layout(path, label=target, kind="layout", tag=None, distro=distro, own=own)
         arch_dirs = _repository_arches(path)
         if arch_dirs:
             return _from_repository(path, arch_dirs, distro=distro, keyring=keyring)
-        inventory = inventory_from_files(files_from_dir(path), distro=distro, where=target)
+        inventory = inventory_from_files(files_from_dir(path), distro=distro, where=target, own=own)
         return [ScanTarget(target, "root", inventory)]
     tagged = None if path.exists() else split_layout_tag(target)
     if tagged is not None:
         kind = "layout" if tagged[0].is_dir() else "archive"
-        return _from_layout(tagged[0], label=target, kind=kind, tag=tagged[1], distro=distro)
+        return _from_layout(
+            tagged[0], label=target, kind=kind, tag=tagged[1], distro=distro, own=own
+        )
     if path.is_file():
         if path.suffix == ".apk":
             return [_from_apk(path, distro=distro)]
-        return _from_layout(path, label=target, kind="archive", tag=None, distro=distro)
+        return _from_layout(path, label=target, kind="archive", tag=None, distro=distro, own=own)
     if "/" not in target and ":" not in target:
         raise ImageError("no such file or directory, and not a registry reference", where=target)
     from nanodistro.registry import pull
@@ -169,5 +182,5 @@ def load_targets(
     with tempfile.TemporaryDirectory(prefix="nanodistro-scan-") as tmp:
         pull(target, Path(tmp) / "layout", insecure=insecure)
         return _from_layout(
-            Path(tmp) / "layout", label=target, kind="registry", tag=None, distro=distro
+            Path(tmp) / "layout", label=target, kind="registry", tag=None, distro=distro, own=own
         )
