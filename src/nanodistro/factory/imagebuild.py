@@ -10,6 +10,7 @@ digest: each digest is smoke-tested once.
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import tempfile
@@ -99,6 +100,7 @@ def digest_sizes(layout: Path, digest: str) -> tuple[int, int]:
 def image_handler(plan: ImagePlan) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """The ``image`` job: build, add to the persistent layout under a new ``build-<N>`` tag plus
     ``staging`` and ``latest``."""
+    from nanodistro.factory.imagesign import record_image_provenance
     from nanodistro.image.build import build_image, write_result
     from nanodistro.image.sbomstore import store_sboms
     from nanodistro.image.tags import add_to_layout
@@ -107,6 +109,8 @@ def image_handler(plan: ImagePlan) -> Callable[[dict[str, Any]], dict[str, Any]]
         config_path = Path(inputs["config"])
         name = inputs["image"]
         request = _request(plan.workspace, config_path)
+        config_bytes = config_path.read_bytes()
+        started = datetime.datetime.now(datetime.UTC)
         result = build_image(request, progress=prefixed(plan.say, name))
         layout = plan.workspace.image_out_dir / name
         scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=plan.workspace.image_out_dir))
@@ -114,8 +118,20 @@ def image_handler(plan: ImagePlan) -> Callable[[dict[str, Any]], dict[str, Any]]
             built = scratch / "layout"
             write_result(result, built)
             added = add_to_layout(layout, built, ["staging", "latest"])
-            # Kept per digest: the factory attests this SBOM when it pushes the image.
+            # Kept per digest: the factory attests these SBOMs and the provenance when it
+            # promotes and pushes the image (factory/imagesign.py).
             store_sboms(layout, result.digest, result.sboms)
+            record_image_provenance(
+                plan.workspace,
+                layout,
+                config_path,
+                config_bytes,
+                result,
+                request.repositories,
+                started=started,
+                finished=datetime.datetime.now(datetime.UTC),
+                invocation_id=f"{name}/{added.build_tag}",
+            )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         packages = [f"{p.apk.name}-{p.apk.version}" for p in result.images[0].root.packages]

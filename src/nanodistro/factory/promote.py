@@ -80,7 +80,7 @@ def push_to_registry(workspace: Workspace, name: str, tag: str, *, say: Progress
     say(f"push {name}:{','.join([tag, *builds])} -> {target}")
     push_tags(layout, tag, target, [tag, *builds])
     if digest:
-        # Every pushed image is signed and its SBOM attested with keys/cosign.key (idempotent).
+        # Every pushed image is signed, its provenance and SBOMs attested (idempotent).
         from nanodistro.factory.imagesign import sign_pushed_image
 
         sign_pushed_image(workspace, layout, target, digest, say=say)
@@ -108,6 +108,11 @@ def move_stable(
         if tag_digest(layout, "stable") != digest:
             set_tag(layout, "stable", digest)
             say(f"image {name}: stable -> {digest[:19]}")
+        # Signed and attested in its layout too (idempotent), registry or not: `nanodistro
+        # verify out/images/<name>:stable` checks the promoted image as it is.
+        from nanodistro.factory.imagesign import sign_layout_image
+
+        sign_layout_image(workspace, layout, "stable", say=say)
         if push:
             push_to_registry(workspace, name, "stable", say=say)
 

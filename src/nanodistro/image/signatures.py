@@ -507,8 +507,12 @@ def verify_attestations(
         return matching
     if statements:
         found = sorted({str(s.get("predicateType")) for s in statements})
+        # a refused one may well be the wanted type (its claims cannot be read unverified)
+        invalid = (
+            f"; {len(refused)} invalid: {'; '.join(dict.fromkeys(refused))}" if refused else ""
+        )
         raise SignatureError(
-            f"no attestation of type {wanted} (valid ones have {', '.join(found)})",
+            f"no attestation of type {wanted} (valid ones have {', '.join(found)}{invalid})",
             where=target.where,
         )
     if refused:
