@@ -156,3 +156,18 @@ def test_a_recipe_never_published_is_missing_not_failed(
     assert result.exit_code == 0, result.output
     assert "stamp-1.0-r0: stamp missing" in result.stdout
     assert "0 of 1 packages reproducible (0%): 1 missing" in result.stdout
+
+
+def test_sample_prefers_unchecked_then_cheapest_builds(tmp_path: Path) -> None:
+    from nanodistro.factory.reproducibility import choose_sample
+    from nanodistro.factory.state import open_state
+
+    with open_state(f"sqlite:///{tmp_path}/state.db") as state:
+        built = ["busybox", "baselayout", "lua"]
+        cost = {"busybox": 120.0, "baselayout": 0.5, "lua": 9.0}
+        current = {"busybox": "1-r0", "baselayout": "1-r0", "lua": "1-r0", "zlib": "1-r0"}
+        assert choose_sample(state, built, current, 1, cost) == ["baselayout"]
+        assert choose_sample(state, built, current, 2, cost) == ["baselayout", "lua"]
+        # without costs: by name; unchecked catalog versions come after this cycle's builds
+        assert choose_sample(state, built, current, 4) == ["baselayout", "busybox", "lua", "zlib"]
+        assert choose_sample(state, built, current, 0, cost) == []

@@ -298,7 +298,13 @@ def run_cycle(
             item
             for plan in plans.values()
             for item in check_sample(
-                workspace, state, plan.config, built=built, cycle=cycle, say=say
+                workspace,
+                state,
+                plan.config,
+                built=built,
+                cycle=cycle,
+                say=say,
+                cost={b.recipe: b.seconds for b in report.builds},
             )
         ]
     )

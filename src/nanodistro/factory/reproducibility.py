@@ -18,7 +18,7 @@ sample at a time, and then stops rebuilding.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -64,10 +64,13 @@ def choose_sample(
     built: Sequence[str],
     current: dict[str, str],
     sample: int,
+    cost: Mapping[str, float] | None = None,
 ) -> list[str]:
     """``sample`` recipe names to check: of ``built`` (this cycle's), never checked first, then
-    the least recently checked, by name; then recipes of ``current`` (recipe -> version) whose
-    version was never checked, by name."""
+    the least recently checked, the cheapest first (``cost``: recipe -> seconds its build took;
+    a sample of one then costs a cycle seconds, not the biggest build again), then by name; then
+    recipes of ``current`` (recipe -> version) whose version was never checked, by name."""
+    cost = cost or {}
     if sample <= 0:
         return []
     last: dict[str, datetime] = {}
@@ -76,7 +79,9 @@ def choose_sample(
         recipe = str(event.payload.get("recipe", ""))
         last[recipe] = event.time
         checked_versions.add((recipe, str(event.payload.get("version", ""))))
-    ordered = sorted(set(built), key=lambda r: (r in last, last.get(r), r))
+    ordered = sorted(
+        set(built), key=lambda r: (r in last, last.get(r), cost.get(r, float("inf")), r)
+    )
     unchecked = sorted(r for r, v in current.items() if (r, v) not in checked_versions)
     chosen: list[str] = []
     for recipe in [*ordered, *unchecked]:
@@ -93,6 +98,7 @@ def check_sample(
     built: Sequence[str],
     cycle: str,
     say: Progress,
+    cost: Mapping[str, float] | None = None,
 ) -> list[dict[str, str]]:
     """Rebuild this cycle's sample for ``config.arch`` (a builder ``BuildConfig`` as the builds
     used), record one event per package; returns what was checked (package, version, status)."""
@@ -109,7 +115,7 @@ def check_sample(
         paths[recipe.package.name] = path
         current[recipe.package.name] = recipe.package.full_version
     chosen = choose_sample(
-        state, [b for b in built if b in paths], current, workspace.reproducibility_sample
+        state, [b for b in built if b in paths], current, workspace.reproducibility_sample, cost
     )
     if not chosen:
         return []
