@@ -131,8 +131,11 @@ def _belongs_to(entry: Entry, tag: str) -> bool:
 
 
 def list_tags(layout: Path) -> dict[str, str]:
-    """tag -> digest for every tag of ``layout`` (per-platform names left out)."""
-    entries = _read_entries(Path(layout))
+    """tag -> digest for every tag of ``layout`` (per-platform names left out, and the
+    ``sha256-<hex>.sig``/``.att`` entries holding signatures: they name no image)."""
+    from nanodistro.registry.layout import is_attachment
+
+    entries = [e for e in _read_entries(Path(layout)) if not is_attachment(e)]
     names = {_ref_name(e): e for e in entries}
     tags: dict[str, str] = {}
     for name, entry in names.items():
