@@ -28,6 +28,8 @@ note-required             fix-not-planned, analysis-not-planned, pending-upstrea
 (``strict-keys``, ``structure``, ``timestamp`` format and ``yaml`` are raised while decoding,
 ``advisory/decode.py``.) Workspace rules (``package-exists``, ``fixed-version-exists``) are in
 :func:`check_against_workspace`, fed by the caller with what the recipes and repository hold.
+The diff-based rules (history is append-only, new events are recent) are in
+``advisory/history.py``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePath
 
+from nanodistro.advisory.history import DocumentChange
 from nanodistro.advisory.model import (
     ADVISORY_ID,
     ALIAS_PATTERNS,
@@ -352,15 +355,33 @@ def check_against_workspace(
     *,
     packages: Mapping[str, str] | None,
     repository_versions: Mapping[str, set[str]] | None,
+    change: DocumentChange | None = None,
 ) -> list[AdvisoryError]:
     """The package exists (``packages``: every origin and subpackage name -> its recipe) and each
     ``fixed`` event's version was published for it (``repository_versions``: package name -> the
-    full versions the repository index holds). A None input skips that check."""
+    full versions the repository index holds). A None input skips that check.
+
+    ``change`` (from ``advisory/history.py``, when compared with a base state) relaxes both as
+    wolfictl does: a document the base already had may name a package that is only in the
+    repository index any more (its recipe was dropped), and only the ``fixed`` events added since
+    the base must name a published version."""
     problems: list[AdvisoryError] = []
-    if packages is not None and doc.package and doc.package not in packages:
+    known_elsewhere = (
+        change is not None
+        and change.status != "new"
+        and repository_versions is not None
+        and doc.package in repository_versions
+    )
+    if packages is not None and doc.package and doc.package not in packages and not known_elsewhere:
+        if change is None:
+            reason = "is not built by any recipe"
+        elif change.status == "new":
+            reason = "is not built by any recipe (a new document's package must be)"
+        else:
+            reason = "is neither built by a recipe nor in the repository index"
         problems.append(
             AdvisoryError(
-                f"package {doc.package!r} is not built by any recipe",
+                f"package {doc.package!r} {reason}",
                 rule="package-exists",
                 where=doc.where,
                 line=doc.line_of("package.name"),
@@ -373,7 +394,9 @@ def check_against_workspace(
     for index, adv in enumerate(doc.advisories):
         for number, event in enumerate(adv.events):
             version = event.fixed_version
-            if version and version not in published:
+            if not version or (change is not None and (index, number) not in change.added):
+                continue
+            if version not in published:
                 path = f"advisories[{index}].events[{number}].data.fixed-version"
                 known = ", ".join(sorted(published)) or "none"
                 problems.append(

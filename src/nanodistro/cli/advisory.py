@@ -40,9 +40,10 @@ from nanodistro.advisory.validate import (
     document_problems,
 )
 from nanodistro.cli._common import console, err_console, print_json, workspace_file
-from nanodistro.errors import AdvisoryError, NanodistroError
+from nanodistro.errors import AdvisoryError, ConfigError, NanodistroError
 
 if TYPE_CHECKING:
+    from nanodistro.advisory.history import HistoryDiff
     from nanodistro.factory.workspace import Workspace
 
 app = typer.Typer(
@@ -332,13 +333,93 @@ def _repository_versions(workspace: Workspace) -> dict[str, set[str]] | None:
     return versions if found else None
 
 
+def _base_files(
+    directory: Path, base: str | None, skip: bool
+) -> tuple[dict[str, bytes] | None, str]:
+    """The documents as the base revision holds them (file name -> bytes) and the revision, or
+    None and why the diff rules are skipped. Without ``--base`` the base is ``HEAD``, so
+    uncommitted edits are what gets checked."""
+    from nanodistro.advisory.store import SUFFIX
+    from nanodistro.util.gitrev import files_at_revision, git_folder, resolve_commit
+
+    if skip:
+        return None, "--skip-diff"
+    folder = git_folder(directory)
+    if folder is None:
+        if base:
+            raise ConfigError(
+                "the advisories folder is not in a git work tree",
+                field="--base",
+                where=str(directory),
+            )
+        return None, "the advisories folder is not in a git work tree"
+    if base is None:
+        if folder.ignored:
+            return None, "git ignores the advisories folder"
+        try:
+            resolve_commit(folder.top, "HEAD")
+        except ConfigError:
+            return None, "the git work tree has no commit yet"
+    revision = base or "HEAD"
+    return files_at_revision(folder, revision, SUFFIX), revision
+
+
+def _history(
+    directory: Path,
+    loaded: LoadedAdvisories,
+    docs: list[Document],
+    package: str | None,
+    base: str | None,
+    skip: bool,
+) -> tuple[HistoryDiff | None, str]:
+    """The diff-based rules against the base state (None and a note when skipped)."""
+    from nanodistro.advisory.decode import parse_document
+    from nanodistro.advisory.history import compare_history
+    from nanodistro.advisory.store import SUFFIX
+
+    files, label = _base_files(directory, base, skip)
+    if files is None:
+        return None, label
+    base_docs: list[Document] = []
+    not_compared: set[str] = set()
+    for name, data in sorted(files.items()):
+        try:
+            base_docs.append(parse_document(data, str(directory / name)))
+        except NanodistroError as error:
+            # the change may be the fix of this very file: it is checked without its history
+            not_compared.add(name.removesuffix(SUFFIX))
+            _warn_note(f"{label}: cannot compare with {name}: {error}")
+    unreadable = {Path(str(e.where)).name.removesuffix(SUFFIX) for e in loaded.errors if e.where}
+    diff = compare_history(
+        [d for d in base_docs if (not package or d.package == package)],
+        [d for d in docs if d.package not in not_compared],
+        now=datetime.now(UTC),
+        base_label=label,
+        unreadable=unreadable | not_compared,
+    )
+    return diff, label
+
+
+def _warn_note(text: str) -> None:
+    err_console.print(f"[yellow]note:[/] {escape(text)}", soft_wrap=True)
+
+
 @app.command("validate")
 def validate(
     package: str | None = typer.Option(None, "--package", "-p", help="Only this package."),
+    base: str | None = typer.Option(
+        None,
+        "--base",
+        help="Git revision to compare with for the diff rules (default: HEAD in a git work tree).",
+    ),
+    skip_diff: bool = typer.Option(False, "--skip-diff", help="Do not run the diff rules."),
     workspace: Path | None = _WORKSPACE,
 ) -> None:
     """Check every document (schema rules, file names, unique IDs) and, against the workspace,
-    that each package is built by a recipe and each fixed version is in the repository.
+    that each package is built by a recipe and each fixed version is in the repository. In a git
+    work tree, also the diff rules against --base (default HEAD): no document, advisory or event
+    removed or modified, new events at most 30 days old, new documents' packages built by a
+    recipe, only new fixed events checked against the repository.
     One line per problem; exit 1 if there is any."""
     ws = _workspace(workspace)
     loaded = load_directory(ws.advisories_dir)
@@ -347,17 +428,26 @@ def validate(
     problems.extend(recipe_errors)
     versions = _repository_versions(ws)
     docs = [d for d in loaded.documents if not package or d.package == package]
+    history, label = _history(ws.advisories_dir, loaded, docs, package, base, skip_diff)
+    if history is None:
+        _warn_note(f"diff rules skipped: {label}")
+    else:
+        problems.extend(history.problems)
     for doc in docs:
         problems.extend(document_problems(doc))
+        change = history.changes.get(doc.package) if history else None
         problems.extend(
-            check_against_workspace(doc, packages=packages, repository_versions=versions)
+            check_against_workspace(
+                doc, packages=packages, repository_versions=versions, change=change
+            )
         )
     problems.extend(check_unique_ids(loaded.documents))
     for problem in problems:
         typer.echo(str(problem))
     if problems:
         raise typer.Exit(1)
-    console.print(f"{len(docs)} advisory document(s) valid", markup=False)
+    compared = f", compared with {label}" if history is not None else ""
+    console.print(f"{len(docs)} advisory document(s) valid{compared}", markup=False)
 
 
 def feeds(
