@@ -115,7 +115,7 @@ def _scan_repository(workspace: Workspace, inputs: _Inputs, keyring: dict[str, b
     stable = channel_version(workspace.packages_dir, "stable")
     where = version_path(workspace.packages_dir, stable) if stable else workspace.packages_dir
     findings: list[Any] = []
-    for target in load_targets(str(where), distro=inputs.distro, keyring=keyring):
+    for target in load_targets(str(where), distro=inputs.distro, keyring=keyring, own=True):
         # a repository keeps every version it published; what ships is the newest of each
         newest: dict[str, Any] = {}
         for component in target.inventory.components:
@@ -388,9 +388,8 @@ def vulnerability_policy(gate: Any) -> list[str]:
     reasons = []
     for name in sorted(gate.changed_images):
         layout = workspace.image_out_dir / name
-        for target in load_targets(f"{layout}:staging", distro=inputs.distro):
-            # our images hold our packages, whatever os-release ID their base layout writes
-            target.inventory.distro = inputs.distro
+        # our images hold our packages, whatever os-release ID their base layout writes
+        for target in load_targets(f"{layout}:staging", distro=inputs.distro, own=True):
             result = scan_inventory(
                 target.inventory,
                 inputs.db,
