@@ -421,3 +421,33 @@ def test_image_provenance_names_every_input_and_changes_with_them(cycle: Cycle) 
     for target in (f"{cycle.layout('static')}:stable", f"{cycle.prefix}/static:stable"):
         code, checks = verify_cli(target, cycle)
         assert code == 0, json.dumps(checks, indent=1)
+
+
+@pytest.mark.slow
+def test_layouts_promoted_before_signing_get_signed(cycle: Cycle, tmp_path: Path) -> None:
+    """A layout whose stable image has no signature (promoted by an older nanodistro, or a cycle
+    killed before it signed) is signed and attested by the next cycle; signed ones are left."""
+    import shutil
+
+    from nanodistro.factory.imagesign import sign_unsigned_stable
+
+    root = tmp_path / "ws"
+    shutil.copytree(cycle.root, root, symlinks=True)
+    index_file = root / "out/images/hello/index.json"
+    index = json.loads(index_file.read_text())
+    kept = [
+        m
+        for m in index["manifests"]
+        if not str(
+            m.get("annotations", {}).get("org.opencontainers.image.ref.name", "")
+        ).startswith("sha256-")
+    ]
+    assert len(kept) < len(index["manifests"])  # it was signed
+    index_file.write_text(json.dumps({**index, "manifests": kept}))
+    workspace = load_workspace(root)
+    said: list[str] = []
+    assert sign_unsigned_stable(workspace, say=said.append) == ["hello"]
+    assert sign_unsigned_stable(workspace, say=said.append) == []
+    code, checks = verify_cli(f"{root}/out/images/hello:stable", cycle)
+    assert code == 0, checks
+    assert set(checks) == CHECKS

@@ -44,6 +44,7 @@ from nanodistro.factory.crashpoints import crash_point
 from nanodistro.factory.gates import GateInput, GateResult, evaluate
 from nanodistro.factory.gitcommit import is_git_worktree
 from nanodistro.factory.imagebuild import ImagePlan, build_images, image_handler, smoke_handler
+from nanodistro.factory.imagesign import sign_unsigned_stable
 from nanodistro.factory.promote import current_stable, promote, push_to_registry
 from nanodistro.factory.records import last_event, record_package, record_recipe_version
 from nanodistro.factory.reproducibility import ReproducibilityStatus, catalog_status, check_sample
@@ -331,6 +332,8 @@ def run_cycle(
     for name in sorted(report.changed_images):  # the registry gets staging as the layout does
         push_to_registry(workspace, name, "staging", say=say)
 
+    # images promoted before signing existed (or by a cycle killed before it signed) get signed
+    _guarded(report, "signing stable images", say, lambda: sign_unsigned_stable(workspace, say=say))
     if stable == staging and not report.changed_images:
         report.status = "up-to-date"
         say(f"stable is repository version {staging}: nothing to promote")

@@ -254,3 +254,24 @@ def sign_layout_image(
     added, outcome = _sign_and_attest(workspace, layout, target, say=say, extra=extra)
     if added:  # quiet when a promotion or rollback re-signs nothing
         say(f"{layout.name}:{tag}@{target.digest[:19]}: {outcome}")
+
+
+def sign_unsigned_stable(workspace: Workspace, *, say: Progress) -> list[str]:
+    """Sign and attest every image layout whose ``stable`` image has no signature yet (layouts
+    promoted before signing existed, or by a cycle that died before signing); the names done.
+    Cheap when all are signed: index.json is read, the key is not."""
+    from nanodistro.image.tags import tag_digest
+    from nanodistro.registry.layout import OciLayout, ref_name_of
+
+    done = []
+    root = workspace.image_out_dir
+    for layout in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        digest = tag_digest(layout, "stable")
+        if digest is None:
+            continue
+        signature_tag = digest.replace(":", "-") + ".sig"
+        if any(ref_name_of(e) == signature_tag for e in OciLayout(layout).manifests()):
+            continue
+        sign_layout_image(workspace, layout, "stable", say=say)
+        done.append(layout.name)
+    return done
