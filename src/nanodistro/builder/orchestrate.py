@@ -294,9 +294,7 @@ class _Build:
     ) -> tuple[Path, list[str]]:
         root = base / "root"
         root.mkdir(parents=True)
-        installed = env_mod.assemble_root(
-            names, root, self._sources(built, toolchain_only), record
-        )
+        installed = env_mod.assemble_root(names, root, self._sources(built, toolchain_only), record)
         return root, installed
 
     def _spec(self, compiled_index: int) -> PackageSpec:
