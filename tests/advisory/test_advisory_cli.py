@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from cli_runner import run_cli
@@ -28,19 +29,22 @@ def _workspace(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _foo_advisory(
+    ws: Path, verb: str, vulnerability: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``nanodistro advisory <verb> -p foo -V <vulnerability> <args>`` in ``ws``."""
+    return run_cli(ws, "advisory", verb, "-p", "foo", "-V", vulnerability, *args)
+
+
 def test_create_update_list_validate_feeds(tmp_path: Path) -> None:
     ws = _workspace(tmp_path)
-    created = run_cli(ws, "advisory", "create", "-p", "foo", "-V", "CVE-2024-1234")
+    created = _foo_advisory(ws, "create", "CVE-2024-1234")
     assert created.returncode == 0, created.stderr
     cga = created.stdout.strip()
     assert cga.startswith("CGA-")
-    other = run_cli(
+    other = _foo_advisory(
         ws,
-        "advisory",
         "create",
-        "-p",
-        "foo",
-        "-V",
         "GHSA-2222-3333-4444",
         "-t",
         "false-positive-determination",
@@ -50,13 +54,9 @@ def test_create_update_list_validate_feeds(tmp_path: Path) -> None:
         "not this component",
     )
     assert other.returncode == 0, other.stderr and other.stdout.strip() != cga
-    update = run_cli(
+    update = _foo_advisory(
         ws,
-        "advisory",
         "update",
-        "-p",
-        "foo",
-        "-V",
         "CVE-2024-1234",
         "-t",
         "fixed",
@@ -66,33 +66,9 @@ def test_create_update_list_validate_feeds(tmp_path: Path) -> None:
         "2030-01-01T00:00:00Z",
     )
     assert update.returncode == 1 and "[rule timestamp]" in update.stderr  # in the future
-    update = run_cli(
-        ws,
-        "advisory",
-        "update",
-        "-p",
-        "foo",
-        "-V",
-        "CVE-2024-1234",
-        "-t",
-        "fixed",
-        "--fixed-version",
-        "1.2.4",
-    )
+    update = _foo_advisory(ws, "update", "CVE-2024-1234", "-t", "fixed", "--fixed-version", "1.2.4")
     assert update.returncode == 1 and "[rule fixed-version]" in update.stderr
-    update = run_cli(
-        ws,
-        "advisory",
-        "update",
-        "-p",
-        "foo",
-        "-V",
-        cga,
-        "-t",
-        "fixed",
-        "--fixed-version",
-        "1.2.4-r0",
-    )
+    update = _foo_advisory(ws, "update", cga, "-t", "fixed", "--fixed-version", "1.2.4-r0")
     assert update.returncode == 0, update.stderr
     path = ws / "advisories" / "foo.advisories.yaml"
     doc = parse_document(path.read_bytes(), str(path))
@@ -134,18 +110,8 @@ def test_create_update_list_validate_feeds(tmp_path: Path) -> None:
 def test_validate_reports_every_problem_and_bad_files_are_skipped_elsewhere(tmp_path: Path) -> None:
     ws = _workspace(tmp_path)
     assert (
-        run_cli(
-            ws,
-            "advisory",
-            "create",
-            "-p",
-            "foo",
-            "-V",
-            "CVE-2024-1234",
-            "-t",
-            "fixed",
-            "--fixed-version",
-            "1.2.4-r0",
+        _foo_advisory(
+            ws, "create", "CVE-2024-1234", "-t", "fixed", "--fixed-version", "1.2.4-r0"
         ).returncode
         == 0
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from cosign_testlib import (
 )
 from nanodistro.errors import SignatureError
 from nanodistro.image.signatures import (
+    Target,
     attest_image,
     image_statement,
     registry_target,
@@ -216,6 +218,21 @@ def test_signature_moved_to_another_image_is_refused(
     assert cosign_verify(docker_registry.ref(f"app@{unsigned}"), public, tmp_path).returncode != 0
 
 
+def _attest_spdx(client: RegistryClient, digest: str, private: Path) -> tuple[Target, str, str]:
+    """Attest ``app@digest`` with the SPDX predicate; returns the target, the ``.att`` tag and
+    the digest of its only layer (the one the tampering tests change)."""
+    target = _target(client, digest)
+    result = attest_image(target, load_signer(private), [image_statement(target, "spdxjson", SPDX)])
+    blob = client.get_manifest("app", result.tag).document["layers"][0]["digest"]
+    return target, result.tag, blob
+
+
+def _cosign_verify_spdx(
+    registry: RunningRegistry, digest: str, public: Path, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    return cosign_verify_attestation(registry.ref(f"app@{digest}"), public, "spdxjson", cwd)
+
+
 def _swap_att_layer(client: RegistryClient, tag: str, data: bytes) -> None:
     """Replace the only layer of the ``.att`` manifest by ``data`` (keeping its annotations)."""
     from nanodistro.trust.cosign import Layer, build_manifest
@@ -238,23 +255,17 @@ def test_tampered_attestation_payload_is_refused(
     private, public = keys
     digest = push_tiny_image(tmp_path, docker_registry.ref("app:v1"))
     with RegistryClient(docker_registry.host) as client:
-        target = _target(client, digest)
-        result = attest_image(
-            target, load_signer(private), [image_statement(target, "spdxjson", SPDX)]
-        )
-        blob = client.get_manifest("app", result.tag).document["layers"][0]["digest"]
+        target, tag, blob = _attest_spdx(client, digest, private)
         path = tmp_path / "layer.json"
         client.fetch_blob("app", blob, path)
         envelope = json.loads(path.read_bytes())
         statement = json.loads(base64.b64decode(envelope["payload"]))
         statement["predicate"]["name"] = "something-else"
         envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-        _swap_att_layer(client, result.tag, json.dumps(envelope).encode())
+        _swap_att_layer(client, tag, json.dumps(envelope).encode())
         with pytest.raises(SignatureError, match="no envelope signature verifies"):
             verify_attestations(target, public.read_bytes(), "spdxjson")
-    refused = cosign_verify_attestation(
-        docker_registry.ref(f"app@{digest}"), public, "spdxjson", tmp_path
-    )
+    refused = _cosign_verify_spdx(docker_registry, digest, public, tmp_path)
     assert refused.returncode != 0
     assert "no matching attestations" in refused.stderr
 
@@ -268,11 +279,7 @@ def test_tampered_attestation_blob_is_refused(
     private, public = keys
     digest = push_tiny_image(tmp_path, docker_registry.ref("app:v1"))
     with RegistryClient(docker_registry.host) as client:
-        target = _target(client, digest)
-        result = attest_image(
-            target, load_signer(private), [image_statement(target, "spdxjson", SPDX)]
-        )
-        blob = client.get_manifest("app", result.tag).document["layers"][0]["digest"]
+        target, _tag, blob = _attest_spdx(client, digest, private)
         stored = docker_registry.blob_data_path(blob)
         data = stored.read_bytes()
         at = data.index(b'"payload":"') + len(b'"payload":"') + 5
@@ -280,9 +287,7 @@ def test_tampered_attestation_blob_is_refused(
         stored.write_bytes(data[:at] + flipped + data[at + 1 :])  # same size, other bytes
         with pytest.raises(SignatureError, match="none valid: downloaded blob has digest"):
             verify_attestations(target, public.read_bytes(), "spdxjson")
-    refused = cosign_verify_attestation(
-        docker_registry.ref(f"app@{digest}"), public, "spdxjson", tmp_path
-    )
+    refused = _cosign_verify_spdx(docker_registry, digest, public, tmp_path)
     assert refused.returncode != 0
 
 
