@@ -23,10 +23,10 @@ import contextlib
 import fcntl
 import json
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from nanodistro.errors import NanodistroError, RegistryError, SignatureError
 from nanodistro.formats.dsse import decode_envelope, pae
@@ -49,6 +49,7 @@ from nanodistro.trust.cosign import (
     attestation_layer,
     build_manifest,
     in_toto_statement,
+    names_subject,
     parse_layers,
     predicate_type_uri,
     signature_layer,
@@ -77,6 +78,7 @@ KIND_IMAGE = "dev.cosignproject.cosign/image"
 KIND_INDEX = "dev.cosignproject.cosign/imageIndex"
 KIND_SIGS = "dev.cosignproject.cosign/sigs"
 KIND_ATTS = "dev.cosignproject.cosign/atts"
+_Claim = TypeVar("_Claim")
 # Signature layers are a few hundred bytes; attestation layers carry whole SBOMs.
 _MAX_LAYER = 64 << 20
 
@@ -407,14 +409,7 @@ def attest_image(
 
 
 def _check_subject(statement: Mapping[str, Any], target: Target) -> None:
-    algorithm, _, encoded = target.digest.partition(":")
-    subjects = statement.get("subject")
-    if not isinstance(subjects, list) or not any(
-        isinstance(s, dict)
-        and isinstance(s.get("digest"), dict)
-        and s["digest"].get(algorithm) == encoded
-        for s in subjects
-    ):
+    if not names_subject(statement, target.digest):
         raise SignatureError(
             f"statement ({statement.get('predicateType')}) has no subject with digest {target.digest}",
             where=target.where,
@@ -440,6 +435,38 @@ def _verifier(public_pem: bytes) -> Any:
     return verify
 
 
+def _verified_layers(
+    target: Target,
+    manifest: bytes,
+    media_type: str,
+    verify_layer: Callable[..., _Claim],
+    verify: Callable[[bytes, bytes], bool],
+    refused: list[str],
+    *,
+    where: str,
+) -> list[tuple[str, _Claim]]:
+    """(layer digest, what ``verify_layer`` returns) for each ``media_type`` layer of
+    ``manifest`` that verifies; why each other one was refused is appended to ``refused``
+    (one bad layer does not hide a good one, as with cosign)."""
+    good: list[tuple[str, _Claim]] = []
+    for layer in parse_layers(manifest, where=where):
+        if layer.media_type != media_type:
+            continue
+        try:
+            claim = verify_layer(
+                layer,
+                target.store.blob(layer),
+                target.digest,
+                verify,
+                where=f"{where} layer {layer.digest[:19]}",
+            )
+        except NanodistroError as error:
+            refused.append(error.message)
+            continue
+        good.append((layer.digest, claim))
+    return good
+
+
 def verify_image_signatures(target: Target, public_pem: bytes) -> list[SignatureCheck]:
     """Every signature of ``target`` that verifies with ``public_pem`` (at least one, else
     SignatureError naming what was found and why each was refused)."""
@@ -453,18 +480,16 @@ def verify_image_signatures(target: Target, public_pem: bytes) -> list[Signature
     good: list[SignatureCheck] = []
     refused: list[str] = []
     for source, manifest in sources:
-        for layer in parse_layers(manifest, where=f"{target.store.where} {source}"):
-            if layer.media_type != SIMPLESIGNING_MEDIA_TYPE:
-                continue
-            where = f"{target.store.where} {source} layer {layer.digest[:19]}"
-            try:
-                reference = verify_signature_layer(
-                    layer, target.store.blob(layer), target.digest, verify, where=where
-                )
-            except NanodistroError as error:
-                refused.append(error.message)
-                continue
-            good.append(SignatureCheck(layer.digest, reference, source))
+        references = _verified_layers(
+            target,
+            manifest,
+            SIMPLESIGNING_MEDIA_TYPE,
+            verify_signature_layer,
+            verify,
+            refused,
+            where=f"{target.store.where} {source}",
+        )
+        good += [SignatureCheck(digest, reference, source) for digest, reference in references]
     if good:
         return good
     if not refused:
@@ -487,21 +512,17 @@ def verify_attestations(
     manifest = target.store.tagged(tag)
     if manifest is None:
         raise SignatureError(f"no attestations found (no tag {tag})", where=target.where)
-    verify = _verifier(public_pem)
-    statements: list[dict[str, Any]] = []
     refused: list[str] = []
-    for layer in parse_layers(manifest, where=f"{target.store.where}:{tag}"):
-        if layer.media_type != DSSE_MEDIA_TYPE:
-            continue
-        where = f"{target.store.where}:{tag} layer {layer.digest[:19]}"
-        try:
-            statement = verify_attestation_layer(
-                layer, target.store.blob(layer), target.digest, verify, where=where
-            )
-        except NanodistroError as error:
-            refused.append(error.message)
-            continue
-        statements.append(statement)
+    verified = _verified_layers(
+        target,
+        manifest,
+        DSSE_MEDIA_TYPE,
+        verify_attestation_layer,
+        _verifier(public_pem),
+        refused,
+        where=f"{target.store.where}:{tag}",
+    )
+    statements = [statement for _, statement in verified]
     matching = [s for s in statements if wanted is None or s.get("predicateType") == wanted]
     if matching:
         return matching

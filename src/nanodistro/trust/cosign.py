@@ -59,6 +59,7 @@ __all__ = [
     "build_manifest",
     "check_simple_signing",
     "in_toto_statement",
+    "names_subject",
     "parse_layers",
     "predicate_type_uri",
     "signature_layer",
@@ -316,6 +317,18 @@ def verify_signature_layer(
     return check_simple_signing(data, digest, where=where)
 
 
+def names_subject(statement: Mapping[str, Any], digest: str) -> bool:
+    """Whether one of the in-toto ``statement``'s subjects has ``digest`` (``algorithm:hex``)."""
+    algorithm, _, encoded = digest.partition(":")
+    subjects = statement.get("subject")
+    return isinstance(subjects, list) and any(
+        isinstance(s, dict)
+        and isinstance(s.get("digest"), dict)
+        and s["digest"].get(algorithm) == encoded
+        for s in subjects
+    )
+
+
 def verify_attestation_layer(
     layer: LayerRef,
     data: bytes,
@@ -336,14 +349,7 @@ def verify_attestation_layer(
         statement = envelope.statement(where=where)
     except FormatError as error:
         raise SignatureError(error.message, where=where) from None
-    algorithm, _, encoded = digest.partition(":")
-    subjects = statement.get("subject")
-    if not isinstance(subjects, list) or not any(
-        isinstance(s, dict)
-        and isinstance(s.get("digest"), dict)
-        and s["digest"].get(algorithm) == encoded
-        for s in subjects
-    ):
+    if not names_subject(statement, digest):
         raise SignatureError(
             f"attestation subject does not name {digest} (made for another image?)", where=where
         )
