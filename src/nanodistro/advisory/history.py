@@ -108,13 +108,11 @@ def compare_history(
         for gone_adv in old.advisories:
             if gone_adv.id not in ids:
                 result.problems.append(
-                    AdvisoryError(
+                    doc.problem(
                         f"advisory {gone_adv.id} was removed (it is in {base_label}); "
                         "advisory history is append-only",
                         rule="advisory-removed",
-                        where=doc.where,
-                        line=doc.line_of("advisories"),
-                        field="advisories",
+                        path="advisories",
                     )
                 )
         for a, adv in enumerate(doc.advisories):
@@ -128,13 +126,11 @@ def compare_history(
                 what = "modified or removed" if new_events else "removed"
                 path = f"advisories[{a}].events"
                 result.problems.append(
-                    AdvisoryError(
+                    doc.problem(
                         f"{adv.id}: one or more events were {what} (compared with "
                         f"{base_label}); events may only be appended",
                         rule="events-append-only",
-                        where=doc.where,
-                        line=doc.line_of(path),
-                        field=path,
+                        path=path,
                     )
                 )
         changed = bool(added) or doc.package != old.package or _differs(old, doc)
@@ -165,13 +161,11 @@ def _check_ages(
         if now - event.timestamp >= max_age:
             path = f"advisories[{a}].events[{e}].timestamp"
             result.problems.append(
-                AdvisoryError(
+                doc.problem(
                     f"event {e + 1} (just added): timestamp {event.timestamp_text} is more "
                     f"than {max_age.days} days ago; timestamps should record when the event "
                     "was created",
                     rule="event-age",
-                    where=doc.where,
-                    line=doc.line_of(path),
-                    field=path,
+                    path=path,
                 )
             )

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from nanodistro.errors import AdvisoryError
+
 __all__ = [
     "ADVISORY_ID",
     "ALIAS_PATTERNS",
@@ -224,6 +226,12 @@ class Document:
             cut = max(path.rfind("."), path.rfind("["))
             path = path[:cut] if cut > 0 else ""
         return self.lines.get("")
+
+    def problem(self, message: str, *, rule: str, path: str) -> AdvisoryError:
+        """An AdvisoryError about the field at ``path`` of this document (file, line, field)."""
+        return AdvisoryError(
+            message, rule=rule, where=self.where, line=self.line_of(path), field=path
+        )
 
     def get(self, vuln_id: str) -> Advisory | None:
         """The advisory with this ID or alias."""

@@ -338,12 +338,10 @@ def check_unique_ids(documents: Iterable[Document]) -> list[AdvisoryError]:
             if adv.id in first and first[adv.id] != doc.where:
                 path = f"advisories[{index}].id"
                 problems.append(
-                    AdvisoryError(
+                    doc.problem(
                         f"duplicate advisory ID {adv.id!r} (already in {first[adv.id]})",
                         rule="duplicate-id",
-                        where=doc.where,
-                        line=doc.line_of(path),
-                        field=path,
+                        path=path,
                     )
                 )
             first.setdefault(adv.id, doc.where)
@@ -380,12 +378,10 @@ def check_against_workspace(
         else:
             reason = "is neither built by a recipe nor in the repository index"
         problems.append(
-            AdvisoryError(
+            doc.problem(
                 f"package {doc.package!r} {reason}",
                 rule="package-exists",
-                where=doc.where,
-                line=doc.line_of("package.name"),
-                field="package.name",
+                path="package.name",
             )
         )
     if repository_versions is None:
@@ -400,13 +396,11 @@ def check_against_workspace(
                 path = f"advisories[{index}].events[{number}].data.fixed-version"
                 known = ", ".join(sorted(published)) or "none"
                 problems.append(
-                    AdvisoryError(
+                    doc.problem(
                         f"fixed-version {version!r} of {doc.package!r} is not in the repository "
                         f"(published: {known})",
                         rule="fixed-version-exists",
-                        where=doc.where,
-                        line=doc.line_of(path),
-                        field=path,
+                        path=path,
                     )
                 )
     return problems
