@@ -293,3 +293,32 @@ def release_libgreet(served: Path, version: str, greet_c: str = GOOD_GREET) -> P
     path = served / f"libgreet-{version}.tar.gz"
     path.write_bytes(tarball(f"libgreet-{version}", files))
     return path
+
+
+def commit_workspace(root: Path) -> None:
+    """Make the workspace a git work tree with one commit (the factory commits each bump)."""
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=True)
+
+    git("init", "-q")
+    (root / ".gitignore").write_text("out/\ncache/\n.nanodistro/\nkeys/*.rsa\nkeys/*.key\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "catalog")
+
+
+def factory_once(root: Path, *extra: str) -> dict[str, object]:
+    """``nanodistro factory run ROOT --once --json --quiet [extra]``: the cycle's report."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from nanodistro.cli import app
+
+    result = CliRunner().invoke(
+        app, ["factory", "run", str(root), "--once", "--json", "--quiet", *extra]
+    )
+    assert result.stdout.strip(), result.output
+    report: dict[str, object] = json.loads(result.stdout)
+    return report

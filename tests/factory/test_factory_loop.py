@@ -23,6 +23,8 @@ from typer.testing import CliRunner
 
 from mini_catalog import (
     BAD_GREET,
+    commit_workspace,
+    factory_once,
     release_libgreet,
     serve_upstream,
     watch_libgreet,
@@ -46,10 +48,7 @@ def factory(*args: str) -> Any:
 
 
 def run_once(root: Path, *extra: str) -> dict[str, Any]:
-    result = factory("factory", "run", str(root), "--once", "--json", "--quiet", *extra)
-    assert result.stdout.strip(), result.output
-    report: dict[str, Any] = json.loads(result.stdout)
-    return report
+    return factory_once(root, *extra)
 
 
 def stable_state(root: Path) -> dict[str, Any]:
@@ -78,10 +77,7 @@ def built(
     url, digests, _served = upstream
     root = write_workspace(tmp_path_factory.mktemp("first") / "ws", url, digests)
     watch_libgreet(root, url)
-    git(root, "init", "-q")
-    (root / ".gitignore").write_text("out/\ncache/\n.nanodistro/\nkeys/*.rsa\n")
-    git(root, "add", "-A")
-    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "catalog")
+    commit_workspace(root)
     report = run_once(root)
     return root, report
 

@@ -13,15 +13,22 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from mini_catalog import release_libgreet, serve_upstream, watch_libgreet, write_workspace
+from mini_catalog import (
+    commit_workspace,
+    factory_once,
+    release_libgreet,
+    serve_upstream,
+    watch_libgreet,
+    write_workspace,
+)
 from nanodistro.cli import app
 from needs_tools import require_tools
 
@@ -30,21 +37,8 @@ pytestmark = pytest.mark.slow
 CRITICAL = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
 
 
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
-    ).stdout
-
-
 def cli(*args: str) -> Any:
     return CliRunner().invoke(app, list(args))
-
-
-def run_once(root: Path, *extra: str) -> dict[str, Any]:
-    result = cli("factory", "run", str(root), "--once", "--json", "--quiet", *extra)
-    assert result.stdout.strip(), result.output
-    report: dict[str, Any] = json.loads(result.stdout)
-    return report
 
 
 def osv_record(vuln: str, package: str, fixed: str | None) -> dict[str, Any]:
@@ -83,44 +77,39 @@ def advisory_events(root: Path, package: str, vuln: str) -> list[tuple[str, str 
     return [(e.type, e.fixed_version) for e in advisory.sorted_events()]
 
 
+@dataclass
+class Catalog:
+    root: Path  # the miniature catalog after its first cycle (a git work tree)
+    served: Path  # the loopback upstream's folder: release_libgreet() publishes into it
+
+
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
+    """Built once per module; the upstream keeps serving for the tests' own cycles."""
     require_tools("bwrap", "gcc", "umoci", "runc", "git")
-    base = tmp_path_factory.mktemp("upstream")
+    base = tmp_path_factory.mktemp("vulns")
     with serve_upstream(base) as (url, digests):
-        (base / "digests.json").write_text(json.dumps(digests))
-        yield url, base / "upstream"
+        root = write_workspace(base / "ws", url, digests)
+        watch_libgreet(root, url)
+        commit_workspace(root)
+        report = factory_once(root)
+        assert report["status"] == "promoted", json.dumps(report, indent=1)[:3000]
+        # no OSV data yet: said, not an error
+        vulns: Any = report["vulnerabilities"]
+        assert vulns["scanned"] == "" and "vuln update" in vulns["note"]
+        yield Catalog(root, base / "upstream")
 
 
-@pytest.fixture(scope="module")
-def built(upstream: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The miniature catalog after its first cycle (a git work tree), built once per module."""
-    url, served = upstream
-    digests = json.loads((served.parent / "digests.json").read_text())
-    root = write_workspace(tmp_path_factory.mktemp("first") / "ws", url, digests)
-    watch_libgreet(root, url)
-    git(root, "init", "-q")
-    (root / ".gitignore").write_text("out/\ncache/\n.nanodistro/\nkeys/\n")
-    git(root, "add", "-A")
-    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "catalog")
-    report = run_once(root)
-    assert report["status"] == "promoted", json.dumps(report, indent=1)[:3000]
-    # no OSV data yet: said, not an error
-    assert report["vulnerabilities"]["scanned"] == ""
-    assert "vuln update" in report["vulnerabilities"]["note"]
-    return root
-
-
-def workspace_copy(built: Path, tmp_path: Path) -> Path:
+def workspace_copy(built: Catalog, tmp_path: Path) -> Path:
     root = tmp_path / "ws"
-    shutil.copytree(built, root, symlinks=True)
+    shutil.copytree(built.root, root, symlinks=True)
     return root
 
 
 def test_cve_in_stable_is_fixed_by_the_upstream_release_within_one_cycle(
-    built: Path, upstream: tuple[str, Path], tmp_path: Path
+    built: Catalog, tmp_path: Path
 ) -> None:
-    _url, served = upstream
+    served = built.served
     root = workspace_copy(built, tmp_path)
     osv = root / ".nanodistro/osv"
     osv.mkdir(parents=True)
@@ -134,7 +123,7 @@ def test_cve_in_stable_is_fixed_by_the_upstream_release_within_one_cycle(
 
     release_libgreet(served, "1.3.0")
     try:
-        report = run_once(root)
+        report = factory_once(root)
     finally:
         (served / "libgreet-1.3.0.tar.gz").unlink()
 
@@ -162,7 +151,7 @@ def test_cve_in_stable_is_fixed_by_the_upstream_release_within_one_cycle(
     assert clock["images"] == ["hello"] and clock["detected_to_image_promoted"] is not None
     assert fresh["stats"]["vulnerability_to_fixed_image"]["count"] == 1
     # a later cycle changes nothing: no second detection or fix
-    again = run_once(root, "--no-monitor")
+    again = factory_once(root, "--no-monitor")
     assert again["vulnerabilities"]["detected"] == [] and again["vulnerabilities"]["fixed"] == []
     assert advisory_events(root, "libgreet", "CVE-2026-4242")[-1] == ("fixed", "1.3.0-r0")
     # and `nanodistro scan` of stable agrees: of the versions the repository keeps, only the
@@ -181,9 +170,9 @@ def test_cve_in_stable_is_fixed_by_the_upstream_release_within_one_cycle(
 
 
 def test_unaccepted_critical_vulnerability_keeps_the_image_out_of_stable(
-    built: Path, upstream: tuple[str, Path], tmp_path: Path
+    built: Catalog, tmp_path: Path
 ) -> None:
-    _url, served = upstream
+    served = built.served
     root = workspace_copy(built, tmp_path)
     toml = root / "nanodistro.toml"
     toml.write_text(toml.read_text() + '\n[gates]\nblock = ["critical"]\n')
@@ -194,7 +183,7 @@ def test_unaccepted_critical_vulnerability_keeps_the_image_out_of_stable(
 
     release_libgreet(served, "1.3.0")  # hello embeds libgreet: rebuilt, its image changes
     try:
-        report = run_once(root)
+        report = factory_once(root)
     finally:
         (served / "libgreet-1.3.0.tar.gz").unlink()
 
@@ -210,7 +199,7 @@ def test_unaccepted_critical_vulnerability_keeps_the_image_out_of_stable(
         "detection",
         "pending-upstream-fix",
     ]
-    blocked = run_once(root, "--no-monitor")
+    blocked = factory_once(root, "--no-monitor")
     assert blocked["status"] == "gate-blocked"
 
     # a person accepts it: the next cycle promotes
@@ -220,6 +209,6 @@ def test_unaccepted_critical_vulnerability_keeps_the_image_out_of_stable(
         "--note", "hello is a demo program; the overflow needs a local attacker",
     )  # fmt: skip
     assert accepted.exit_code == 0, accepted.output
-    promoted = run_once(root, "--no-monitor")
+    promoted = factory_once(root, "--no-monitor")
     assert promoted["status"] == "promoted", json.dumps(promoted, indent=1)[:4000]
     assert stable_packages(root)["hello"] == "2.0-r1"

@@ -236,8 +236,14 @@ class Layout:
                     raise FormatError("image config is not JSON", where=where) from None
                 found.append(ImageRef(descriptor, manifest, config))
 
+        from nanodistro.registry.layout import is_attachment
+
+        # untagged: the images, not the cosign signatures/attestations stored beside them
         tagged = [
-            d for d in self.index() if ref is None or d.annotations.get(ANNOTATION_REF_NAME) == ref
+            d
+            for d in self.index()
+            if d.annotations.get(ANNOTATION_REF_NAME) == ref
+            or (ref is None and not is_attachment({"annotations": dict(d.annotations)}))
         ]
         if ref is not None and not tagged:
             raise ImageError(f"no image tagged {ref!r} in the layout", where=str(self.location))
