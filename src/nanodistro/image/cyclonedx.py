@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 from nanodistro import __version__
 from nanodistro.errors import FormatError, VersionError
 from nanodistro.formats import cyclonedx
-from nanodistro.formats.apk_cyclonedx import SBOM_DIR, apk_component, embedded_sbom_names
+from nanodistro.formats.apk_cyclonedx import SBOM_DIR, apk_component
 from nanodistro.formats.installed_db import parse_installed
 from nanodistro.formats.oci import GZIP_LAYER_TYPES
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.formats.tarball import gunzip, read_tar
 from nanodistro.formats.version import parse_dependency
-from nanodistro.image.sbom import image_distro, image_purl, os_release_fields
+from nanodistro.image.sbom import image_distro, image_purl, os_release_fields, read_embedded_sbom
 from nanodistro.resolve.provides import provides
 from nanodistro.resolve.universe import Candidate
 
@@ -60,18 +60,6 @@ class IndexFacts:
     digest: str
     created: str
     images: list[tuple[str, str]] = field(default_factory=list)  # (manifest digest, oci arch)
-
-
-def _embedded(read: Callable[[str], bytes | None], info: PackageInfo) -> dict[str, Any] | None:
-    for path in embedded_sbom_names(info.name, info.version):
-        data = read(path)
-        if data:
-            try:
-                doc = json.loads(data)
-            except (ValueError, UnicodeDecodeError):
-                return None
-            return doc if isinstance(doc, dict) else None
-    return None
 
 
 def _providers(packages: list[PackageInfo]) -> dict[str, list[tuple[Candidate, str | None]]]:
@@ -118,18 +106,31 @@ def _operating_system(read: Callable[[str], bytes | None]) -> cyclonedx.Componen
     )
 
 
+def _image_component(
+    name: str, digest: str, oci_arch: str, properties: list[tuple[str, str]] | None = None
+) -> cyclonedx.Component:
+    """An image manifest (``oci_arch`` set) or index (``oci_arch`` empty), by its purl."""
+    ref = image_purl(name, digest, oci_arch)
+    return cyclonedx.Component(
+        type="container",
+        name=name,
+        bom_ref=ref,
+        version=digest,
+        purl=ref,
+        hashes=[cyclonedx.Hash("SHA-256", digest.removeprefix("sha256:"))],
+        properties=properties or [],
+    )
+
+
 def arch_bom(facts: ArchFacts) -> cyclonedx.Bom:
     distro = image_distro(next((d for d in map(facts.read, OS_RELEASE) if d), None))
-    image_ref = image_purl(facts.name, facts.manifest_digest, facts.oci_arch)
-    image = cyclonedx.Component(
-        type="container",
-        name=facts.name,
-        bom_ref=image_ref,
-        version=facts.manifest_digest,
-        purl=image_ref,
-        hashes=[cyclonedx.Hash("SHA-256", facts.manifest_digest.removeprefix("sha256:"))],
+    image = _image_component(
+        facts.name,
+        facts.manifest_digest,
+        facts.oci_arch,
         properties=[("nanodistro:image:layer", layer) for layer in facts.layers],
     )
+    image_ref = image.bom_ref
     components: list[cyclonedx.Component] = []
     os_component = _operating_system(facts.read)
     if os_component is not None:
@@ -137,7 +138,10 @@ def arch_bom(facts: ArchFacts) -> cyclonedx.Bom:
     refs: dict[str, str] = {}
     for info in facts.packages:
         component = apk_component(
-            info, _embedded(facts.read, info), distro=distro, arch=facts.apk_arch
+            info,
+            read_embedded_sbom(facts.read, info.name, info.version),
+            distro=distro,
+            arch=facts.apk_arch,
         )
         refs[info.name] = component.bom_ref
         components.append(component)
@@ -155,26 +159,9 @@ def arch_bom(facts: ArchFacts) -> cyclonedx.Bom:
 
 
 def index_bom(facts: IndexFacts) -> cyclonedx.Bom:
-    index_ref = image_purl(facts.name, facts.digest, "")
-    index = cyclonedx.Component(
-        type="container",
-        name=facts.name,
-        bom_ref=index_ref,
-        version=facts.digest,
-        purl=index_ref,
-        hashes=[cyclonedx.Hash("SHA-256", facts.digest.removeprefix("sha256:"))],
-    )
-    images = [
-        cyclonedx.Component(
-            type="container",
-            name=facts.name,
-            bom_ref=image_purl(facts.name, digest, oci_arch),
-            version=digest,
-            purl=image_purl(facts.name, digest, oci_arch),
-            hashes=[cyclonedx.Hash("SHA-256", digest.removeprefix("sha256:"))],
-        )
-        for digest, oci_arch in facts.images
-    ]
+    index = _image_component(facts.name, facts.digest, "")
+    index_ref = index.bom_ref
+    images = [_image_component(facts.name, digest, oci_arch) for digest, oci_arch in facts.images]
     return cyclonedx.Bom(
         component=index,
         timestamp=facts.created,

@@ -9,11 +9,12 @@ them, files excluded — or, when it has none, one package built from its metada
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanodistro import __version__
+from nanodistro.formats.apk_cyclonedx import embedded_sbom_names
 from nanodistro.formats.purl import DEFAULT_DISTRO, apk_purl
 from nanodistro.formats.spdx import Document, dict_to_json, spdx_ref, to_dict
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from nanodistro.image.install import InstalledImagePackage
 
 NAMESPACE_BASE = "https://spdx.org/spdxdocs/nanodistro/"
-SBOM_DIR = "var/lib/db/sbom"
 
 
 def _document(name: str, created: str, namespace: str) -> dict[str, Any]:
@@ -38,12 +38,13 @@ def _relate(doc: dict[str, Any], a: str, kind: str, b: str) -> None:
     )
 
 
-def embedded_sbom(package: InstalledImagePackage, root_read: Any) -> dict[str, Any] | None:
-    """The package's own SBOM from the image root, trying apko's three file names."""
-    info = package.apk.info
-    base_version = re.sub(r"-r\d+$", "", info.version)
-    for name in (f"{info.name}-{info.version}", f"{info.name}-{base_version}", info.name):
-        data = root_read(f"{SBOM_DIR}/{name}.spdx.json")
+def read_embedded_sbom(
+    read: Callable[[str], bytes | None], name: str, version: str
+) -> dict[str, Any] | None:
+    """A package's own SBOM from an image root (``read``: a root file's bytes, or None), trying
+    apko's three file names; None when there is none or it is not a JSON object."""
+    for path in embedded_sbom_names(name, version):
+        data = read(path)
         if data:
             try:
                 doc = json.loads(data)
@@ -51,6 +52,12 @@ def embedded_sbom(package: InstalledImagePackage, root_read: Any) -> dict[str, A
                 return None
             return doc if isinstance(doc, dict) else None
     return None
+
+
+def embedded_sbom(package: InstalledImagePackage, root_read: Any) -> dict[str, Any] | None:
+    """The package's own SBOM from the image root."""
+    info = package.apk.info
+    return read_embedded_sbom(root_read, info.name, info.version)
 
 
 def _package_from_metadata(
