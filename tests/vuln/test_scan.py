@@ -30,6 +30,10 @@ from nanodistro.vuln.report import sarif_document
 from nanodistro.vuln.scan import ScanResult, scan_inventory
 from nanodistro.vuln.targets import load_targets
 
+# libfoo's CVE-2024-0001 fixed at the installed version: triage that suppresses it
+LIBFOO_FIXED = TriageEntry(
+    "libfoo", "CGA-aaaa-bbbb-cccc", frozenset({"CVE-2024-0001"}), "fixed", fixed_version="1.2.3-r0"
+)
 SARIF_SCHEMA = Path(__file__).resolve().parents[1] / "data" / "sarif-schema-2.1.0.json"
 
 
@@ -97,13 +101,7 @@ def test_a_bad_record_is_one_warning_and_the_rest_loads(osv_dir: Path, tmp_path:
 def test_advisories_apply_like_grype_with_the_wolfi_secdb(root: Path, osv_dir: Path) -> None:
     triage = [
         # fixed at the installed version: suppressed, also for the subpackage (same origin)
-        TriageEntry(
-            "libfoo",
-            "CGA-aaaa-bbbb-cccc",
-            frozenset({"CVE-2024-0001"}),
-            "fixed",
-            fixed_version="1.2.3-r0",
-        ),
+        LIBFOO_FIXED,
         # a false positive on the apk that owns the Python package: suppressed with the reason
         TriageEntry(
             "py3-requests",
@@ -256,15 +254,7 @@ def _validate_sarif(document: dict[str, Any]) -> None:
 
 
 def test_sarif_validates_against_the_sarif_2_1_0_schema(root: Path, osv_dir: Path) -> None:
-    triage = [
-        TriageEntry(
-            "libfoo",
-            "CGA-aaaa-bbbb-cccc",
-            frozenset({"CVE-2024-0001"}),
-            "fixed",
-            fixed_version="1.2.3-r0",
-        )
-    ]
+    triage = [LIBFOO_FIXED]
     document = sarif_document([_scan(root, osv_dir, triage)])
     _validate_sarif(document)
     run = document["runs"][0]
