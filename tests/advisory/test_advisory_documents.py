@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fixture_paths import FIXTURES
+from fixture_paths import FIXTURES, WOLFICTL_ADVISORY_TESTDATA
 from nanodistro.advisory import triage_entries
 from nanodistro.advisory.decode import parse_document
 from nanodistro.advisory.document import (
@@ -24,14 +24,7 @@ from nanodistro.advisory.validate import check_unique_ids, document_problems
 from nanodistro.errors import AdvisoryError
 
 SAMPLES = sorted((FIXTURES / "wolfi-advisories-sample").glob("*.advisories.yaml"))
-WOLFICTL = (
-    FIXTURES
-    / "third_party"
-    / "wolfi-dev+wolfictl@af8a800a-parent"
-    / "pkg"
-    / "advisory"
-    / "testdata"
-)
+WOLFICTL = WOLFICTL_ADVISORY_TESTDATA
 T = datetime(2022, 9, 15, 2, 40, 18, tzinfo=UTC)
 
 

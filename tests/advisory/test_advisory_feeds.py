@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from fixture_paths import FIXTURES
+from fixture_paths import FIXTURES, WOLFICTL_ADVISORY_TESTDATA
 from nanodistro.advisory.feeds import OsvSource, build_openvex, build_osv, build_secdb
 from nanodistro.advisory.store import load_directory
 from nanodistro.formats.openvex import decode_openvex, encode_openvex
@@ -18,14 +18,7 @@ from nanodistro.formats.secdb import decode_secdb, encode_secdb
 from nanodistro.recipe.expand import subpackage_names
 from nanodistro.recipe.loading import load_recipe
 
-TESTDATA = (
-    FIXTURES
-    / "third_party"
-    / "wolfi-dev+wolfictl@af8a800a-parent"
-    / "pkg"
-    / "advisory"
-    / "testdata"
-)
+TESTDATA = WOLFICTL_ADVISORY_TESTDATA
 SAMPLES = FIXTURES / "wolfi-advisories-sample"
 DATA = Path(__file__).parent / "data"
 
