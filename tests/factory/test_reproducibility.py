@@ -116,13 +116,21 @@ def test_rebuild_check_all_reports_the_catalog_identical(
     assert (data["total"], data["counts"], data["ok"]) == (4, {"identical": 4}, True)
 
 
+def _stamp_in_copy(built: Path, tmp_path: Path) -> Path:
+    """The (unreproducible, not yet built) stamp recipe added to a copy of the built workspace;
+    returns the recipe (in ``<copy>/recipes``)."""
+    root = tmp_path / "ws"
+    shutil.copytree(built, root, symlinks=True)
+    recipe = root / "recipes" / "stamp.yaml"
+    recipe.write_text(STAMP_RECIPE.lstrip())
+    return recipe
+
+
 def test_a_build_time_and_a_uuid_are_reported_by_path(
     built: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
-    root = tmp_path / "ws"
-    shutil.copytree(built[0], root, symlinks=True)
-    recipe = root / "recipes" / "stamp.yaml"
-    recipe.write_text(STAMP_RECIPE.lstrip())
+    recipe = _stamp_in_copy(built[0], tmp_path)
+    root = recipe.parents[1]
     build = cli("build", str(recipe), "--no-test")
     assert build.exit_code == 0, build.output
     assert (root / "out/packages/x86_64/stamp-1.0-r0.apk").is_file()
@@ -148,10 +156,7 @@ def test_a_build_time_and_a_uuid_are_reported_by_path(
 def test_a_recipe_never_published_is_missing_not_failed(
     built: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
-    root = tmp_path / "ws"
-    shutil.copytree(built[0], root, symlinks=True)
-    recipe = root / "recipes" / "stamp.yaml"
-    recipe.write_text(STAMP_RECIPE.lstrip())
+    recipe = _stamp_in_copy(built[0], tmp_path)
     result = cli("rebuild-check", str(recipe))
     assert result.exit_code == 0, result.output
     assert "stamp-1.0-r0: stamp missing" in result.stdout
