@@ -18,6 +18,10 @@ NOW = datetime.now(UTC)
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
+    # "now" of each test, not of the collection: in a long run the module is imported many
+    # minutes before its tests, and "--since 10m" must still see the event made 5 minutes "ago"
+    global NOW
+    NOW = datetime.now(UTC)
     (tmp_path / "nanodistro.toml").write_text("")
     with open_state(f"sqlite:///{tmp_path / '.nanodistro' / 'state.db'}") as state:
         events.record(state, events.RELEASE_DETECTED, "recipe:zlib", {"version": "1.3.1"},

@@ -103,9 +103,25 @@ def _tree(directory: Path) -> dict[str, str]:
                 record = json.loads(path.read_bytes())
                 record.pop("created", None)
                 files[relative] = json.dumps(record, sort_keys=True)
+            elif path.name.endswith(".intoto.jsonl"):
+                # run details (times, invocation id) and ECDSA signatures differ run to run;
+                # what was built from what must not
+                files[relative] = json.dumps(_provenance_facts(path), sort_keys=True)
             elif path.name != "db.lock" and not path.name.endswith(".lock"):
                 files[relative] = _sha(path)
     return files
+
+
+def _provenance_facts(path: Path) -> list[dict[str, Any]]:
+    """Subject and buildDefinition of each statement in a ``.intoto.jsonl`` file."""
+    from nanodistro.formats.dsse import decode_envelope
+
+    facts = []
+    for line in path.read_bytes().splitlines():
+        statement = decode_envelope(line, where=str(path)).statement(where=str(path))
+        predicate: Any = statement["predicate"]
+        facts.append({"subject": statement["subject"], "build": predicate["buildDefinition"]})
+    return facts
 
 
 def final_state(root: Path) -> dict[str, Any]:
