@@ -138,7 +138,14 @@ def print_report(report: CatalogReport) -> None:
     console.print(
         f"  images      {_relative(report.images_dir)}/<image>/ (OCI layouts, tag latest)"
     )
-    console.print(f"  SBOMs       {sboms} (SPDX 2.3 per image and arch)", soft_wrap=True)
+    console.print(
+        f"  SBOMs       {sboms} (SPDX 2.3 and CycloneDX 1.6 per image and arch)", soft_wrap=True
+    )
+    console.print(
+        f"  provenance  {repo}/<arch>/<apk>.intoto.jsonl (SLSA, signed with {keys}/cosign.key; "
+        "the factory also signs and attests each image it promotes: nanodistro verify)",
+        soft_wrap=True,
+    )
     console.print()
     console.print("[bold]Use them[/]")
     wanted = next((p.name for p in report.packages if p.name == "lua5.4"), None)
