@@ -10,7 +10,6 @@ the workspace's distro, and an image's SBOMs list exactly the packages of its in
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,8 @@ from nanodistro.formats.apk import read_apk
 from nanodistro.formats.purl import apk_purl, distro_name, parse_apk_purl
 from nanodistro.image.cyclonedx import arch_bom, facts_from_layout, index_bom
 from nanodistro.image.diff import from_layout
-from nanodistro.recipe.yamlsource import load_data
+from nanodistro.image.sbomstore import sbom_dir
+from nanodistro.image.tags import tag_digest
 from needs_tools import require_tools
 
 pytestmark = pytest.mark.slow
@@ -56,6 +56,16 @@ class Catalog:
     def distro(self) -> str:
         return distro_name(self.workspace.name)
 
+    def sboms(self, layout: Path) -> Path:
+        """Where a layout's SBOMs are: ``sboms/`` of a catalog build, or the factory's per-digest
+        ``sboms/sha256-<hex>/`` of the stable image."""
+        flat = layout / "sboms"
+        if (flat / f"sbom-{ARCH}.spdx.json").is_file():
+            return flat
+        digest = tag_digest(layout, "stable")
+        assert digest, f"{layout}: no stable image"
+        return sbom_dir(layout, digest)
+
 
 def _built(workspace: Workspace, name: str) -> Catalog:
     report = run_catalog(workspace)
@@ -64,20 +74,6 @@ def _built(workspace: Workspace, name: str) -> Catalog:
     if failed:
         pytest.fail(f"the {name} catalog did not build: {failed}")
     return Catalog(name, workspace, sorted(Path(i.layout) for i in report.images))
-
-
-def _uncached_sources(workspace: Workspace) -> list[str]:
-    """The examples' fetched sources that are not in the source cache (building them would
-    need the network, which tests never use)."""
-    missing = []
-    for recipe in sorted(workspace.recipes_dir.glob("*.yaml")):
-        document = load_data(recipe.read_text(), str(recipe))
-        for step in document.get("pipeline") or []:
-            digest = (step.get("with") or {}).get("expected-sha256")
-            cached = workspace.source_cache / "sha256" / str(digest)
-            if step.get("uses") == "fetch" and digest and not cached.is_file():
-                missing.append(f"{recipe.stem} ({step['with'].get('uri')})")
-    return missing
 
 
 @pytest.fixture(scope="module")
@@ -90,25 +86,15 @@ def mini(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
 
 
 @pytest.fixture(scope="module")
-def examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
-    """The example catalog, built from a copy of examples/ with the current code."""
-    require_tools("bwrap", "gcc", "umoci", "runc")
-    base = tmp_path_factory.mktemp("sbom-examples")
-    root = base / "examples"
-    root.mkdir()
-    for part in ("recipes", "images"):
-        shutil.copytree(EXAMPLES / part, root / part)
-    shutil.copyfile(EXAMPLES / "nanodistro.toml", root / "nanodistro.toml")
-    workspace = load_workspace(root / "nanodistro.toml")
-    missing = _uncached_sources(workspace)
-    if missing:
-        pytest.skip(
-            f"example sources not in {workspace.source_cache} (`make run` fetches them once): "
-            + ", ".join(missing)
-        )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NANODISTRO_INDEX_STATE", str(base / "index-state.json"))
-        yield _built(workspace, "examples")
+def examples() -> Catalog:
+    """The example catalog as `make run` built it (examples/out), like the other example checks
+    (tests/test_apk_reference_clients.py): building it here would add minutes to every test run
+    and needs its sources, which only `make run` fetches."""
+    workspace = load_workspace(EXAMPLES / "nanodistro.toml")
+    layouts = sorted(p.parent for p in workspace.image_out_dir.glob("*/index.json"))
+    if not (workspace.packages_dir / ARCH / "APKINDEX.tar.gz").is_file() or not layouts:
+        pytest.skip(f"{workspace.out_dir} not built: the example catalog is made by `make run`")
+    return Catalog("examples", workspace, layouts)
 
 
 @pytest.fixture(params=["mini", "examples"])
@@ -156,7 +142,7 @@ def test_every_package_sbom_validates(catalog: Catalog) -> None:
 def test_every_image_sbom_validates_and_lists_the_installed_packages(catalog: Catalog) -> None:
     assert catalog.layouts
     for layout in catalog.layouts:
-        sboms = layout / "sboms"
+        sboms = catalog.sboms(layout)
         installed = from_layout(layout, kind="layout", tag="latest").archs
         assert sorted(p.name for p in sboms.iterdir()) == sorted(
             f"sbom-{arch}.{kind}.json" for arch in [*installed, "index"] for kind in ("spdx", "cdx")
@@ -186,13 +172,15 @@ def test_image_cyclonedx_reads_back_from_the_layout_identically(catalog: Catalog
     for layout in catalog.layouts:
         archs, index = facts_from_layout(layout)
         for facts in archs:
-            written = (layout / "sboms" / f"sbom-{facts.apk_arch}.cdx.json").read_bytes()
+            written = (catalog.sboms(layout) / f"sbom-{facts.apk_arch}.cdx.json").read_bytes()
             assert cyclonedx.to_json(arch_bom(facts)) == written
-        written = (layout / "sboms" / "sbom-index.cdx.json").read_bytes()
+        written = (catalog.sboms(layout) / "sbom-index.cdx.json").read_bytes()
         assert cyclonedx.to_json(index_bom(index)) == written
 
 
-def test_sbom_command_on_packages_layouts_and_repository_names(catalog: Catalog) -> None:
+def test_sbom_command_on_packages_layouts_and_repository_names(
+    catalog: Catalog, tmp_path: Path
+) -> None:
     root = catalog.workspace.root
     package = catalog.packages[0]
     name = read_apk(package.read_bytes(), where=str(package)).info.name
@@ -203,10 +191,10 @@ def test_sbom_command_on_packages_layouts_and_repository_names(catalog: Catalog)
         assert by_name.returncode == 0, by_name.stderr
         assert by_name.stdout == by_file.stdout
     layout = catalog.layouts[0]
-    out = root / "image.cdx.json"
+    out = tmp_path / "image.cdx.json"
     result = run_cli(root, "sbom", layout, "--format", "cyclonedx", "--out", out)
     assert result.returncode == 0, result.stderr
-    assert out.read_bytes() == (layout / "sboms" / f"sbom-{ARCH}.cdx.json").read_bytes()
+    assert out.read_bytes() == (catalog.sboms(layout) / f"sbom-{ARCH}.cdx.json").read_bytes()
     spdx = run_cli(root, "sbom", layout, "--arch", "index")
     assert json.loads(spdx.stdout)["spdxVersion"] == "SPDX-2.3"
     missing = run_cli(root, "sbom", "no-such-package", "--arch", ARCH)

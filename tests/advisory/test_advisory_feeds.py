@@ -84,18 +84,21 @@ def test_osv_equals_wolfictl_expectation() -> None:
 
 def test_feeds_of_the_75_samples_validate_against_the_schemas() -> None:
     docs = _docs(SAMPLES)
+    # one compiled validator per schema: jsonschema.validate() re-checks the schema every call
     osv_schema = json.loads((DATA / "osv_schema.json").read_text())
     vex_schema = json.loads((DATA / "openvex_json_schema.json").read_text())
+    osv_validator = jsonschema.validators.validator_for(osv_schema)(osv_schema)
+    vex_validator = jsonschema.validators.validator_for(vex_schema)(vex_schema)
     records = build_osv([OsvSource(docs, ["demo"])])
     assert records
     for record in records:
-        jsonschema.validate(json.loads(encode_record(record)), osv_schema)
+        osv_validator.validate(json.loads(encode_record(record)))
     statuses = set()
     for doc in docs:
         vex = build_openvex(doc, distro="demo", author="demo")
         assert vex is not None
         data = encode_openvex(vex)
-        jsonschema.validate(json.loads(data), vex_schema)
+        vex_validator.validate(json.loads(data))
         assert encode_openvex(decode_openvex(data)) == data
         statuses |= {st.status for st in vex.statements}
     assert statuses == {"not_affected", "affected", "fixed", "under_investigation"}

@@ -62,6 +62,13 @@ def image_document(layout: Path, fmt: str, arch: str | None) -> bytes:
         )
     if fmt == "spdx":
         path = layout / "sboms" / f"sbom-{arch}.spdx.json"
+        if not path.is_file():  # a factory layout keeps each build's SBOMs per digest
+            from nanodistro.image.sbomstore import sbom_dir
+            from nanodistro.image.tags import tag_digest
+
+            digest = tag_digest(layout, "latest")
+            if digest is not None:
+                path = sbom_dir(layout, digest) / path.name
         if not path.is_file():
             raise FormatError("the layout has no SPDX document for this image", where=str(path))
         return path.read_bytes()
