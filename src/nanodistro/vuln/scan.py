@@ -21,7 +21,7 @@ with the note; ``detection``/``true-positive-determination`` keep it as triaged.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nanodistro.advisory.triage import TriageEntry
@@ -224,19 +224,12 @@ def _triage(finding: Finding, entries: Iterable[TriageEntry], installed: str) ->
 def _replace(
     finding: Finding, status: str, suppressed: bool, annotation: str, fixed_in: str | None = None
 ) -> Finding:
-    return Finding(
-        component=finding.component,
-        vuln_id=finding.vuln_id,
-        aliases=finding.aliases,
-        summary=finding.summary,
-        severity=finding.severity,
-        score=finding.score,
-        fixed_in=finding.fixed_in if fixed_in is None else fixed_in,
-        how=finding.how,
-        url=finding.url,
+    return replace(
+        finding,
         status=status,
         suppressed=suppressed,
         annotation=annotation,
+        fixed_in=finding.fixed_in if fixed_in is None else fixed_in,
     )
 
 
