@@ -53,7 +53,8 @@ def test_create_update_list_validate_feeds(tmp_path: Path) -> None:
         "--note",
         "not this component",
     )
-    assert other.returncode == 0, other.stderr and other.stdout.strip() != cga
+    assert other.returncode == 0, other.stderr
+    assert other.stdout.strip() != cga
     update = _foo_advisory(
         ws,
         "update",
