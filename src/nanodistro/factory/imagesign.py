@@ -32,6 +32,7 @@ from nanodistro.util.progress import Progress
 
 if TYPE_CHECKING:
     from nanodistro.image.build import BuildResult
+    from nanodistro.trust.ecdsa import EcdsaSigner
 
 __all__ = [
     "StatementMaker",
@@ -190,6 +191,29 @@ def _digest(digest: str) -> dict[str, dict[str, str]]:
     return {"digest": {algorithm: encoded}}
 
 
+#: (fingerprint of the key file's bytes and the password, its signer): the last key loaded.
+_loaded_signer: tuple[bytes, EcdsaSigner] | None = None
+
+
+def _workspace_signer(workspace: Workspace, say: Progress) -> EcdsaSigner:
+    """The signer of ``keys/cosign.key``, decrypted once while the file and $COSIGN_PASSWORD
+    stay the same: scrypt takes ~0.7 s and a promotion signs each image in its layout and again
+    in the registry. A changed key file or password is loaded afresh."""
+    from nanodistro.factory.catalog import ensure_ecdsa_key
+    from nanodistro.trust.cosignkey import load_signer, resolve_password
+
+    global _loaded_signer
+    path = ensure_ecdsa_key(workspace, say)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return load_signer(path)  # raises the KeyLoadError naming the file
+    fingerprint = hashlib.sha256(data + b"\0" + resolve_password(None)).digest()
+    if _loaded_signer is None or _loaded_signer[0] != fingerprint:
+        _loaded_signer = (fingerprint, load_signer(path))
+    return _loaded_signer[1]
+
+
 def _sign_and_attest(
     workspace: Workspace,
     layout: Path,
@@ -199,11 +223,9 @@ def _sign_and_attest(
     extra: Sequence[StatementMaker],
 ) -> tuple[bool, str]:
     """(whether anything was added, what was done)."""
-    from nanodistro.factory.catalog import ensure_ecdsa_key
     from nanodistro.image.signatures import attest_image, sign_image
-    from nanodistro.trust.cosignkey import load_signer
 
-    signer = load_signer(ensure_ecdsa_key(workspace, say))
+    signer = _workspace_signer(workspace, say)
     signed = sign_image(target, signer)
     statements = _stored_statements(layout, target.digest, target, say)
     for make in extra:
