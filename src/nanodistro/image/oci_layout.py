@@ -24,6 +24,7 @@ from pathlib import Path
 from nanodistro.errors import FormatError, ImageError
 from nanodistro.formats.oci import (
     ANNOTATION_REF_NAME,
+    GZIP_LAYER_TYPES,
     INDEX_TYPES,
     MANIFEST_TYPES,
     MEDIA_INDEX,
@@ -37,7 +38,7 @@ from nanodistro.formats.oci import (
     parse_manifest,
     sha256_digest,
 )
-from nanodistro.formats.tarball import TarEntry, read_tar, write_tar
+from nanodistro.formats.tarball import TarEntry, gunzip, read_tar, write_tar
 from nanodistro.util.atomic import atomic_write_bytes
 
 
@@ -209,6 +210,14 @@ class Layout:
         if algorithm == "sha256" and hashlib.sha256(data).hexdigest() != hexdigest:
             raise FormatError(f"blob {digest} does not match its digest", where=str(self.location))
         return data
+
+    def layer_entries(self, descriptor: Descriptor, *, label: str | None = None) -> list[TarEntry]:
+        """The tar entries of a layer blob, gunzipped when its media type or bytes say gzip;
+        errors name ``label@digest`` (a pulled reference rather than its temporary layout)."""
+        blob = self.blob(descriptor.digest)
+        where = f"{label or self.location}@{descriptor.digest}"
+        gzipped = descriptor.media_type in GZIP_LAYER_TYPES or blob[:2] == b"\x1f\x8b"
+        return read_tar(gunzip(blob, where=where) if gzipped else blob, where=where)
 
     def index(self) -> list[Descriptor]:
         return parse_index(self.read("index.json"), where=f"{self.location}/index.json").manifests

@@ -28,15 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from nanodistro.errors import ConfigError, ImageError
+from nanodistro.errors import ImageError
 from nanodistro.formats.apk import read_apk
 from nanodistro.formats.apkindex import read_index
-from nanodistro.formats.oci import GZIP_LAYER_TYPES
 from nanodistro.formats.purl import apk_purl
-from nanodistro.formats.tarball import gunzip, read_tar
-from nanodistro.image.diff import split_layout_tag
+from nanodistro.image.diff import _arch_name, split_layout_tag
 from nanodistro.image.oci_layout import Layout
-from nanodistro.imageconfig.arch import Arch
 from nanodistro.vuln.inventory import (
     Component,
     Inventory,
@@ -49,17 +46,6 @@ from nanodistro.vuln.inventory import (
 __all__ = ["ScanTarget", "load_targets"]
 
 INDEX_FILE = "APKINDEX.tar.gz"
-
-
-def _arch_name(config: Mapping[str, object]) -> str:
-    """The apk arch of an image config (``amd64`` -> ``x86_64``), else its OCI name."""
-    oci = str(config.get("architecture", ""))
-    if config.get("variant"):
-        oci = f"{oci}/{config['variant']}"
-    try:
-        return Arch.parse(oci).apk
-    except ConfigError:
-        return oci
 
 
 @dataclass
@@ -75,13 +61,8 @@ def _from_layout(
     layout = Layout(location)
     found: list[ScanTarget] = []
     for image in layout.images(tag):
-        layers = []
-        for descriptor in image.manifest.layers:
-            where = f"{label}@{descriptor.digest}"
-            blob = layout.blob(descriptor.digest)
-            gzipped = descriptor.media_type in GZIP_LAYER_TYPES or blob[:2] == b"\x1f\x8b"
-            layers.append(read_tar(gunzip(blob, where=where) if gzipped else blob, where=where))
         arch = _arch_name(image.config)
+        layers = [layout.layer_entries(d, label=label) for d in image.manifest.layers]
         files = flatten_layers(layers)
         inventory = inventory_from_files(files, distro=distro, where=f"{label} ({arch})", own=own)
         found.append(ScanTarget(f"{label} ({arch})", kind, inventory))
