@@ -27,6 +27,7 @@ from nanodistro.formats.oci import GZIP_LAYER_TYPES
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.formats.tarball import gunzip, read_tar
 from nanodistro.formats.version import parse_dependency
+from nanodistro.image.diff import INSTALLED_DB_PATHS
 from nanodistro.image.sbom import image_distro, image_purl, os_release_fields, read_embedded_sbom
 from nanodistro.resolve.provides import provides
 from nanodistro.resolve.universe import Candidate
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
     from nanodistro.image.build import BuildResult
     from nanodistro.image.oci_layout import Layout
 
-INSTALLED_DB = "usr/lib/apk/db/installed"
-_OLD_INSTALLED_DB = "lib/apk/db/installed"
 OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
 
 
@@ -91,8 +90,12 @@ def _dependency_graph(packages: list[PackageInfo], refs: dict[str, str]) -> dict
     return graph
 
 
-def _operating_system(read: Callable[[str], bytes | None]) -> cyclonedx.Component | None:
-    fields = os_release_fields(next((d for d in map(read, OS_RELEASE) if d), None))
+def _os_release(read: Callable[[str], bytes | None]) -> bytes | None:
+    return next((d for d in map(read, OS_RELEASE) if d), None)
+
+
+def _operating_system(os_release: bytes | None) -> cyclonedx.Component | None:
+    fields = os_release_fields(os_release)
     os_id = fields.get("ID")
     if not os_id:
         return None
@@ -123,7 +126,8 @@ def _image_component(
 
 
 def arch_bom(facts: ArchFacts) -> cyclonedx.Bom:
-    distro = image_distro(next((d for d in map(facts.read, OS_RELEASE) if d), None))
+    os_release = _os_release(facts.read)
+    distro = image_distro(os_release)
     image = _image_component(
         facts.name,
         facts.manifest_digest,
@@ -132,7 +136,7 @@ def arch_bom(facts: ArchFacts) -> cyclonedx.Bom:
     )
     image_ref = image.bom_ref
     components: list[cyclonedx.Component] = []
-    os_component = _operating_system(facts.read)
+    os_component = _operating_system(os_release)
     if os_component is not None:
         components.append(os_component)
     refs: dict[str, str] = {}
@@ -177,7 +181,8 @@ def index_bom(facts: IndexFacts) -> cyclonedx.Bom:
 def _installed(read: Callable[[str], bytes | None], where: str) -> list[PackageInfo]:
     """The installed database as the image holds it: the one source of the package list (a
     record there lacks what the database does not store, e.g. ``datahash``, in every path)."""
-    db = read(INSTALLED_DB) or read(_OLD_INSTALLED_DB)
+    new, old = INSTALLED_DB_PATHS
+    db = read(new) or read(old)
     if db is None:
         raise FormatError("image has no installed database (usr/lib/apk/db/installed)", where=where)
     return [r.info for r in parse_installed(db, where=f"{where}: installed db")]
@@ -221,7 +226,7 @@ def image_cyclonedx(result: BuildResult, *, config_path: Path | None = None) -> 
 
 def _wanted(path: str) -> bool:
     return (
-        path in (INSTALLED_DB, _OLD_INSTALLED_DB)
+        path in INSTALLED_DB_PATHS
         or path in OS_RELEASE
         or (path.startswith(f"{SBOM_DIR}/") and path.endswith(".spdx.json"))
     )
