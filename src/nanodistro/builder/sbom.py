@@ -18,11 +18,9 @@ from nanodistro import __version__
 from nanodistro.builder.sources import SourceRecord
 from nanodistro.formats import cyclonedx, spdx
 from nanodistro.formats.apk import ApkPackage
-from nanodistro.formats.apk_cyclonedx import embedded_sbom_names, package_bom
+from nanodistro.formats.apk_cyclonedx import SBOM_DIR, embedded_sbom_names, package_bom
 from nanodistro.formats.purl import DEFAULT_DISTRO, apk_purl, distro_name
 from nanodistro.util.timestamps import rfc3339
-
-SBOM_DIR = "var/lib/db/sbom"
 
 
 def sbom_path(name: str, full_version: str) -> str:
