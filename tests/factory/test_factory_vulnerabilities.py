@@ -133,6 +133,7 @@ def test_cve_in_stable_is_fixed_by_the_upstream_release_within_one_cycle(
     assert vulns["detected"] == ["libgreet CVE-2026-4242"]
     assert vulns["fix_available"] == ["libgreet CVE-2026-4242: 1.3.0 upstream"]
     assert vulns["fixed"] == ["libgreet CVE-2026-4242 fixed in 1.3.0-r0"]
+    assert len(vulns["warnings"]) == len(set(vulns["warnings"])), vulns["warnings"]  # said once
     warnings = "\n".join(vulns["warnings"])
     assert "broken.json" in warnings and "broken.advisories.yaml" in warnings
     assert advisory_events(root, "libgreet", "CVE-2026-4242") == [

@@ -283,7 +283,7 @@ def run_cycle(
     repo = workspace.packages_dir
     if not any((repo / a / "APKINDEX.tar.gz").is_file() for a in workspace.archs):
         report.status = "nothing-published"
-        return _finish(report, workspace, state, key_path, generated, [], started)
+        return _finish(report, workspace, state, key_path, keyring, generated, [], started)
 
     # snapshot -> staging
     staging = snapshot(repo, keyring=keyring, progress=say)
@@ -337,7 +337,7 @@ def run_cycle(
     if stable == staging and not report.changed_images:
         report.status = "up-to-date"
         say(f"stable is repository version {staging}: nothing to promote")
-        return _finish(report, workspace, state, key_path, generated, images, started)
+        return _finish(report, workspace, state, key_path, keyring, generated, images, started)
 
     # gates -> promote
     gate = evaluate(
@@ -372,7 +372,7 @@ def run_cycle(
             events.record(state, events.GATE_BLOCKED, "channel:stable", payload)
         for reason in gate.reasons:
             say(f"GATE BLOCKED: {reason}")
-        return _finish(report, workspace, state, key_path, generated, images, started)
+        return _finish(report, workspace, state, key_path, keyring, generated, images, started)
     crash_point("before-promote")
     promote(
         workspace,
@@ -384,7 +384,7 @@ def run_cycle(
         say=say,
     )
     report.promoted, report.status = True, "promoted"
-    return _finish(report, workspace, state, key_path, generated, images, started)
+    return _finish(report, workspace, state, key_path, keyring, generated, images, started)
 
 
 def _guarded(report: CycleReport, what: str, say: Progress, step: Any) -> Any:
@@ -403,6 +403,7 @@ def _finish(
     workspace: Workspace,
     state: Any,
     key_path: Path,
+    keyring: dict[str, bytes],
     generated: bool,
     images: list[Any],
     started: float,
@@ -414,7 +415,6 @@ def _finish(
     if report.channels.get("stable") is not None:
         # reconciled every cycle: a fix promoted by a cycle that died after promoting is
         # still recorded
-        keyring = _keyring(workspace, key_path)
         report.vulnerabilities = (
             _guarded(
                 report,

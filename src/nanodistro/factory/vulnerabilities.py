@@ -81,6 +81,23 @@ class _Inputs:
         return triage_entries(self.documents.values())
 
 
+_OSV_LOADED: dict[str, tuple[tuple[int, int], Any]] = {}
+
+
+def _load_osv_once(path: Path, load: Any) -> Any:
+    """The OSV database at ``path``, loaded again only when it changed (``vuln update`` replaces
+    it by a rename): a cycle reads it for triage, the gate and the fixes, and all.zip of an
+    ecosystem is large."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    stats = [f.stat() for f in files]  # stat-ing is cheap next to parsing every record
+    stamp = (max((st.st_mtime_ns for st in stats), default=0), sum(st.st_size for st in stats))
+    held = _OSV_LOADED.get(str(path))
+    if held is None or held[0] != stamp:
+        _OSV_LOADED.clear()  # one database at a time: the workspace's
+        held = _OSV_LOADED[str(path)] = (stamp, load(path))
+    return held[1]
+
+
 def _inputs(workspace: Workspace, report: VulnerabilityReport) -> _Inputs | None:
     from nanodistro.advisory.store import load_directory
     from nanodistro.formats.purl import distro_name
@@ -92,7 +109,7 @@ def _inputs(workspace: Workspace, report: VulnerabilityReport) -> _Inputs | None
         report.note = f"no OSV data at {osv} (`nanodistro vuln update` fetches it)"
         return None
     try:
-        db = load_osv(osv)
+        db = _load_osv_once(osv, load_osv)
     except NanodistroError as error:
         report.note = f"OSV data unusable: {error}"
         return None
@@ -115,6 +132,7 @@ def _scan_repository(workspace: Workspace, inputs: _Inputs, keyring: dict[str, b
     stable = channel_version(workspace.packages_dir, "stable")
     where = version_path(workspace.packages_dir, stable) if stable else workspace.packages_dir
     findings: list[Any] = []
+    shipped: dict[str, str] = {}  # recipe (origin) -> newest version of its packages
     for target in load_targets(str(where), distro=inputs.distro, keyring=keyring, own=True):
         # a repository keeps every version it published; what ships is the newest of each
         newest: dict[str, Any] = {}
@@ -123,6 +141,10 @@ def _scan_repository(workspace: Workspace, inputs: _Inputs, keyring: dict[str, b
             if held is None or compare(component.version, held.version) > 0:
                 newest[component.name] = component
         target.inventory.components = list(newest.values())
+        for component in newest.values():
+            recipe = component.origin or component.name
+            if recipe not in shipped or compare(component.version, shipped[recipe]) > 0:
+                shipped[recipe] = component.version
         result = scan_inventory(
             target.inventory,
             inputs.db,
@@ -132,7 +154,7 @@ def _scan_repository(workspace: Workspace, inputs: _Inputs, keyring: dict[str, b
         )
         inputs.warnings.extend(result.warnings)
         findings.extend(f for f in result.findings if f.component.ecosystem == "apk")
-    return where, findings
+    return where, findings, shipped
 
 
 def _ids(finding: Any) -> list[str]:
@@ -168,7 +190,7 @@ def _add_event(
     from nanodistro.advisory.validate import document_problems
 
     doc = inputs.documents.get(recipe)
-    existing = next((a for i in _ids(finding) if doc and (a := doc.get(i))), None)
+    existing = _advisory_of(inputs, recipe, finding)
     if doc is not None and existing is not None:
         doc = append_event(doc, existing.id, event)
         advisory_id = existing.id
@@ -193,9 +215,14 @@ def _add_event(
     return advisory_id
 
 
-def _latest_type(inputs: _Inputs, recipe: str, finding: Any) -> str | None:
+def _advisory_of(inputs: _Inputs, recipe: str, finding: Any) -> Any:
+    """The recipe's advisory naming any id of the finding, if there is one."""
     doc = inputs.documents.get(recipe)
-    advisory = next((a for i in _ids(finding) if doc and (a := doc.get(i))), None)
+    return next((a for i in _ids(finding) if doc and (a := doc.get(i))), None)
+
+
+def _latest_type(inputs: _Inputs, recipe: str, finding: Any) -> str | None:
+    advisory = _advisory_of(inputs, recipe, finding)
     latest = advisory.latest() if advisory else None
     return latest.type if latest else None
 
@@ -236,7 +263,7 @@ def triage(
     if inputs is None:
         say(f"vulnerabilities: {report.note}")
         return report
-    where, findings = _scan_repository(workspace, inputs, keyring)
+    where, findings, _shipped = _scan_repository(workspace, inputs, keyring)
     report.scanned = str(where)
     latest = {r.name: r.latest for r in monitor_results or [] if getattr(r, "latest", None)}
     for finding in findings:
@@ -305,18 +332,19 @@ def record_fixes(
     whose vulnerability no longer matches the recipe's package now in stable."""
     from nanodistro.advisory.model import Event, Fixed
 
-    report = report or VulnerabilityReport()
-    inputs = _inputs(workspace, report)
+    # what loading says (bad records, bad documents) the cycle's triage already reported
+    loading = VulnerabilityReport()
+    inputs = _inputs(workspace, loading)
+    report = report or loading
     if inputs is None:
         return report
-    where, findings = _scan_repository(workspace, inputs, keyring)
+    _where, findings, stable_versions = _scan_repository(workspace, inputs, keyring)
     still = {
         (f.component.origin or f.component.name, i)
         for f in findings
         if not f.suppressed
         for i in _ids(f)
     }
-    stable_versions = _stable_versions(where, keyring)
     for event in events.query(
         state, subject="vulnerability:", types=[events.VULNERABILITY_DETECTED]
     ):
@@ -356,20 +384,6 @@ class _Finding:
 
     vuln_id: str
     aliases: tuple[str, ...]
-
-
-def _stable_versions(where: Path, keyring: dict[str, bytes]) -> dict[str, str]:
-    """recipe (origin) -> newest version of its packages in the repository at ``where``."""
-    from nanodistro.formats.apkindex import read_index
-    from nanodistro.formats.version import compare
-
-    versions: dict[str, str] = {}
-    for index in sorted(where.glob("*/APKINDEX.tar.gz")):
-        for info in read_index(index.read_bytes(), where=str(index), keyring=keyring).packages:
-            recipe = info.origin or info.name
-            if recipe not in versions or compare(info.version, versions[recipe]) > 0:
-                versions[recipe] = info.version
-    return versions
 
 
 def vulnerability_policy(gate: Any) -> list[str]:
