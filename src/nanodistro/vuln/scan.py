@@ -37,7 +37,7 @@ from nanodistro.vuln.match import (
     match_affected,
     match_git,
 )
-from nanodistro.vuln.osvdb import OsvDatabase, ecosystem_key, normalize_repo, package_key
+from nanodistro.vuln.osvdb import OsvDatabase, normalize_repo, package_key
 
 __all__ = ["Finding", "ScanResult", "record_severity", "scan_inventory", "severity_at_least"]
 
@@ -279,11 +279,3 @@ def scan_inventory(
         key=lambda f: (f.component.name, f.component.location, f.component.version, f.vuln_id)
     )
     return result
-
-
-def ecosystems_of(inventory: Inventory) -> set[str]:
-    """The OSV ecosystem keys an inventory needs (for reporting what data is missing)."""
-    keys = {ecosystem_key(c.ecosystem) for c in inventory.components if c.ecosystem != "apk"}
-    if any(c.ecosystem == "apk" for c in inventory.components):
-        keys.add(inventory.distro)
-    return keys
