@@ -27,6 +27,7 @@ from nanodistro.advisory.model import (
     NvdApiDetection,
     ScanV1Detection,
     TruePositive,
+    line_of,
 )
 from nanodistro.errors import AdvisoryError
 from nanodistro.formats.advisory_yaml import YamlSource, item_line, key_line, parse_yaml, raw_scalar
@@ -60,14 +61,12 @@ class _Decoder:
         self.lines: dict[str, int] = {"": 1}
 
     def fail(self, message: str, path: str, rule: str = "structure") -> AdvisoryError:
-        line = self.lines.get(path)
-        probe = path
-        while line is None and probe:
-            cut = max(probe.rfind("."), probe.rfind("["))
-            probe = probe[:cut] if cut > 0 else ""
-            line = self.lines.get(probe)
         return AdvisoryError(
-            message, rule=rule, where=self.source.where, line=line, field=path or None
+            message,
+            rule=rule,
+            where=self.source.where,
+            line=line_of(self.lines, path),
+            field=path or None,
         )
 
     def mapping(self, node: Any, path: str, allowed: tuple[str, ...], what: str) -> CommentedMap:
@@ -92,8 +91,6 @@ class _Decoder:
         value = mapping[key]
         if isinstance(value, (CommentedMap, CommentedSeq)):
             raise self.fail(f"expected a string, got {_kind(value)}", _join(path, key))
-        if isinstance(value, (datetime, date)):
-            return raw_scalar(self.source, mapping, key)
         return raw_scalar(self.source, mapping, key)
 
     def sequence(self, mapping: CommentedMap, key: str, path: str) -> CommentedSeq | None:

@@ -37,6 +37,7 @@ __all__ = [
     "ScanV1Detection",
     "TruePositive",
     "document_file_name",
+    "line_of",
 ]
 
 SCHEMA_VERSION = "2.0.2"  # what we write; newer documents and MAJOR < 2 are refused
@@ -220,12 +221,7 @@ class Document:
     source: Any = None  # formats.advisory_yaml.YamlSource, when read from (or written to) YAML
 
     def line_of(self, path: str) -> int | None:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            cut = max(path.rfind("."), path.rfind("["))
-            path = path[:cut] if cut > 0 else ""
-        return self.lines.get("")
+        return line_of(self.lines, path)
 
     def problem(self, message: str, *, rule: str, path: str) -> AdvisoryError:
         """An AdvisoryError about the field at ``path`` of this document (file, line, field)."""
@@ -236,6 +232,16 @@ class Document:
     def get(self, vuln_id: str) -> Advisory | None:
         """The advisory with this ID or alias."""
         return next((adv for adv in self.advisories if adv.describes(vuln_id)), None)
+
+
+def line_of(lines: dict[str, int], path: str) -> int | None:
+    """The line of the field at ``path``, or of its nearest enclosing field that has one."""
+    while path:
+        if path in lines:
+            return lines[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else ""
+    return lines.get("")
 
 
 def document_file_name(package: str) -> str:
