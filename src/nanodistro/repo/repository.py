@@ -46,7 +46,7 @@ from nanodistro.repo.admission import admit_package
 from nanodistro.repo.consistency import Upstream, check_consistency
 from nanodistro.repo.leftovers import remove_leftovers
 from nanodistro.repo.lock import repository_lock
-from nanodistro.trust.provenance import PROVENANCE_SUFFIX
+from nanodistro.trust.provenance import PROVENANCE_SUFFIX, provenance_path
 from nanodistro.util.atomic import atomic_write_bytes, atomic_writer
 from nanodistro.util.crashpoints import crash_point
 from nanodistro.util.progress import Progress
@@ -270,12 +270,12 @@ def publish(
             statement = attestations.get(candidate.info.filename)
             if statement is None or status[target] != "unchanged":
                 continue
-            existing_provenance = _read_optional(_provenance_path(target))
+            existing_provenance = _read_optional(provenance_path(target))
             if existing_provenance is not None and existing_provenance != statement:
                 raise RepositoryError(
                     f"immutable: {candidate.info.filename} is already published with another "
                     f"provenance; refusing a different {PROVENANCE_SUFFIX}",
-                    where=str(_provenance_path(target)),
+                    where=str(provenance_path(target)),
                 )
 
         # 2. Verify and load the current indexes of the arches we touch.
@@ -310,7 +310,7 @@ def publish(
         result = PublishResult()
         for target, candidate in sorted(placements.items()):
             statement = attestations.get(candidate.info.filename)
-            provenance_file = _provenance_path(target) if statement is not None else None
+            provenance_file = provenance_path(target) if statement is not None else None
             # provenance first: a package is never visible without it
             if (
                 provenance_file is not None
@@ -341,10 +341,6 @@ def publish(
             say(f"signing {arch}/{INDEX_FILE} ({len(merged)} packages)")
             result.indexes[arch] = _write_arch_index(repo / arch, merged, key, text)
     return result
-
-
-def _provenance_path(package: Path) -> Path:
-    return package.with_name(package.name + PROVENANCE_SUFFIX)
 
 
 def _read_optional(path: Path) -> bytes | None:
