@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Collection
+from datetime import UTC, datetime
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
@@ -25,6 +26,7 @@ from nanodistro.advisory.model import (
     Detection,
     Document,
     Event,
+    EventData,
     FalsePositive,
     Fixed,
     NoteData,
@@ -51,6 +53,7 @@ __all__ = [
     "append_event",
     "generate_cga_id",
     "new_document",
+    "new_event",
     "parse_document",
     "write_document",
 ]
@@ -64,6 +67,32 @@ def generate_cga_id(taken: Collection[str] = ()) -> str:
         candidate = f"CGA-{chars[0:4]}-{chars[4:8]}-{chars[8:12]}"
         if candidate not in taken:
             return candidate
+
+
+def new_event(
+    kind: str,
+    *,
+    timestamp: datetime | None = None,
+    fixed_version: str = "",
+    fp_type: str = "",
+    note: str = "",
+) -> Event:
+    """An event of ``kind`` with the data that type carries (a detection is ``manual``; a
+    true-positive keeps data only for a note), stamped ``timestamp`` or now (UTC, whole
+    seconds). Values are not checked here: ``validate.document_problems`` does that."""
+    data: EventData | None
+    if kind == "detection":
+        data = Detection(type="manual")
+    elif kind == "fixed":
+        data = Fixed(fixed_version)
+    elif kind == "false-positive-determination":
+        data = FalsePositive(fp_type, note)
+    elif kind == "true-positive-determination":
+        data = TruePositive(note) if note else None
+    else:
+        data = NoteData(note)
+    moment = timestamp or datetime.now(UTC).replace(microsecond=0)
+    return Event(timestamp=moment, type=kind, data=data)
 
 
 def write_document(doc: Document) -> bytes:

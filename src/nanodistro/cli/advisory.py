@@ -19,19 +19,14 @@ from nanodistro.advisory.document import (
     append_event,
     generate_cga_id,
     new_document,
+    new_event,
     write_document,
 )
 from nanodistro.advisory.model import (
     EVENT_TYPES,
     Advisory,
-    Detection,
     Document,
     Event,
-    EventData,
-    FalsePositive,
-    Fixed,
-    NoteData,
-    TruePositive,
 )
 from nanodistro.advisory.store import LoadedAdvisories, document_path, load_directory, save_document
 from nanodistro.advisory.validate import (
@@ -184,7 +179,7 @@ def _event(
             rule="event-type",
             field="--type",
         )
-    moment = datetime.now(UTC).replace(microsecond=0)
+    moment = None
     if timestamp:
         try:
             moment = datetime.fromisoformat(timestamp).astimezone(UTC)
@@ -192,27 +187,21 @@ def _event(
             raise AdvisoryError(
                 f"--timestamp {timestamp!r} is not RFC 3339", rule="timestamp", field="--timestamp"
             ) from None
-    text = note or ""
-    data: EventData | None
-    if kind == "detection":
-        data = Detection(type="manual")
-    elif kind == "fixed":
-        if not fixed_version:
-            raise AdvisoryError(
-                "a fixed event needs --fixed-version", rule="fixed-version", field="--fixed-version"
-            )
-        data = Fixed(fixed_version)
-    elif kind == "false-positive-determination":
-        if not fp_type:
-            raise AdvisoryError(
-                "a false-positive-determination needs --fp-type", rule="fp-type", field="--fp-type"
-            )
-        data = FalsePositive(fp_type, text)
-    elif kind == "true-positive-determination":
-        data = TruePositive(text) if text else None
-    else:
-        data = NoteData(text)
-    return Event(timestamp=moment, type=kind, data=data)
+    if kind == "fixed" and not fixed_version:
+        raise AdvisoryError(
+            "a fixed event needs --fixed-version", rule="fixed-version", field="--fixed-version"
+        )
+    if kind == "false-positive-determination" and not fp_type:
+        raise AdvisoryError(
+            "a false-positive-determination needs --fp-type", rule="fp-type", field="--fp-type"
+        )
+    return new_event(
+        kind,
+        timestamp=moment,
+        fixed_version=fixed_version or "",
+        fp_type=fp_type or "",
+        note=note or "",
+    )
 
 
 def _save(doc: Document) -> None:
