@@ -187,10 +187,6 @@ class Advisory:
     aliases: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
-    @property
-    def ids(self) -> list[str]:
-        return [self.id, *self.aliases]
-
     def sorted_events(self) -> list[Event]:
         # Stable: events with equal timestamps keep their file order, the last one wins.
         return sorted(self.events, key=lambda event: event.sort_key)
