@@ -23,9 +23,7 @@ from nanodistro.errors import FormatError, VersionError
 from nanodistro.formats import cyclonedx
 from nanodistro.formats.apk_cyclonedx import SBOM_DIR, apk_component
 from nanodistro.formats.installed_db import parse_installed
-from nanodistro.formats.oci import GZIP_LAYER_TYPES
 from nanodistro.formats.pkginfo import PackageInfo
-from nanodistro.formats.tarball import gunzip, read_tar
 from nanodistro.formats.version import parse_dependency
 from nanodistro.image.diff import INSTALLED_DB_PATHS
 from nanodistro.image.sbom import image_distro, image_purl, os_release_fields, read_embedded_sbom
@@ -236,10 +234,7 @@ def _root_files(layout: Layout, layers: list[Any], where: str) -> dict[str, byte
     """The few files the SBOM needs, as the unpacked root would hold them (upper layers win)."""
     files: dict[str, bytes] = {}
     for descriptor in layers:
-        blob = layout.blob(descriptor.digest)
-        gzipped = descriptor.media_type in GZIP_LAYER_TYPES or blob[:2] == b"\x1f\x8b"
-        tar = gunzip(blob, where=f"{where}@{descriptor.digest}") if gzipped else blob
-        for entry in read_tar(tar, where=f"{where}@{descriptor.digest}"):
+        for entry in layout.layer_entries(descriptor, label=where):
             path = entry.path.removeprefix("./")
             if entry.type == "file" and _wanted(path):
                 files[path] = entry.data

@@ -15,8 +15,6 @@ from typing import Any
 
 from nanodistro.errors import ConfigError, FormatError, ImageError
 from nanodistro.formats.installed_db import parse_installed
-from nanodistro.formats.oci import GZIP_LAYER_TYPES
-from nanodistro.formats.tarball import gunzip, read_tar
 from nanodistro.formats.version import compare
 from nanodistro.image.lock import parse_lock
 from nanodistro.image.oci_layout import Layout
@@ -42,13 +40,7 @@ class ImagePackages:
 def _installed_from_layers(layout: Layout, layers: list[Any], where: str) -> dict[str, str]:
     found: bytes | None = None
     for descriptor in layers:
-        blob = layout.blob(descriptor.digest)
-        tar = (
-            gunzip(blob, where=f"{where}@{descriptor.digest}")
-            if (descriptor.media_type in GZIP_LAYER_TYPES or blob[:2] == b"\x1f\x8b")
-            else blob
-        )
-        for entry in read_tar(tar, where=f"{where}@{descriptor.digest}"):
+        for entry in layout.layer_entries(descriptor, label=where):
             if entry.type == "file" and entry.path.removeprefix("./") in INSTALLED_DB_PATHS:
                 found = entry.data
     if found is None:
