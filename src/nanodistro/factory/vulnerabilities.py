@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -168,10 +167,6 @@ def _advisory_aliases(finding: Any) -> list[str]:
     return sorted({i for i in _ids(finding) if any(p.match(i) for p in ALIAS_PATTERNS.values())})
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
 def _add_event(
     workspace: Workspace, inputs: _Inputs, recipe: str, finding: Any, event: Any
 ) -> str | None:
@@ -256,7 +251,7 @@ def triage(
 ) -> VulnerabilityReport:
     """Steps 1-3 of the module docstring. ``monitor_results``: this cycle's upstream checks
     (None when the monitor did not run: nothing is concluded about upstream fixes)."""
-    from nanodistro.advisory.model import Detection, Event, NoteData
+    from nanodistro.advisory.document import new_event
 
     report = VulnerabilityReport()
     inputs = _inputs(workspace, report)
@@ -282,7 +277,7 @@ def triage(
                     inputs,
                     recipe,
                     finding,
-                    Event(timestamp=_now(), type="detection", data=Detection(type="manual")),
+                    new_event("detection"),
                 )
             events.record(
                 state,
@@ -312,7 +307,7 @@ def triage(
                 f"upstream's newest release {newest or 'unknown'} is affected; "
                 f"fixed in {finding.fixed_in or 'no released version yet'}"
             )
-            event = Event(timestamp=_now(), type="pending-upstream-fix", data=NoteData(note))
+            event = new_event("pending-upstream-fix", note=note)
             if _add_event(workspace, inputs, recipe, finding, event):
                 report.pending.append(f"{recipe} {finding.vuln_id}")
                 say(f"vulnerabilities: {recipe} {finding.vuln_id} pending upstream fix")
@@ -330,7 +325,7 @@ def record_fixes(
 ) -> VulnerabilityReport:
     """Step 4: after a promotion, a ``fixed`` event for every open advisory the factory opened
     whose vulnerability no longer matches the recipe's package now in stable."""
-    from nanodistro.advisory.model import Event, Fixed
+    from nanodistro.advisory.document import new_event
 
     # what loading says (bad records, bad documents) the cycle's triage already reported
     loading = VulnerabilityReport()
@@ -365,7 +360,7 @@ def record_fixes(
                 inputs,
                 recipe,
                 finding,
-                Event(timestamp=_now(), type="fixed", data=Fixed(version)),
+                new_event("fixed", fixed_version=version),
             )
         events.record(
             state,
