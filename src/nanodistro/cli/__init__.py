@@ -40,6 +40,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "vuln": ("vuln",),
     "sbom": ("sbom",),
     "verify": ("verify",),
+    "serve": ("serve", "token"),
 }
 
 

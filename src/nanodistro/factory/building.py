@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,15 +93,23 @@ class BumpOutcome:
 
 
 def monitor(
-    workspace: Workspace, state: Any, cache_dir: Path, say: Progress
+    workspace: Workspace,
+    state: Any,
+    cache_dir: Path,
+    say: Progress,
+    recipes: Collection[str] | None = None,
 ) -> tuple[list[Any], list[str]]:
-    """Check every recipe's upstream; record releases seen (once each). Returns the check
-    results and one line per monitor error (an unreachable upstream never stops the cycle)."""
+    """Check every recipe's upstream (``recipes``: only those, e.g. the ones a webhook named);
+    record releases seen (once each). Returns the check results and one line per monitor error
+    (an unreachable upstream never stops the cycle)."""
     from nanodistro.monitor import models as m
     from nanodistro.monitor.check import check_paths
 
-    say(f"monitor: checking {len(workspace.recipe_files())} recipes")
-    results = check_paths([workspace.recipes_dir], cache_dir=cache_dir, force=True)
+    paths = workspace.recipe_files()
+    if recipes is not None:
+        paths = [p for p in paths if p.stem in set(recipes)]
+    say(f"monitor: checking {len(paths)} recipes")
+    results = check_paths(paths, cache_dir=cache_dir, force=True) if paths else []
     problems = []
     for result in results:
         if result.status == m.ERROR:

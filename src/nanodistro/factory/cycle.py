@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -202,8 +203,9 @@ def run_cycle(
     progress: Progress | None = None,
     monitor_upstreams: bool = True,
     concurrency: int | None = None,
+    monitor_recipes: Collection[str] | None = None,
 ) -> CycleReport:
-    """Run one cycle; failures of recipes, images and gates are in the report, never raised
+    """Run one cycle (``monitor_recipes``: check only these recipes' upstreams); failures of recipes, images and gates are in the report, never raised
     (only a broken workspace, key or state database raises). ``concurrency``: jobs at once
     (default: ``[executor] concurrency`` of nanodistro.toml, else the CPU count); each wave of
     builds, the re-tests, the image builds and the smoke tests each run that many at a time."""
@@ -228,7 +230,7 @@ def run_cycle(
     results: list[Any] | None = None
     if monitor_upstreams:
         cache = workspace.root / ".nanodistro" / "monitor"
-        results, report.monitor_errors = monitor(workspace, state, cache, say)
+        results, report.monitor_errors = monitor(workspace, state, cache, say, monitor_recipes)
         if not report.git and any(r.status == "update" for r in results):
             note = f"{workspace.root} is not a git work tree: bumps are plain file edits"
             report.notes.append(note)

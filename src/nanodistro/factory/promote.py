@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from nanodistro.errors import ConfigError
 from nanodistro.factory import events
 from nanodistro.factory.crashpoints import crash_point
 from nanodistro.factory.workspace import Workspace
@@ -126,6 +128,7 @@ def promote(
     images: Mapping[str, str],
     image_packages: Mapping[str, list[str]],
     say: Progress,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Move stable to the staging state (``images``: each image's staging digest) and record
     ``promoted`` for the channel and each image whose stable digest changed."""
@@ -144,6 +147,7 @@ def promote(
         "packages": added,
         "images": wanted,
         "previous_images": previous.images,
+        **(extra or {}),
     }
     events.record(state, events.PROMOTED, "channel:stable", payload)
     for name, digest in sorted(wanted.items()):
@@ -158,6 +162,39 @@ def promote(
                     "previous": previous.images.get(name),
                     "version": version,
                     "packages": list(image_packages.get(name, [])),
+                    **(extra or {}),
                 },
             )
+    return payload
+
+
+def promote_staging(workspace: Workspace, state: Any, *, by: str, say: Progress) -> dict[str, Any]:
+    """Promote what staging holds now (repository version and every image's staging tag) to
+    stable by hand, whatever the gates said at the last cycle: the ``promoted`` events carry
+    ``manual`` and who asked, so the log shows the override."""
+    from nanodistro.factory.records import image_rows
+    from nanodistro.image.tags import tag_digest
+    from nanodistro.repo.versions import channel_version
+
+    version = channel_version(workspace.packages_dir, "staging")
+    if version is None:
+        raise ConfigError("nothing is in staging yet: run a factory cycle first")
+    images: dict[str, str] = {}
+    if workspace.image_out_dir.is_dir():
+        for layout in sorted(workspace.image_out_dir.iterdir()):
+            digest = tag_digest(layout, "staging") if (layout / "index.json").is_file() else None
+            if digest:
+                images[layout.name] = digest
+    contents = {(r.name, r.digest): list(r.packages) for r in image_rows(state)}
+    cycle = "manual-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    payload = promote(
+        workspace,
+        state,
+        cycle=cycle,
+        version=version,
+        images=images,
+        image_packages={n: contents.get((n, d), []) for n, d in images.items()},
+        say=say,
+        extra={"manual": True, "by": by},
+    )
     return payload

@@ -59,6 +59,9 @@ class Workspace:
     # [gates] block: vulnerability severities that keep an image out of stable unless fixed or
     # accepted in an advisory (factory/vulnerabilities.py); empty = no vulnerability gate.
     gates_block: tuple[str, ...] = ()
+    # [serve] and [webhooks] as written; web/settings.py checks them when the console starts.
+    serve_config: dict[str, Any] = field(default_factory=dict)
+    webhooks_config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.advisories_dir == Path():
@@ -119,6 +122,9 @@ KNOWN_KEYS: dict[str, frozenset[str] | None] = {
     "vulnerabilities": frozenset({"osv"}),
     "reproducibility": frozenset({"sample"}),
     "gates": frozenset({"block"}),
+    # read by web/settings.py, which checks their values
+    "serve": frozenset({"public-reads", "interval"}),
+    "webhooks": frozenset({"url", "events", "secret-file", "github-secret-file"}),
 }
 
 _SIZE_KEYS = frozenset({"memory", "file-size", "tmp-size"})
@@ -311,4 +317,6 @@ def load_workspace(path: Path) -> Workspace:
         ),
         reproducibility_sample=_sample(_table(data, "reproducibility", path), path),
         gates_block=_gates_block(_table(data, "gates", path), path),
+        serve_config=dict(_table(data, "serve", path)),
+        webhooks_config=dict(_table(data, "webhooks", path)),
     )

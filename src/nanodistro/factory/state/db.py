@@ -26,7 +26,7 @@ __all__ = ["State", "default_state_url", "open_state", "workspace_state_url"]
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision in migrations/versions (tests check): a database already there is opened
 # without importing Alembic at all, which keeps every factory command quick to start.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 # Any constant: concurrent first opens of one PostgreSQL database take turns migrating it.
 _PG_MIGRATION_LOCK = 0x6E616E6F
 _SQLITE_BUSY_MS = 30_000

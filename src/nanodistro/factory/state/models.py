@@ -15,12 +15,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from nanodistro.factory.state.types import UTCDateTime, utcnow
 
 __all__ = [
+    "ApiTokenRow",
     "Base",
     "EventRow",
     "ImageRow",
     "JobRow",
     "PackageRow",
     "RecipeVersionRow",
+    "RunRow",
     "UpstreamReleaseRow",
 ]
 
@@ -138,3 +140,39 @@ class EventRow(Base):
     subject: Mapped[str] = mapped_column(String(255))
     time: Mapped[datetime]
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ApiTokenRow(Base):
+    """A token that may write through the API (web/auth.py): only its sha256 is kept, so the
+    database never holds a usable secret."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class RunRow(Base):
+    """Something asked of the factory (web/runs.py): a cycle, a rebuild, a promotion, a rollback
+    or an upstream check, queued until the serving process's runner takes it."""
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_state", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    requested_by: Mapped[str] = mapped_column(String(255))
+    # A webhook delivery id (GitHub's X-GitHub-Delivery): the same delivery sent twice is one run.
+    dedup_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    result: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    log_path: Mapped[str | None] = mapped_column(Text)

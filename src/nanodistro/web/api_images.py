@@ -1,0 +1,7 @@
+"""(filled in by the api_images work)"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

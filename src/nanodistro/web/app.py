@@ -1,0 +1,70 @@
+"""The console and API as one FastAPI application over a workspace.
+
+``create_app`` wires the routers (one module per concern: reads, runs, webhooks, operations,
+pages) to a ``WebContext``; ``nanodistro serve`` (cli/serve.py) builds the context, starts the
+runner with the app and serves it with uvicorn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from nanodistro import __version__
+from nanodistro.web import (
+    api_catalog,
+    api_images,
+    api_runs,
+    hooks,
+    ops,
+    pages_catalog,
+    pages_common,
+    pages_images,
+)
+from nanodistro.web.context import WebContext
+
+__all__ = ["STATIC", "create_app"]
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(context: WebContext) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if context.runner is not None:
+            context.runner.start()
+        for service in context.services:
+            service.start()
+        try:
+            yield
+        finally:
+            for service in reversed(context.services):
+                service.stop()
+            if context.runner is not None:
+                context.runner.stop(timeout=5)
+
+    app = FastAPI(
+        title="nanodistro",
+        version=__version__,
+        description="The factory's catalog, images, events and runs; triggers need a token.",
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    routers = (
+        api_catalog,
+        api_images,
+        api_runs,
+        hooks,
+        ops,
+        pages_common,
+        pages_catalog,
+        pages_images,
+    )
+    for module in routers:
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

@@ -1,0 +1,55 @@
+"""Server-sent events that follow a growing log file until its producer is done.
+
+Following the file (rather than an in-process queue) lets a page opened mid-run see the whole
+log from the start, and works whoever writes the file: the runner thread, a build job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+__all__ = ["follow_file"]
+
+POLL_SECONDS = 0.25
+# a comment line now and then keeps proxies from closing a quiet stream
+KEEPALIVE_SECONDS = 15.0
+_CHUNK = 64 * 1024
+
+
+def _event(kind: str, data: str) -> str:
+    lines = data.split("\n")
+    return f"event: {kind}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
+
+
+async def follow_file(
+    path: Path | None, done: Callable[[], bool], *, poll: float = POLL_SECONDS
+) -> AsyncIterator[str]:
+    """``line`` events for each line of ``path`` (present or to come), then one ``end`` event
+    once ``done()`` is true and everything written was sent."""
+    offset = 0
+    pending = b""
+    quiet_since = time.monotonic()
+    while True:
+        finished = done()  # read before the file: whatever was written before "done" is sent
+        if path is not None and path.is_file():
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                while chunk := handle.read(_CHUNK):
+                    offset += len(chunk)
+                    pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield _event("line", line.decode("utf-8", "replace"))
+                quiet_since = time.monotonic()
+        if finished:
+            if pending:
+                yield _event("line", pending.decode("utf-8", "replace"))
+            yield _event("end", "")
+            return
+        if time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
+            yield ": keep-alive\n\n"
+            quiet_since = time.monotonic()
+        await asyncio.sleep(poll)
