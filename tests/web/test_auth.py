@@ -1,0 +1,77 @@
+"""API tokens: writes need one, reads only when the workspace says so; only a digest is kept."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from nanodistro.errors import ConfigError
+from nanodistro.web.auth import authenticate, create_token, list_tokens, revoke_token
+from webapp import bearer, console, empty_workspace
+
+WRITES = [
+    ("/api/cycles", {}),
+    ("/api/recipes/anything/rebuild", None),
+    ("/api/promote", None),
+    ("/api/rollback", {}),
+]
+
+
+def test_token_is_stored_only_as_its_digest(tmp_path: Path) -> None:
+    root = empty_workspace(tmp_path / "ws")
+    with console(root) as (_client, context):
+        token = create_token(context.state, "ci")
+        assert token.startswith("ndt_") and len(token) > 40
+        assert authenticate(context.state, token) == "ci"
+        assert authenticate(context.state, token + "x") is None
+        with pytest.raises(ConfigError, match="exists"):
+            create_token(context.state, "ci")
+    raw = (root / ".nanodistro" / "state.db").read_bytes()
+    wal = root / ".nanodistro" / "state.db-wal"
+    raw += wal.read_bytes() if wal.exists() else b""
+    assert token.encode() not in raw
+    rows = sqlite3.connect(root / ".nanodistro" / "state.db").execute(
+        "SELECT name, length(sha256) FROM api_tokens"
+    )
+    assert list(rows) == [("ci", 64)]
+
+
+@pytest.mark.parametrize(("path", "body"), WRITES)
+def test_writes_without_a_token_are_refused_and_queue_nothing(
+    tmp_path: Path, path: str, body: dict[str, object] | None
+) -> None:
+    with console(empty_workspace(tmp_path / "ws")) as (client, context):
+        for headers in ({}, {"Authorization": "Bearer ndt_not-a-token"}, {"Authorization": "x"}):
+            answer = client.post(path, json=body, headers=headers)
+            assert answer.status_code == 401, answer.text
+            assert answer.headers["www-authenticate"] == "Bearer"
+        assert context.runs.list() == []
+
+
+def test_a_revoked_token_stops_working(tmp_path: Path) -> None:
+    with console(empty_workspace(tmp_path / "ws")) as (client, context):
+        headers = bearer(context, "laptop")
+        assert client.post("/api/cycles", json={}, headers=headers).status_code == 202
+        revoke_token(context.state, "laptop")
+        answer = client.post("/api/cycles", json={}, headers=headers)
+        assert answer.status_code == 401 and "revoked" in answer.json()["detail"]
+        assert [t.revoked_at is not None for t in list_tokens(context.state)] == [True]
+        assert len(context.runs.list()) == 1
+
+
+def test_reads_are_public_by_default_and_token_only_when_configured(tmp_path: Path) -> None:
+    with console(empty_workspace(tmp_path / "open")) as (client, _context):
+        assert client.get("/api/runs").status_code == 200
+    closed = empty_workspace(tmp_path / "closed", "\n[serve]\npublic-reads = false\n")
+    with console(closed) as (client, context):
+        assert client.get("/api/runs").status_code == 401
+        headers = bearer(context)
+        assert client.get("/api/runs", headers=headers).status_code == 200
+        # a browser's navigation carries the cookie the console's sign-in sets
+        token = headers["Authorization"].removeprefix("Bearer ")
+        client.cookies.set("nanodistro_token", token)
+        assert client.get("/api/runs").status_code == 200
+        # ...which never authorizes a write (another site could make the browser send it)
+        assert client.post("/api/cycles", json={}).status_code == 401
