@@ -6,10 +6,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from webapp import bearer, console, empty_workspace
 
 from nanodistro.errors import ConfigError
 from nanodistro.web.auth import authenticate, create_token, list_tokens, revoke_token
-from webapp import bearer, console, empty_workspace
 
 WRITES = [
     ("/api/cycles", {}),

@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 import pytest
+from webapp import bearer, console, empty_workspace
 
 from nanodistro.errors import ConfigError
 from nanodistro.web.runs import FAILED, QUEUED, RUNNING, SUCCEEDED, RunStore
-from webapp import bearer, console, empty_workspace
 
 
 def wait_done(client: object, run_id: int, timeout: float = 120) -> dict[str, object]:

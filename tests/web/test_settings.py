@@ -6,11 +6,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from webapp import empty_workspace
 
 from nanodistro.errors import ConfigError
 from nanodistro.factory.workspace import load_workspace
 from nanodistro.web.settings import DEFAULT_OUT_EVENTS, serve_settings
-from webapp import empty_workspace
 
 
 def settings_of(tmp_path: Path, toml: str) -> object:
