@@ -22,12 +22,12 @@ WRITES = [
 def test_token_is_stored_only_as_its_digest(tmp_path: Path) -> None:
     root = empty_workspace(tmp_path / "ws")
     with console(root) as (_client, context):
-        token = create_token(context.state, "ci")
+        token = create_token(context.write_state, "ci")
         assert token.startswith("ndt_") and len(token) > 40
-        assert authenticate(context.state, token) == "ci"
-        assert authenticate(context.state, token + "x") is None
+        assert authenticate(context.write_state, token) == "ci"
+        assert authenticate(context.write_state, token + "x") is None
         with pytest.raises(ConfigError, match="exists"):
-            create_token(context.state, "ci")
+            create_token(context.write_state, "ci")
     raw = (root / ".nanodistro" / "state.db").read_bytes()
     wal = root / ".nanodistro" / "state.db-wal"
     raw += wal.read_bytes() if wal.exists() else b""
@@ -54,10 +54,10 @@ def test_a_revoked_token_stops_working(tmp_path: Path) -> None:
     with console(empty_workspace(tmp_path / "ws")) as (client, context):
         headers = bearer(context, "laptop")
         assert client.post("/api/cycles", json={}, headers=headers).status_code == 202
-        revoke_token(context.state, "laptop")
+        revoke_token(context.write_state, "laptop")
         answer = client.post("/api/cycles", json={}, headers=headers)
         assert answer.status_code == 401 and "revoked" in answer.json()["detail"]
-        assert [t.revoked_at is not None for t in list_tokens(context.state)] == [True]
+        assert [t.revoked_at is not None for t in list_tokens(context.write_state)] == [True]
         assert len(context.runs.list()) == 1
 
 
@@ -75,3 +75,21 @@ def test_reads_are_public_by_default_and_token_only_when_configured(tmp_path: Pa
         assert client.get("/api/runs").status_code == 200
         # ...which never authorizes a write (another site could make the browser send it)
         assert client.post("/api/cycles", json={}).status_code == 401
+
+
+def test_console_reads_do_not_wait_for_the_runner_and_cannot_write(tmp_path: Path) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    with console(empty_workspace(tmp_path / "ws")) as (client, context):
+        writer = context.write_state.engine.connect()
+        writer.begin()  # BEGIN IMMEDIATE: the runner in the middle of a write
+        writer.execute(text("INSERT INTO events (type, subject, time, payload) "
+                            "VALUES ('published', 'recipe:x', '2026-01-01', '{}')"))  # fmt: skip
+        try:
+            assert client.get("/api/runs").status_code == 200  # not blocked for 30 s
+        finally:
+            writer.rollback()
+            writer.close()
+        with context.state.engine.begin() as reader, pytest.raises(OperationalError):
+            reader.execute(text("DELETE FROM runs"))

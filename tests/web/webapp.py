@@ -35,16 +35,18 @@ def console(root: Path, *, runner: bool = False) -> Iterator[tuple[TestClient, W
     cycles), else they stay queued."""
     workspace = load_workspace(root)
     state = open_state(workspace_state_url(workspace))
-    runs = RunStore(state, root / ".nanodistro" / "runs")
-    context = WebContext(workspace, state, serve_settings(workspace), runs)
+    reads = open_state(workspace_state_url(workspace), read_only=True)
+    runs = RunStore(state, root / ".nanodistro" / "runs", reads)
+    context = WebContext(workspace, reads, serve_settings(workspace), runs)
     if runner:
         context.runner = FactoryRunner(workspace, state, runs, interval=None)
     try:
         with TestClient(create_app(context)) as client:
             yield client, context
     finally:
+        reads.close()
         state.close()
 
 
 def bearer(context: WebContext, name: str = "tester") -> dict[str, str]:
-    return {"Authorization": f"Bearer {create_token(context.state, name)}"}
+    return {"Authorization": f"Bearer {create_token(context.write_state, name)}"}

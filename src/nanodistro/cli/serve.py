@@ -38,6 +38,7 @@ def serve_command(
     import uvicorn
 
     from nanodistro.factory.events import parse_duration
+    from nanodistro.factory.state.db import open_state, workspace_state_url
     from nanodistro.web.app import create_app
     from nanodistro.web.context import WebContext
     from nanodistro.web.hooks import services_for
@@ -48,8 +49,9 @@ def serve_command(
     settings = serve_settings(loaded)
     state = open_workspace_state(loaded)
     assert state is not None
+    reads = open_state(workspace_state_url(loaded), read_only=True)
     every = parse_duration(interval, "--interval") if interval else settings.interval
-    runs = RunStore(state, loaded.root / ".nanodistro" / "runs")
+    runs = RunStore(state, loaded.root / ".nanodistro" / "runs", reads)
     runner = FactoryRunner(
         loaded,
         state,
@@ -58,7 +60,7 @@ def serve_command(
         monitor_upstreams=not no_monitor,
         concurrency=jobs,
     )
-    context = WebContext(loaded, state, settings, runs, runner)
+    context = WebContext(loaded, reads, settings, runs, runner)
     context.services.extend(services_for(context))
     app = create_app(context)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False)
@@ -71,6 +73,7 @@ def serve_command(
     try:
         server.run()
     finally:
+        reads.close()
         state.close()
 
 

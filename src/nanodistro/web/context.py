@@ -29,6 +29,9 @@ __all__ = [
 
 @dataclass
 class WebContext:
+    """``state`` is for reading (opened read-only beside the runner, so pages never wait for
+    a cycle's writes); writes (runs, token use) go through ``runs.state``."""
+
     workspace: Workspace
     state: State
     settings: ServeSettings
@@ -36,6 +39,10 @@ class WebContext:
     runner: FactoryRunner | None = None
     # services started with the app (webhook dispatcher...), each with start()/stop()
     services: list[Any] = field(default_factory=list)
+
+    @property
+    def write_state(self) -> State:
+        return self.runs.state
 
 
 def get_context(request: Request) -> WebContext:
@@ -58,7 +65,7 @@ def _token_name(context: WebContext, credentials: HTTPAuthorizationCredentials |
             "a token is needed: send 'Authorization: Bearer <token>' (nanodistro token create)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    name = authenticate(context.state, credentials.credentials)
+    name = authenticate(context.write_state, credentials.credentials)
     if name is None:
         raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
     return name

@@ -99,11 +99,13 @@ def _run(row: RunRow) -> Run:
 
 
 class RunStore:
-    """The ``runs`` table; logs under ``log_dir``."""
+    """The ``runs`` table; logs under ``log_dir``. ``reads``: a read-only state the queries
+    (get, list, counts) use, so they never wait for a writer."""
 
-    def __init__(self, state: State, log_dir: Path) -> None:
+    def __init__(self, state: State, log_dir: Path, reads: State | None = None) -> None:
         self.state = state
         self.log_dir = log_dir
+        self.reads = reads or state
 
     def submit(
         self,
@@ -142,7 +144,7 @@ class RunStore:
             return _run(row), True
 
     def get(self, run_id: int) -> Run | None:
-        with self.state.session() as session:
+        with self.reads.session() as session:
             row = session.get(RunRow, run_id)
             return _run(row) if row is not None else None
 
@@ -155,13 +157,13 @@ class RunStore:
             query = query.where(RunRow.kind == kind)
         if state:
             query = query.where(RunRow.state == state)
-        with self.state.session() as session:
+        with self.reads.session() as session:
             return [_run(r) for r in session.scalars(query)]
 
     def counts(self) -> dict[tuple[str, str], int]:
         """(kind, state) -> number of runs."""
         query = select(RunRow.kind, RunRow.state, func.count()).group_by(RunRow.kind, RunRow.state)
-        with self.state.session() as session:
+        with self.reads.session() as session:
             return {(k, s): n for k, s, n in session.execute(query)}
 
     def claim_next(self) -> Run | None:

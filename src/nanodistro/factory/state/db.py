@@ -92,7 +92,7 @@ def _wal(cursor: Any) -> None:
             time.sleep(0.02)
 
 
-def _sqlite_engine(url: Any) -> Engine:
+def _sqlite_engine(url: Any, *, read_only: bool = False) -> Engine:
     database = url.database or ""
     memory = database in ("", ":memory:") or database.startswith("file::memory:")
     if not memory:
@@ -117,16 +117,19 @@ def _sqlite_engine(url: Any) -> Engine:
         if not memory:
             _wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader's deferred transaction sees one WAL snapshot and never waits for the writer.
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
 
-def _engine(url_text: str) -> Engine:
+def _engine(url_text: str, *, read_only: bool = False) -> Engine:
     try:
         url = make_url(url_text)
     except ArgumentError as error:
@@ -135,7 +138,7 @@ def _engine(url_text: str) -> Engine:
         url = url.set(drivername="postgresql+psycopg")  # psycopg 3, not SQLAlchemy's psycopg2
     try:
         if url.get_backend_name() == "sqlite":
-            return _sqlite_engine(url)
+            return _sqlite_engine(url, read_only=read_only)
         return create_engine(url, pool_pre_ping=True)
     except ModuleNotFoundError as error:
         raise ConfigError(
@@ -175,12 +178,17 @@ def _migrate(engine: Engine) -> None:
             command.upgrade(config, "head")
 
 
-def open_state(url: str) -> State:
-    """Open (and create or migrate) the state database at SQLAlchemy ``url``."""
-    engine = _engine(url)
+def open_state(url: str, *, read_only: bool = False) -> State:
+    """Open (and create or migrate) the state database at SQLAlchemy ``url``.
+
+    ``read_only``: for readers beside a writer in the same process (the console beside its
+    factory runner): on SQLite its transactions are deferred (readers of the WAL never wait for
+    the writer) and any write fails; open the writer first, which migrates."""
+    engine = _engine(url, read_only=read_only)
     shown = engine.url.render_as_string(hide_password=True)
     try:
-        _migrate(engine)
+        if not read_only:
+            _migrate(engine)
     except SQLAlchemyError as error:
         engine.dispose()
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
