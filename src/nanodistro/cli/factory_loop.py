@@ -93,6 +93,13 @@ def print_cycle(report: CycleReport) -> None:
         f"  skopeo copy oci:{images}/<image>:stable docker://localhost:5000/<image>:stable",
         soft_wrap=True,
     )
+    console.print()
+    console.print("[bold]Watch and drive it[/]")
+    console.print(
+        f"  nanodistro serve {report.workspace}   # console + API on http://127.0.0.1:8080/",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def run_command(
