@@ -358,3 +358,11 @@ def test_generic_hook_needs_a_token_and_matches_like_github(tmp_path: Path) -> N
             assert client.post("/hooks/generic", json=odd, headers=headers).status_code == 422
         raw = client.post("/hooks/generic", content=b"{", headers=headers)
         assert raw.status_code == 422
+
+
+def test_an_oversized_body_is_413_even_when_signed(tmp_path: Path) -> None:
+    with console(hook_workspace(tmp_path / "ws")) as (client, context):
+        body = release_body()[:-1] + b', "padding": "' + b"x" * (1024 * 1024) + b'"}'
+        answer = client.post("/hooks/github", content=body, headers=signed(body))
+        assert answer.status_code == 413
+        assert context.runs.list() == []

@@ -26,6 +26,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -145,6 +146,20 @@ def _schedule(
     return base
 
 
+async def _read_body(request: Request) -> bytes:
+    """The raw body, refused past ``MAX_BODY`` without reading the rest."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise HTTPException(413, f"body over {MAX_BODY} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise HTTPException(413, f"body over {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 _GITHUB_BODY = {
     "content": {
         "application/json": {
@@ -185,9 +200,7 @@ async def post_github(
             404,
             "GitHub webhooks are disabled: set [webhooks] github-secret-file in nanodistro.toml",
         )
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HTTPException(413, f"body over {MAX_BODY} bytes")
+    body = await _read_body(request)
     # the signature first: nothing of an unsigned body is parsed, logged or acted on
     if not verify_signature(secret, body, x_hub_signature_256):
         raise HTTPException(
@@ -237,7 +250,9 @@ async def post_github(
         def only(recipe: RecipeUpstreams) -> bool:
             return recipe.prereleases
 
-    out = _schedule(
+    # reading the recipes is file I/O: off the event loop
+    out = await run_in_threadpool(
+        _schedule,
         context,
         UpstreamQuery(key, key=key),
         tag,
