@@ -269,7 +269,10 @@ async def post_github(
     response_model=HookOut,
     status_code=202,
     summary="Any upstream released: check the recipes naming it (token needed)",
-    responses={401: {"description": "No or a wrong token."}},
+    responses={
+        400: {"description": "The body cannot be parsed (not UTF-8 JSON)."},
+        401: {"description": "No or a wrong token."},
+    },
 )
 def post_generic(body: GenericHookIn, context: Ctx, who: Writer) -> HookOut:
     query = parse_query(body.upstream)
