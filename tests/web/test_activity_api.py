@@ -187,6 +187,22 @@ def test_job_log_streams_lines_then_end_also_when_it_ends_later(
         thread.join()
     assert kinds[-1] == "end" and lines[:2] == ["step 1", "step 2"]
 
+    # a failed build names its log in the error (the executor records no log path): followed
+    named = root / "named.log"
+    named.write_text("cc: error\n")
+    failed = add_job(context, kind="build", state="failed", recipe="x")
+    with context.write_state.session() as session, session.begin():
+        row = session.get(JobRow, failed)
+        assert row is not None
+        row.error = f"build failed; last lines of {named}:\ncc: error"
+    lines, kinds = sse(client, f"/api/jobs/{failed}/log")
+    assert kinds[-1] == "end" and lines[0] == "cc: error"
+    # no log at all: one line says so (with the error), then the end, never a hang
+    bare = add_job(context, kind="image", state="failed", image="hello")
+    lines, kinds = sse(client, f"/api/jobs/{bare}/log")
+    assert kinds == ["line", "line", "end"]
+    assert lines[:2] == [f"no log recorded for job {bare}", "boom: exit 2"]
+
 
 def test_runs_page_run_page_and_job_page(activity: tuple[TestClient, WebContext, Path]) -> None:
     client, context, root = activity

@@ -308,3 +308,11 @@ def test_mini_catalog_image_page_shows_the_second_build_and_its_signature(rebuil
         assert 'id="signature-state">signed<' in html
         listed = {i["name"]: i for i in client.get("/api/images").json()}
         assert listed["hello"]["signed"] and listed["static"]["signed"]
+        # a job's log as the console follows it: lines, then the end (the factory records
+        # no log path for jobs that succeed: the stream says so instead of hanging)
+        jobs = client.get("/api/jobs", params={"kind": "build", "limit": 1000}).json()
+        assert {j["label"] for j in jobs} >= {"hello", "libgreet"}
+        with client.stream("GET", jobs[0]["log_url"]) as stream:
+            body = "".join(stream.iter_text()).splitlines()
+        assert any(line.startswith("data: ") and len(line) > 6 for line in body)
+        assert "event: end" in body[-3:]

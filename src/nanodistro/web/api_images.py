@@ -167,20 +167,43 @@ def get_job(job_id: JobId, context: Ctx, _reader: Reader) -> JobOut:
     return job_or_404(context, job_id)
 
 
+def _job_log_path(state: State, root: Path, job_id: int) -> Path | None:
+    """The job's log: the path it recorded, else the build log its error names (``last lines
+    of <log>:``); None when there is neither (the executor records no log for most jobs)."""
+    from nanodistro.factory.building import log_path_of
+
+    job = queries_activity.get_job(state, job_id)
+    if job is None:
+        return None
+    text = job.log_path or log_path_of(job.error or "")
+    if not text:
+        return None
+    path = Path(text)
+    return path if path.is_absolute() else root / path
+
+
 async def follow_job_log(
     state: State, root: Path, job_id: int, *, poll: float = POLL_SECONDS
 ) -> AsyncIterator[str]:
     """The job's log as server-sent events (``line`` ..., ``end`` once the job succeeded or
-    failed). A job gets its log path when it ends: until then only keep-alives are sent."""
-    done, log = queries_activity.job_done(state, job_id)
+    failed). A job may get its log only when it ends: until then keep-alives are sent; a job
+    that ended without any log gets one line saying so (and its error), then ``end``."""
+    done, _ = queries_activity.job_done(state, job_id)
     quiet_since = time.monotonic()
-    while log is None and not done:
+    while not done and _job_log_path(state, root, job_id) is None:
         if time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
             yield ": keep-alive\n\n"
             quiet_since = time.monotonic()
         await asyncio.sleep(poll)
-        done, log = queries_activity.job_done(state, job_id)
-    path = None if log is None else (root / log if not Path(log).is_absolute() else Path(log))
+        done, _ = queries_activity.job_done(state, job_id)
+    path = _job_log_path(state, root, job_id)
+    if path is None or not path.is_file():
+        job = queries_activity.get_job(state, job_id)
+        note = f"no log recorded for job {job_id}" + (f" ({path} is gone)" if path else "")
+        lines = [note, *((job.error or "").splitlines() if job else [])]
+        yield "".join(f"event: line\ndata: {line}\n\n" for line in lines)
+        yield "event: end\ndata: \n\n"
+        return
     async for chunk in follow_file(
         path, lambda: queries_activity.job_done(state, job_id)[0], poll=poll
     ):
