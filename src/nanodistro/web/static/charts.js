@@ -27,7 +27,8 @@ const ndCharts = {
       title,
       width: Math.max(320, el.clientWidth || 600),
       height: 260,
-      scales: { x: { time: true } },
+      // lead times start at zero: a flat line near the top must not look like a big change
+      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, (max || 1) * 1.15] } },
       axes: [{}, { label: unit.name }],
       series: [
         { label: "promoted" },
