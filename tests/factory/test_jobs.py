@@ -314,3 +314,38 @@ def test_a_job_killed_with_sigkill_is_redone_once_by_the_next_executor(
     assert JobStore(state).recover() == []
     LocalExecutor(JobStore(state), {"publish": publish}).run([spec])
     assert published.read_text().count("\n") == 1
+
+
+def test_each_job_writes_its_own_log_recorded_before_it_starts(
+    state: State, tmp_path: Path
+) -> None:
+    from nanodistro.factory.joblog import teeing
+
+    said: list[str] = []
+    say = teeing(said.append)
+    seen_while_running: dict[str, str | None] = {}
+    store = JobStore(state, log_dir=tmp_path / "jobs")
+
+    def handler(inputs: dict[str, Any]) -> dict[str, Any]:
+        name = inputs["name"]
+        running = store.get(JobSpec("greet", {"name": name}).key)
+        assert running is not None
+        seen_while_running[name] = running.log_path  # a console can follow it from here
+        say(f"hello from {name}")
+        if name == "bad":
+            raise BuildError("the bad one fails")
+        return {}
+
+    specs = [JobSpec("greet", {"name": n}) for n in ("a", "b", "bad")]
+    jobs = LocalExecutor(store, {"greet": handler}, concurrency=3).run(specs)
+    say("said by the cycle, not by a job")
+    assert sorted(said)[0] == "hello from a" and len(said) == 4
+    for job in jobs:
+        name = job.inputs["name"]
+        assert job.log_path == seen_while_running[name] == str(tmp_path / "jobs" / f"{job.id}.log")
+        lines = Path(job.log_path).read_text().splitlines()
+        assert [line.split(" ", 1)[1] for line in lines] == [
+            f"greet job {job.id}, attempt 1/{job.max_attempts}",
+            f"hello from {name}",  # only its own lines, though the three ran at once
+            "failed: the bad one fails" if name == "bad" else "succeeded",
+        ]

@@ -480,9 +480,11 @@ def build_handler(plan: BuildPlan) -> Callable[[dict[str, Any]], dict[str, Any]]
 
     from nanodistro.builder.orchestrate import build_recipes
     from nanodistro.errors import BuildError
+    from nanodistro.factory import joblog
 
-    def on_log_line(_step: str, _line: str) -> None:
+    def on_log_line(step: str, line: str) -> None:
         crash_point("during-build")
+        joblog.write(f"  {step}: {line}")
 
     def handle(inputs: dict[str, Any]) -> dict[str, Any]:
         name, version = inputs["recipe"], inputs["version"]

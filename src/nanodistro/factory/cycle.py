@@ -46,6 +46,7 @@ from nanodistro.factory.gates import GateInput, GateResult, evaluate
 from nanodistro.factory.gitcommit import is_git_worktree
 from nanodistro.factory.imagebuild import ImagePlan, build_images, image_handler, smoke_handler
 from nanodistro.factory.imagesign import sign_unsigned_stable
+from nanodistro.factory.joblog import teeing
 from nanodistro.factory.promote import current_stable, promote, push_to_registry
 from nanodistro.factory.records import last_event, record_package, record_recipe_version
 from nanodistro.factory.reproducibility import ReproducibilityStatus, catalog_status, check_sample
@@ -212,11 +213,12 @@ def run_cycle(
     from nanodistro.factory.jobs import JobStore, LocalExecutor
     from nanodistro.repo.versions import channel_version, set_channel, snapshot
 
-    say = progress or (lambda _m: None)
+    # said from a job's thread, a line also goes to that job's log (factory/joblog.py)
+    say = teeing(progress or (lambda _m: None))
     started = time.monotonic()
     cycle = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     report = CycleReport(cycle=cycle, workspace=str(workspace.root), started=cycle[:16])
-    store = JobStore(state)
+    store = JobStore(state, log_dir=workspace.root / ".nanodistro" / "jobs")
     recovered = store.recover()
     if recovered:
         say(f"jobs: {len(recovered)} left running by a dead process are queued again")

@@ -21,12 +21,14 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from nanodistro.errors import ConfigError, FetchError, NanodistroError, StateError, TransientError
+from nanodistro.factory.joblog import job_log, write
 from nanodistro.factory.state.db import State
 from nanodistro.factory.state.models import JobRow
 
@@ -165,10 +167,19 @@ class JobStore:
     """The ``jobs`` table. ``backoff`` seconds before the first retry, doubling per attempt up to
     ``max_backoff``."""
 
-    def __init__(self, state: State, *, backoff: float = 2.0, max_backoff: float = 300.0) -> None:
+    def __init__(
+        self,
+        state: State,
+        *,
+        backoff: float = 2.0,
+        max_backoff: float = 300.0,
+        log_dir: Path | None = None,
+    ) -> None:
         self.state = state
         self.backoff = backoff
         self.max_backoff = max_backoff
+        # where claimed jobs write their logs (factory/joblog.py): <log_dir>/<job id>.log
+        self.log_dir = log_dir
 
     def get(self, key: str) -> Job | None:
         with self.state.session() as session:
@@ -248,6 +259,8 @@ class JobStore:
             for row in rows:
                 row.state, row.owner, row.started_at = RUNNING, owner, now
                 row.attempts += 1
+                if self.log_dir is not None:  # recorded before the job starts: followed live
+                    row.log_path = str(self.log_dir / f"{row.id}.log")
             session.flush()
             return [_job(row) for row in rows]
 
@@ -403,6 +416,13 @@ class LocalExecutor:
         return min(1.0, max(self.poll, due))
 
     def _execute(self, job: Job) -> Job:
+        with job_log(Path(job.log_path) if job.log_path else None):
+            write(f"{job.kind} job {job.id}, attempt {job.attempts}/{job.max_attempts}")
+            outcome = self._outcome(job)
+            write(f"{outcome.state}" + (f": {outcome.error}" if outcome.error else ""))
+            return outcome
+
+    def _outcome(self, job: Job) -> Job:
         handler = self.handlers[job.kind]
         try:
             result = handler(dict(job.inputs))
