@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -21,6 +21,8 @@ router = APIRouter(prefix="/api", tags=["runs"])
 
 RunKind = Literal["cycle", "rebuild", "promote", "rollback", "check"]
 RunState = Literal["queued", "running", "succeeded", "failed"]
+# database integers are 64-bit: a larger id is a 422, not an overflow in the driver
+RunId = Annotated[int, Path(ge=1, le=2**62)]
 assert set(RunKind.__args__) == set(RUN_KINDS)  # type: ignore[attr-defined]
 
 
@@ -133,7 +135,7 @@ def _run_or_404(context: WebContext, run_id: int) -> Run:
     summary="One run",
     responses={404: {"description": "No such run."}},
 )
-def get_run(run_id: int, context: Ctx, _reader: Reader) -> RunOut:
+def get_run(run_id: RunId, context: Ctx, _reader: Reader) -> RunOut:
     return RunOut.of(_run_or_404(context, run_id))
 
 
@@ -146,8 +148,8 @@ def get_run(run_id: int, context: Ctx, _reader: Reader) -> RunOut:
         404: {"description": "No such run."},
     },
 )
-def get_run_log(run_id: int, context: Ctx, _reader: Reader) -> StreamingResponse:
-    from pathlib import Path
+def get_run_log(run_id: RunId, context: Ctx, _reader: Reader) -> StreamingResponse:
+    from pathlib import Path as FilePath
 
     run = _run_or_404(context, run_id)
 
@@ -156,7 +158,7 @@ def get_run_log(run_id: int, context: Ctx, _reader: Reader) -> StreamingResponse
         return current is None or current.done
 
     return StreamingResponse(
-        follow_file(Path(run.log_path) if run.log_path else None, done),
+        follow_file(FilePath(run.log_path) if run.log_path else None, done),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
