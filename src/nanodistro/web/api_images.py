@@ -169,7 +169,8 @@ def get_job(job_id: JobId, context: Ctx, _reader: Reader) -> JobOut:
 
 def _job_log_path(state: State, root: Path, job_id: int) -> Path | None:
     """The job's log: the path it recorded, else the build log its error names (``last lines
-    of <log>:``); None when there is neither (the executor records no log for most jobs)."""
+    of <log>:``, for jobs run before jobs kept logs); None when there is neither (a job still
+    queued, or run by an executor without a log folder)."""
     from nanodistro.factory.building import log_path_of
 
     job = queries_activity.get_job(state, job_id)
