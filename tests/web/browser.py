@@ -22,7 +22,15 @@ from needs_tools import require_tools
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
-__all__ = ["CHROMEDRIVER", "CHROMIUM", "artifacts_dir", "chrome", "screenshot"]
+__all__ = [
+    "CHROMEDRIVER",
+    "CHROMIUM",
+    "WINDOW",
+    "artifacts_dir",
+    "chrome",
+    "screenshot",
+    "set_viewport",
+]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -68,14 +76,24 @@ def chrome(window: tuple[int, int] = WINDOW) -> Iterator[WebDriver]:
             options.add_argument(flag)
         options.add_argument(f"--user-data-dir={profile}")
         options.add_argument(f"--window-size={window[0]},{window[1]}")
+        # the page's console messages, for tests checking a page raised no error
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         service = Service(executable_path=CHROMEDRIVER)
         driver = webdriver.Chrome(options=options, service=service)
         try:
-            driver.set_window_size(*window)
+            set_viewport(driver, *window)
             driver.set_page_load_timeout(30)
             yield driver
         finally:
             driver.quit()
+
+
+def set_viewport(driver: WebDriver, width: int, height: int) -> None:
+    """Size the window so the page's viewport (what a screenshot holds) is width x height:
+    chromium's window size includes its own frame, even headless."""
+    driver.set_window_size(width, height)
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    driver.set_window_size(width + (width - inner[0]), height + (height - inner[1]))
 
 
 def screenshot(driver: WebDriver, name: str) -> Path:
