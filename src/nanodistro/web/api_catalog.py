@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from nanodistro.errors import NanodistroError
-from nanodistro.web.context import Ctx, Reader, WebContext
+from nanodistro.web.context import AUTH_RESPONSES, Ctx, Reader, WebContext
 from nanodistro.web.queries_catalog import (
     CatalogOut,
     PackageOut,
@@ -23,7 +23,7 @@ from nanodistro.web.queries_freshness import FreshnessOut, freshness_dashboard
 
 __all__ = ["ProvenanceOut", "SpdxDocument", "router"]
 
-router = APIRouter(prefix="/api", tags=["catalog"])
+router = APIRouter(prefix="/api", tags=["catalog"], responses=AUTH_RESPONSES)
 
 # what a package (or recipe) name may be; anything else cannot name one, so it is a 404 early
 PackageName = Annotated[str, Path(max_length=255, pattern=r"^[A-Za-z0-9_+][A-Za-z0-9_+.~-]*$")]

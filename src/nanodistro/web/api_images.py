@@ -18,14 +18,20 @@ from nanodistro.errors import ConfigError
 from nanodistro.factory.events import parse_since
 from nanodistro.factory.state.db import State
 from nanodistro.web import queries_activity, queries_images
-from nanodistro.web.context import Ctx, Reader, WebContext
+from nanodistro.web.context import AUTH_RESPONSES, Ctx, Reader, WebContext
 from nanodistro.web.queries_activity import EventOut, EventType, JobOut, JobState, JobSummary
 from nanodistro.web.queries_images import ImageDetail, ImageSummary, PackageDiff
-from nanodistro.web.sse import KEEPALIVE_SECONDS, POLL_SECONDS, follow_file
+from nanodistro.web.sse import (
+    EVENT_STREAM,
+    KEEPALIVE_SECONDS,
+    POLL_SECONDS,
+    follow_file,
+    stream_response,
+)
 
 __all__ = ["parse_since_param", "router"]
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", responses=AUTH_RESPONSES)
 
 # ids beyond what a database integer holds are answered 422, not a driver overflow
 MAX_ID = 2**62
@@ -217,14 +223,10 @@ async def follow_job_log(
     summary="A job's log, line by line as it grows (server-sent events: line ..., end)",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        200: EVENT_STREAM,
         404: {"description": "No such job."},
     },
 )
 def get_job_log(job_id: JobId, context: Ctx, _reader: Reader) -> StreamingResponse:
     job_or_404(context, job_id)
-    return StreamingResponse(
-        follow_job_log(context.state, context.workspace.root, job_id),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return stream_response(follow_job_log(context.state, context.workspace.root, job_id))

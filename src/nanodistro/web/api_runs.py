@@ -11,13 +11,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from nanodistro.errors import ConfigError
-from nanodistro.web.context import Ctx, Reader, WebContext, Writer
+from nanodistro.web.context import AUTH_RESPONSES, BODY_RESPONSES, Ctx, Reader, WebContext, Writer
 from nanodistro.web.runs import RUN_KINDS, Run, recipe_path
-from nanodistro.web.sse import follow_file
+from nanodistro.web.sse import EVENT_STREAM, follow_file, stream_response
 
 __all__ = ["RunOut", "router", "submit"]
 
-router = APIRouter(prefix="/api", tags=["runs"])
+router = APIRouter(prefix="/api", tags=["runs"], responses=AUTH_RESPONSES)
 
 RunKind = Literal["cycle", "rebuild", "promote", "rollback", "check"]
 RunState = Literal["queued", "running", "succeeded", "failed"]
@@ -76,7 +76,13 @@ def submit(context: WebContext, kind: str, params: dict[str, Any], by: str, **kw
     return run
 
 
-@router.post("/cycles", status_code=202, response_model=RunOut, summary="Run a factory cycle")
+@router.post(
+    "/cycles",
+    status_code=202,
+    response_model=RunOut,
+    summary="Run a factory cycle",
+    responses=BODY_RESPONSES,
+)
 def post_cycle(context: Ctx, who: Writer, body: CycleIn | None = None) -> RunOut:
     return RunOut.of(submit(context, "cycle", {"monitor": (body or CycleIn()).monitor}, who))
 
@@ -106,7 +112,13 @@ def post_promote(context: Ctx, who: Writer) -> RunOut:
     return RunOut.of(submit(context, "promote", {}, who))
 
 
-@router.post("/rollback", status_code=202, response_model=RunOut, summary="Roll stable back")
+@router.post(
+    "/rollback",
+    status_code=202,
+    response_model=RunOut,
+    summary="Roll stable back",
+    responses=BODY_RESPONSES,
+)
 def post_rollback(context: Ctx, who: Writer, body: RollbackIn | None = None) -> RunOut:
     return RunOut.of(submit(context, "rollback", {"to": (body or RollbackIn()).to}, who))
 
@@ -144,7 +156,7 @@ def get_run(run_id: RunId, context: Ctx, _reader: Reader) -> RunOut:
     summary="A run's log, line by line as it grows (server-sent events: line ..., end)",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        200: EVENT_STREAM,
         404: {"description": "No such run."},
     },
 )
@@ -157,8 +169,4 @@ def get_run_log(run_id: RunId, context: Ctx, _reader: Reader) -> StreamingRespon
         current = context.runs.get(run_id)
         return current is None or current.done
 
-    return StreamingResponse(
-        follow_file(FilePath(run.log_path) if run.log_path else None, done),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return stream_response(follow_file(FilePath(run.log_path) if run.log_path else None, done))

@@ -16,6 +16,8 @@ from nanodistro.web.runs import FactoryRunner, RunStore
 from nanodistro.web.settings import ServeSettings
 
 __all__ = [
+    "AUTH_RESPONSES",
+    "BODY_RESPONSES",
     "TOKEN_COOKIE",
     "Ctx",
     "Reader",
@@ -90,6 +92,15 @@ def reader(request: Request, context: Ctx, credentials: Credentials) -> str | No
         credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=cookie)
     return _token_name(context, credentials)
 
+
+# Documented on every API route: writes always need a token, reads when public-reads = false.
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "A token is needed, or the one sent is unknown or revoked."}
+}
+# ...and on routes taking a JSON body: FastAPI answers 400 for bytes that are not JSON text.
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not JSON text (e.g. not UTF-8)."}
+}
 
 Writer = Annotated[str, Depends(writer)]
 Reader = Annotated[str | None, Depends(reader)]

@@ -10,13 +10,44 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
-__all__ = ["follow_file"]
+from fastapi.responses import StreamingResponse
+
+__all__ = ["EVENT_STREAM", "follow_file", "stream_response"]
 
 POLL_SECONDS = 0.25
 # a comment line now and then keeps proxies from closing a quiet stream
 KEEPALIVE_SECONDS = 15.0
 _CHUNK = 64 * 1024
+
+
+# The OpenAPI description of a log stream: each server-sent event is a ``line`` (one line of
+# the log) or the final ``end`` (schemathesis checks every event against it).
+EVENT_STREAM: dict[str, Any] = {
+    "description": "Server-sent events: `line` for each line of the log, then one `end`.",
+    "content": {
+        "text/event-stream": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "event": {"type": "string", "enum": ["line", "end"]},
+                    "data": {"type": "string"},
+                },
+                "required": ["event", "data"],
+            }
+        }
+    },
+}
+
+
+def stream_response(events: AsyncIterator[str]) -> StreamingResponse:
+    """A streamed log as the browser's EventSource wants it (and no proxy buffers)."""
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 def _event(kind: str, data: str) -> str:
