@@ -228,3 +228,26 @@ def test_pages_and_api_over_a_built_catalog(built: Path) -> None:
         # no monitored upstream in this catalog: versions are listed, without release times
         published = {p["package"]: p for p in freshness["packages"]}
         assert published["hello"]["published"] and published["hello"]["released"] is None
+
+
+def test_catalog_page_filters_and_pages_on_the_server(tmp_path: Path) -> None:
+    from catalog_state import seed_synthetic
+
+    from nanodistro.web.pages_catalog import PAGE_ROWS
+
+    def packages(html: str) -> list[str]:
+        return re.findall(r'<tr data-package="([^"]+)"', html)
+
+    root = empty_workspace(tmp_path / "ws")
+    with console(root) as (client, context):
+        seed_synthetic(root, context.write_state, 600)
+        first = client.get("/").text
+        assert packages(first) == [f"pkg{i:04d}" for i in range(PAGE_ROWS)]
+        assert "page 1 of 3" in first and 'rel="next" href="?q=&page=2"' in first
+        last = client.get("/", params={"page": 3}).text
+        assert packages(last) == [f"pkg{i:04d}" for i in range(2 * PAGE_ROWS, 600)]
+        assert packages(client.get("/", params={"page": 99}).text) == packages(last)
+        found = client.get("/", params={"q": "PKG0512"}).text
+        assert packages(found) == ["pkg0512"] and "1 of 600" in found
+        assert "No package matches." in client.get("/", params={"q": "zzz"}).text
+        assert client.get("/", params={"page": 0}).status_code == 422
