@@ -186,18 +186,10 @@ def test_vendored_chart_library_matches_the_recorded_hashes() -> None:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from mini_catalog import commit_workspace, factory_once, serve_upstream, write_workspace
-    from needs_tools import require_tools
+def built(built_catalog: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from shared_catalog import copy_catalog
 
-    require_tools("bwrap", "gcc", "umoci", "runc", "git")
-    base = tmp_path_factory.mktemp("upstream")
-    with serve_upstream(base) as (url, digests):
-        root = write_workspace(tmp_path_factory.mktemp("built") / "ws", url, digests)
-        commit_workspace(root)
-        report: dict[str, Any] = factory_once(root)
-        assert report["status"] == "promoted", json.dumps(report)[:2000]
-        yield root
+    return copy_catalog(built_catalog, tmp_path_factory.mktemp("built"))
 
 
 @pytest.mark.slow

@@ -25,17 +25,11 @@ from typing import Any
 import pytest
 from browser import WINDOW, artifacts_dir, chrome, screenshot, set_viewport
 from serve_process import serve
+from shared_catalog import BuiltCatalog, copy_catalog
 
 from cli_runner import run_cli
 from fixture_paths import REPO_ROOT
-from mini_catalog import (
-    commit_workspace,
-    factory_once,
-    release_libgreet,
-    serve_upstream,
-    watch_libgreet,
-    write_workspace,
-)
+from mini_catalog import release_libgreet
 from needs_tools import require_tools
 
 pytestmark = pytest.mark.slow
@@ -55,20 +49,17 @@ class Console:
 
 
 @pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    require_tools("bwrap", "gcc", "umoci", "runc", "git")
-    base = tmp_path_factory.mktemp("console")
-    with serve_upstream(base) as (url, digests):
-        root = write_workspace(base / "ws", url, digests)
-        watch_libgreet(root, url)
-        commit_workspace(root)
-        first = factory_once(root)
-        assert first["status"] == "promoted", first
-        created = run_cli(root, "token", "create", "browser", str(root))
-        assert created.returncode == 0, created.stderr
-        token = created.stdout.strip()
-        with serve(root, "--no-loop") as base_url, chrome() as driver:
-            yield Console(base_url, token, root, base / "upstream", driver)
+def console(
+    built_catalog: BuiltCatalog, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Console]:
+    """A copy of the built miniature catalog served with ``serve --no-loop``, and a browser."""
+    require_tools("chromium", "chromedriver")
+    root = copy_catalog(built_catalog, tmp_path_factory.mktemp("console"))
+    created = run_cli(root, "token", "create", "browser", str(root))
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    with serve(root, "--no-loop") as base_url, chrome() as driver:
+        yield Console(base_url, token, root, built_catalog.served, driver)
 
 
 # --------------------------------------------------------------------------------- helpers

@@ -255,32 +255,17 @@ def test_list_pages_stay_fast_with_thousands_of_rows(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def rebuilt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def rebuilt(built_catalog: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The miniature catalog after a first cycle and a second one that built libgreet 1.3.0."""
-    from mini_catalog import (
-        commit_workspace,
-        factory_once,
-        release_libgreet,
-        serve_upstream,
-        watch_libgreet,
-        write_workspace,
-    )
-    from needs_tools import require_tools
+    from shared_catalog import copy_catalog
 
-    require_tools("bwrap", "gcc", "umoci", "runc", "git")
-    base = tmp_path_factory.mktemp("images")
-    with serve_upstream(base) as (url, digests):
-        root = write_workspace(base / "ws", url, digests)
-        with (root / "nanodistro.toml").open("a") as toml:
-            toml.write("\n[reproducibility]\nsample = 0\n")
-        watch_libgreet(root, url)
-        commit_workspace(root)
-        first = factory_once(root)
-        assert first["status"] == "promoted", first
-        release_libgreet(base / "upstream", "1.3.0")
-        second = factory_once(root)
-        assert second["status"] == "promoted", second
-        yield root
+    from mini_catalog import factory_once, release_libgreet
+
+    root = copy_catalog(built_catalog, tmp_path_factory.mktemp("images"))
+    release_libgreet(built_catalog.served, "1.3.0")
+    second = factory_once(root)
+    assert second["status"] == "promoted", second
+    return root
 
 
 @pytest.mark.slow

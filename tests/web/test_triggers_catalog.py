@@ -3,35 +3,24 @@ hand, check chosen upstreams — each a run the serving process's runner carries
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from shared_catalog import BuiltCatalog, copy_catalog
 from test_runs import wait_done
 from webapp import bearer, console
 
-from mini_catalog import commit_workspace, factory_once, serve_upstream, write_workspace
 from nanodistro.factory import events
 from nanodistro.factory.promote import current_stable
 from nanodistro.factory.workspace import load_workspace
-from needs_tools import require_tools
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    require_tools("bwrap", "gcc", "umoci", "runc", "git")
-    base = tmp_path_factory.mktemp("triggers")
-    with serve_upstream(base) as (url, digests):
-        root = write_workspace(base / "ws", url, digests)
-        with (root / "nanodistro.toml").open("a") as toml:
-            toml.write("\n[reproducibility]\nsample = 0\n")
-        commit_workspace(root)
-        report = factory_once(root, "--no-monitor")
-        assert report["status"] == "promoted", report
-        yield root
+def catalog(built_catalog: BuiltCatalog, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_catalog(built_catalog, tmp_path_factory.mktemp("triggers"))
 
 
 def hello_in(root: Path, channel: str) -> set[str]:
