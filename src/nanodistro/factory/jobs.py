@@ -437,5 +437,7 @@ class LocalExecutor:
         except NanodistroError as error:
             return self.store.fail(job, str(error), transient=False)
         except Exception as error:  # a bug in one handler fails its job, not the whole run
-            return self.store.fail(job, f"{type(error).__name__}: {error}", transient=False)
+            return self.store.fail(
+                job, f"unexpected failure (a bug; please report it): {error}", transient=False
+            )
         return self.store.succeed(job, result)

@@ -169,7 +169,7 @@ class BudgetedStream(io.RawIOBase):
             return call()
         except (EOFError, OSError, lzma.LZMAError, zlib.error) as error:
             raise FormatError(
-                f"corrupt or truncated compressed data ({error or type(error).__name__})",
+                f"corrupt or truncated compressed data ({error or 'unexpected end'})",
                 where=self._where,
             ) from None
 

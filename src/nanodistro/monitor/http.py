@@ -37,6 +37,7 @@ from nanodistro.util.http import (
     async_redirect_guard,
     backoff_delay,
     check_plain_http,
+    describe_http_error,
 )
 
 USER_AGENT = "nanodistro-monitor/0.1 (+https://github.com/nanodistro)"
@@ -217,7 +218,7 @@ class HttpClient:
             except (httpx.TimeoutException, httpx.TransportError) as error:
                 if attempt >= self._retries:
                     raise FetchError(
-                        f"{type(error).__name__} after {attempt + 1} attempts: {str(error) or 'no answer'}",
+                        f"{describe_http_error(error)} (after {attempt + 1} attempts)",
                         where=url,
                     ) from None
             else:

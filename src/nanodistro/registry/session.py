@@ -30,6 +30,7 @@ from nanodistro.util.http import (
     RETRY_STATUS,
     call_with_retries,
     check_plain_http,
+    describe_http_error,
     is_loopback,
     redirect_guard,
 )
@@ -105,10 +106,11 @@ class RegistrySession:
             )
         if (username is None) != (password is None):
             raise RegistryError("give both username and password, or neither", where=registry)
-        credentials = (
+        credentials: Credentials | Callable[[], Credentials | None] = (
             Credentials(username, password)
             if username is not None and password is not None
-            else credentials_from_docker_config(registry, docker_config)
+            # read (helpers run) only if the registry challenges: anonymous pushes never do
+            else lambda: credentials_from_docker_config(registry, docker_config)
         )
         self.insecure = insecure
         self.chunk_threshold = chunk_threshold
@@ -272,7 +274,7 @@ class RegistrySession:
                         f"TLS certificate not trusted: {exc} (insecure=True skips verification)",
                         where=where,
                     ) from None
-                raise _Retryable(f"{method} failed: {type(exc).__name__}: {exc}") from None
+                raise _Retryable(f"{method} failed: {describe_http_error(exc)}") from None
             if response.status_code in ok:
                 return response
             if stream:

@@ -33,7 +33,7 @@ from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.resolve.replay import IndexStateStore
 from nanodistro.resolve.universe import RepositoryRef, Universe
 from nanodistro.util.atomic import atomic_write_bytes
-from nanodistro.util.http import plain_http_allowed
+from nanodistro.util.http import describe_http_error, plain_http_allowed
 from nanodistro.util.progress import Progress
 
 if TYPE_CHECKING:  # httpx is imported on the first remote read: local repositories never need it
@@ -228,7 +228,7 @@ class RepositoryClient:
                         chunks.append(chunk)
                     return b"".join(chunks)
             except httpx.HTTPError as error:
-                raise FetchError(f"{type(error).__name__}: {error}", where=current) from None
+                raise FetchError(describe_http_error(error), where=current) from None
         raise FetchError(f"more than {MAX_REDIRECTS} redirects", where=url)
 
     # -- indexes ---------------------------------------------------------------------------------

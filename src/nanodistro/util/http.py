@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ __all__ = [
     "backoff_delay",
     "call_with_retries",
     "check_plain_http",
+    "describe_http_error",
     "is_loopback",
     "plain_http_allowed",
     "redirect_guard",
@@ -131,3 +133,39 @@ def call_with_retries(
             if attempt + 1 == attempts:
                 raise
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+# What an httpx failure means, in words: users see these, never the exception class names
+# (``ConnectError``, ``ReadTimeout``…), which say nothing to someone who did not write the code.
+_HTTP_FAILURES: tuple[tuple[str, str], ...] = (
+    ("ConnectTimeout", "timed out connecting"),
+    ("ReadTimeout", "timed out waiting for the answer"),
+    ("WriteTimeout", "timed out sending the request"),
+    ("PoolTimeout", "timed out waiting for a free connection"),
+    ("TimeoutException", "timed out"),
+    ("ConnectError", "cannot connect"),
+    ("ReadError", "connection lost while reading the answer"),
+    ("WriteError", "connection lost while sending the request"),
+    ("CloseError", "connection failed while closing"),
+    ("RemoteProtocolError", "the server broke the HTTP protocol"),
+    ("LocalProtocolError", "invalid HTTP request"),
+    ("ProxyError", "the proxy refused the request"),
+    ("UnsupportedProtocol", "unsupported URL scheme"),
+    ("TooManyRedirects", "too many redirects"),
+    ("InvalidURL", "invalid URL"),
+    ("DecodingError", "the answer cannot be decoded"),
+    ("StreamError", "the answer was read twice or after closing"),
+)
+
+
+def describe_http_error(error: BaseException) -> str:
+    """A one-line description of an httpx (or socket) failure without Python class names:
+    ``cannot connect: connection refused``, ``timed out waiting for the answer``."""
+    names = [cls.__name__ for cls in type(error).__mro__]
+    what = next((text for name, text in _HTTP_FAILURES if name in names), "request failed")
+    # "[Errno 111] Connection refused" -> "connection refused"; nested reasons often repeat it
+    detail = re.sub(r"\[Errno -?\d+\]\s*", "", str(error)).strip()
+    detail = detail[:1].lower() + detail[1:]
+    if not detail or detail.lower() in what:
+        return what
+    return f"{what}: {detail}"

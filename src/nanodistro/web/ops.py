@@ -47,7 +47,7 @@ def _database(context: WebContext) -> str:
             session.execute(select(RunRow.id).limit(1)).all()
     except SQLAlchemyError as error:
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()
-        return reason[0] if reason else type(error).__name__
+        return reason[0] if reason else "unreachable"
     return "ok"
 
 

@@ -33,6 +33,7 @@ from nanodistro.factory.events import Event
 from nanodistro.factory.state.db import State
 from nanodistro.factory.state.models import EventRow
 from nanodistro.util.atomic import atomic_write_text
+from nanodistro.util.http import describe_http_error
 
 if TYPE_CHECKING:
     from nanodistro.web.context import WebContext
@@ -192,7 +193,7 @@ class WebhookDispatcher:
             try:
                 answer = client.post(self.url, content=body, headers=headers)
             except httpx.HTTPError as error:
-                problem = f"{type(error).__name__}: {error}"
+                problem = describe_http_error(error)
             else:
                 if 200 <= answer.status_code < 300:
                     self.delivered += 1
