@@ -25,6 +25,7 @@ from nanodistro.web.sse import (
     EVENT_STREAM,
     KEEPALIVE_SECONDS,
     POLL_SECONDS,
+    event,
     follow_file,
     stream_response,
 )
@@ -208,8 +209,8 @@ async def follow_job_log(
         job = queries_activity.get_job(state, job_id)
         note = f"no log recorded for job {job_id}" + (f" ({path} is gone)" if path else "")
         lines = [note, *((job.error or "").splitlines() if job else [])]
-        yield "".join(f"event: line\ndata: {line}\n\n" for line in lines)
-        yield "event: end\ndata: \n\n"
+        yield "".join(event("line", line) for line in lines)
+        yield event("end", "")
         return
     async for chunk in follow_file(
         path, lambda: queries_activity.job_done(state, job_id)[0], poll=poll

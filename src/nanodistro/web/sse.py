@@ -7,6 +7,7 @@ log from the start, and works whoever writes the file: the runner thread, a buil
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 from fastapi.responses import StreamingResponse
 
-__all__ = ["EVENT_STREAM", "follow_file", "stream_response"]
+__all__ = ["EVENT_STREAM", "event", "follow_file", "stream_response"]
 
 POLL_SECONDS = 0.25
 # a comment line now and then keeps proxies from closing a quiet stream
@@ -50,8 +51,14 @@ def stream_response(events: AsyncIterator[str]) -> StreamingResponse:
     )
 
 
-def _event(kind: str, data: str) -> str:
-    lines = data.split("\n")
+# SSE ends a line at CR, LF or CRLF: a lone CR left in a data line would let a log (build
+# output) end the field early and inject its own fields and events (a fake ``end``).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def event(kind: str, data: str) -> str:
+    """One server-sent event; each line of ``data`` is its own ``data:`` field."""
+    lines = _LINE_BREAK.split(data)
     return f"event: {kind}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
 
 
@@ -72,13 +79,13 @@ async def follow_file(
                     offset += len(chunk)
                     pending += chunk
             *lines, pending = pending.split(b"\n")
-            for line in lines:
-                yield _event("line", line.decode("utf-8", "replace"))
+            for line in lines:  # a CRLF log's lines are lines, not a line and a blank one
+                yield event("line", line.removesuffix(b"\r").decode("utf-8", "replace"))
                 quiet_since = time.monotonic()
         if finished:
             if pending:
-                yield _event("line", pending.decode("utf-8", "replace"))
-            yield _event("end", "")
+                yield event("line", pending.decode("utf-8", "replace"))
+            yield event("end", "")
             return
         if time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
             yield ": keep-alive\n\n"
