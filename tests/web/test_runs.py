@@ -70,3 +70,22 @@ def test_failed_runs_say_why(tmp_path: Path) -> None:
         assert unknown.status_code == 404 and "no recipe 'nope'" in unknown.json()["detail"]
         assert client.get("/api/runs/999").status_code == 404
         assert [r["kind"] for r in client.get("/api/runs").json()] == ["rollback", "promote"]
+
+
+def test_a_run_that_breaks_the_runner_fails_and_the_runner_goes_on(tmp_path: Path) -> None:
+    with console(empty_workspace(tmp_path / "ws"), runner=True) as (client, context):
+        headers = bearer(context)
+        log_dir = context.runs.log_dir
+        log_dir.rmdir()
+        log_dir.write_text("")  # the run's log cannot be opened: execute() raises
+        broken = client.post("/api/promote", headers=headers).json()
+        failed = wait_done(client, broken["id"])
+        assert failed["state"] == FAILED and "internal error" in str(failed["error"])
+        assert context.runner is not None and context.runner.alive
+        # its log stream ends rather than waiting for a run that never finishes
+        with client.stream("GET", f"/api/runs/{broken['id']}/log") as stream:
+            assert "event: end" in "".join(stream.iter_text())
+        log_dir.unlink()
+        log_dir.mkdir()
+        later = client.post("/api/promote", headers=headers).json()
+        assert "nothing is in staging" in str(wait_done(client, later["id"])["error"])

@@ -13,6 +13,8 @@ follows that file (server-sent events), so a page opened mid-run sees all of it.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 import traceback
@@ -41,6 +43,8 @@ __all__ = [
     "Run",
     "RunStore",
 ]
+
+log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 RUN_KINDS = ("cycle", "rebuild", "promote", "rollback", "check")
@@ -290,18 +294,38 @@ class FactoryRunner:
     def _loop(self) -> None:
         next_cycle = time.monotonic() if self.interval is not None else None
         while not self._stop.is_set():
-            run = self.store.claim_next()
-            if run is not None:
-                self.execute(run)
-                continue
-            if next_cycle is not None and time.monotonic() >= next_cycle:
-                assert self.interval is not None
-                next_cycle = time.monotonic() + self.interval.total_seconds()
-                self.store.submit("cycle", {"monitor": self.monitor_upstreams}, "schedule")
+            run: Run | None = None
+            try:
+                run = self.store.claim_next()
+                if run is not None:
+                    self.execute(run)
+                    continue
+                if next_cycle is not None and time.monotonic() >= next_cycle:
+                    assert self.interval is not None
+                    next_cycle = time.monotonic() + self.interval.total_seconds()
+                    self.store.submit("cycle", {"monitor": self.monitor_upstreams}, "schedule")
+                    continue
+            except Exception as failure:
+                # This thread is the process's only worker: a database locked too long or a log
+                # that cannot be written fails that run (its log stream then ends), never the
+                # thread, which would leave every later run queued for good.
+                log.exception("factory runner: %s", failure)
+                if run is not None:
+                    self._fail(run, failure)
+                self._stop.wait(2.0)
                 continue
             wait = 2.0 if next_cycle is None else min(2.0, max(0.0, next_cycle - time.monotonic()))
             self._wake.wait(wait)
             self._wake.clear()
+
+    def _fail(self, run: Run, failure: Exception) -> None:
+        """Mark ``run`` failed after ``execute`` itself broke (best effort: the database may
+        be what broke)."""
+        self.current = None
+        with contextlib.suppress(Exception):
+            now = self.store.get(run.id)
+            if now is not None and not now.done:
+                self.store.finish(run.id, error=f"internal error: {failure!r}")
 
     # one run
     def execute(self, run: Run) -> None:
