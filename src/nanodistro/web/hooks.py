@@ -20,7 +20,6 @@ Both queue one run of kind ``check`` (a cycle monitoring only those recipes), se
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 from typing import Annotated, Any, Literal
@@ -30,6 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from nanodistro.web import api_runs
 from nanodistro.web.api_runs import RunOut
 from nanodistro.web.context import Ctx, WebContext, Writer
 from nanodistro.web.upstreams import (
@@ -40,6 +40,7 @@ from nanodistro.web.upstreams import (
     parse_query,
     workspace_upstreams,
 )
+from nanodistro.web.webhooks_out import WebhookDispatcher, sign
 
 __all__ = ["GenericHookIn", "HookOut", "router", "services_for", "verify_signature"]
 
@@ -94,7 +95,7 @@ def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
     (compared in constant time)."""
     if not header or not header.startswith("sha256="):
         return False
-    expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    expected = sign(secret, body)  # the scheme our own outgoing webhooks sign with
     return hmac.compare_digest(expected.encode(), header.strip().encode("utf-8", "replace"))
 
 
@@ -113,8 +114,6 @@ def _schedule(
     base: HookOut,
 ) -> HookOut:
     """Queue one check of the recipes naming ``query`` (``only``: a further filter)."""
-    from nanodistro.web import api_runs
-
     workspace = context.workspace
     found: list[RecipeUpstreams] = match(
         query, workspace_upstreams(workspace.recipe_files(), workspace.mirrors)
@@ -289,8 +288,6 @@ def post_generic(body: GenericHookIn, context: Ctx, who: Writer) -> HookOut:
 
 def services_for(context: WebContext) -> list[Any]:
     """Background services the serving process starts (the outgoing webhook dispatcher)."""
-    from nanodistro.web.webhooks_out import WebhookDispatcher
-
     if context.settings.webhook_url is None:
         return []
     return [WebhookDispatcher.for_context(context)]
