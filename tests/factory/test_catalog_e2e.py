@@ -88,15 +88,17 @@ def test_mini_catalog_builds_runs_and_rebuilds_nothing(
     assert set(names) == set(RECIPES)
     greet = read_apk((arch_dir / "libgreet-1.2.0-r0.apk").read_bytes(), where="libgreet")
     assert "pc:greet=1.2.0-r0" in greet.info.provides  # as melange: the package version
-    # sources were fetched through the mirror, and the SBOM keeps the mirror:// URI (in the
-    # purl's download_url: downloadLocation must be fetchable by anyone, so it says NOASSERTION)
+    # sources were fetched through the mirror, and the SBOM names the URL [mirrors] resolved
+    # the mirror:// URI to (downloadLocation and the purl's download_url), never mirror://
     assert any("downloading http://127.0.0.1" in m for m in messages)
     hello_apk = read_apk((arch_dir / "hello-2.0-r0.apk").read_bytes(), where="hello")
     sbom = next(e for e in hello_apk.entries if e.path.startswith("var/lib/db/sbom/"))
-    assert b"mirror://upstream/hello-2.0.tar.gz" in sbom.data or (
-        b"mirror%3A%2F%2Fupstream%2Fhello-2.0.tar.gz" in sbom.data
-    ), sbom.data.decode()
-    assert b"127.0.0.1" not in sbom.data
+    source = next(
+        p for p in json.loads(sbom.data)["packages"] if p.get("primaryPackagePurpose") == "SOURCE"
+    )
+    assert source["downloadLocation"].startswith("http://127.0.0.1:"), sbom.data.decode()
+    assert source["downloadLocation"].endswith("/hello-2.0.tar.gz")
+    assert b"mirror:" not in sbom.data and b"mirror%3A" not in sbom.data
 
     # second run: nothing rebuilt, same digests, smoke tests still pass
     layouts_before = {i.name: (Path(i.layout) / "index.json").read_bytes() for i in first.images}

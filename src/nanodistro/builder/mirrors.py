@@ -16,6 +16,11 @@ from pathlib import Path
 from nanodistro.errors import FetchError
 
 SCHEME = "mirror://"
+
+# Where a mirror name points when the workspace's [mirrors] does not say: the archive's public
+# address, for SBOMs (a document must name the same place on every machine, unlike the host's
+# apt configuration, which is only a fallback for downloading).
+PUBLIC_MIRRORS = {"debian": "https://deb.debian.org/debian"}
 APT_SOURCE_FILES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 
 _ONE_LINE_DEB = re.compile(r"^deb\s+(?:\[[^\]]*\]\s+)?(?P<uri>\S+)\s+\S+\s+.*\bmain\b")
@@ -66,3 +71,15 @@ def resolve_mirror_uri(uri: str, mirrors: Mapping[str, str] | None = None) -> st
             where=uri,
         )
     return f"{base.rstrip('/')}/{path}"
+
+
+def upstream_url(uri: str, mirrors: Mapping[str, str] | None = None) -> str | None:
+    """The URL an SBOM records for ``uri``: ``mirror://NAME/PATH`` under the ``[mirrors]`` base,
+    else under the archive's public address (``PUBLIC_MIRRORS``), else None (nothing anyone
+    could fetch); other URIs as they are. Never the host's apt configuration: the same
+    workspace must give the same document, and so the same package bytes, on every machine."""
+    if not is_mirror_uri(uri):
+        return uri
+    name, _, path = uri[len(SCHEME) :].partition("/")
+    base = (mirrors or {}).get(name) or PUBLIC_MIRRORS.get(name)
+    return f"{base.rstrip('/')}/{path}" if base else None

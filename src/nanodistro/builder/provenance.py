@@ -152,7 +152,12 @@ def _source_inputs(result: BuildResult) -> list[ResourceDescriptor]:
             )
             continue
         digest = {k: v for k, v in (("sha256", source.sha256), ("sha512", source.sha512)) if v}
-        for key, value in (("purlName", source.purl_name), ("purlVersion", source.purl_version)):
+        for key, value in (
+            ("purlName", source.purl_name),
+            ("purlVersion", source.purl_version),
+            # a mirror:// URI as [mirrors] resolved it (the SBOM's download location)
+            ("downloadUrl", source.download_url if source.download_url != source.uri else ""),
+        ):
             if value:
                 annotations[key] = value
         inputs.append(ResourceDescriptor(uri=source.uri, digest=digest, annotations=annotations))

@@ -15,6 +15,7 @@ import json
 from urllib.parse import quote, urlparse
 
 from nanodistro import __version__
+from nanodistro.builder.mirrors import is_mirror_uri
 from nanodistro.builder.sources import SourceRecord
 from nanodistro.formats import cyclonedx, spdx
 from nanodistro.formats.apk import ApkPackage
@@ -29,7 +30,8 @@ def sbom_path(name: str, full_version: str) -> str:
 
 # Schemes an SPDX downloadLocation may name (spec §7.7: a URL or <vcs>+<url>). A recipe's
 # ``mirror://NAME/...`` is nanodistro's own indirection, no location anyone else can fetch: the
-# document says NOASSERTION there and the purl's download_url qualifier keeps the URI.
+# fetch resolved it (SourceRecord.download_url, through [mirrors]) and the document names that
+# URL, in downloadLocation and the purl's download_url; unresolvable, it says NOASSERTION.
 _LOCATION_SCHEMES = ("http", "https", "ftp", "sftp", "ssh", "git", "svn")
 
 
@@ -44,10 +46,13 @@ def source_package(source: SourceRecord) -> spdx.Package:
     if source.kind == "fetch":
         name = source.purl_name or urlparse(source.uri).path.rsplit("/", 1)[-1]
         version = source.purl_version
-        qualifiers = f"checksum=sha256:{source.sha256}&download_url={quote(source.uri, safe='')}"
+        url = source.download_url or ("" if is_mirror_uri(source.uri) else source.uri)
+        qualifiers = f"checksum=sha256:{source.sha256}"
+        if url:
+            qualifiers += f"&download_url={quote(url, safe='')}"
         purl = f"pkg:generic/{quote(name)}@{quote(version)}?{qualifiers}"
         checksums = [spdx.Checksum("SHA256", source.sha256), spdx.Checksum("SHA512", source.sha512)]
-        location = _download_location(source.uri, source.uri)
+        location = _download_location(url, url)
     else:
         parsed = urlparse(source.repository)
         path = parsed.path.strip("/").removesuffix(".git")

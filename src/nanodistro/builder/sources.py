@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 import httpx
 
 from nanodistro.builder.cache import SourceCache, file_digests
-from nanodistro.builder.mirrors import resolve_mirror_uri
+from nanodistro.builder.mirrors import resolve_mirror_uri, upstream_url
 from nanodistro.errors import BuildError, ChecksumError, FetchError, UnsafePathError
 from nanodistro.formats.inflate import open_tar
 from nanodistro.util.http import is_loopback, redirect_guard
@@ -52,7 +52,7 @@ class SourceRecord:
     """One upstream source of a build, for the SBOM and provenance."""
 
     kind: str  # "fetch" | "git"
-    uri: str
+    uri: str  # as the recipe says (mirror://NAME/... included)
     sha256: str = ""
     sha512: str = ""
     purl_name: str = ""
@@ -63,6 +63,9 @@ class SourceRecord:
     commit: str = ""
     newest_mtime: int = 0  # newest file time inside the source (SOURCE_DATE_EPOCH fallback)
     extra: dict[str, str] = field(default_factory=dict)
+    # where the SBOM says the source comes from: ``uri`` with a mirror:// resolved through the
+    # workspace's [mirrors] (builder/mirrors.upstream_url); "" when it names nowhere fetchable
+    download_url: str = ""
 
 
 def host_path(workspace: Path, guest_dir: str, relative: str = ".") -> Path:
@@ -102,8 +105,9 @@ def fetch(
 ) -> SourceRecord:
     """The ``fetch`` pipeline: download (or reuse), verify, place, extract.
 
-    A ``mirror://NAME/PATH`` URI is resolved (build/mirrors.py) only to download; the cache key
-    and the SBOM keep the ``mirror://`` form, so they do not depend on the machine's mirror."""
+    A ``mirror://NAME/PATH`` URI is resolved (build/mirrors.py) to download; the cache key keeps
+    the ``mirror://`` form, and the SBOM records the URL ``[mirrors]`` (or the archive's public
+    address) gives it, never the host's apt mirror, so the bytes do not depend on the machine."""
     uri = inputs["uri"]
     expected = {
         algo: inputs.get(f"expected-{algo}", "").strip().lower() for algo in ("sha256", "sha512")
@@ -168,6 +172,7 @@ def fetch(
         purl_name=inputs.get("purl-name", ""),
         purl_version=inputs.get("purl-version", ""),
         newest_mtime=newest,
+        download_url=upstream_url(uri, mirrors) or "",
     )
 
 

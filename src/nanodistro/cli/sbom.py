@@ -19,13 +19,18 @@ from nanodistro.errors import ConfigError, FormatError, RepositoryError
 FORMATS = ("spdx", "cyclonedx")
 
 
-def _distro(start: Path) -> str:
-    """The purl distro for packages without an SBOM: the workspace's name, else the default."""
+def _workspace_name(start: Path) -> str | None:
     from nanodistro.factory.workspace import find_workspace, load_workspace
-    from nanodistro.formats.purl import distro_name
 
     found = find_workspace(start)
-    return distro_name(load_workspace(found).name if found is not None else None)
+    return load_workspace(found).name if found is not None else None
+
+
+def _distro(start: Path) -> str:
+    """The purl distro for packages without an SBOM: the workspace's name, else the default."""
+    from nanodistro.formats.purl import distro_name
+
+    return distro_name(_workspace_name(start))
 
 
 def package_document(path: Path, fmt: str, distro: str) -> bytes:
@@ -42,11 +47,12 @@ def package_document(path: Path, fmt: str, distro: str) -> bytes:
     return apk_cyclonedx(pkg, data, distro=distro)
 
 
-def image_document(layout: Path, fmt: str, arch: str | None) -> bytes:
+def image_document(layout: Path, fmt: str, arch: str | None, distro: str | None = None) -> bytes:
+    """``distro``: the workspace's name, as the image build used it (image/sbom.image_distro)."""
     from nanodistro.formats import cyclonedx
     from nanodistro.image.cyclonedx import arch_bom, facts_from_layout, index_bom
 
-    archs, index = facts_from_layout(layout)
+    archs, index = facts_from_layout(layout, distro=distro)
     names = [a.apk_arch for a in archs]
     if arch is None:
         if len(archs) != 1:
@@ -121,7 +127,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"expected one of {', '.join(FORMATS)}", field="--format")
         path = Path(target)
         if path.is_dir() and (path / "index.json").is_file():
-            document = image_document(path, fmt, arch)
+            document = image_document(path, fmt, arch, _workspace_name(path))
         elif path.is_file():
             document = package_document(path, fmt, _distro(path))
         elif path.exists() or "/" in target or target.endswith(".apk"):

@@ -285,6 +285,7 @@ def _image_request(workspace: Workspace, config_path: Path) -> Any:
         archs=list(workspace.archs),
         repositories=[str(workspace.packages_dir)],
         keyring_paths=[workspace.keys_dir],
+        distro=workspace.name,  # the purl distro its packages carry
     )
 
 

@@ -62,6 +62,7 @@ def _request(workspace: Workspace, config_path: Path) -> Any:
         archs=list(workspace.archs),
         repositories=[str(workspace.packages_dir / "staging")],
         keyring_paths=[workspace.keys_dir],
+        distro=workspace.name,  # the purl distro its packages carry
     )
 
 

@@ -67,6 +67,9 @@ class BuildRequest:
     ref_name: str = "latest"
     #: Accept a repository index older than the one accepted before (resolve.replay).
     allow_downgrade: bool = False
+    #: purl distro for installed packages without an SBOM of their own (the workspace's name,
+    #: as its packages carry it); None: the image's os-release ID, else formats.purl's default
+    distro: str | None = None
 
 
 @dataclass
@@ -427,7 +430,7 @@ def build_image(request: BuildRequest, *, progress: Progress | None = None) -> B
     )
     from nanodistro.image.sbom import image_sboms
 
-    result.sboms = image_sboms(result, config_path=request.loaded.path)
+    result.sboms = image_sboms(result, config_path=request.loaded.path, distro=request.distro)
     return result
 
 

@@ -49,6 +49,7 @@ class ArchFacts:
     layers: list[str]
     packages: list[PackageInfo]  # installed db order
     read: Callable[[str], bytes | None] = field(repr=False)  # a file of the root filesystem
+    distro: str | None = None  # purl distro for packages without an SBOM (image_distro)
 
 
 @dataclass
@@ -125,7 +126,7 @@ def _image_component(
 
 def arch_bom(facts: ArchFacts) -> cyclonedx.Bom:
     os_release = _os_release(facts.read)
-    distro = image_distro(os_release)
+    distro = image_distro(os_release, facts.distro)
     image = _image_component(
         facts.name,
         facts.manifest_digest,
@@ -186,7 +187,9 @@ def _installed(read: Callable[[str], bytes | None], where: str) -> list[PackageI
     return [r.info for r in parse_installed(db, where=f"{where}: installed db")]
 
 
-def facts_from_build(result: BuildResult, name: str) -> tuple[list[ArchFacts], IndexFacts]:
+def facts_from_build(
+    result: BuildResult, name: str, distro: str | None = None
+) -> tuple[list[ArchFacts], IndexFacts]:
     archs = [
         ArchFacts(
             name=name,
@@ -197,6 +200,7 @@ def facts_from_build(result: BuildResult, name: str) -> tuple[list[ArchFacts], I
             layers=[layer.digest for layer in image.layers],
             packages=_installed(image.root.fs.read, f"{name} ({image.arch.apk})"),
             read=image.root.fs.read,
+            distro=distro,
         )
         for image in result.images
     ]
@@ -209,10 +213,12 @@ def facts_from_build(result: BuildResult, name: str) -> tuple[list[ArchFacts], I
     return archs, index
 
 
-def image_cyclonedx(result: BuildResult, *, config_path: Path | None = None) -> dict[str, bytes]:
+def image_cyclonedx(
+    result: BuildResult, *, config_path: Path | None = None, distro: str | None = None
+) -> dict[str, bytes]:
     """File name -> CycloneDX JSON bytes, for every arch and the index (as image_sboms)."""
     name = config_path.stem if config_path is not None else "image"
-    archs, index = facts_from_build(result, name)
+    archs, index = facts_from_build(result, name, distro)
     files = {f"sbom-{a.apk_arch}.cdx.json": cyclonedx.to_json(arch_bom(a)) for a in archs}
     if archs:
         files["sbom-index.cdx.json"] = cyclonedx.to_json(index_bom(index))
@@ -242,7 +248,11 @@ def _root_files(layout: Layout, layers: list[Any], where: str) -> dict[str, byte
 
 
 def facts_from_layout(
-    location: Path, *, name: str | None = None, tag: str | None = "latest"
+    location: Path,
+    *,
+    name: str | None = None,
+    tag: str | None = "latest",
+    distro: str | None = None,
 ) -> tuple[list[ArchFacts], IndexFacts]:
     """The facts of a layout's image (the one tagged ``tag``; all of them when it has no such
     tag), read from its blobs."""
@@ -271,6 +281,7 @@ def facts_from_layout(
                 layers=[layer.digest for layer in image.manifest.layers],
                 packages=_installed(files.get, f"{location}@{image.descriptor.digest}"),
                 read=files.get,
+                distro=distro,
             )
         )
     digest = top[0].digest if top else ""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from nanodistro import __version__
 from nanodistro.formats.apk_cyclonedx import embedded_sbom_names
-from nanodistro.formats.purl import DEFAULT_DISTRO, apk_purl
+from nanodistro.formats.purl import DEFAULT_DISTRO, apk_purl, distro_name
 from nanodistro.formats.spdx import Document, dict_to_json, spdx_ref, to_dict
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def _copy_described(
     return True
 
 
-def arch_sbom(image: ArchImage, *, repo_name: str) -> dict[str, Any]:
+def arch_sbom(image: ArchImage, *, repo_name: str, distro: str | None = None) -> dict[str, Any]:
     created = json.loads(image.config)["created"]
     manifest_digest = image.descriptor.digest
     layer0 = image.layers[0].digest if image.layers else manifest_digest
@@ -171,7 +171,7 @@ def arch_sbom(image: ArchImage, *, repo_name: str) -> dict[str, Any]:
         )
         _relate(doc, image_id, "CONTAINS", layer_id)
     os_release = image.root.fs.read("etc/os-release")
-    distro = image_distro(os_release)
+    purl_distro = image_distro(os_release, distro)
     os_package = _operating_system(os_release)
     if os_package is not None:
         seen.add(os_package["SPDXID"])
@@ -181,7 +181,7 @@ def arch_sbom(image: ArchImage, *, repo_name: str) -> dict[str, Any]:
         sbom = embedded_sbom(package, image.root.fs.read)
         if sbom is not None and _copy_described(doc, sbom, seen, image_id):
             continue
-        entry = _package_from_metadata(package, image.arch.apk, distro)
+        entry = _package_from_metadata(package, image.arch.apk, purl_distro)
         if entry["SPDXID"] in seen:
             continue
         seen.add(entry["SPDXID"])
@@ -200,9 +200,12 @@ def os_release_fields(os_release: bytes | None) -> dict[str, str]:
     return fields
 
 
-def image_distro(os_release: bytes | None) -> str:
-    """The purl distro of installed packages that carry no SBOM of their own: the image's
-    os-release ``ID`` as apko uses it, else formats.purl's default."""
+def image_distro(os_release: bytes | None, distro: str | None = None) -> str:
+    """The purl distro of installed packages that carry no SBOM of their own: ``distro`` (the
+    workspace's, the namespace its own packages carry), else the image's os-release ``ID`` as
+    apko uses it, else formats.purl's default."""
+    if distro:
+        return distro_name(distro)
     return os_release_fields(os_release).get("ID", "").lower() or DEFAULT_DISTRO
 
 
@@ -273,12 +276,16 @@ def index_sbom(result: BuildResult, *, repo_name: str) -> dict[str, Any]:
     return doc
 
 
-def image_sboms(result: BuildResult, *, config_path: Path | None = None) -> dict[str, bytes]:
+def image_sboms(
+    result: BuildResult, *, config_path: Path | None = None, distro: str | None = None
+) -> dict[str, bytes]:
     """File name -> SPDX (``.spdx.json``) and CycloneDX (``.cdx.json``) bytes, for every arch
-    and the index."""
+    and the index (``distro``: as :func:`image_distro`)."""
     repo_name = config_path.stem if config_path is not None else "image"
     files = {
-        f"sbom-{image.arch.apk}.spdx.json": dict_to_json(arch_sbom(image, repo_name=repo_name))
+        f"sbom-{image.arch.apk}.spdx.json": dict_to_json(
+            arch_sbom(image, repo_name=repo_name, distro=distro)
+        )
         for image in result.images
     }
     if result.images:
@@ -287,5 +294,5 @@ def image_sboms(result: BuildResult, *, config_path: Path | None = None) -> dict
     # own that imports this one, hence imported here)
     from nanodistro.image.cyclonedx import image_cyclonedx
 
-    files.update(image_cyclonedx(result, config_path=config_path))
+    files.update(image_cyclonedx(result, config_path=config_path, distro=distro))
     return files
