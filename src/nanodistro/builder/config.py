@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,12 @@ class BuildConfig:
     toolchain: Toolchain = field(default_factory=Toolchain)
     workspace_dir: Path | None = None  # parent of per-build workspaces (default: temp dir)
     keep_workspace: bool = False
+    # a failed build without keep_workspace keeps its logs (not its roots) for the factory's
+    # run records; the CLI removes the whole workspace instead (nothing left behind silently)
+    keep_failed_logs: bool = True
+    # called when a sandboxed step fails, before the build fails (``build --debug``): the
+    # caller may open a shell in that step's sandbox (FailedStep.open_shell)
+    on_step_failure: Callable[[FailedStep], None] | None = None
     rebuild: bool = False
     run_tests: bool = True
     source_date_epoch: int | None = None
@@ -43,6 +50,38 @@ class BuildConfig:
     # (builder/provenance.py); used by build_recipes in the control plane, never in a sandbox
     provenance_key: EcdsaSigner | None = None
     builder_id: str = ""  # provenance runDetails.builder.id (default: builder/provenance.py)
+
+
+@dataclass
+class FailedStep:
+    """A sandboxed step that just failed: what it was, and a shell in its very sandbox (same
+    root, mounts, environment and working directory) that returns its exit status."""
+
+    label: str  # "[package] step"
+    workdir: str
+    log: Path
+    open_shell: Callable[[], int]
+
+
+@dataclass
+class StepTiming:
+    """How long one stage of a build took (``kind``: source, environment, build, package,
+    test, publish; ``status``: ok, failed, interrupted)."""
+
+    kind: str
+    package: str
+    step: str
+    seconds: float
+    status: str = "ok"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "package": self.package,
+            "step": self.step,
+            "seconds": round(self.seconds, 3),
+            "status": self.status,
+        }
 
 
 @dataclass
@@ -75,6 +114,12 @@ class BuildResult:
     environment_packages: list[InstalledPackage] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     published: list[Path] = field(default_factory=list)
+    steps: list[StepTiming] = field(default_factory=list)
+    seconds: float = 0.0  # the whole recipe, from loading it to publishing
+
+    def package_seconds(self, name: str) -> float:
+        """Time spent on package ``name``: its steps, its emission and its tests."""
+        return sum(s.seconds for s in self.steps if s.package == name)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -93,6 +138,7 @@ class BuildResult:
                     "sha256": hashlib.sha256(p.data).hexdigest(),
                     "depends": p.info.depends,
                     "provides": p.info.provides,
+                    "seconds": round(self.package_seconds(p.info.name), 3),
                 }
                 for p in self.packages
             ],
@@ -107,4 +153,6 @@ class BuildResult:
             "workspace": str(self.workspace) if self.workspace else None,
             "published": [str(p) for p in self.published],
             "warnings": self.warnings,
+            "seconds": round(self.seconds, 3),
+            "steps": [s.to_json() for s in self.steps],
         }

@@ -16,6 +16,7 @@ newest file time inside the fetched sources (or the checked-out commit time), el
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import shutil
@@ -32,7 +33,7 @@ from nanodistro.builder.cache import SourceCache
 from nanodistro.builder.compile import CompiledBuild, CompiledStep, compile_recipe
 
 # re-exported: the builder's public API stays importable from here
-from nanodistro.builder.config import BuildConfig, BuildResult, TestOutcome
+from nanodistro.builder.config import BuildConfig, BuildResult, FailedStep, TestOutcome
 from nanodistro.builder.order import build_order
 from nanodistro.builder.package import (
     BuiltPackage,
@@ -57,6 +58,7 @@ from nanodistro.builder.recipeinfo import (
 from nanodistro.builder.runners import StepRun
 from nanodistro.builder.runners.bubblewrap import BubblewrapRunner
 from nanodistro.builder.sca import ScaResult
+from nanodistro.builder.stages import finish_workspace, stage
 from nanodistro.errors import (
     BuildError,
     RepositoryError,
@@ -64,6 +66,7 @@ from nanodistro.errors import (
 )
 from nanodistro.formats.apk import read_apk
 from nanodistro.formats.pkginfo import apk_filename
+from nanodistro.formats.tarball import TarEntry
 from nanodistro.recipe.model import load_recipe
 from nanodistro.recipe.substitute import substitute
 from nanodistro.repo.consistency import check_packages
@@ -160,33 +163,60 @@ class _Build:
                 self._source_step(step, home, label)
                 continue
             log = logs / f"{counter[0]:03d}-{log_slug(step.package)}-{log_slug(step.name)}.log"
-            self.say(f"{what} {label}")
             timeout = self._step_timeout()
 
             def line_cb(line: str, label: str = label) -> None:
                 if self.on_log_line:
                     self.on_log_line(label, line)
 
-            status = runner.run(
-                StepRun(step.name, step.script, step.workdir, step.env, timeout),
-                log_path=log,
-                on_line=line_cb,
-            )
-            if header:  # the step is over: nothing writes the log any more
-                log.write_text(f"nanodistro: {header}\n{log.read_text(errors='replace')}")
-            if status != 0:
-                reason = (
-                    "timed out" if status == 124 and timeout else f"exited with status {status}"
-                )
-                raise BuildError(
-                    f"{what} step {step.name!r} ({step.origin}) of {step.package} {reason}; "
-                    f"last lines of {log}:\n{log_tail(log) or '(the step printed nothing)'}",
-                    where=str(self.path),
-                )
+            run = StepRun(step.name, step.script, step.workdir, step.env, timeout)
+            status = 0
+            try:
+                with stage(
+                    self.say,
+                    self.result.steps,
+                    f"{what} {label}",
+                    kind=what,
+                    package=step.package,
+                    step=step.name,
+                ):
+                    status = runner.run(run, log_path=log, on_line=line_cb)
+                    if header:  # the step is over: nothing writes the log any more
+                        log.write_text(f"nanodistro: {header}\n{log.read_text(errors='replace')}")
+                    if status != 0:
+                        raise self._step_failed(step, what, status, timeout, log)
+            except BuildError:
+                hook = self.config.on_step_failure
+                if status != 0 and hook is not None:
+                    hook(FailedStep(label, step.workdir, log, functools.partial(runner.shell, run)))
+                raise
+
+    def _step_failed(
+        self, step: CompiledStep, what: str, status: int, timeout: float | None, log: Path
+    ) -> BuildError:
+        reason = "timed out" if status == 124 and timeout else f"exited with status {status}"
+        # the log is named only where it will still be when the message is read
+        kept = self.config.keep_workspace or self.config.keep_failed_logs
+        where = f"last lines of {log}" if kept else "its last lines"
+        return BuildError(
+            f"{what} step {step.name!r} ({step.origin}) of {step.package} {reason}; "
+            f"{where}:\n{log_tail(log) or '(the step printed nothing)'}",
+            where=str(self.path),
+        )
 
     def _source_step(self, step: CompiledStep, home: Path, label: str) -> None:
+        with stage(
+            self.say,
+            self.result.steps,
+            f"source {label}",
+            kind="source",
+            package=step.package,
+            step=step.name,
+        ):
+            self._fetch_source(step, home)
+
+    def _fetch_source(self, step: CompiledStep, home: Path) -> None:
         cache = SourceCache(self.config.source_cache)
-        self.say(f"source {label}")
         if step.kind == "fetch":
             self.result.sources.append(
                 src_mod.fetch(
@@ -350,6 +380,20 @@ class _Build:
 
     # -- the phases
     def run(self, *, skip_check: bool = True) -> BuildResult:
+        main = self.recipe.package
+        # the recipe as a whole is a stage too (the CLI heads its steps with it); its time is
+        # BuildResult.seconds, not one of the steps
+        with stage(
+            self.say,
+            [],
+            f"{main.name}-{main.full_version} ({self.path})",
+            kind="recipe",
+            package=main.name,
+            step="recipe",
+        ):
+            return self._run(skip_check)
+
+    def _run(self, skip_check: bool) -> BuildResult:
         config = self.config
         main = self.recipe.package
         filename = apk_filename(main.name, main.full_version)
@@ -376,14 +420,10 @@ class _Build:
             success = True
             return self.result
         finally:
-            if not config.keep_workspace:
-                if success:
-                    shutil.rmtree(base, ignore_errors=True)
-                    self.result.workspace = None
-                else:
-                    # a failed build keeps its workspace and logs for inspection, not its roots
-                    for root in [base / "root", *base.glob("test-*/root")]:
-                        shutil.rmtree(root, ignore_errors=True)
+            if finish_workspace(base, config, success=success, say=self.say):
+                self.result.workspace = None
+                self.result.log_dir = None
+            self.result.seconds = time.monotonic() - self.started
 
     def _build(self, base: Path) -> None:
         config = self.config
@@ -402,11 +442,20 @@ class _Build:
         sde = self._source_date_epoch()
         self.result.source_date_epoch = sde
         self.result.toolchain = config.toolchain.identity()
-        root, installed = self._sandbox_root(
-            base,
-            [*self.compiled.environment_packages, *self.environment_pins],
-            record=self.result.environment_packages,
-        )
+        main = self.recipe.package.name
+        with stage(
+            self.say,
+            self.result.steps,
+            f"environment [{main}] install the build environment",
+            kind="environment",
+            package=main,
+            step="environment",
+        ):
+            root, installed = self._sandbox_root(
+                base,
+                [*self.compiled.environment_packages, *self.environment_pins],
+                record=self.result.environment_packages,
+            )
         self.result.environment = installed
         runner = BubblewrapRunner(
             root,
@@ -423,7 +472,6 @@ class _Build:
         for package in self.compiled.packages:
             steps = [s for s in package.steps if s.kind == "runs"]
             self._run_steps(runner, steps, home, logs, counter, "build")
-        provenance: dict[str, object] = {"toolchain": self.result.toolchain}
         config_yaml = self._locked_config()
         # Every output tree is read (without following links: the steps were untrusted) before
         # any package is emitted, so SCA can resolve a -dev link into its sibling's files.
@@ -435,26 +483,45 @@ class _Build:
         }
         for index, package in enumerate(self.compiled.packages):
             spec = self._spec(index)
-            self.say(f"package {spec.filename}")
-            built = emit_package(
-                spec,
-                outputs[package.name],
-                siblings={n: e for n, e in outputs.items() if n != package.name},
-                where=str(home / "melange-out" / package.name),
-                source_date_epoch=sde,
-                sources=self.result.sources,
-                recipe_path=self.path.name,
-                recipe_hash=self.hash,
-                config_yaml=config_yaml,
-                key=config.key,
-                provenance=provenance,
-                namespace=config.namespace,
-            )
+            with stage(
+                self.say,
+                self.result.steps,
+                f"package {spec.filename}",
+                kind="package",
+                package=spec.name,
+                step="package",
+            ):
+                built = self._emit(spec, package.name, outputs, home, sde, config_yaml)
             self.result.packages.append(built)
             self.result.warnings += [f"{spec.name}: {w}" for w in built.sca.warnings]
         self._consistency_warnings()
         if config.run_tests:
             self.run_tests(base, self.result.packages)
+
+    def _emit(
+        self,
+        spec: PackageSpec,
+        name: str,
+        outputs: dict[str, list[TarEntry]],
+        home: Path,
+        sde: int,
+        config_yaml: bytes,
+    ) -> BuiltPackage:
+        config = self.config
+        return emit_package(
+            spec,
+            outputs[name],
+            siblings={n: e for n, e in outputs.items() if n != name},
+            where=str(home / "melange-out" / name),
+            source_date_epoch=sde,
+            sources=self.result.sources,
+            recipe_path=self.path.name,
+            recipe_hash=self.hash,
+            config_yaml=config_yaml,
+            key=config.key,
+            provenance={"toolchain": self.result.toolchain},
+            namespace=config.namespace,
+        )
 
     def _locked_config(self) -> bytes:
         """The recipe with its environment pinned to what was installed (``name=version``),
@@ -528,12 +595,20 @@ class _Build:
                 return BuildError(f"test failed: {message}", where=str(self.path))
 
             try:
-                root, installed = self._sandbox_root(
-                    test_base,
-                    [f"{info.name}={info.version}", *test.environment_packages],
-                    built,
-                    toolchain_names,
-                )
+                with stage(
+                    self.say,
+                    self.result.steps,
+                    f"environment [{test.package}] install the test environment",
+                    kind="test-environment",
+                    package=test.package,
+                    step="environment",
+                ):
+                    root, installed = self._sandbox_root(
+                        test_base,
+                        [f"{info.name}={info.version}", *test.environment_packages],
+                        built,
+                        toolchain_names,
+                    )
             except ResolveError as error:
                 (logs / "test.log").write_text(f"nanodistro: {testing}\n{error.message}\n")
                 raise failed(f"{testing}: cannot install it: {error.message}") from None
@@ -621,6 +696,8 @@ def test_recipe(
         built.append(BuiltPackage(info=info, data=data, sca=ScaResult(), filename=file.name))
     if not built:
         raise BuildError("no packages to test: build first or pass --package", where=str(path))
+    if config.workspace_dir:
+        config.workspace_dir.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="nanodistro-test-", dir=config.workspace_dir))
     build.result.workspace = base
     build.result.packages = built
@@ -629,7 +706,7 @@ def test_recipe(
         build.run_tests(base, built)
         ok = True
     finally:
-        if ok and not config.keep_workspace:
-            shutil.rmtree(base, ignore_errors=True)
+        if finish_workspace(base, config, success=ok, say=build.say):
             build.result.workspace = None
+        build.result.seconds = time.monotonic() - build.started
     return build.result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from nanodistro.builder import environment as env_mod
 from nanodistro.builder.config import BuildConfig, BuildResult
 from nanodistro.builder.order import build_order
 from nanodistro.builder.package import BuiltPackage
+from nanodistro.builder.stages import stage
 from nanodistro.errors import BuildError
 from nanodistro.repo.consistency import Upstream, load_upstream, package_key
 from nanodistro.resolve import parse_repository
@@ -38,6 +40,7 @@ def build_recipes(
     results: list[BuildResult] = []
     for path in build_order(paths, config.arch, config.pipeline_dirs):
         started = datetime.datetime.now(datetime.UTC)
+        clock = time.monotonic()
         result = build_recipe(path, config, progress=progress, on_log_line=on_log_line)
         finished = datetime.datetime.now(datetime.UTC)
         results.append(result)
@@ -57,19 +60,28 @@ def build_recipes(
                 file = Path(tmp) / package.filename
                 file.write_bytes(package.data)
                 files.append(file)
-            say(f"publish {', '.join(p.filename for p in result.packages)} -> {config.repo}")
-            # the consistency gate: refused (nothing written) if a dependency has no provider
-            published = publish(
-                files,
-                config.repo,
-                config.key,
-                progress=say,
-                upstream=upstream,
-                origins=sca_origins(result.packages),
-                host_provides=host_provides,
-                provenance=attestations,
-            )
+            names = ", ".join(p.filename for p in result.packages)
+            with stage(
+                say,
+                result.steps,
+                f"publish {names} -> {config.repo}",
+                kind="publish",
+                package=result.name,
+                step="publish",
+            ):
+                # the consistency gate: refused (nothing written) if a dependency has no provider
+                published = publish(
+                    files,
+                    config.repo,
+                    config.key,
+                    progress=say,
+                    upstream=upstream,
+                    origins=sca_origins(result.packages),
+                    host_provides=host_provides,
+                    provenance=attestations,
+                )
             result.published = [p.path for p in published.packages]
+        result.seconds = time.monotonic() - clock
     return results
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
+from nanodistro.cli._build_progress import BuildDisplay
 from nanodistro.cli._common import err_console, print_json
 from nanodistro.cli._common import source_date_epoch as env_source_date_epoch
 
 if TYPE_CHECKING:
+    from nanodistro.builder.config import FailedStep
     from nanodistro.builder.orchestrate import BuildConfig
 
 
@@ -87,6 +91,7 @@ def _config(
         source_cache=source_cache,
         pipeline_dirs=list(pipeline_dir),
         keep_workspace=keep_workspace,
+        keep_failed_logs=False,  # a failed build leaves nothing behind unless --keep-workspace
         rebuild=rebuild,
         run_tests=run_tests,
         source_date_epoch=source_date_epoch,
@@ -103,18 +108,44 @@ def _config(
     )
 
 
-def _progress(message: str) -> None:
-    err_console.print(f"[bold cyan]»[/] {escape(message)}", highlight=False)
-
-
-def _line_printer(verbose: bool) -> Callable[[str, str], None] | None:
-    if not verbose:
+def _debug_shell(display: BuildDisplay, debug: bool) -> Callable[[FailedStep], None] | None:
+    """``--debug``: a failing step opens a shell in its sandbox, on a terminal only."""
+    if not debug:
+        return None
+    if not sys.stdin.isatty():
+        err_console.print(
+            "[yellow]warning:[/] --debug needs a terminal (stdin is not a TTY): "
+            "a failing step fails the build as usual",
+            highlight=False,
+        )
         return None
 
-    def show(label: str, line: str) -> None:
-        err_console.print(f"  {label} | {line}", highlight=False, markup=False)
+    def open_shell(failed: FailedStep) -> None:
+        with display.paused():
+            err_console.print(
+                f"[bold yellow]debug:[/] {escape(failed.label)} failed (log: "
+                f"{escape(str(failed.log))}); a shell in its sandbox at "
+                f"{escape(failed.workdir)}: exit it to end the build",
+                highlight=False,
+            )
+            status = failed.open_shell()
+            err_console.print(f"debug shell exited ({status}); the build fails", highlight=False)
 
-    return show
+    return open_shell
+
+
+@contextlib.contextmanager
+def _interruptible(display: BuildDisplay) -> Iterator[None]:
+    """Ctrl-C: one line naming what was interrupted (the workspace line came before it), exit
+    status 130, no traceback."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        display.close()
+        err_console.print(f"[bold red]{escape(display.interruption())}[/]", highlight=False)
+        raise typer.Exit(130) from None
+    finally:
+        display.close()
 
 
 ARCH = typer.Option(None, "--arch", help="Target architecture (apk name; default: this machine's).")
@@ -156,6 +187,12 @@ STEP_TIMEOUT = typer.Option(
 )
 BUILD_TIMEOUT = typer.Option(None, "--timeout", help="Seconds the whole build may run.")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Stream step output to stderr.")
+DEBUG = typer.Option(
+    False,
+    "--debug",
+    help="When a step fails, open a shell in its sandbox (same root, mounts, environment and "
+    "working directory) before the build fails; needs a terminal.",
+)
 JSON = typer.Option(False, "--json", help="Print the results as JSON.")
 WORKSPACE = typer.Option(
     True,
@@ -187,6 +224,7 @@ def build(
     step_timeout: float | None = STEP_TIMEOUT,
     build_timeout: float | None = BUILD_TIMEOUT,
     verbose: bool = VERBOSE,
+    debug: bool = DEBUG,
     json_output: bool = JSON,
     use_workspace: bool = WORKSPACE,
     allow_downgrade: bool = typer.Option(
@@ -221,7 +259,15 @@ def build(
         repositories=repository,
         provenance_key=provenance_key,
     )
-    results = build_recipes(recipes, config, progress=_progress, on_log_line=_line_printer(verbose))
+    display = BuildDisplay(err_console)
+    config.on_step_failure = _debug_shell(display, debug)
+    with _interruptible(display):
+        results = build_recipes(
+            recipes,
+            config,
+            progress=display,
+            on_log_line=display.log_line if verbose else None,
+        )
     for result in results:
         if not config.repo and not result.skipped:
             result.published = write_packages(result, out)
@@ -277,13 +323,15 @@ def test(
         build_timeout=None,
         repositories=repository,
     )
-    result = test_recipe(
-        recipe,
-        config,
-        packages=package,
-        progress=_progress,
-        on_log_line=_line_printer(verbose),
-    )
+    display = BuildDisplay(err_console)
+    with _interruptible(display):
+        result = test_recipe(
+            recipe,
+            config,
+            packages=package,
+            progress=display,
+            on_log_line=display.log_line if verbose else None,
+        )
     if json_output:
         print_json(result.to_json())
         return

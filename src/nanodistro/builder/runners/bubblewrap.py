@@ -313,6 +313,13 @@ class BubblewrapRunner:
                     if on_line:
                         on_line(line)
                 status = process.wait()
+            except BaseException:
+                # Ctrl-C (the step runs in a session of its own, so the terminal's SIGINT
+                # reached only us) or a failing line callback: the step must be gone before
+                # the caller removes the workspace it writes to
+                _kill()
+                process.wait()
+                raise
             finally:
                 if timer:
                     timer.cancel()
@@ -320,6 +327,30 @@ class BubblewrapRunner:
                 log.write(f"nanodistro: step timed out after {step.timeout:g}s\n")
                 return 124
             return status
+
+    def shell(self, step: StepRun) -> int:
+        """An interactive ``/bin/sh`` in the sandbox ``step`` ran in (same root, mounts,
+        environment and working directory) on this process's terminal (``build --debug``);
+        returns when it exits. No timeout. bwrap's ``--new-session`` stays: the shell has no
+        controlling terminal (no job control), so nothing in the sandbox can push input into
+        the user's terminal after it ends (TIOCSTI)."""
+        shell = StepRun(
+            step.name,
+            "exec /bin/sh -i",
+            step.workdir,
+            {**step.env, "PS1": "(nanodistro debug) $ "},
+        )
+        argv, preexec = self._launch(shell)
+        # the terminal's Ctrl-C reaches us, not the shell (another session): keep running until
+        # the user exits the shell; a handler (unlike SIG_IGN) is not inherited across exec
+        previous = signal.signal(signal.SIGINT, lambda _signum, _frame: None)
+        try:
+            process = subprocess.Popen(argv, env={}, preexec_fn=preexec)
+            return process.wait()
+        except (OSError, subprocess.SubprocessError) as error:
+            raise SandboxError(f"cannot start bubblewrap: {error}", where=step.name) from None
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
