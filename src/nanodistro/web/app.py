@@ -52,6 +52,9 @@ def create_app(context: WebContext) -> FastAPI:
         version=__version__,
         description="The factory's catalog, images, events and runs; triggers need a token.",
         lifespan=lifespan,
+        # FastAPI reads a route's body before its dependencies run: without a cap, anyone could
+        # make the process buffer any size of body before the token check answers 401.
+        max_body_size=hooks.MAX_BODY,
     )
     app.state.context = context
     routers = (
