@@ -188,16 +188,21 @@ def test_job_log_streams_lines_then_end_also_when_it_ends_later(
         thread.join()
     assert kinds[-1] == "end" and lines[:2] == ["step 1", "step 2"]
 
-    # a failed build names its log in the error (the executor records no log path): followed
+    # a path named in an error is not followed (only what the executor recorded is a log):
+    # the error itself is shown
     named = root / "named.log"
-    named.write_text("cc: error\n")
+    named.write_text("secret from elsewhere\n")
     failed = add_job(context, kind="build", state="failed", recipe="x")
     with context.write_state.session() as session, session.begin():
         row = session.get(JobRow, failed)
         assert row is not None
         row.error = f"build failed; last lines of {named}:\ncc: error"
     lines, kinds = sse(client, f"/api/jobs/{failed}/log")
-    assert kinds[-1] == "end" and lines[0] == "cc: error"
+    assert kinds[-1] == "end" and lines[1:3] == [
+        f"build failed; last lines of {named}:",
+        "cc: error",
+    ]
+    assert "secret from elsewhere" not in lines
     # no log at all: one line says so (with the error), then the end, never a hang
     bare = add_job(context, kind="image", state="failed", image="hello")
     lines, kinds = sse(client, f"/api/jobs/{bare}/log")

@@ -175,18 +175,11 @@ def get_job(job_id: JobId, context: Ctx, _reader: Reader) -> JobOut:
 
 
 def _job_log_path(state: State, root: Path, job_id: int) -> Path | None:
-    """The job's log: the path it recorded, else the build log its error names (``last lines
-    of <log>:``, for jobs run before jobs kept logs); None when there is neither (a job still
-    queued, or run by an executor without a log folder)."""
-    from nanodistro.factory.building import log_path_of
-
+    """The log the executor recorded for the job (factory/joblog.py), None before it starts."""
     job = queries_activity.get_job(state, job_id)
-    if job is None:
+    if job is None or not job.log_path:
         return None
-    text = job.log_path or log_path_of(job.error or "")
-    if not text:
-        return None
-    path = Path(text)
+    path = Path(job.log_path)
     return path if path.is_absolute() else root / path
 
 
@@ -194,27 +187,30 @@ async def follow_job_log(
     state: State, root: Path, job_id: int, *, poll: float = POLL_SECONDS
 ) -> AsyncIterator[str]:
     """The job's log as server-sent events (``line`` ..., ``end`` once the job succeeded or
-    failed). A job may get its log only when it ends: until then keep-alives are sent; a job
-    that ended without any log gets one line saying so (and its error), then ``end``."""
-    done, _ = queries_activity.job_done(state, job_id)
+    failed). Until the job starts (and so gets its log) keep-alives are sent; a job that
+    ended without a log (queued work that failed before starting, an executor without a log
+    folder) gets one line saying so and its error, then ``end``. Database reads run on a
+    worker thread, never on the event loop."""
+
+    def done() -> bool:
+        return queries_activity.job_done(state, job_id)[0]
+
     quiet_since = time.monotonic()
-    while not done and _job_log_path(state, root, job_id) is None:
+    path = await asyncio.to_thread(_job_log_path, state, root, job_id)
+    while path is None and not await asyncio.to_thread(done):
         if time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
             yield ": keep-alive\n\n"
             quiet_since = time.monotonic()
         await asyncio.sleep(poll)
-        done, _ = queries_activity.job_done(state, job_id)
-    path = _job_log_path(state, root, job_id)
+        path = await asyncio.to_thread(_job_log_path, state, root, job_id)
     if path is None or not path.is_file():
-        job = queries_activity.get_job(state, job_id)
+        job = await asyncio.to_thread(queries_activity.get_job, state, job_id)
         note = f"no log recorded for job {job_id}" + (f" ({path} is gone)" if path else "")
         lines = [note, *((job.error or "").splitlines() if job else [])]
         yield "".join(event("line", line) for line in lines)
         yield event("end", "")
         return
-    async for chunk in follow_file(
-        path, lambda: queries_activity.job_done(state, job_id)[0], poll=poll
-    ):
+    async for chunk in follow_file(path, done, poll=poll):
         yield chunk
 
 

@@ -20,7 +20,6 @@ __all__ = ["EVENT_STREAM", "event", "follow_file", "stream_response"]
 POLL_SECONDS = 0.25
 # a comment line now and then keeps proxies from closing a quiet stream
 KEEPALIVE_SECONDS = 15.0
-_CHUNK = 64 * 1024
 
 
 # The OpenAPI description of a log stream: each server-sent event is a ``line`` (one line of
@@ -62,23 +61,43 @@ def event(kind: str, data: str) -> str:
     return f"event: {kind}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
 
 
+# A "line" longer than this (a log without newlines) is sent in pieces rather than held.
+MAX_LINE = 64 * 1024
+
+
+def _read_new(path: Path, offset: int) -> tuple[bytes, int]:
+    """What ``path`` holds past ``offset`` (from the start again when it shrank: rewritten)."""
+    if not path.is_file():
+        return b"", offset
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        if handle.tell() < offset:
+            offset = 0
+        handle.seek(offset)
+        data = handle.read()
+    return data, offset + len(data)
+
+
 async def follow_file(
     path: Path | None, done: Callable[[], bool], *, poll: float = POLL_SECONDS
 ) -> AsyncIterator[str]:
     """``line`` events for each line of ``path`` (present or to come), then one ``end`` event
-    once ``done()`` is true and everything written was sent."""
+    once ``done()`` is true and everything written was sent. ``done`` and the reads run on a
+    worker thread: a database query or a slow disk never stalls the event loop (and with it
+    every other request)."""
     offset = 0
     pending = b""
     quiet_since = time.monotonic()
     while True:
-        finished = done()  # read before the file: whatever was written before "done" is sent
-        if path is not None and path.is_file():
-            with path.open("rb") as handle:
-                handle.seek(offset)
-                while chunk := handle.read(_CHUNK):
-                    offset += len(chunk)
-                    pending += chunk
+        # read before the file: whatever was written before "done" is sent
+        finished = await asyncio.to_thread(done)
+        if path is not None:
+            data, offset = await asyncio.to_thread(_read_new, path, offset)
+            pending += data
             *lines, pending = pending.split(b"\n")
+            while len(pending) > MAX_LINE:
+                lines.append(pending[:MAX_LINE])
+                pending = pending[MAX_LINE:]
             for line in lines:  # a CRLF log's lines are lines, not a line and a blank one
                 yield event("line", line.removesuffix(b"\r").decode("utf-8", "replace"))
                 quiet_since = time.monotonic()
