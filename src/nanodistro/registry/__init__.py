@@ -4,6 +4,7 @@ Public API::
 
     push_layout(layout_dir, "host[:port]/repo:tag", insecure=False, username=None,
                 password=None, progress=None, ref_name=None) -> digest
+    push_layout_to(layout_dir, [ref, ...], ...) -> digest   (one upload, every tag)
     pull("host[:port]/repo:tag", layout_dir, insecure=False, ...) -> digest
     parse_reference(text) -> Reference
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 from nanodistro.registry.client import Manifest, RegistryClient, compute_digest
 from nanodistro.registry.layout import OciLayout
 from nanodistro.registry.reference import Reference, parse_reference
-from nanodistro.registry.transfer import build_index, pull, push_layout
+from nanodistro.registry.transfer import build_index, pull, push_layout, push_layout_to
 
 __all__ = [
     "Manifest",
@@ -35,4 +36,5 @@ __all__ = [
     "parse_reference",
     "pull",
     "push_layout",
+    "push_layout_to",
 ]

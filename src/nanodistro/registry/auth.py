@@ -6,11 +6,12 @@ docs/spec/auth/token.md): a request answered ``401`` with
 from ``GET realm?service=...&scope=...`` (Basic credentials on that request when we have them);
 the answer is JSON with ``token`` or ``access_token``. Tokens are cached per scope set.
 
-Credentials come from explicit arguments, else from the ``auths`` map of
-``$DOCKER_CONFIG/config.json`` (default ``~/.docker/config.json``) — ``auth`` (base64
-``user:password``) or ``username``/``password``. Credential helpers (``credsStore``,
-``credHelpers``) are not run: they execute arbitrary programs, and nanodistro's workers get
-credentials passed in explicitly.
+Credentials come from explicit arguments, else from ``$DOCKER_CONFIG/config.json`` (default
+``~/.docker/config.json``) in docker's order: the ``credHelpers`` entry for the registry, else the
+``credsStore`` helper (both run ``docker-credential-<name> get``, credhelpers.py), else the
+``auths`` map — ``auth`` (base64 ``user:password``) or ``username``/``password``. The config is
+read (and a helper run) only when the registry asks for credentials, so an anonymous registry
+works whatever the config names.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import binascii
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from nanodistro.errors import RegistryError
+from nanodistro.registry.credhelpers import run_helper
 from nanodistro.registry.reference import DOCKER_HUB
 from nanodistro.util.http import plain_http_allowed
 
@@ -93,10 +95,15 @@ def credentials_from_docker_config(registry: str, path: Path | None = None) -> C
         return None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RegistryError(f"cannot read docker config: {exc}", where=str(path)) from None
-    auths = document.get("auths") if isinstance(document, dict) else None
-    if not isinstance(auths, dict):
+    if not isinstance(document, dict):
         return None
     wanted = _HUB_ALIASES if registry in _HUB_ALIASES else frozenset({registry})
+    from_helper = _credentials_from_helpers(document, registry, wanted, path)
+    if from_helper is not None:
+        return from_helper
+    auths = document.get("auths")
+    if not isinstance(auths, dict):
+        return None
     for key, entry in auths.items():
         if _config_key_host(str(key)) not in wanted or not isinstance(entry, dict):
             continue
@@ -116,6 +123,28 @@ def credentials_from_docker_config(registry: str, path: Path | None = None) -> C
     return None
 
 
+def _credentials_from_helpers(
+    document: dict[str, object], registry: str, wanted: frozenset[str], path: Path
+) -> Credentials | None:
+    """What the ``credHelpers`` entry for ``registry``, else the ``credsStore``, answers."""
+    # Docker Hub's credentials are stored under its v1 URL (docker/cli registry.IndexServer).
+    server = "https://index.docker.io/v1/" if registry in _HUB_ALIASES else registry
+    helper: tuple[str, str] | None = None
+    helpers = document.get("credHelpers")
+    if isinstance(helpers, dict):
+        for key, name in helpers.items():
+            if _config_key_host(str(key)) in wanted and isinstance(name, str) and name:
+                helper = (name, f"credHelpers.{key}")
+                break
+    store = document.get("credsStore")
+    if helper is None and isinstance(store, str) and store:
+        helper = (store, "credsStore")
+    if helper is None:
+        return None
+    found = run_helper(helper[0], server, config=path, field=helper[1])
+    return Credentials(found.username, found.secret) if found else None
+
+
 def repository_scope(repository: str, actions: Iterable[str]) -> str:
     return f"repository:{repository}:{','.join(actions)}"
 
@@ -126,17 +155,27 @@ class Authenticator:
     def __init__(
         self,
         registry: str,
-        credentials: Credentials | None,
+        credentials: Credentials | Callable[[], Credentials | None] | None,
         *,
         insecure: bool = False,
         timeout: float = 30.0,
     ) -> None:
         self.registry = registry
-        self.credentials = credentials
+        # A callable is asked once, at the first challenge: reading the docker config (and
+        # running a credential helper) only when the registry wants credentials.
+        self._lookup = credentials if callable(credentials) else None
+        self._credentials = None if callable(credentials) else credentials
         self.insecure = insecure
         self.timeout = timeout
         self._basic = False
         self._tokens: dict[tuple[str, ...], str] = {}
+
+    @property
+    def credentials(self) -> Credentials | None:
+        if self._lookup is not None:
+            lookup, self._lookup = self._lookup, None
+            self._credentials = lookup()
+        return self._credentials
 
     def header(self, scopes: tuple[str, ...]) -> str | None:
         """The Authorization header to send for a request needing ``scopes``, if known."""
@@ -153,8 +192,8 @@ class Authenticator:
         if challenge.scheme == "basic":
             if not self.credentials:
                 raise RegistryError(
-                    "registry requires a username and password (none given and no docker "
-                    "config.json entry)",
+                    "registry requires a username and password (none given, and neither the "
+                    "docker config.json nor its credential helpers have any for it)",
                     where=where,
                 )
             if self._basic:

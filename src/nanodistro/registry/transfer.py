@@ -8,6 +8,7 @@ tag in place. Blobs the registry already has are not uploaded again.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,33 +97,83 @@ def push_layout(
     sent in PATCH chunks of ``chunk_size``. ``plain_http`` forces the scheme (default: http
     for loopback hosts, https otherwise); plain http to other hosts needs ``insecure``.
     """
-    ref = parse_reference(reference)
+    return push_layout_to(
+        layout_dir,
+        [reference],
+        insecure=insecure,
+        username=username,
+        password=password,
+        progress=progress,
+        ref_name=ref_name,
+        chunk_threshold=chunk_threshold,
+        chunk_size=chunk_size,
+        docker_config=docker_config,
+        plain_http=plain_http,
+    )
+
+
+def push_layout_to(
+    layout_dir: Path,
+    references: Sequence[str],
+    *,
+    insecure: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+    progress: Progress | None = None,
+    ref_name: str | None = None,
+    chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    docker_config: Path | None = None,
+    plain_http: bool | None = None,
+) -> str:
+    """:func:`push_layout` to several references at once (``apko publish CONFIG TAG...``): the
+    blobs and manifests go once to each repository named, then every tag is set; returns the
+    digest all of them point at. Every reference is parsed before anything is sent."""
+    if not references:
+        raise RegistryError("no reference to push to", where=str(layout_dir))
+    refs = [parse_reference(reference) for reference in references]
     say = progress or _noop
     layout = OciLayout(Path(layout_dir))
     top, top_data = _select_top(layout, ref_name)
-    with _client(
-        ref, insecure, username, password, docker_config, chunk_threshold, chunk_size, plain_http
-    ) as client:
-        pusher = _Pusher(client, layout, ref.repository, say)
-        if top_data is None:
-            top_data = pusher.push_manifest(top)
-        else:
-            # An index we built from several entries: push what it lists, then it.
-            for child in top["manifests"]:
-                pusher.push_manifest(child)
-        digest = compute_digest(top_data)
-        if ref.digest and ref.digest != digest:
-            raise RegistryError(
-                f"layout's image has digest {digest}, not the one in the reference", where=str(ref)
-            )
-        media_type = top["mediaType"] if "digest" in top else OCI_INDEX
-        if ref.tag and not ref.digest:
-            client.put_manifest(ref.repository, ref.tag, top_data, media_type)
-            say(f"tagged {ref}")
-        else:
-            client.put_manifest(ref.repository, digest, top_data, media_type)
-            say(f"manifest {digest}")
-        return digest
+    by_repository: dict[tuple[str, str], list[Reference]] = {}
+    for ref in refs:
+        by_repository.setdefault((ref.api_host, ref.repository), []).append(ref)
+    digest = ""
+    for (_host, repository), group in by_repository.items():
+        with _client(
+            group[0],
+            insecure,
+            username,
+            password,
+            docker_config,
+            chunk_threshold,
+            chunk_size,
+            plain_http,
+        ) as client:
+            pusher = _Pusher(client, layout, repository, say)
+            data = top_data
+            if data is None:
+                data = pusher.push_manifest(top)
+            else:
+                # An index we built from several entries: push what it lists, then it.
+                for child in top["manifests"]:
+                    pusher.push_manifest(child)
+            digest = compute_digest(data)
+            media_type = top["mediaType"] if "digest" in top else OCI_INDEX
+            for ref in group:
+                if ref.digest and ref.digest != digest:
+                    raise RegistryError(
+                        f"layout's image has digest {digest}, not the one in the reference",
+                        where=str(ref),
+                    )
+            tags = list(dict.fromkeys(ref.tag for ref in group if ref.tag and not ref.digest))
+            if not tags:
+                client.put_manifest(repository, digest, data, media_type)
+                say(f"manifest {digest}")
+            for tag in tags:
+                client.put_manifest(repository, tag, data, media_type)
+                say(f"tagged {client.registry}/{repository}:{tag}")
+    return digest
 
 
 def _select_top(layout: OciLayout, ref_name: str | None) -> tuple[dict[str, Any], bytes | None]:
