@@ -1,5 +1,5 @@
 """CLI: ``nanodistro image build | lock | diff | push`` (apko-compatible image assembly);
-``image sign | attest`` live in cli/image_sign.py."""
+``image sign | attest`` live in cli/image_sign.py, ``image publish`` in cli/image_publish.py."""
 
 from __future__ import annotations
 
@@ -55,6 +55,49 @@ def _workspace_defaults(
     return arch or list(workspace.archs), repo, keyring
 
 
+def _workspace_name(config: Path, use_workspace: bool) -> str | None:
+    """The purl distro of the workspace the config is in (its packages carry it), or None."""
+    from nanodistro.factory.workspace import find_workspace, load_workspace
+
+    found = find_workspace(config) if use_workspace else None
+    return load_workspace(found).name if found is not None else None
+
+
+def build_request(
+    config: Path,
+    *,
+    use_workspace: bool,
+    arch: list[str],
+    repo: list[str],
+    keyring: list[Path],
+    lockfile: Path | None,
+    source_date_epoch: int | None,
+    cache_dir: Path | None,
+    allow_downgrade: bool,
+    tag: str = "latest",
+) -> Any:
+    """The BuildRequest ``image build`` and ``image publish`` (cli/image_publish.py) make from
+    their shared options."""
+    from nanodistro.image.build import BuildRequest
+    from nanodistro.image.lock import read_lock
+    from nanodistro.imageconfig import load_config
+
+    loaded = load_config(config)
+    arch, repo, keyring = _workspace_defaults(config, use_workspace, arch, repo, keyring)
+    return BuildRequest(
+        loaded=loaded,
+        archs=list(arch) or None,
+        repositories=list(repo),
+        keyring_paths=list(keyring),
+        lock=read_lock(lockfile) if lockfile else None,
+        source_date_epoch=env_source_date_epoch(source_date_epoch),
+        cache_dir=cache_dir,
+        ref_name=tag,
+        allow_downgrade=allow_downgrade,
+        distro=_workspace_name(config, use_workspace),
+    )
+
+
 @image_app.command("build")
 def build_command(
     config: Path = typer.Argument(..., help="apko image config (YAML)."),
@@ -73,8 +116,15 @@ def build_command(
     keyring: list[Path] = typer.Option(
         [], "--keyring", help="Extra trusted key directory or file."
     ),
-    push: str | None = typer.Option(
-        None, "--push", help="Also push the image to this registry reference."
+    push: list[str] = typer.Option(
+        [],
+        "--push",
+        help="Also push the image to this registry reference (repeatable: one upload, every tag).",
+    ),
+    sbom: bool = typer.Option(
+        True,
+        "--sbom/--no-sbom",
+        help="With --push, attach the SPDX SBOMs (tag sha256-<hex>.sbom, as cosign).",
     ),
     insecure: bool = typer.Option(False, "--insecure", help="Use plain HTTP for --push."),
     source_date_epoch: int | None = typer.Option(
@@ -96,33 +146,30 @@ def build_command(
     use_workspace: bool = WORKSPACE,
 ) -> None:
     """Build an image from an apko config: resolve, install, layer, write an OCI layout."""
-    from nanodistro.image.build import BuildRequest, build_image, write_result
-    from nanodistro.image.lock import read_lock
-    from nanodistro.imageconfig import load_config
+    from nanodistro.cli.image_publish import echo_pushed, push_built
+    from nanodistro.image.build import build_image, write_result
 
-    loaded = load_config(config)
-    arch, repo, keyring = _workspace_defaults(config, use_workspace, arch, repo, keyring)
-    request = BuildRequest(
-        loaded=loaded,
-        archs=list(arch) or None,
-        repositories=list(repo),
-        keyring_paths=list(keyring),
-        lock=read_lock(lockfile) if lockfile else None,
-        source_date_epoch=env_source_date_epoch(source_date_epoch),
+    request = build_request(
+        config,
+        use_workspace=use_workspace,
+        arch=arch,
+        repo=repo,
+        keyring=keyring,
+        lockfile=lockfile,
+        source_date_epoch=source_date_epoch,
         cache_dir=cache_dir,
-        ref_name=tag,
         allow_downgrade=allow_downgrade,
+        tag=tag,
     )
+    if push and str(out).endswith(".tar"):
+        raise ConfigError("--push needs a layout directory for --out, not an archive")
     result = build_image(request, progress=_progress(not quiet))
     write_result(result, out)
-    pushed = None
+    published = None
     if push:
-        from nanodistro.registry import push_layout
-
-        layout = out
-        if str(out).endswith(".tar"):
-            raise ConfigError("--push needs a layout directory for --out, not an archive")
-        pushed = push_layout(layout, push, insecure=insecure)
+        published = push_built(
+            result, out, push, sbom=sbom, insecure=insecure, progress=_progress(not quiet)
+        )
     images: list[dict[str, Any]] = [
         {
             "arch": image.arch.apk,
@@ -133,15 +180,21 @@ def build_command(
         }
         for image in result.images
     ]
-    summary = {"digest": result.digest, "out": str(out), "pushed": pushed, "images": images}
+    summary = {
+        "digest": result.digest,
+        "out": str(out),
+        "pushed": published["digest"] if published else None,
+        "published": published,
+        "images": images,
+    }
     if json_out:
         print_json(summary)
     else:
         for image in images:
             typer.echo(f"{image['arch']}: {image['digest']} ({len(image['packages'])} packages)")
         typer.echo(f"index: {result.digest} -> {out}")
-        if pushed:
-            typer.echo(f"pushed: {push}@{pushed}")
+        if published:
+            echo_pushed(published)
 
 
 @image_app.command("lock")
@@ -245,7 +298,8 @@ def push_command(
 
 def register(app: typer.Typer) -> None:
     """Add the ``image`` group to the root app."""
-    from nanodistro.cli import image_sign
+    from nanodistro.cli import image_publish, image_sign
 
     image_sign.register(image_app)  # image sign | attest
+    image_publish.register(image_app)  # image publish
     app.add_typer(image_app, name="image")
