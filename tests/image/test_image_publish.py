@@ -230,6 +230,12 @@ def test_local_without_docker_or_podman_says_so(
     assert code == 1
     assert "docker: `docker info` failed: Cannot connect to the Docker daemon" in err
 
+    # a digest cannot name an image in a local store: said before anything is built
+    pinned = "app@sha256:" + "a" * 64
+    code, _out, err = _cli(capsys, "image", "publish", world / "img.yaml", pinned, "--local")
+    assert code == 1
+    assert f"{pinned}: a local container store is given tags, not digests" in err
+
 
 def test_local_loads_a_docker_archive_of_the_host_platform(
     world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

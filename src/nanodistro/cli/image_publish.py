@@ -75,6 +75,7 @@ def publish_command(
     references: list[str] = typer.Argument(
         ...,
         help="Registry references to tag, e.g. 127.0.0.1:5000/app:1.2 127.0.0.1:5000/app:latest.",
+        metavar="REF",
         show_default=False,
     ),
     out: Path | None = typer.Option(
@@ -140,8 +141,9 @@ def publish_command(
     )
     progress = _progress(not quiet)
     if local:
-        from nanodistro.image.local_store import find_local_store
+        from nanodistro.image.local_store import find_local_store, local_tags
 
+        local_tags(references)  # a digest reference cannot name a local image
         store = find_local_store()  # say "none found" before spending a build on it
         result = build_image(request, progress=progress)
         if out is not None:

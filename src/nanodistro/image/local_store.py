@@ -26,7 +26,14 @@ from nanodistro.registry.reference import parse_reference
 if TYPE_CHECKING:
     from nanodistro.image.build import ArchImage, BuildResult
 
-__all__ = ["LoadResult", "LocalStore", "docker_archive", "find_local_store", "load_local"]
+__all__ = [
+    "LoadResult",
+    "LocalStore",
+    "docker_archive",
+    "find_local_store",
+    "load_local",
+    "local_tags",
+]
 
 STORES = ("docker", "podman")
 _INFO_TIMEOUT = 30.0
@@ -79,7 +86,8 @@ def find_local_store() -> LocalStore:
     )
 
 
-def _repo_tags(references: Sequence[str]) -> list[str]:
+def local_tags(references: Sequence[str]) -> list[str]:
+    """The store names (``RepoTags``) for ``references``; ConfigError for a digest reference."""
     tags = []
     for reference in references:
         ref = parse_reference(reference)
@@ -134,7 +142,7 @@ def load_local(
     result: BuildResult, references: Sequence[str], *, store: LocalStore | None = None
 ) -> LoadResult:
     """Load the host platform's image of ``result`` into the local store, tagged ``references``."""
-    tags = _repo_tags(references)
+    tags = local_tags(references)
     image = _host_image(result)
     store = store or find_local_store()
     archive = docker_archive(image, result.blobs, tags)
