@@ -33,6 +33,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "graph": ("graph",),
     "apk": ("apk",),
     "image": ("image",),
+    "show": ("show",),
     "catalog": ("catalog",),
     "factory": ("events", "bisect", "factory", "freshness", "rollback"),
     "advisory": ("advisory", "feeds"),

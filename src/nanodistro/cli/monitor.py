@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nanodistro.cli._common import console, err_console, print_json
+from nanodistro.errors import ConfigError
 from nanodistro.monitor import models as m
 from nanodistro.monitor.bump import bump_recipe
 from nanodistro.monitor.check import RECIPE_TIMEOUT, check_paths, default_cache_dir, exit_status
@@ -156,6 +157,12 @@ def bump(
     # no exists=True: Click's usage box is not the one-line error; bump_recipe names the file
     recipe: Path = typer.Argument(..., help="The recipe file to bump."),
     version: str = typer.Argument(None, help="Target version (default: the latest upstream)."),
+    epoch: bool = typer.Option(
+        False,
+        "--epoch",
+        help="Rebuild-only bump: same version, epoch + 1, no upstream version lookup (sources "
+        "are fetched as for any bump; a changed checksum is listed in the changes).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff; change nothing."),
     source_cache: Path = typer.Option(
         None,
@@ -172,12 +179,22 @@ def bump(
     git-checkout commits from the new release, and checks each patch against the new source:
     patches upstream already contains are removed (file deleted); a patch that no longer
     applies fails the bump and leaves the recipe untouched. Comments and layout are kept.
+
+    With --epoch, the version stays and the epoch goes up by one (a rebuild of the same
+    upstream release, as the factory's epoch bumps). Nothing is committed to git.
     """
 
     def progress(message: str) -> None:
         if not json_output:
             err_console.print(f"[dim]{escape(message)}[/]")
 
+    if epoch:
+        if version is not None:
+            raise ConfigError(
+                f"--epoch keeps the version: give either VERSION ({version}) or --epoch",
+                where=str(recipe),
+            )
+        version = _current_version(recipe)
     # as `build`: the nanodistro.toml above the recipe gives the source cache and mirrors
     from nanodistro.factory.workspace import find_workspace, load_workspace
 
@@ -208,6 +225,15 @@ def bump(
         f"{recipe}: {result.old_version}-r{result.old_epoch} -> "
         f"{result.new_version}-r{result.new_epoch}"
     )
+
+
+def _current_version(recipe: Path) -> str:
+    """The recipe's ``package.version``, for an epoch bump (factory/building.epoch_bump)."""
+    from nanodistro.recipe.model import load_recipe
+
+    if not recipe.is_file():
+        raise ConfigError("no such recipe file", where=str(recipe))
+    return load_recipe(recipe).package.version
 
 
 def register(app: typer.Typer) -> None:

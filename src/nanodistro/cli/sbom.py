@@ -47,6 +47,20 @@ def package_document(path: Path, fmt: str, distro: str) -> bytes:
     return apk_cyclonedx(pkg, data, distro=distro)
 
 
+def _stored(layout: Path, name: str) -> Path:
+    """``sboms/NAME`` of the layout, else of its ``latest`` build (a factory layout keeps each
+    build's SBOMs per digest); the path may not exist."""
+    path = layout / "sboms" / name
+    if not path.is_file():
+        from nanodistro.image.sbomstore import sbom_dir
+        from nanodistro.image.tags import tag_digest
+
+        digest = tag_digest(layout, "latest")
+        if digest is not None:
+            path = sbom_dir(layout, digest) / name
+    return path
+
+
 def image_document(layout: Path, fmt: str, arch: str | None, distro: str | None = None) -> bytes:
     """``distro``: the workspace's name, as the image build used it (image/sbom.image_distro)."""
     from nanodistro.formats import cyclonedx
@@ -67,17 +81,15 @@ def image_document(layout: Path, fmt: str, arch: str | None, distro: str | None 
             f"no {arch} image (has {', '.join(names)}; or --arch index)", where=str(layout)
         )
     if fmt == "spdx":
-        path = layout / "sboms" / f"sbom-{arch}.spdx.json"
-        if not path.is_file():  # a factory layout keeps each build's SBOMs per digest
-            from nanodistro.image.sbomstore import sbom_dir
-            from nanodistro.image.tags import tag_digest
-
-            digest = tag_digest(layout, "latest")
-            if digest is not None:
-                path = sbom_dir(layout, digest) / path.name
+        path = _stored(layout, f"sbom-{arch}.spdx.json")
         if not path.is_file():
             raise FormatError("the layout has no SPDX document for this image", where=str(path))
         return path.read_bytes()
+    # the document the build wrote, when the layout keeps it: it knows the purl distro the
+    # build was given (a layout copied out of its workspace does not)
+    stored = _stored(layout, f"sbom-{arch}.cdx.json")
+    if stored.is_file():
+        return stored.read_bytes()
     if arch == "index":
         return cyclonedx.to_json(index_bom(index))
     return cyclonedx.to_json(arch_bom(next(a for a in archs if a.apk_arch == arch)))
