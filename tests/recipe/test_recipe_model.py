@@ -287,6 +287,8 @@ def test_arbitrary_text_gives_recipe_errors_only(text: str) -> None:
 def test_unknown_key_hint_inside_named_maps() -> None:
     error = _error("package: {name: a, version: '1'}\noptions:\n  fast:\n    varz: {}\n")
     assert error.field == "options.fast.varz"
-    assert error.message == "unknown key (expected one of: environment, vars)"
+    assert error.message == "unknown key (did you mean 'vars'?)"  # a misspelling: the key meant
+    error = _error("package: {name: a, version: '1'}\noptions:\n  fast:\n    colour: {}\n")
+    assert error.message == "unknown key (expected one of: environment, vars)"  # else the list
     error = _error("package: {name: a, version: '1'}\nupdate: {enabled: true, githb: {}}\n")
     assert error.field == "update.githb" and "github" in error.message

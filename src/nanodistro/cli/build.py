@@ -204,7 +204,11 @@ WORKSPACE = typer.Option(
 
 
 def build(
-    recipes: list[Path] = typer.Argument(..., help="melange recipe files."),
+    recipes: list[Path] = typer.Argument(
+        ...,
+        help="melange recipe files, or directories: their top-level *.yaml (a workspace "
+        "root: its recipes directory), as lint and graph read them.",
+    ),
     arch: str | None = ARCH,
     repo: Path | None = REPO,
     key: Path | None = KEY,
@@ -238,7 +242,11 @@ def build(
     Several recipes are built in dependency order. With --repo (and --key) each result is published to the repository with a freshly signed index, and a recipe whose package is already published from the same recipe is skipped. Without --repo, packages are written to --out/<arch>/. Defaults come from the nanodistro.toml above the recipe, if any.
     """
     from nanodistro.builder.orchestrate import build_recipes, write_packages
+    from nanodistro.cli._build_checks import check_repositories, signing_key_hint
+    from nanodistro.cli._recipe_args import recipe_files
 
+    recipes = recipe_files(recipes)  # a directory means its recipes (cli/_recipe_args.py)
+    check_repositories(repository)
     config = _config(
         recipes=list(recipes),
         use_workspace=use_workspace,
@@ -259,6 +267,8 @@ def build(
         repositories=repository,
         provenance_key=provenance_key,
     )
+    if config.repo is not None and config.key is None:
+        raise signing_key_hint(config.repo, recipes[0], use_workspace)
     display = BuildDisplay(err_console)
     config.on_step_failure = _debug_shell(display, debug)
     with _interruptible(display):
@@ -304,7 +314,9 @@ def test(
 ) -> None:
     """Run a recipe's test: pipelines against built packages in a fresh sandbox."""
     from nanodistro.builder.orchestrate import test_recipe
+    from nanodistro.cli._build_checks import check_repositories
 
+    check_repositories(repository)
     config = _config(
         recipes=[recipe],
         use_workspace=use_workspace,

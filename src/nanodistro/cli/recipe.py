@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from nanodistro.cli._common import console, err_console, print_json
+from nanodistro.cli._recipe_args import recipe_files
 from nanodistro.errors import NanodistroError
 from nanodistro.recipe.lint import LintResult, describe_rules, lint_path
 from nanodistro.recipe.pipelines import known_pipeline_names
@@ -15,22 +16,11 @@ from nanodistro.recipe.pipelines import known_pipeline_names
 _STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
 
 
-def _recipe_files(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.glob("*.yaml") if p.is_file())
-            if not found:
-                raise NanodistroError("no *.yaml recipes in directory", where=str(path))
-            files.extend(found)
-        else:
-            files.append(path)
-    return files
-
-
 def lint(
     recipes: list[Path] = typer.Argument(
-        None, help="Recipe files, or directories whose *.yaml files are recipes."
+        None,
+        help="Recipe files, or directories whose top-level *.yaml files are recipes (a "
+        "workspace root: its recipes directory).",
     ),
     json_output: bool = typer.Option(
         False,
@@ -69,7 +59,7 @@ def lint(
     for directory in pipeline_dirs:
         if not directory.is_dir():
             raise NanodistroError("not a directory", where=str(directory), field="--pipeline-dir")
-    files = _recipe_files(recipes)
+    files = recipe_files(recipes, missing_ok=True)
     names = known_pipeline_names(pipeline_dirs)
     results: list[LintResult] = []
     show_progress = len(files) > 20 and not json_output
@@ -108,13 +98,21 @@ def lint(
         )
     unloadable = [result for result in results if not result.loaded]
     if unloadable:
-        # bad input gets the one error: line every command prints (findings stay the report)
+        # bad input gets the one error: line every command prints. Printed findings are the
+        # report, so the line points at them instead of repeating one (each finding once);
+        # with --json they are not on the terminal, so the line names the first problem.
         if len(unloadable) == 1:
             load_errors = [f for f in unloadable[0].findings if f.rule == "load-error"]
             first = load_errors[0] if load_errors else unloadable[0].errors[0]
             where = f"{first.file}:{first.line}" if first.line else first.file
-            more = f" (and {len(load_errors) - 1} more)" if len(load_errors) > 1 else ""
-            typer.echo(f"error: {where}: {first.message}{more}", err=True)
+            count = max(len(load_errors), 1)
+            if json_output:
+                more = f" (and {count - 1} more)" if count > 1 else ""
+                what = f"{first.message}{more}"
+            else:
+                what = f"the recipe does not load ({count} problem{'s' if count > 1 else ''} "
+                what += "listed above)"
+            typer.echo(f"error: {where}: {what}", err=True)
         else:
             listed = ", ".join(result.file for result in unloadable)
             typer.echo(f"error: {len(unloadable)} recipes do not load: {listed}", err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,48 @@ def _plain(node: Any, where: str = "<image config>", budget: list[int] | None = 
     return node
 
 
+# Top-level keys of a melange recipe that no image config has: a recipe given to `image build`
+# is named as such, not reported as a dozen unknown keys.
+_RECIPE_KEYS = ("package", "pipeline", "subpackages")
+
+
+def _keys_at(loc: Sequence[int | str]) -> list[str]:
+    """The keys (YAML spelling) the config model accepts where ``loc`` points ([] if unknown)."""
+    model: Any = ImageConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
+        inner = getattr(field, "annotation", None) if field is not None else None
+        inner = next(
+            (a for a in getattr(inner, "__args__", ()) if hasattr(a, "model_fields")), inner
+        )
+        if not hasattr(inner, "model_fields"):
+            return []
+        model = inner
+    return sorted(f.alias or name for name, f in model.model_fields.items())
+
+
+def _unknown_key(loc: Sequence[int | str]) -> str:
+    close = (
+        difflib.get_close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1, cutoff=0.75) if loc else []
+    )
+    hint = f"did you mean {close[0]!r}?" if close else "not an apko image config key"
+    return f"unknown key ({hint})"
+
+
 def _validate(data: Any, tree: Any, where: str) -> ImageConfig:
+    if isinstance(data, dict) and any(key in data for key in _RECIPE_KEYS):
+        line = None
+        if isinstance(tree, CommentedMap):
+            line, _ = _line_of(tree, [next(k for k in _RECIPE_KEYS if k in data)])
+        raise ConfigError(
+            "this is a melange recipe (package:, pipeline:), not an apko image config; build "
+            "its packages with 'nanodistro build' and list them in an image config's "
+            "contents.packages",
+            where=where,
+            line=line,
+        )
     try:
         return ImageConfig.model_validate(data)
     except ValidationError as error:
@@ -118,7 +160,7 @@ def _validate(data: Any, tree: Any, where: str) -> ImageConfig:
         line, dotted = _line_of(tree, first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
-            message = "unknown key (not an apko image config key)"
+            message = _unknown_key(first["loc"])
         elif first["type"] == "missing":
             message = "required key is missing"
         count = len(error.errors())

@@ -9,6 +9,7 @@ is collected into one :class:`RecipeLoadError`.
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,15 @@ def recipe_from_document(doc: YamlDocument) -> Recipe:
             "a recipe must be a YAML mapping with 'package', 'pipeline', …", where=doc.where, line=1
         )
     data = doc.data
+    image_keys = [k for k in ("contents", "entrypoint", "accounts") if k in data]
+    if image_keys and "package" not in data:
+        # an apko image config given to build/lint/test: say so, not "unknown key" per key
+        message = (
+            "this is an apko image config (contents:, entrypoint:), not a melange recipe; "
+            "build the image with 'nanodistro image build FILE --out DIR'"
+        )
+        line = doc.line_of((image_keys[0],))
+        raise RecipeLoadError(message, where=doc.where, line=line, problems=[(line, "", message)])
     if isinstance(data.get("update"), dict):
         data = {**data, "update": _drop_nulls(data["update"])}
     try:
@@ -145,6 +155,9 @@ def _message(item: Any, path: KeyPath) -> str:
     kind = item["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(path[:-1])
+        close = difflib.get_close_matches(str(path[-1]), allowed, n=1, cutoff=0.75) if path else []
+        if close:  # a misspelling: name the key meant rather than list them all
+            return f"unknown key (did you mean {close[0]!r}?)"
         hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
         return f"unknown key{hint}"
     if kind == "missing":

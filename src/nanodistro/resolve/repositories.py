@@ -107,6 +107,23 @@ def index_location(repo: RepositoryRef, arch: str) -> str:
     return f"{repo.url}/{arch}/APKINDEX.tar.gz"
 
 
+def _check_local_repository(repo: RepositoryRef, arch: str) -> None:
+    """A missing folder or arch index is named as such: "not found" for an index file, or no
+    packages at all, sends users looking for a package rather than for their --repo typo."""
+    root = Path(urllib.parse.urlparse(repo.url).path if repo.url.startswith("file:") else repo.url)
+    if not root.is_dir():
+        what = "is not a directory" if root.exists() else "does not exist"
+        raise FetchError(f"repository {what}", where=str(root))
+    if not (root / arch / "APKINDEX.tar.gz").is_file():
+        found = sorted(p.parent.name for p in root.glob("*/APKINDEX.tar.gz"))
+        has = f"it has indexes for {', '.join(found)}" if found else "it has no index at all"
+        raise FetchError(
+            f"repository has no {arch}/APKINDEX.tar.gz ({has}; publish packages for "
+            f"{arch} into it, or regenerate the index with 'nanodistro index')",
+            where=str(root),
+        )
+
+
 def package_location(repo: RepositoryRef, arch: str, info: PackageInfo) -> str:
     return f"{repo.url}/{arch}/{info.filename}"
 
@@ -237,6 +254,8 @@ class RepositoryClient:
         """The repository's index for ``arch``, signature-verified against the keyring and, for
         a remote repository, no older than the one accepted before (``resolve.replay``)."""
         location = index_location(repo, arch)
+        if not is_remote(location):
+            _check_local_repository(repo, arch)
         index = read_index(self.read(location), where=location, keyring=self.keyring)
         # Local folders are the user's own files (written by publish, or synced on purpose);
         # replay is a mirror's attack, and a reindex after removing a package is legitimate.

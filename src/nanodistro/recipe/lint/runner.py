@@ -144,7 +144,10 @@ def lint_text(
         for key_path, message in problems:
             line = doc.line_of(key_path) if isinstance(key_path, tuple) else key_path
             result.findings.append(Finding(where, line, rule.name, rule.severity, message))
-    result.findings.sort(key=lambda f: (f.line or 0, f.rule))
+    # each finding once: expanded subpackages (range:) and rules sharing a check would otherwise
+    # repeat the same line and message
+    unique = {(f.line, f.rule, f.message): f for f in result.findings}
+    result.findings = sorted(unique.values(), key=lambda f: (f.line or 0, f.rule))
     return result
 
 
