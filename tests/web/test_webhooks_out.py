@@ -159,7 +159,8 @@ def test_wanted_events_are_posted_signed_and_in_order(tmp_path: Path) -> None:
             expected = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
             assert headers["X-Nanodistro-Signature-256"] == expected
         cursor = json.loads((root / CURSOR_FILE).read_text())
-        assert cursor == {"url": got.url, "last_event_id": recorded[-1].id}
+        digest = hashlib.sha256(got.url.encode()).hexdigest()  # never the URL (it may hold a token)
+        assert cursor == {"url_sha256": digest, "last_event_id": recorded[-1].id}
 
 
 def test_a_restart_neither_resends_nor_skips(tmp_path: Path) -> None:
@@ -240,6 +241,24 @@ def test_an_unreachable_receiver_is_given_up_and_logged(
         assert "cannot connect" in caplog.text and "ConnectError" not in caplog.text
 
 
+def test_credentials_in_the_url_stay_out_of_logs_status_and_cursor(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = empty_workspace(tmp_path / "ws")
+    with receiver() as got:  # closed again: every delivery fails and is logged
+        port = got.url.split(":")[2].split("/")[0]
+    url = f"http://hook:pa55word@127.0.0.1:{port}/hook?token=t0ken-123"
+    with workspace_state(root) as state:
+        service = dispatcher(state, root, url, attempts=2, timeout=2)
+        with running(service):
+            event = events.record(state, events.PROMOTED, "channel:stable", {"to": 2})
+            wait_until(lambda: service.cursor == event.id)
+        shown = json.dumps(service.status()) + caplog.text
+        shown += (root / ".nanodistro" / "webhooks-out.json").read_text()
+        assert f"http://127.0.0.1:{port}/hook" in shown
+        assert "pa55word" not in shown and "t0ken-123" not in shown
+
+
 def test_stopping_mid_retry_sends_it_again_on_the_next_start(tmp_path: Path) -> None:
     root = empty_workspace(tmp_path / "ws")
     with workspace_state(root) as state, receiver() as got:
@@ -274,7 +293,7 @@ def test_the_serving_app_starts_the_dispatcher_from_the_settings(tmp_path: Path)
             assert isinstance(service, WebhookDispatcher)
             service.poll = 0.05
             with TestClient(create_app(context)) as client:
-                assert client.get("/healthz").json()["services"] == {"WebhookDispatcher": True}
+                assert client.get("/healthz").json()["services"] == {"webhooks-out": True}
                 events.record(state, events.GATE_BLOCKED, "channel:stable", {})
                 event = events.record(state, events.PROMOTED, "channel:stable", {"to": 9})
                 ((headers, body),) = got.wait_for(1)

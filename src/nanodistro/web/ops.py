@@ -8,6 +8,7 @@ sends a bearer token with ``authorization: credentials:``).
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -22,6 +23,8 @@ from nanodistro.web.context import Ctx, Reader, WebContext
 from nanodistro.web.metrics import registry_for, render
 
 __all__ = ["HealthOut", "router"]
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["operations"])
 
@@ -46,8 +49,9 @@ def _database(context: WebContext) -> str:
         with context.state.session() as session:
             session.execute(select(RunRow.id).limit(1)).all()
     except SQLAlchemyError as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()
-        return reason[0] if reason else "unreachable"
+        # the detail (paths, hosts) goes to the log, not to whoever may ask /healthz
+        log.error("healthz: the state database cannot be read: %s", error)
+        return "unreadable"
     return "ok"
 
 
@@ -67,7 +71,10 @@ def _runner(context: WebContext) -> Literal["alive", "stopped", "not running"]:
 def get_healthz(context: Ctx) -> JSONResponse:
     database = _database(context)
     runner = _runner(context)
-    services = {type(s).__name__: bool(getattr(s, "alive", True)) for s in context.services}
+    services = {
+        getattr(s, "name", type(s).__name__): bool(getattr(s, "alive", True))
+        for s in context.services
+    }
     healthy = database == "ok" and runner != "stopped"
     out = HealthOut(
         status="ok" if healthy else "unavailable",

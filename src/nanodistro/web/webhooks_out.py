@@ -25,6 +25,7 @@ import threading
 from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from sqlalchemy import func, select
@@ -57,6 +58,8 @@ def event_body(event: Event, workspace: str) -> bytes:
 
 class WebhookDispatcher:
     """One thread POSTing the wanted events of ``state`` to ``url``, in log order."""
+
+    name = "webhooks-out"
 
     def __init__(
         self,
@@ -125,6 +128,18 @@ class WebhookDispatcher:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def shown_url(self) -> str:
+        """The URL without credentials or query (which may hold a token), for logs."""
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+    @property
+    def _url_digest(self) -> str:
+        return hashlib.sha256(self.url.encode()).hexdigest()
+
     # ------------------------------------------------------------------ cursor
     def _newest_id(self) -> int:
         with self.state.session() as session:
@@ -133,7 +148,9 @@ class WebhookDispatcher:
     def _load_cursor(self) -> int:
         try:
             data = json.loads(self.cursor_path.read_text(encoding="utf-8"))
-            if data.get("url") == self.url and isinstance(data.get("last_event_id"), int):
+            if data.get("url_sha256") == self._url_digest and isinstance(
+                data.get("last_event_id"), int
+            ):
                 return int(data["last_event_id"])
         except (OSError, ValueError, AttributeError):
             pass
@@ -143,7 +160,8 @@ class WebhookDispatcher:
         return newest
 
     def _save_cursor(self, event_id: int) -> None:
-        text = json.dumps({"url": self.url, "last_event_id": event_id}) + "\n"
+        # the URL's digest, not the URL: a receiver's URL may carry a token
+        text = json.dumps({"url_sha256": self._url_digest, "last_event_id": event_id}) + "\n"
         atomic_write_text(self.cursor_path, text)
         self.cursor = event_id
 
@@ -208,7 +226,7 @@ class WebhookDispatcher:
             log.info(
                 "webhooks out: event %s to %s failed (%s), retry in %.1fs",
                 event.id,
-                self.url,
+                self.shown_url,
                 problem,
                 delay,
             )
@@ -224,14 +242,14 @@ class WebhookDispatcher:
             event.id,
             event.type,
             event.subject,
-            self.url,
+            self.shown_url,
             attempts,
             problem,
         )
 
     def status(self) -> dict[str, Any]:
         return {
-            "url": self.url,
+            "url": self.shown_url,
             "alive": self.alive,
             "cursor": self.cursor,
             "delivered": self.delivered,
