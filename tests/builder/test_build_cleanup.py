@@ -134,3 +134,23 @@ def test_ctrl_c_names_the_step_cleans_up_and_exits_130(tmp_path: Path) -> None:
     assert "Traceback" not in text and "aborted" not in text
     _removed(text, ws)
     assert _processes_with(marker) == []  # the step did not outlive the build
+
+
+def test_interrupted_cache_store_leaves_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nanodistro.builder import cache as cache_mod
+
+    source = tmp_path / "download"
+    source.write_bytes(b"tarball")
+    store = cache_mod.SourceCache(tmp_path / "cache")
+
+    def interrupted(_src: object, _dst: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C between the copy and the rename
+
+    monkeypatch.setattr(cache_mod.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.store(source, cache_mod.file_digests(source))
+    with pytest.raises(KeyboardInterrupt):
+        store.store_unpinned(source, "https://example.org/x.tar.gz")
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []

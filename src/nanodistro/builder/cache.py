@@ -14,10 +14,12 @@ crash never leaves a half-written object under its final name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 DEFAULT_SOURCE_CACHE = Path("~/.cache/nanodistro/sources")
@@ -58,14 +60,15 @@ class SourceCache:
                 first = first or target
                 continue
             tmp = _temp_name(target)
-            if first is None:
-                shutil.copyfile(source, tmp)
-            else:
-                try:
-                    os.link(first, tmp)
-                except OSError:
-                    shutil.copyfile(first, tmp)
-            os.replace(tmp, target)
+            with _removed_unless_renamed(tmp):
+                if first is None:
+                    shutil.copyfile(source, tmp)
+                else:
+                    try:
+                        os.link(first, tmp)
+                    except OSError:
+                        shutil.copyfile(first, tmp)
+                os.replace(tmp, target)
             first = first or target
         assert first is not None
         return first
@@ -74,8 +77,9 @@ class SourceCache:
         target = self.url_path(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = _temp_name(target)
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        with _removed_unless_renamed(tmp):
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
         return target
 
 
@@ -94,3 +98,13 @@ def _temp_name(target: Path) -> Path:
     # per process and thread: the factory fetches for several builds at once, and two of them
     # may store the same object (a shared tarball) at the same moment
     return target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+
+
+@contextlib.contextmanager
+def _removed_unless_renamed(tmp: Path) -> Iterator[None]:
+    """A failed or interrupted (Ctrl-C) copy leaves no half-written temp file in the cache."""
+    try:
+        yield
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

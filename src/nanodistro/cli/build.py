@@ -171,7 +171,12 @@ CACHE = typer.Option(
 PIPELINE_DIR = typer.Option(
     [], "--pipeline-dir", help="Extra pipeline directory, searched before the built-ins."
 )
-KEEP = typer.Option(False, "--keep-workspace", help="Keep the build workspace and logs.")
+KEEP = typer.Option(
+    False,
+    "--keep-workspace",
+    help="Keep the build workspace (logs, sources, sandbox root) and print where it is; "
+    "without it the workspace is removed, also when the build fails or is interrupted.",
+)
 SDE = typer.Option(
     None,
     "--source-date-epoch",
