@@ -18,7 +18,7 @@ from typing import TextIO
 
 from nanodistro.util.progress import Progress
 
-__all__ = ["job_log", "teeing", "write"]
+__all__ = ["job_log", "stamped", "teeing", "write"]
 
 _current: ContextVar[TextIO | None] = ContextVar("nanodistro_job_log", default=None)
 
@@ -38,14 +38,17 @@ def job_log(path: Path | None) -> Iterator[None]:
             _current.reset(token)
 
 
+def stamped(message: str) -> str:
+    """``message`` as log lines: each of its lines after the time (UTC, HH:MM:SS)."""
+    stamp = datetime.now(UTC).strftime("%H:%M:%S")
+    return "".join(f"{stamp} {line}\n" for line in message.splitlines() or [""])
+
+
 def write(message: str) -> None:
     """Append ``message`` (each of its lines, timestamped) to the current job's log, if any."""
     out = _current.get()
-    if out is None:
-        return
-    stamp = datetime.now(UTC).strftime("%H:%M:%S")
-    for line in message.splitlines() or [""]:
-        out.write(f"{stamp} {line}\n")
+    if out is not None:
+        out.write(stamped(message))
 
 
 def teeing(say: Progress) -> Progress:

@@ -15,7 +15,7 @@ from nanodistro.web.context import AUTH_RESPONSES, BODY_RESPONSES, Ctx, Reader, 
 from nanodistro.web.runs import RUN_KINDS, Run, recipe_path
 from nanodistro.web.sse import EVENT_STREAM, follow_file, stream_response
 
-__all__ = ["RunOut", "router", "submit"]
+__all__ = ["RunOut", "router", "submit", "submit_run"]
 
 router = APIRouter(prefix="/api", tags=["runs"], responses=AUTH_RESPONSES)
 
@@ -68,12 +68,25 @@ class RollbackIn(BaseModel):
     )
 
 
-def submit(context: WebContext, kind: str, params: dict[str, Any], by: str, **kw: Any) -> Run:
-    """Queue a run and wake the runner."""
-    run, _created = context.runs.submit(kind, params, by, **kw)
-    if context.runner is not None:
+def submit_run(
+    context: WebContext,
+    kind: str,
+    params: dict[str, Any],
+    by: str,
+    *,
+    dedup_key: str | None = None,
+) -> tuple[Run, bool]:
+    """Queue a run and wake the runner; (the run, True), or (the run ``dedup_key`` already
+    queued, False)."""
+    run, created = context.runs.submit(kind, params, by, dedup_key=dedup_key)
+    if created and context.runner is not None:
         context.runner.wake()
-    return run
+    return run, created
+
+
+def submit(context: WebContext, kind: str, params: dict[str, Any], by: str) -> Run:
+    """Queue a run and wake the runner."""
+    return submit_run(context, kind, params, by)[0]
 
 
 @router.post(

@@ -130,16 +130,11 @@ def _schedule(
         )
         return base
     params = {"recipes": checked, "upstream": query.label, "release": release}
-    if dedup_key is not None:
-        run, created = context.runs.submit("check", params, by, dedup_key=dedup_key)
-        if not created:
-            base.status, base.scheduled = "duplicate", RunOut.of(run)
-            base.reason = f"delivery already scheduled run {run.id}"
-            return base
-        if context.runner is not None:
-            context.runner.wake()
-    else:
-        run = api_runs.submit(context, "check", params, by)
+    run, created = api_runs.submit_run(context, "check", params, by, dedup_key=dedup_key)
+    if not created:
+        base.status, base.scheduled = "duplicate", RunOut.of(run)
+        base.reason = f"delivery already scheduled run {run.id}"
+        return base
     base.status, base.scheduled = "scheduled", RunOut.of(run)
     base.reason = f"check of {', '.join(checked)} queued as run {run.id}"
     return base

@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from nanodistro.errors import ConfigError, NanodistroError
+from nanodistro.factory.joblog import stamped
 from nanodistro.factory.state.db import State
 from nanodistro.factory.state.models import RunRow
 from nanodistro.factory.state.types import utcnow
@@ -337,9 +338,7 @@ class FactoryRunner:
         with log.open("a", encoding="utf-8", buffering=1) as out:
 
             def say(message: str) -> None:
-                stamp = datetime.now(UTC).strftime("%H:%M:%S")
-                for line in str(message).splitlines() or [""]:
-                    out.write(f"{stamp} {line}\n")
+                out.write(stamped(str(message)))
 
             say(f"run {run.id}: {run.kind} {run.params} (asked by {run.requested_by})")
             result: dict[str, Any] | None = None
