@@ -83,13 +83,21 @@ class _Inputs:
 _OSV_LOADED: dict[str, tuple[tuple[int, int], Any]] = {}
 
 
+def content_stamp(path: Path) -> tuple[int, int]:
+    """(newest mtime, total size) of a file or of a directory's files: changes when one of
+    them is replaced (``vuln update`` renames new files in; an advisory edit rewrites one)."""
+    if not path.exists():
+        return (0, 0)
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    stats = [f.stat() for f in files]  # stat-ing is cheap next to parsing every record
+    return max((st.st_mtime_ns for st in stats), default=0), sum(st.st_size for st in stats)
+
+
 def _load_osv_once(path: Path, load: Any) -> Any:
     """The OSV database at ``path``, loaded again only when it changed (``vuln update`` replaces
     it by a rename): a cycle reads it for triage, the gate and the fixes, and all.zip of an
     ecosystem is large."""
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    stats = [f.stat() for f in files]  # stat-ing is cheap next to parsing every record
-    stamp = (max((st.st_mtime_ns for st in stats), default=0), sum(st.st_size for st in stats))
+    stamp = content_stamp(path)
     held = _OSV_LOADED.get(str(path))
     if held is None or held[0] != stamp:
         _OSV_LOADED.clear()  # one database at a time: the workspace's
@@ -97,7 +105,10 @@ def _load_osv_once(path: Path, load: Any) -> Any:
     return held[1]
 
 
-def _inputs(workspace: Workspace, report: VulnerabilityReport) -> _Inputs | None:
+def scan_inputs(workspace: Workspace, report: VulnerabilityReport) -> _Inputs | None:
+    """What a scan of the workspace's packages needs — the OSV database (read once while
+    unchanged), the advisories, the recipes' git sources, the distro name — or None with
+    ``report.note`` saying why there is nothing to scan against."""
     from nanodistro.advisory.store import load_directory
     from nanodistro.formats.purl import distro_name
     from nanodistro.vuln.osvdb import load_osv
@@ -254,7 +265,7 @@ def triage(
     from nanodistro.advisory.document import new_event
 
     report = VulnerabilityReport()
-    inputs = _inputs(workspace, report)
+    inputs = scan_inputs(workspace, report)
     if inputs is None:
         say(f"vulnerabilities: {report.note}")
         return report
@@ -329,7 +340,7 @@ def record_fixes(
 
     # what loading says (bad records, bad documents) the cycle's triage already reported
     loading = VulnerabilityReport()
-    inputs = _inputs(workspace, loading)
+    inputs = scan_inputs(workspace, loading)
     report = report or loading
     if inputs is None:
         return report
@@ -383,40 +394,48 @@ class _Finding:
 
 def vulnerability_policy(gate: Any) -> list[str]:
     """Gate hook: reasons to keep staging images out of stable (module docstring)."""
-    from nanodistro.vuln.scan import scan_inventory
-    from nanodistro.vuln.targets import load_targets
 
     workspace: Workspace = gate.workspace
     block = list(workspace.gates_block)
     if not block or not gate.changed_images:
         return []
     report = VulnerabilityReport()
-    inputs = _inputs(workspace, report)
+    inputs = scan_inputs(workspace, report)
     if inputs is None:
         return []
     reasons = []
     for name in sorted(gate.changed_images):
-        layout = workspace.image_out_dir / name
-        # our images hold our packages, whatever os-release ID their base layout writes
-        for target in load_targets(f"{layout}:staging", distro=inputs.distro, own=True):
-            result = scan_inventory(
-                target.inventory,
-                inputs.db,
-                target=target.label,
-                triage=inputs.triage_entries(),
-                git_sources=inputs.git_sources,
+        for finding in scan_image(inputs, workspace.image_out_dir / name, "staging"):
+            if finding.suppressed or finding.severity not in block:
+                continue
+            if finding.status in ACCEPTED:
+                continue
+            c = finding.component
+            reasons.append(
+                f"image {name}: {finding.vuln_id} ({finding.severity}) in "
+                f"{c.name}-{c.version}, not fixed and not accepted in an advisory"
             )
-            for finding in result.findings:
-                if finding.suppressed or finding.severity not in block:
-                    continue
-                if finding.status in ACCEPTED:
-                    continue
-                c = finding.component
-                reasons.append(
-                    f"image {name}: {finding.vuln_id} ({finding.severity}) in "
-                    f"{c.name}-{c.version}, not fixed and not accepted in an advisory"
-                )
     return sorted(set(reasons))
+
+
+def scan_image(inputs: _Inputs, layout: Path, tag: str) -> list[Any]:
+    """Every finding (suppressed ones marked) for the image ``layout:tag``, with the
+    workspace's advisories applied."""
+    from nanodistro.vuln.scan import scan_inventory
+    from nanodistro.vuln.targets import load_targets
+
+    findings: list[Any] = []
+    # our images hold our packages, whatever os-release ID their base layout writes
+    for target in load_targets(f"{layout}:{tag}", distro=inputs.distro, own=True):
+        result = scan_inventory(
+            target.inventory,
+            inputs.db,
+            target=target.label,
+            triage=inputs.triage_entries(),
+            git_sources=inputs.git_sources,
+        )
+        findings.extend(result.findings)
+    return findings
 
 
 def publish_feeds(workspace: Workspace) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -504,13 +505,24 @@ _SCANS: dict[tuple[Any, ...], VulnerabilityStatus] = {}
 _SCANS_LOCK = threading.Lock()
 
 
+# Walking the OSV folder (tens of thousands of files) for every image page is not free: its
+# stamp is taken again at most this often.
+_STAMP_SECONDS = 10.0
+_STAMPS: dict[Path, tuple[float, tuple[int, int]]] = {}
+
+
 def _stamp(path: Path) -> tuple[int, int]:
-    """(newest mtime, total size) of a file or a directory's files: changes when it changes."""
-    if not path.exists():
-        return (0, 0)
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    stats = [f.stat() for f in files]
-    return max((s.st_mtime_ns for s in stats), default=0), sum(s.st_size for s in stats)
+    from nanodistro.factory.vulnerabilities import content_stamp
+
+    now = time.monotonic()
+    with _SCANS_LOCK:
+        held = _STAMPS.get(path)
+        if held is not None and now - held[0] < _STAMP_SECONDS:
+            return held[1]
+    stamp = content_stamp(path)
+    with _SCANS_LOCK:
+        _STAMPS[path] = (now, stamp)
+    return stamp
 
 
 def vulnerability_status(
@@ -545,16 +557,14 @@ def vulnerability_status(
 
 
 def _scan(workspace: Workspace, layout: Path, digest: str) -> VulnerabilityStatus:
-    # the factory's loader: the OSV database read once while unchanged, advisories, recipes' git
-    # sources and the distro name, exactly as its triage sees them
-    from nanodistro.factory.vulnerabilities import VulnerabilityReport, _inputs
+    # the factory's loader and scan: the OSV database read once while unchanged, advisories,
+    # recipes' git sources and the distro name, exactly as its triage and gate see them
+    from nanodistro.factory.vulnerabilities import VulnerabilityReport, scan_image, scan_inputs
     from nanodistro.image.tags import list_tags
-    from nanodistro.vuln.scan import scan_inventory
-    from nanodistro.vuln.targets import load_targets
 
     report = VulnerabilityReport()
     try:
-        inputs = _inputs(workspace, report)
+        inputs = scan_inputs(workspace, report)
         if inputs is None:
             return VulnerabilityStatus(
                 digest=digest, available=False, note=report.note, findings=[], suppressed=0
@@ -562,16 +572,7 @@ def _scan(workspace: Workspace, layout: Path, digest: str) -> VulnerabilityStatu
         tag = next((t for t, d in sorted(list_tags(layout).items()) if d == digest), None)
         if tag is None:
             raise LookupError(f"no tag names {digest} in {layout}")
-        findings = []
-        for target in load_targets(f"{layout}:{tag}", distro=inputs.distro, own=True):
-            result = scan_inventory(
-                target.inventory,
-                inputs.db,
-                target=target.label,
-                triage=inputs.triage_entries(),
-                git_sources=inputs.git_sources,
-            )
-            findings.extend(result.findings)
+        findings = scan_image(inputs, layout, tag)
     except (NanodistroError, LookupError, OSError) as error:
         return VulnerabilityStatus(
             digest=digest, available=False, note=f"scan failed: {error}", findings=[], suppressed=0
