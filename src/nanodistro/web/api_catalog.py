@@ -12,14 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nanodistro.errors import NanodistroError
 from nanodistro.web.context import AUTH_RESPONSES, Ctx, Reader, WebContext
-from nanodistro.web.queries_catalog import (
-    CatalogOut,
-    PackageOut,
-    catalog,
-    package_detail,
-    package_file,
-)
+from nanodistro.web.queries_catalog import CatalogOut, catalog
 from nanodistro.web.queries_freshness import FreshnessOut, freshness_dashboard
+from nanodistro.web.queries_package import PackageOut, package_detail, package_file
 
 __all__ = ["ProvenanceOut", "SpdxDocument", "router"]
 

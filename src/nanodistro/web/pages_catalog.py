@@ -10,8 +10,9 @@ from fastapi.responses import HTMLResponse
 
 from nanodistro.web.context import Ctx, Reader
 from nanodistro.web.pages_common import render
-from nanodistro.web.queries_catalog import catalog, json_ready, package_detail
+from nanodistro.web.queries_catalog import catalog, json_ready
 from nanodistro.web.queries_freshness import freshness_dashboard
+from nanodistro.web.queries_package import package_detail
 
 __all__ = ["router"]
 
