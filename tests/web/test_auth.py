@@ -116,3 +116,16 @@ def test_a_huge_body_is_refused_before_it_is_read_whole(tmp_path: Path) -> None:
         assert context.runs.list() == []
         small = client.post("/api/cycles", json={"monitor": False}, headers=token)
         assert small.status_code == 202
+
+
+def test_pages_send_a_browser_without_a_token_to_sign_in(tmp_path: Path) -> None:
+    closed = empty_workspace(tmp_path / "closed", "\n[serve]\npublic-reads = false\n")
+    with console(closed) as (client, context):
+        answer = client.get("/events?type=promoted", follow_redirects=False)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/login?next=/events%3Ftype%3Dpromoted"
+        assert client.get("/login").status_code == 200  # the sign-in page itself is open
+        assert client.get("/api/events").status_code == 401  # API clients get the 401
+        token = bearer(context)["Authorization"].removeprefix("Bearer ")
+        client.cookies.set("nanodistro_token", token)
+        assert client.get("/events", follow_redirects=False).status_code == 200

@@ -10,9 +10,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import quote
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nanodistro import __version__
 from nanodistro.web import (
@@ -57,6 +61,19 @@ def create_app(context: WebContext) -> FastAPI:
         max_body_size=hooks.MAX_BODY,
     )
     app.state.context = context
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+        # a page asked for without a token (public-reads = false): the browser goes to the
+        # sign-in page and comes back; API clients keep their JSON 401
+        page = not request.url.path.startswith(("/api/", "/hooks/", "/metrics", "/healthz"))
+        if error.status_code == 401 and page and request.method == "GET":
+            target = quote(
+                request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            )
+            return RedirectResponse(f"/login?next={target}", status_code=303)
+        return await http_exception_handler(request, error)
+
     routers = (
         api_catalog,
         api_images,

@@ -91,6 +91,9 @@ document.addEventListener("DOMContentLoaded", () => {
       event.preventDefault();
       nd.setToken(document.getElementById("token-input").value.trim());
       document.getElementById("login-result").textContent = "Token saved in this browser.";
+      // back to the page that sent us here (a same-site path only)
+      const next = new URLSearchParams(window.location.search).get("next");
+      if (next && next.startsWith("/") && !next.startsWith("//")) window.location.href = next;
     });
     document.getElementById("logout").addEventListener("click", () => {
       nd.setToken("");
