@@ -181,7 +181,7 @@ def test_unknown_run_as_user_or_group_is_an_error_naming_the_field() -> None:
         resolve_run_as("nonroot", fs, where="img.yaml")
     assert str(raised.value) == (
         "img.yaml: accounts.run-as: run-as user 'nonroot' is not defined: no account in "
-        "accounts.users or the image's etc/passwd has that name"
+        "accounts.users or the image's etc/passwd has that name (defined: app)"
     )
     with pytest.raises(ConfigError) as raised:
         resolve_run_as("app:wheel", fs, where="img.yaml")

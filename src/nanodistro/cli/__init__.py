@@ -61,6 +61,9 @@ def _root(
 
 def build_app(modules: Iterable[str] | None = None) -> typer.Typer:
     """The root app with the commands of ``modules`` (default: all of them)."""
+    from nanodistro.cli import _help
+
+    _help.install()  # --help without Python type names (<bool>, <list[Path]>)
     root = typer.Typer(
         name="nanodistro",
         help="Build minimal, reproducible, signed packages and container images from upstream source.",

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from nanodistro.cli._common import err_console, print_json
+from nanodistro.errors import NanodistroError
 from nanodistro.util.host import host_arch
 
 
@@ -38,13 +39,34 @@ def resolve_command(
 ) -> None:
     """Resolve PACKAGES against signed repositories and print the closure in install order.
 
-    Output matches `apk add --simulate`: "(1/N) Installing name (version)".
+    Output matches `apk add --simulate`: "(1/N) Installing name (version)". With --json, a
+    failure prints {"error", "where", "line", "field"} on stdout too (and exits 1).
 
     Every index must be signed by a key in the keyring, and no older than the one accepted
     before from the same repository (state: $NANODISTRO_INDEX_STATE, default
     ~/.cache/nanodistro/index-state.json). A repository written legacy:URL may hold packages
     without a datahash.
     """
+    try:
+        _resolve(packages, repo, keyring, arch, insecure, allow_downgrade, json_output)
+    except NanodistroError as error:
+        if json_output:  # a script reading stdout gets a document either way
+            print_json(
+                {"error": error.message, "where": error.where, "line": error.line,
+                 "field": error.field}
+            )  # fmt: skip
+        raise  # and the one error: line on stderr, non-zero exit
+
+
+def _resolve(
+    packages: list[str],
+    repo: list[str],
+    keyring: list[Path],
+    arch: str,
+    insecure: bool,
+    allow_downgrade: bool,
+    json_output: bool,
+) -> None:
     # Imported here so other commands do not pay for httpx and the solver at start-up.
     from nanodistro.resolve import RepositoryClient, parse_repository, solve
     from nanodistro.trust.keys import load_keyring

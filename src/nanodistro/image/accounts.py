@@ -155,9 +155,10 @@ def resolve_run_as(run_as: str, fs: RootFS, *, where: str = "") -> str:
     elif user in passwd:
         uid, gid = passwd[user]
     else:
+        defined = ", ".join(sorted(passwd)) or "none"
         raise ConfigError(
             f"run-as user {user!r} is not defined: no account in accounts.users or the "
-            "image's etc/passwd has that name",
+            f"image's etc/passwd has that name (defined: {defined})",
             where=where or None,
             field="accounts.run-as",
         )

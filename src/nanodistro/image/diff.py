@@ -95,6 +95,20 @@ def split_layout_tag(source: str) -> tuple[Path, str] | None:
     return (path, tag) if path.is_dir() or path.is_file() else None
 
 
+def looks_like_a_path(source: str) -> bool:
+    """A missing ``source`` the user meant as a local path, not a registry reference: written
+    like a path (``./``, ``../``, ``/``, ``~``, a file suffix) or with neither a registry host
+    (``host.name/``, ``host:port/``, ``localhost/``) nor a tag or digest."""
+    if source.startswith(("./", "../", "/", "~", ".")) or source.endswith(
+        (".tar", ".tar.gz", ".json", ".yaml")
+    ):
+        return True
+    first, slash, _ = source.partition("/")
+    has_host = bool(slash) and ("." in first or ":" in first or first == "localhost")
+    has_tag = ":" in source.rpartition("/")[2] or "@" in source
+    return not has_host and not has_tag
+
+
 def load_image_packages(source: str, *, insecure: bool = False) -> ImagePackages:
     path = Path(source)
     if path.is_dir():
@@ -108,8 +122,12 @@ def load_image_packages(source: str, *, insecure: bool = False) -> ImagePackages
         if head in (b"{", b"[") or path.suffix == ".json":
             return from_lock(path)
         return from_layout(path, kind="archive")
-    if "/" not in source and ":" not in source:
-        raise ImageError("no such file or directory, and not a registry reference", where=source)
+    if looks_like_a_path(source):
+        raise ImageError(
+            "path does not exist (a registry reference names its host and a tag, e.g. "
+            "127.0.0.1:5000/app:latest)",
+            where=source,
+        )
     from nanodistro.registry import pull
 
     with tempfile.TemporaryDirectory(prefix="nanodistro-diff-") as tmp:

@@ -84,6 +84,12 @@ def load_signing_key(path: Path) -> SigningKey:
     path = Path(path)
     try:
         private_pem = path.read_bytes()
+    except FileNotFoundError:
+        raise KeyLoadError(
+            "no such signing key; create one with 'nanodistro keygen --out DIR' (a workspace "
+            "keeps it in its keys/ directory)",
+            where=str(path),
+        ) from None
     except OSError as error:
         raise KeyLoadError(f"cannot read signing key ({error.strerror})", where=str(path)) from None
     public_pem_from_private(private_pem, where=str(path))  # must be an RSA private key
