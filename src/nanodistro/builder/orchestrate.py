@@ -405,10 +405,16 @@ class _Build:
                 self.say(f"skip {main.name}: {self.result.skip_reason}")
                 return self.result
             if recorded is not None:
+                from nanodistro.builder.recipediff import describe_recipe_change
+
+                published = config.repo / config.arch / filename
+                changed = describe_recipe_change(self.recipe, self.path, published)
                 raise RepositoryError(
-                    f"{filename} is already published from a different recipe; bump "
-                    f"package.epoch (published packages never change)",
-                    where=str(config.repo / config.arch / filename),
+                    f"{filename} is already published from a different recipe"
+                    f"{f' ({changed})' if changed else ''}; bump package.epoch to publish "
+                    "the change ('nanodistro bump --epoch RECIPE'; published packages never "
+                    "change)",
+                    where=str(published),
                 )
         if config.workspace_dir:
             config.workspace_dir.mkdir(parents=True, exist_ok=True)
