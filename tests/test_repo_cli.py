@@ -92,7 +92,7 @@ def test_publish_conflict_is_one_clear_line(tmp_path, keys):
         (["publish", "missing.apk", "--repo", "r", "--key", "KEY"], "cannot read package"),
         (["publish", "NOTAPK", "--repo", "r", "--key", "KEY"], "gzip"),
         (["index", "nowhere/x86_64", "--key", "KEY"], "no such arch directory"),
-        (["publish", "NOTAPK", "--repo", "r", "--key", "missing.rsa"], "cannot read signing key"),
+        (["publish", "NOTAPK", "--repo", "r", "--key", "missing.rsa"], "no such signing key"),
     ],
 )
 def test_bad_input_errors(tmp_path, keys, args, message):

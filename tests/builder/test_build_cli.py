@@ -77,7 +77,7 @@ def test_repo_without_key_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixt
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY)
     assert run_cli(["build", str(recipe), "--repo", str(tmp_path / "r"), "--no-workspace"]) == 1
-    assert "needs a signing key (--key)" in capsys.readouterr().err
+    assert "needs a signing key: pass --key" in capsys.readouterr().err
 
 
 def test_bad_recipe_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
