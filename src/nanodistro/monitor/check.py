@@ -180,7 +180,10 @@ async def _check_target(
     except NanodistroError as error:
         result.status, result.message = m.ERROR, str(error)
     except Exception as error:  # one broken upstream must not stop the others
-        result.status, result.message = m.ERROR, f"unexpected failure (a bug; please report it): {error}"
+        result.status, result.message = (
+            m.ERROR,
+            f"unexpected failure (a bug; please report it): {error}",
+        )
     return result
 
 
