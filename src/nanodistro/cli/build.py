@@ -248,9 +248,10 @@ def build(
     """
     from nanodistro.builder.orchestrate import build_recipes, write_packages
     from nanodistro.cli._build_checks import check_repositories, signing_key_hint
-    from nanodistro.cli._recipe_args import recipe_files
+    from nanodistro.cli._recipe_args import print_note, recipe_files
 
-    recipes = recipe_files(recipes)  # a directory means its recipes (cli/_recipe_args.py)
+    # a directory means its recipes, other YAML skipped with a note (cli/_recipe_args.py)
+    recipes = recipe_files(recipes, note=print_note)
     check_repositories(repository)
     config = _config(
         recipes=list(recipes),

@@ -8,9 +8,11 @@ import typer
 from rich.markup import escape
 
 from nanodistro.cli._common import console, err_console, print_json
+from nanodistro.cli._recipe_args import print_note
 from nanodistro.errors import GraphError
 from nanodistro.graph.corpus import load_corpus
 from nanodistro.graph.graph import DependencyGraph, build_graph
+from nanodistro.recipe.folder import skip_note
 
 
 def _default_cache() -> Path:
@@ -118,6 +120,9 @@ def graph(
         raise GraphError("no recipe files (*.yaml) in this directory", where=str(directory))
     for error in corpus.errors:
         err_console.print(f"[red]skipped:[/] {escape(str(error))}")
+    note = skip_note(corpus.skipped)
+    if note:
+        print_note(note)
     dependency_graph = build_graph(corpus)
     if order:
         _print_order(dependency_graph, json_output)

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from nanodistro.cli._common import console, err_console, print_json
-from nanodistro.cli._recipe_args import recipe_files
+from nanodistro.cli._recipe_args import print_note, recipe_files
 from nanodistro.errors import NanodistroError
 from nanodistro.recipe.lint import LintResult, describe_rules, lint_path
 from nanodistro.recipe.pipelines import known_pipeline_names
@@ -59,7 +59,7 @@ def lint(
     for directory in pipeline_dirs:
         if not directory.is_dir():
             raise NanodistroError("not a directory", where=str(directory), field="--pipeline-dir")
-    files = recipe_files(recipes, missing_ok=True)
+    files = recipe_files(recipes, missing_ok=True, note=print_note)
     names = known_pipeline_names(pipeline_dirs)
     results: list[LintResult] = []
     show_progress = len(files) > 20 and not json_output

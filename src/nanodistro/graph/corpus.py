@@ -21,6 +21,7 @@ from typing import Any
 
 from nanodistro.errors import ConfigError, NanodistroError, RecipeError
 from nanodistro.graph.scan import as_str, is_true, load_yaml_without, package_mapping
+from nanodistro.recipe.folder import skip_reason
 from nanodistro.recipe.substitute import substitute
 from nanodistro.recipe.yamlsource import load_data
 from nanodistro.util.atomic import atomic_write_bytes
@@ -70,6 +71,8 @@ class Corpus:
     images: list[ImageNode] = field(default_factory=list)
     errors: list[NanodistroError] = field(default_factory=list)
     cache_hits: int = 0
+    # non-recipe YAML beside the recipes (.yam.yaml, dot files, no package:): (path, why)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 def atom_name(atom: str) -> str | None:
@@ -265,7 +268,8 @@ def recipe_files(directory: Path) -> list[Path]:
 def load_recipes(
     paths: Sequence[Path], *, cache_dir: Path | None = None, workers: int | None = None
 ) -> Corpus:
-    """Parse recipes (in parallel when there are many), reusing cached nodes by content hash."""
+    """Parse recipes (in parallel when there are many), reusing cached nodes by content hash.
+    Other YAML of a recipe folder is listed in ``skipped``, not parsed (recipe/folder.py)."""
     cache = _load_cache(cache_dir)
     corpus = Corpus()
     pending: list[tuple[str, bytes]] = []
@@ -276,6 +280,10 @@ def load_recipes(
             data = path.read_bytes()
         except OSError as error:
             corpus.errors.append(RecipeError(f"cannot read: {error}", where=str(path)))
+            continue
+        reason = skip_reason(path, data)
+        if reason is not None:
+            corpus.skipped.append((str(path), reason))
             continue
         digest = hashlib.sha256(data).hexdigest()
         digests[str(path)] = digest

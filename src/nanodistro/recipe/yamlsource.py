@@ -143,7 +143,9 @@ class _Converter:
 def _convert(node: yaml.Node, path: KeyPath, conv: _Converter) -> Any:
     doc = conv.doc
     if isinstance(node, yaml.ScalarNode):
-        if node.tag == _NULL_TAG and node.style is None:
+        # A plain null (`key:`, `~`, `null`): libyaml's composer marks plain style as "" where
+        # the pure-Python one says None; a quoted "~" stays text.
+        if node.tag == _NULL_TAG and not node.style:
             return None
         return node.value
     if isinstance(node, yaml.SequenceNode):
