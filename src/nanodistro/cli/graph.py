@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import typer
@@ -10,8 +11,10 @@ from rich.markup import escape
 from nanodistro.cli._common import console, err_console, print_json
 from nanodistro.cli._recipe_args import print_note
 from nanodistro.errors import GraphError
+from nanodistro.graph.bootstrap import load_published
 from nanodistro.graph.corpus import load_corpus
 from nanodistro.graph.graph import DependencyGraph, build_graph
+from nanodistro.graph.impact import BUILD_ONLY, REBUILD, RETEST
 from nanodistro.recipe.folder import skip_note
 
 
@@ -28,6 +31,13 @@ def _print_order(graph: DependencyGraph, json_output: bool) -> None:
             console.print(
                 f"[bold]wave {number}[/] ({len(wave)}): " + escape(" ".join(wave)), soft_wrap=True
             )
+        if order.bootstrap:
+            console.print(
+                f"[bold]bootstrap edges[/] ({len(order.bootstrap)}, built with the published "
+                "package instead of waiting for it):"
+            )
+            for edge in order.bootstrap:
+                console.print("  " + edge.reason(), soft_wrap=True, markup=False)
         if order.blocked:
             console.print(
                 "[yellow]not ordered (depend on a cycle):[/] " + escape(" ".join(order.blocked)),
@@ -35,11 +45,22 @@ def _print_order(graph: DependencyGraph, json_output: bool) -> None:
             )
     if order.cycles:
         described = "; ".join(" -> ".join([*c, c[0]]) for c in order.cycles)
-        raise GraphError(f"build-time dependency cycle(s): {described}")
+        why = (
+            f" (no bootstrap edge breaks it: none of its build dependencies is published in "
+            f"{graph.published.source})"
+            if graph.published is not None
+            else ""
+        )
+        raise GraphError(f"build-time dependency cycle(s): {described}{why}")
 
 
-def _print_dependents(graph: DependencyGraph, package: str, json_output: bool) -> None:
-    impact = graph.dependents(package)
+def _print_dependents(
+    graph: DependencyGraph,
+    package: str,
+    json_output: bool,
+    rebuild_on: Mapping[str, list[str]],
+) -> None:
+    impact = graph.dependents(package, rebuild_on=rebuild_on)
     if json_output:
         print_json(impact.to_json())
         return
@@ -56,32 +77,44 @@ def _print_dependents(graph: DependencyGraph, package: str, json_output: bool) -
         )
     for number, wave in enumerate(impact.rebuild, 1):
         console.print(f"rebuild wave {number}: " + " ".join(wave), soft_wrap=True, markup=False)
-    if impact.runtime_dependents:
-        console.print(
-            "runtime dependents (no rebuild): " + " ".join(impact.runtime_dependents),
-            soft_wrap=True,
-        )
+    titles = {
+        REBUILD: "must be rebuilt",
+        RETEST: "re-test only (runtime closure; no rebuild)",
+        BUILD_ONLY: "use it at build time only (nothing to do)",
+    }
+    for category, title in titles.items():
+        names = sorted(n for n, r in impact.reasons.items() if r.category == category)
+        if names:
+            console.print(f"{title} ({len(names)}):", markup=False)
+        for name in names:
+            reason = impact.reasons[name]
+            console.print(f"  {name}  [{reason.rule}] {reason.detail}", markup=False)
     console.print(
         "images to rebuild: " + (" ".join(impact.images) or "none"), soft_wrap=True, markup=False
     )
 
 
-def _recipe_and_image_dirs(directory: Path, images: Path | None) -> tuple[Path, Path | None]:
+def _recipe_and_image_dirs(
+    directory: Path, images: Path | None
+) -> tuple[Path, Path | None, dict[str, list[str]]]:
     """A workspace directory means its recipes and images (nanodistro.toml); a workspace's
-    recipes directory brings the workspace's images; otherwise DIR/images if present."""
+    recipes directory brings the workspace's images; otherwise DIR/images if present. Also
+    the workspace's ``[rebuild-on]`` (empty without a workspace)."""
     from nanodistro.factory.workspace import WORKSPACE_FILE, find_workspace, load_workspace
 
     found = (directory / WORKSPACE_FILE) if (directory / WORKSPACE_FILE).is_file() else None
     found = found or find_workspace(directory)
+    rebuild_on: dict[str, list[str]] = {}
     if found is not None:
         workspace = load_workspace(found)
+        rebuild_on = dict(workspace.rebuild_on)
         if directory.resolve() == workspace.root:
             directory = workspace.recipes_dir
         if images is None and directory.resolve() == workspace.recipes_dir.resolve():
             images = workspace.images_dir if workspace.images_dir.is_dir() else None
     if images is None and (directory / "images").is_dir():
         images = directory / "images"
-    return directory, images
+    return directory, images, rebuild_on
 
 
 def graph(
@@ -104,13 +137,24 @@ def graph(
         None, "--cache-dir", help="Parse cache directory [~/.cache/nanodistro/graph]."
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Parse every recipe afresh."),
+    repo: Path = typer.Option(
+        None,
+        "--repo",
+        metavar="REPO",
+        help="Published repository (folder with <arch>/APKINDEX.tar.gz, or an index file): "
+        "a build edge that would close a cycle is cut only when its package is published "
+        "there [without: assumed published, and listed].",
+    ),
 ) -> None:
     """Dependency graph of a recipe set: build-time and runtime edges, images as consumers.
 
-    Without an option, prints a summary. --order exits 1 if there are build-time cycles (after
-    printing the acyclic part and the cycles' members).
+    Without an option, prints a summary. A build edge that would close a cycle is satisfied
+    by the published package (a bootstrap edge, listed with the cycle it breaks; recipes in
+    name order, the first edge to close a cycle is cut, as wolfictl's dag). --order exits 1
+    only if a cycle remains (a dependency in it not published in --repo).
     """
-    directory, images_dir = _recipe_and_image_dirs(directory, images)
+    directory, images_dir, rebuild_on = _recipe_and_image_dirs(directory, images)
+    published = load_published(repo) if repo is not None else None
     corpus = load_corpus(
         directory,
         images_dir=images_dir,
@@ -123,22 +167,29 @@ def graph(
     note = skip_note(corpus.skipped)
     if note:
         print_note(note)
-    dependency_graph = build_graph(corpus)
+    dependency_graph = build_graph(corpus, published=published)
     if order:
         _print_order(dependency_graph, json_output)
     elif dependents:
-        _print_dependents(dependency_graph, dependents, json_output)
+        _print_dependents(dependency_graph, dependents, json_output, rebuild_on)
     elif dot:
         typer.echo(dependency_graph.to_dot(), nl=False)
     elif json_output:
-        print_json({**dependency_graph.to_json(), "cycles": dependency_graph.cycles()})
+        print_json(
+            {
+                **dependency_graph.to_json(),
+                "cycles": dependency_graph.remaining_cycles(),
+                "bootstrap_edges": [e.to_json() for e in dependency_graph.bootstrap_edges],
+            }
+        )
     else:
         g = dependency_graph
         console.print(
             f"{len(g.recipes)} recipes, {len(g.package_recipe)} packages, {len(g.images)} images; "
             f"{sum(map(len, g.build_deps.values()))} build-time and "
             f"{sum(map(len, g.runtime_deps.values()))} runtime edges; "
-            f"{len(g.external)} names from outside the set; {len(g.cycles())} cycles",
+            f"{len(g.external)} names from outside the set; "
+            f"{len(g.bootstrap_edges)} bootstrap edges; {len(g.remaining_cycles())} cycles",
             soft_wrap=True,
         )
     if len(corpus.errors) == 1:

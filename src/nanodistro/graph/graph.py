@@ -8,6 +8,9 @@ A name resolves to the package of that name if one exists, else to every package
 with the highest ``provider-priority``. Names nothing in the set provides are external (the
 distribution's bootstrap or an upstream repository) and create no edge. A recipe's dependency on
 its own packages (bootstrapping) creates no edge either.
+
+Build edges that would close a cycle are satisfied by the published package (``bootstrap.py``):
+the build order uses the edges left after those cuts, ``build_deps`` keeps them all.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from nanodistro.errors import GraphError
+from nanodistro.graph.bootstrap import BootstrapEdge, PublishedIndex, cut_cycles
 from nanodistro.graph.corpus import Corpus, ImageNode, RecipeNode
+from nanodistro.graph.impact import Impact, impact
 
 if TYPE_CHECKING:
     from _typeshed import SupportsRichComparison
@@ -28,37 +34,20 @@ NodeT = TypeVar("NodeT", bound="SupportsRichComparison")
 
 @dataclass
 class BuildOrder:
-    """Recipes in waves (each wave depends only on earlier ones) and the cycles left out."""
+    """Recipes in waves (each wave depends only on earlier ones), the build edges cut because
+    the published package satisfies them, and the cycles no cut could break."""
 
     waves: list[list[str]]
     cycles: list[list[str]]
     blocked: list[str] = field(default_factory=list)  # depend on a cycle, so not ordered
-
-    def to_json(self) -> dict[str, Any]:
-        return {"waves": self.waves, "cycles": self.cycles, "blocked": self.blocked}
-
-
-@dataclass
-class Impact:
-    """What a change to ``recipe`` sets in motion."""
-
-    query: str
-    recipe: str
-    shared_group: list[str]
-    epoch_bump: list[str]
-    rebuild: list[list[str]]  # in build order waves, the changed recipe(s) first
-    runtime_dependents: list[str]
-    images: list[str]
+    bootstrap: list[BootstrapEdge] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "query": self.query,
-            "recipe": self.recipe,
-            "shared_group": self.shared_group,
-            "epoch_bump": self.epoch_bump,
-            "rebuild": self.rebuild,
-            "runtime_dependents": self.runtime_dependents,
-            "images": self.images,
+            "waves": self.waves,
+            "bootstrap_edges": [edge.to_json() for edge in self.bootstrap],
+            "cycles": self.cycles,
+            "blocked": self.blocked,
         }
 
 
@@ -116,7 +105,18 @@ def strongly_connected(
 class DependencyGraph:
     """Recipes and images with build-time and runtime edges (dependency -> dependent)."""
 
-    def __init__(self, recipes: Sequence[RecipeNode], images: Sequence[ImageNode] = ()) -> None:
+    def __init__(
+        self,
+        recipes: Sequence[RecipeNode],
+        images: Sequence[ImageNode] = (),
+        *,
+        published: PublishedIndex | None = None,
+        bootstrap: bool = True,
+    ) -> None:
+        # ``published``: the repository whose packages may satisfy a cycle-closing build edge
+        # (None: assume every package of the set is published); ``bootstrap=False`` cuts none.
+        self.published = published
+        self.bootstrap = bootstrap
         self.recipes: dict[str, RecipeNode] = {}
         for recipe in recipes:
             if recipe.name in self.recipes:
@@ -143,9 +143,14 @@ class DependencyGraph:
         self.build_deps: dict[str, set[str]] = {name: set() for name in self.recipes}
         self.runtime_deps: dict[str, set[str]] = {name: set() for name in self.recipes}
         self.external: dict[str, set[str]] = defaultdict(set)
+        # recipe -> [(dependency recipe, names written)], in the order the recipe lists them
+        self.build_edges: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
         for recipe in self.recipes.values():
+            by_target: dict[str, list[str]] = {}
             for dep in recipe.build:
-                self._link(recipe.name, dep, self.build_deps)
+                for owner in self._link(recipe.name, dep, self.build_deps):
+                    by_target.setdefault(owner, []).append(dep)
+            self.build_edges[recipe.name] = [(t, tuple(n)) for t, n in by_target.items()]
             for package in recipe.packages:
                 for dep in package.runtime:
                     self._link(recipe.name, dep, self.runtime_deps)
@@ -160,14 +165,17 @@ class DependencyGraph:
             return [name]
         return self.virtual.get(name, [])
 
-    def _link(self, recipe: str, dep: str, edges: dict[str, set[str]]) -> None:
+    def _link(self, recipe: str, dep: str, edges: dict[str, set[str]]) -> list[str]:
         packages = self.resolve(dep)
         if not packages:
             self.external[dep].add(recipe)
+        owners = []
         for package in packages:
             owner = self.package_recipe[package]
             if owner != recipe:
                 edges[recipe].add(owner)
+                owners.append(owner)
+        return owners
 
     @staticmethod
     def _reverse(edges: dict[str, set[str]]) -> dict[str, set[str]]:
@@ -180,18 +188,42 @@ class DependencyGraph:
     # --- queries ------------------------------------------------------------------------------
 
     def cycles(self) -> list[list[str]]:
-        """Build-time dependency cycles, each as its sorted member list."""
+        """Build-time dependency cycles (before any cut), each as its sorted member list."""
         components = strongly_connected(sorted(self.recipes), self.build_deps)
         return sorted(c for c in components if len(c) > 1)
 
-    def order(self, subset: Iterable[str] | None = None) -> BuildOrder:
-        """Build order in parallel waves (Kahn's algorithm over build-time edges).
+    @cached_property
+    def bootstrap_edges(self) -> list[BootstrapEdge]:
+        """Build edges cut because the published package satisfies them (``bootstrap.py``)."""
+        if not self.bootstrap:
+            return []
+        published = self.published.has if self.published is not None else None
+        return cut_cycles(self.cycles(), self.build_edges, published)
 
-        Cycle members, and recipes depending on them, are reported rather than ordered.
+    @cached_property
+    def order_deps(self) -> dict[str, set[str]]:
+        """The build edges that order builds: ``build_deps`` less the bootstrap edges."""
+        deps = {name: set(targets) for name, targets in self.build_deps.items()}
+        for edge in self.bootstrap_edges:
+            deps[edge.recipe].discard(edge.target)
+        return deps
+
+    def remaining_cycles(self) -> list[list[str]]:
+        """Cycles no bootstrap edge breaks (a dependency in them is not published)."""
+        components = strongly_connected(sorted(self.recipes), self.order_deps)
+        return sorted(c for c in components if len(c) > 1)
+
+    def order(self, subset: Iterable[str] | None = None) -> BuildOrder:
+        """Build order in parallel waves (Kahn's algorithm over the build edges left after the
+        bootstrap cuts).
+
+        Members of a cycle no cut breaks, and recipes depending on them, are reported rather
+        than ordered.
         """
         nodes = set(self.recipes) if subset is None else set(subset)
-        cycles = [c for c in self.cycles() if set(c) & nodes]
-        remaining = {n: {d for d in self.build_deps[n] if d in nodes} for n in nodes}
+        cycles = [c for c in self.remaining_cycles() if set(c) & nodes]
+        deps_of = self.order_deps
+        remaining = {n: {d for d in deps_of[n] if d in nodes} for n in nodes}
         waves: list[list[str]] = []
         ready = sorted(n for n, deps in remaining.items() if not deps)
         while ready:
@@ -210,10 +242,11 @@ class DependencyGraph:
             ready = sorted(set(next_ready) - finished)
         in_cycle = {m for c in cycles for m in c}
         blocked = sorted(set(remaining) - in_cycle)
-        return BuildOrder(waves=waves, cycles=cycles, blocked=blocked)
+        cut = [e for e in self.bootstrap_edges if e.recipe in nodes and e.target in nodes]
+        return BuildOrder(waves=waves, cycles=cycles, blocked=blocked, bootstrap=cut)
 
     def strict_order(self) -> list[list[str]]:
-        """Waves, or ``GraphError`` naming every cycle's members."""
+        """Waves, or ``GraphError`` naming every cycle's members that no cut breaks."""
         result = self.order()
         if result.cycles:
             described = "; ".join(" -> ".join([*c, c[0]]) for c in result.cycles)
@@ -265,55 +298,23 @@ class DependencyGraph:
                 todo.extend(self.resolve(dep))
         return seen
 
-    def dependents(self, query: str) -> Impact:
-        """Everything a new version of ``query``'s recipe sets in motion.
-
-        - the shared group moves together;
-        - with ``update.shared``, the direct dependents (build or runtime) get an epoch bump;
-        - rebuild: the changed recipes, those bumped, and everything that build-depends on any
-          of them, transitively, in build order;
-        - runtime dependents (installed alongside, not rebuilt) are listed for information;
-        - images: every image whose package closure includes a changed or rebuilt recipe.
-        """
-        recipe = self.recipe_for(query)
-        group = self.shared_group(recipe)
-        bumped: set[str] = set()
-        if self.recipes[recipe].shared:
-            for member in group:
-                bumped |= self.build_dependents[member] | self.runtime_dependents[member]
-            bumped -= set(group)
-        rebuild = self._closure([*group, *bumped], self.build_dependents)
-        runtime_only = self._closure(rebuild, self.runtime_dependents) - rebuild
-        affected = rebuild | runtime_only
-        images = sorted(
-            image.name
-            for image in self.images
-            if any(self.package_recipe[p] in affected for p in self.image_packages(image))
-        )
-        order = self.order(rebuild)
-        waves = order.waves + (
-            [sorted(order.blocked + [m for c in order.cycles for m in c])]
-            if order.blocked or order.cycles
-            else []
-        )
-        return Impact(
-            query=query,
-            recipe=recipe,
-            shared_group=group,
-            epoch_bump=sorted(bumped),
-            rebuild=waves,
-            runtime_dependents=sorted(runtime_only),
-            images=images,
-        )
+    def dependents(
+        self, query: str, *, rebuild_on: Mapping[str, Sequence[str]] | None = None
+    ) -> Impact:
+        """Everything a new version of ``query``'s recipe sets in motion: what must be rebuilt
+        and what only re-tested, with the rule for each (``impact.py``)."""
+        return impact(self, query, rebuild_on=rebuild_on)
 
     def to_dot(self) -> str:
         """Graphviz: solid build-time edges, dashed runtime edges, images as boxes."""
         lines = ["digraph nanodistro {", "  rankdir=LR;", "  node [shape=ellipse];"]
         for name in sorted(self.recipes):
             lines.append(f'  "{name}";')
+        cut = {(e.recipe, e.target) for e in self.bootstrap_edges}
         for name in sorted(self.recipes):
             for dep in sorted(self.build_deps[name]):
-                lines.append(f'  "{dep}" -> "{name}";')
+                style = ' [style=dotted, label="bootstrap"]' if (name, dep) in cut else ""
+                lines.append(f'  "{dep}" -> "{name}"{style};')
             for dep in sorted(self.runtime_deps[name] - self.build_deps[name]):
                 lines.append(f'  "{dep}" -> "{name}" [style=dashed];')
         for image in self.images:
@@ -348,5 +349,8 @@ class DependencyGraph:
         }
 
 
-def build_graph(corpus: Corpus) -> DependencyGraph:
-    return DependencyGraph(corpus.recipes, corpus.images)
+def build_graph(corpus: Corpus, *, published: PublishedIndex | None = None) -> DependencyGraph:
+    return DependencyGraph(corpus.recipes, corpus.images, published=published)
+
+
+__all__ = ["BootstrapEdge", "BuildOrder", "DependencyGraph", "Impact", "build_graph"]
