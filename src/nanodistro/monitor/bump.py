@@ -33,15 +33,17 @@ from ruamel.yaml.scalarstring import (
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from nanodistro.builder.cache import SourceCache
-from nanodistro.errors import MonitorError, NanodistroError, RecipeError
+from nanodistro.errors import FetchError, MonitorError, NanodistroError, RecipeError
 from nanodistro.formats import version as apk_version
 from nanodistro.graph.scan import as_str, package_mapping
 from nanodistro.monitor import models as m
 from nanodistro.monitor.check import check_targets_async
+from nanodistro.monitor.providers import pypi
 from nanodistro.monitor.providers.base import Endpoints
 from nanodistro.monitor.providers.git import ls_remote
 from nanodistro.monitor.recipes import read_recipe_text, target_from_document
-from nanodistro.monitor.sources import checkout, download, extract
+from nanodistro.monitor.release_source import exact_release, pinned_uri
+from nanodistro.monitor.sources import Download, checkout, download, extract
 from nanodistro.recipe.model import load_recipe_text
 from nanodistro.recipe.substitute import substitute
 from nanodistro.recipe.yamlsource import load_data
@@ -184,6 +186,29 @@ def _patch_file(recipe: Path, package: str, name: str) -> Path:
     )
 
 
+def _pypi_project(plain: dict[str, Any], path: Path) -> str | None:
+    """The PyPI project an ``update: pypi:`` block follows, if any."""
+    try:
+        update = target_from_document(plain, path).update
+    except NanodistroError:
+        return None  # an unreadable update: block only matters to the monitor
+    return update.pypi.identifier if update is not None and update.pypi is not None else None
+
+
+def _download_or_explain(uri: str, cache: SourceCache, *, version: str, **options: Any) -> Download:
+    """``download``, a 404 said as what it means for a bump: no such file for this version."""
+    try:
+        return download(uri, cache, **options)
+    except FetchError as error:
+        if error.message.startswith("HTTP 404"):
+            raise MonitorError(
+                f"the file for version {version} does not exist upstream (HTTP 404 for the URL "
+                "tried); the release may name or place its file differently: fix the fetch uri",
+                where=uri,
+            ) from None
+        raise
+
+
 def _int_input(value: Any, default: int) -> int:
     try:
         return int(as_str(value)) if value not in (None, "") else default
@@ -256,6 +281,16 @@ def bump_recipe(
     mapping["package.epoch"] = str(new_epoch)
     mapping["package.full-version"] = f"{version}-r{new_epoch}"
     cache = SourceCache(source_cache)  # the builder's cache, so the next build is offline
+    pypi_project = _pypi_project(plain, path)
+    # Upstreams that name the release's file (Debian's archive): its path and sha256 win over
+    # the version substituted into the recipe's URI.
+    exact = (
+        exact_release(
+            target_from_document(plain, path), version, cache_dir=cache_dir, endpoints=endpoints
+        )
+        if version != old_version
+        else None  # an epoch bump keeps its source
+    )
 
     pinned = [
         p
@@ -278,14 +313,45 @@ def bump_recipe(
             wants = [k for k in ("expected-sha256", "expected-sha512") if k in inputs]
             if not wants and archive is not None:
                 continue
-            fetched = download(
+            if exact is not None and exact.url and "/pool/" in uri:
+                raw_uri = as_str(inputs.get("uri"))
+                new_uri = pinned_uri(raw_uri, uri, exact.url, version)
+                if new_uri is not None:
+                    rt_step["with"]["uri"] = new_uri
+                    uri = substitute(new_uri, mapping, keep_unknown=True)
+                    changes.append(f"fetch uri {raw_uri} -> {new_uri}")
+            listed_sha256 = None
+            if pypi_project and pypi.is_pypi_file_url(uri, endpoints or Endpoints.from_env()):
+                # the sdist's path holds a content hash: ask PyPI instead of guessing it
+                say(f"{name}: asking PyPI for the {version} sdist of {pypi_project}")
+                uri, listed_sha256 = pypi.source_file(pypi_project, version, endpoints=endpoints)
+                new_uri = pypi.templated_uri(as_str(inputs.get("uri")), uri, version)
+                if new_uri != as_str(inputs.get("uri")):
+                    rt_step["with"]["uri"] = new_uri
+                    changes.append(f"fetch uri {uri} (PyPI's sdist for {version})")
+            fetched = _download_or_explain(
                 uri,
                 cache,
                 step=name,
+                version=version,
                 retries=_int_input(inputs.get("retry-limit"), 5),
                 progress=say,
                 mirrors=mirrors,
             )
+            if listed_sha256 is not None and fetched.sha256 != listed_sha256:
+                raise MonitorError(
+                    f"the sdist PyPI lists for {version} has sha256 {fetched.sha256}, "
+                    f"PyPI says {listed_sha256}",
+                    where=uri,
+                )
+            if exact is not None and exact.checksum and "/pool/" in uri:
+                if f"sha256:{fetched.sha256}" != exact.checksum:
+                    raise MonitorError(
+                        f"downloaded file has sha256 {fetched.sha256}, the archive's index "
+                        f"says {exact.checksum.removeprefix('sha256:')}",
+                        where=uri,
+                    )
+                exact = None  # one source file per release
             for key in wants:
                 new = fetched.sha256 if key == "expected-sha256" else fetched.sha512
                 if as_str(inputs[key]) != new:

@@ -2,7 +2,7 @@
 
 Mirrors melange's ``config.Update`` (chainguard-dev/melange:pkg/config/config.go, docs/UPDATE.md);
 keys keep their melange spelling (dashes) as aliases, Python attributes use underscores. nanodistro
-adds three monitors of its own: ``pypi``, ``npm`` and ``http-regex``. ``version_data`` (Chainguard's
+adds monitors of its own: ``pypi``, ``npm``, ``http-regex`` and ``debian``. ``version_data`` (Chainguard's
 data sources) is kept as free-form data; nanodistro does not act on it.
 """
 
@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
+    "DebianMonitor",
     "GitHubMonitor",
     "GitLabMonitor",
     "GitMonitor",
@@ -112,6 +113,21 @@ class NpmMonitor(_Block):
     identifier: Text
 
 
+class DebianMonitor(_Block):
+    """nanodistro addition: versions of a source package in a Debian archive's Sources index.
+
+    ``identifier`` is the source package; ``suite`` defaults to the host's (``unstable``/``sid``
+    sees new upstream releases first), ``archive`` to the host's apt mirror, ``keyring`` (the
+    InRelease signers; ``none``: checksums only) to Debian's archive keyring.
+    """
+
+    identifier: Text
+    suite: Text | None = None
+    component: Text = "main"
+    archive: Text | None = None
+    keyring: Text | None = None
+
+
 class HttpRegexMonitor(_Block):
     """nanodistro addition: versions scraped from a page (a download directory) by regex.
 
@@ -123,7 +139,7 @@ class HttpRegexMonitor(_Block):
 
 
 class UpdateConfig(_Block):
-    """melange ``update:`` plus nanodistro's ``pypi``/``npm``/``http-regex`` monitors."""
+    """melange ``update:`` plus nanodistro's ``pypi``/``npm``/``http-regex``/``debian`` monitors."""
 
     # Go's zero value: an update: block without `enabled: true` is not monitored (melange
     # schema.json marks it required).
@@ -148,6 +164,7 @@ class UpdateConfig(_Block):
     pypi: PypiMonitor | None = None
     npm: NpmMonitor | None = None
     http_regex: HttpRegexMonitor | None = Field(default=None, alias="http-regex")
+    debian: DebianMonitor | None = None
 
     def monitor_kind(self) -> str | None:
         """The configured upstream kind (provider module name), or None when there is none.
@@ -163,6 +180,7 @@ class UpdateConfig(_Block):
             ("pypi", self.pypi),
             ("npm", self.npm),
             ("http_regex", self.http_regex),
+            ("debian", self.debian),
         ):
             if block is not None:
                 return kind

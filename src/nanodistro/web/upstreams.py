@@ -2,7 +2,7 @@
 monitor check of those recipes only.
 
 A recipe names an upstream through its ``update:`` block (``github: identifier: owner/repo``,
-``gitlab``, ``pypi``, ``npm``, ``oci``, ``release-monitor``, ``http-regex: url``), its
+``gitlab``, ``pypi``, ``npm``, ``oci``, ``release-monitor``, ``debian``, ``http-regex: url``), its
 ``git-checkout`` repositories and its ``fetch`` URIs (``mirror://NAME/...`` resolved with the
 workspace's ``[mirrors]``). Each becomes a *key*: ``github:owner/repo`` (lower case: GitHub
 names are case-insensitive) for anything on github.com, ``<provider>:<identifier>`` for the
@@ -181,6 +181,8 @@ def _update_keys(update: UpdateConfig | None) -> tuple[set[str], set[str]]:
         keys.add(f"oci:{update.oci.identifier.strip()}")
     if update.release_monitor is not None:
         keys.add(f"release-monitor:{update.release_monitor.identifier}")
+    if update.debian is not None:
+        keys.add(f"debian:{update.debian.identifier.strip()}")
     if update.http_regex is not None:
         url = _normal_url(update.http_regex.url)
         if url:

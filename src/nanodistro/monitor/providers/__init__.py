@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from nanodistro.monitor.providers import (
+    debian,
     git,
     github,
     gitlab,
@@ -17,7 +18,7 @@ from nanodistro.monitor.providers import (
 
 PROVIDERS: dict[str, ModuleType] = {
     module.KIND: module
-    for module in (release_monitoring, github, gitlab, git, oci, pypi, npm, http_regex)
+    for module in (release_monitoring, github, gitlab, git, oci, pypi, npm, http_regex, debian)
 }
 """Provider module by ``UpdateConfig.monitor_kind()``."""
 

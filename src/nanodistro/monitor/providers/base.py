@@ -23,6 +23,8 @@ class Endpoints:
     github_api: str = "https://api.github.com"
     gitlab_api: str = "https://gitlab.com/api/v4"
     release_monitoring: str = "https://release-monitoring.org"
+    # Empty: the host's apt mirror (providers/debian.py); NANODISTRO_DEBIAN_URL overrides.
+    debian: str = ""
 
     @classmethod
     def from_env(cls) -> Endpoints:
