@@ -166,6 +166,9 @@ def test_every_rule_has_a_bad_example() -> None:
 # Findings a mutation legitimately brings along (the vars transform loses its only use; an
 # unknown pipeline is also unknown; a bad schedule also fails to load).
 ALSO_FIRES = {
+    # a GitHub git-checkout with a release-monitor update: block (wolfictl fires on it too)
+    "missing-expected-commit": {"git-checkout-must-use-github-updates"},
+    "valid-pipeline-git-checkout-tag-or-branch": {"git-checkout-must-use-github-updates"},
     "bad-template-var": {"unused-var-transform"},
     "sccache-enabled": {"unknown-pipeline"},
     "undefined-variable": {"unused-var-transform"},

@@ -10,7 +10,13 @@ from rich.markup import escape
 from nanodistro.cli._common import console, err_console, print_json
 from nanodistro.cli._recipe_args import print_note, recipe_files
 from nanodistro.errors import NanodistroError
-from nanodistro.recipe.lint import LintResult, describe_rules, lint_path
+from nanodistro.recipe.lint import (
+    LintResult,
+    describe_rules,
+    lint_path,
+    summarize,
+    summary_lines,
+)
 from nanodistro.recipe.pipelines import known_pipeline_names
 
 _STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
@@ -32,6 +38,12 @@ def lint(
     ),
     disable: list[str] = typer.Option([], "--disable", help="Skip this rule (repeatable)."),
     list_rules: bool = typer.Option(False, "--list-rules", help="List the rules and exit."),
+    summary: bool = typer.Option(
+        False,
+        "--summary",
+        help="Print counts per rule (findings, recipes) instead of each finding; with --json "
+        "as {recipes, loaded, clean, rules: {RULE: {severity, findings, recipes}}}.",
+    ),
     no_git: bool = typer.Option(
         False, "--no-git", help="Do not compare with git history (epoch-not-reset)."
     ),
@@ -76,6 +88,17 @@ def lint(
             )
         )
     findings = [finding for result in results for finding in result.findings]
+    if summary:
+        counts = summarize(results)
+        if json_output:
+            print_json(counts)
+        else:
+            for line in summary_lines(counts):
+                console.print(line, highlight=False, markup=False, soft_wrap=True)
+        # a corpus report lists unloadable recipes as counts; the exit status still says so
+        if any(not result.loaded for result in results):
+            raise typer.Exit(2)
+        raise typer.Exit(1 if any(result.errors for result in results) else 0)
     if json_output:
         print_json([finding.to_json() for finding in findings])
     else:

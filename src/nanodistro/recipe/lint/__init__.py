@@ -8,7 +8,8 @@ versions and licences) plus the wolfictl lint rules that apply to any melange re
 This package re-exports the public API; each module has one job: ``model`` (findings, context,
 rule record, result), ``runner`` (the rule table, ``lint_text``/``lint_path``), and the rules by
 theme: ``sources``, ``pipelines``, ``metadata``, ``update`` and ``history`` (git history and
-``epoch-not-reset``).
+``epoch-not-reset``); ``network`` (``network-in-runs``), ``nolint`` (``#nolint`` waivers) and
+``summary`` (the ``--summary`` corpus report).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from nanodistro.recipe.lint.runner import (
     lint_path,
     lint_text,
 )
+from nanodistro.recipe.lint.summary import summarize, summary_lines
 from nanodistro.recipe.yamlsource import format_path
 
 __all__ = [
@@ -39,4 +41,6 @@ __all__ = [
     "license_problem",
     "lint_path",
     "lint_text",
+    "summarize",
+    "summary_lines",
 ]

@@ -89,6 +89,10 @@ def copyright_header(ctx: LintContext) -> Iterator[Problem]:
     assert ctx.recipe is not None
     if not ctx.recipe.package.copyright:
         yield ("package",), "package has no copyright/license entry"
+    for index, entry in enumerate(ctx.recipe.package.copyright):
+        if not entry.license.strip():  # wolfictl: "license is missing"
+            yield ("package", "copyright", index), "copyright entry without a license"
+            return
 
 
 def contains_epoch(ctx: LintContext) -> Iterator[Problem]:
@@ -166,18 +170,18 @@ _FORBIDDEN_KEYRING = "https://packages.wolfi.dev/os/wolfi-signing.rsa.pub"
 
 
 def _environments(ctx: LintContext) -> Iterator[tuple[KeyPath, Any]]:
+    # wolfictl checks config.Environment only: a test environment may name the published
+    # repository and keyring on purpose (it installs the built package next to released ones).
     assert ctx.recipe is not None
     yield ("environment",), ctx.recipe.environment
-    if ctx.recipe.test:
-        yield ("test", "environment"), ctx.recipe.test.environment
-    for index, sub in enumerate(ctx.recipe.subpackages):
-        if sub.test:
-            yield ("subpackages", index, "test", "environment"), sub.test.environment
+
+
+_REPOSITORY_KEYS = ("repositories", "build_repositories", "runtime_repositories")
 
 
 def forbidden_repository(ctx: LintContext) -> Iterator[Problem]:
     for prefix, env in _environments(ctx):
-        for key in ("repositories", "build_repositories"):
+        for key in _REPOSITORY_KEYS:
             for index, repo in enumerate(getattr(env.contents, key)):
                 if repo.rstrip("/") == _FORBIDDEN_REPOSITORY:
                     yield (
@@ -195,9 +199,10 @@ def forbidden_keyring(ctx: LintContext) -> Iterator[Problem]:
 
 def tagged_repository(ctx: LintContext) -> Iterator[Problem]:
     for prefix, env in _environments(ctx):
-        for index, repo in enumerate(env.contents.repositories):
-            if repo.startswith("@"):
-                yield (
-                    (*prefix, "contents", "repositories", index),
-                    f"tagged repository {repo!r} in a build environment",
-                )
+        for key in _REPOSITORY_KEYS:
+            for index, repo in enumerate(getattr(env.contents, key)):
+                if repo.startswith("@"):
+                    yield (
+                        (*prefix, "contents", key, index),
+                        f"tagged repository {repo!r} in a build environment",
+                    )

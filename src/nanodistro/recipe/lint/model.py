@@ -66,7 +66,13 @@ class LintContext:
         if start is None:
             return None
         lines = self.doc.text.splitlines()
-        for number in range(start, min(len(lines), start + 2000) + 1):
+        window = range(start, min(len(lines), start + 2000) + 1)
+        # a whole line first (a continued command's first line), so that "pip install \\"
+        # is not placed on an earlier "pip install --upgrade pip" that contains it
+        for number in window:
+            if lines[number - 1].strip().removesuffix("\\").strip() == needle:
+                return number
+        for number in window:
             if needle in lines[number - 1]:
                 return number
         return start

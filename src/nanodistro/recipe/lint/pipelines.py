@@ -1,14 +1,12 @@
 """Lint rules about pipeline steps: hermetic commands, known pipelines, their inputs and variables.
 
-``network-in-runs``, ``bad-template-var``, ``sccache-enabled``, ``unknown-pipeline``,
+``bad-template-var``, ``sccache-enabled``, ``unknown-pipeline``,
 ``unknown-pipeline-input``, ``missing-required-input`` and ``undefined-variable``: what melange
-would refuse or what would break a sandboxed, network-less build.
+would refuse or what would break a sandboxed build (``network-in-runs`` is in ``network``).
 """
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -20,6 +18,7 @@ from pydantic import ValidationError
 from nanodistro.errors import RecipeError
 from nanodistro.recipe.expand import builds_for_arch, expand_subpackages
 from nanodistro.recipe.lint.model import LintContext, Problem, error_text, step_uses
+from nanodistro.recipe.lint.pipeline_hint import unknown_pipeline_message
 from nanodistro.recipe.model import PipelineStep
 from nanodistro.recipe.pipelines import BUILTIN_PIPELINES_DIR, recipe_uses
 from nanodistro.recipe.substitute import arch_substitutions, base_substitutions, find_variables
@@ -34,67 +33,28 @@ def _steps(ctx: LintContext, *, tests: bool = True) -> Iterator[tuple[KeyPath, A
         yield path, step
 
 
-_NETWORK = [
-    (re.compile(r"(^|[\s;&|(`])(curl|wget)\s"), "downloads with {1}"),
-    (re.compile(r"(^|[\s;&|(`])git\s+(clone|fetch|pull|submodule\s+update)\b"), "runs git {1}"),
-    (re.compile(r"(^|[\s;&|(`])go\s+(get|mod\s+download)\b"), "runs go {1}"),
-    (re.compile(r"(^|[\s;&|(`])(npm|yarn|pnpm)\s+(install|ci|add)\b"), "runs {1} {2}"),
-    (re.compile(r"(^|[\s;&|(`])cargo\s+fetch\b"), "runs cargo fetch"),
-]
-_PIP_INSTALL = re.compile(r"(^|[\s;&|(`])(pip3?|python3?(\.\d+)?\s+-m\s+pip|uv\s+pip)\s+install\b")
-
-
-def _shell_commands(script: str) -> Iterator[tuple[str, str]]:
-    """``(first physical line, whole command)`` per command line, joining ``\\`` continuations
-    and skipping comment lines."""
-    pending: list[str] = []
-    for raw_line in script.splitlines():
-        line = raw_line.strip()
-        if not pending and (not line or line.startswith("#")):
-            continue
-        if line.endswith("\\"):
-            pending.append(line[:-1].strip())
-            continue
-        pending.append(line)
-        yield pending[0], " ".join(pending)
-        pending = []
-    if pending:
-        yield pending[0], " ".join(pending)
-
-
-def network_in_runs(ctx: LintContext) -> Iterator[Problem]:
-    for path, step in _steps(ctx, tests=False):
-        for first, command in _shell_commands(step.runs):
-            for pattern, template in _NETWORK:
-                match = pattern.search(command)
-                if match:
-                    what = template.format(*match.groups())
-                    yield (
-                        ctx.line_in_text((*path, "runs"), first),
-                        f"build step {what}: builds have no network ({command!r})",
-                    )
-                    break
-            else:
-                if _PIP_INSTALL.search(command) and "--no-index" not in command:
-                    yield (
-                        ctx.line_in_text((*path, "runs"), first),
-                        f"build step runs pip install without --no-index: builds have no network "
-                        f"({command!r})",
-                    )
-
-
-_BAD_TEMPLATE = re.compile(r"\$\{?(pkgdir|pkgver|pkgname|srcdir)\b")
+# wolfictl bad-template-var: these literal texts in a build step (main or subpackage pipeline,
+# not tests). Only the literal "$pkgname" form: "${pkgname}" is an ordinary shell variable a script
+# may set itself, and melange has no abuild variables of either spelling.
+_BAD_TEMPLATE_VARS = ("$pkgdir", "$pkgver", "$pkgname", "$srcdir")
+_BAD_TEMPLATE_HINT = {
+    "$pkgdir": "${{targets.destdir}}",
+    "$pkgver": "${{package.version}}",
+    "$pkgname": "${{package.name}}",
+    "$srcdir": "the working directory",
+}
 
 
 def bad_template_var(ctx: LintContext) -> Iterator[Problem]:
-    for path, step in _steps(ctx):
-        match = _BAD_TEMPLATE.search(step.runs)
-        if match:
-            yield (
-                ctx.line_in_text((*path, "runs"), match.group(0)),
-                f"${match.group(1)} is an abuild variable; use ${{{{targets.destdir}}}}, "
-                "${{package.version}}, ${{package.name}} or the working directory",
-            )
+    for path, step in _steps(ctx, tests=False):
+        for var in _BAD_TEMPLATE_VARS:
+            if var in step.runs:
+                yield (
+                    ctx.line_in_text((*path, "runs"), var),
+                    f"{var} is an abuild variable, empty under melange; use "
+                    f"{_BAD_TEMPLATE_HINT[var]}",
+                )
+                break
 
 
 def sccache(ctx: LintContext) -> Iterator[Problem]:
@@ -165,13 +125,10 @@ def unknown_pipeline(ctx: LintContext) -> Iterator[Problem]:
     assert ctx.recipe is not None
     for use in recipe_uses(ctx.recipe):
         if use.uses not in ctx.pipeline_names:
-            close = difflib.get_close_matches(use.uses, sorted(ctx.pipeline_names), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            yield (
-                (*use.path, "uses"),
-                f"unknown pipeline {use.uses!r} ({hint}not built in; pass --pipeline-dir for "
-                "local ones)",
+            message = unknown_pipeline_message(
+                use.uses, ctx.pipeline_names, ctx.pipeline_dirs, ctx.path
             )
+            yield (*use.path, "uses"), message
 
 
 @cache

@@ -1,6 +1,7 @@
 """The lint runner: the rule table and linting one recipe text or file into a ``LintResult``.
 
-A recipe that does not load is reported as rule ``load-error``; rules that only need the raw YAML
+A recipe that does not load is reported as rule ``load-error`` (never waived); ``#nolint``
+directives (``nolint``) waive rules for the file or one key. Rules that only need the raw YAML
 (``needs_model=False``: ``valid-update-schedule``, ``contains-epoch``,
 ``check-when-version-changes``…) still run on it. Findings are sorted by line, then rule.
 """
@@ -27,10 +28,11 @@ from nanodistro.recipe.lint.metadata import (
     unused_var_transform,
 )
 from nanodistro.recipe.lint.model import Finding, LintContext, LintResult, Rule, error_text
+from nanodistro.recipe.lint.network import network_in_runs
+from nanodistro.recipe.lint.nolint import parse_nolint
 from nanodistro.recipe.lint.pipelines import (
     bad_template_var,
     missing_required_input,
-    network_in_runs,
     sccache,
     undefined_variables,
     unknown_pipeline,
@@ -134,15 +136,20 @@ def lint_text(
         previous_text=previous_text or (lambda: None),
         pipeline_dirs=tuple(pipeline_dirs),
     )
+    nolint = parse_nolint(text)
     for rule in RULES:
         if rule.name in disabled_set or (rule.needs_model and recipe is None):
             continue
+        if rule.name in nolint.file_rules:
+            continue  # wolfictl: a file-level #nolint skips the rule for the file
         try:
             problems = list(rule.check(ctx))
         except NanodistroError as error:
             problems = [(None, error_text(error))]
         for key_path, message in problems:
             line = doc.line_of(key_path) if isinstance(key_path, tuple) else key_path
+            if nolint.waives(rule.name, line):
+                continue
             result.findings.append(Finding(where, line, rule.name, rule.severity, message))
     # each finding once: expanded subpackages (range:) and rules sharing a check would otherwise
     # repeat the same line and message

@@ -23,7 +23,7 @@ from nanodistro.recipe.substitute import (
 )
 
 
-def _try_substitute(ctx: LintContext, text: str) -> str | None:
+def try_substitute(ctx: LintContext, text: str) -> str | None:
     """``text`` with package/vars substituted, or None if it needs build-time variables."""
     assert ctx.recipe is not None
     try:
@@ -65,7 +65,7 @@ def fetch_digest(ctx: LintContext) -> Iterator[Problem]:
         for key, length in _HEX_LENGTH.items():
             if key not in with_:
                 continue
-            value = _try_substitute(ctx, with_[key])
+            value = try_substitute(ctx, with_[key])
             if value is not None and not re.fullmatch(rf"[0-9a-f]{{{length}}}", value):
                 yield (*path, "with", key), f"{key} must be {length} lowercase hex characters"
 
@@ -79,7 +79,7 @@ def missing_expected_commit(ctx: LintContext) -> Iterator[Problem]:
                 "git-checkout without expected-commit: the checkout is not pinned",
             )
             continue
-        value = _try_substitute(ctx, commit)
+        value = try_substitute(ctx, commit)
         if value is not None and not re.fullmatch(r"[0-9a-f]{40}", value):
             yield (*path, "with", "expected-commit"), "expected-commit must be 40 hex characters"
 
@@ -99,7 +99,7 @@ def fetch_uri(ctx: LintContext) -> Iterator[Problem]:
         if not uri:
             yield (*path, "uses"), "fetch without a uri"
             continue
-        value = _try_substitute(ctx, uri)
+        value = try_substitute(ctx, uri)
         if value is None:
             continue
         try:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 
 from nanodistro.recipe.lint.model import LintContext, Problem, step_uses
+from nanodistro.recipe.lint.sources import try_substitute
 
 
 def missing_update(ctx: LintContext) -> Iterator[Problem]:
@@ -42,20 +43,31 @@ def _github_repo(url: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
+def _checkout_repositories(ctx: LintContext) -> list[str]:
+    """The GitHub ``owner/name`` of every git-checkout, after substituting ``${{package.*}}`` and
+    ``${{vars.*}}`` (melange substitutes them before wolfictl compares)."""
+    found = []
+    for _path, with_ in step_uses(ctx, "git-checkout"):
+        raw = with_.get("repository", "")
+        repo = _github_repo(try_substitute(ctx, raw) or raw)
+        if repo:
+            found.append(repo)
+    return found
+
+
 def git_checkout_github_updates(ctx: LintContext) -> Iterator[Problem]:
+    # wolfictl: an enabled update: block for a GitHub git-checkout names a github: or git:
+    # monitor (they report the tag's commit for expected-commit); release-monitor does not.
     assert ctx.recipe is not None
     update = ctx.recipe.update
     if update is None or not update.enabled or update.github or update.git:
         return
-    if update.release_monitor or update.manual:
-        return
-    for _path, with_ in step_uses(ctx, "git-checkout"):
-        if _github_repo(with_.get("repository", "")):
-            yield (
-                ("update",),
-                "the source is a GitHub git-checkout but update: has no github: or git: monitor",
-            )
-            return
+    if _checkout_repositories(ctx):
+        yield (
+            ("update",),
+            "the source is a GitHub git-checkout but update: has no github: or git: monitor "
+            "(needed to find the tag's expected-commit)",
+        )
 
 
 def update_identifier_matches(ctx: LintContext) -> Iterator[Problem]:
@@ -63,13 +75,12 @@ def update_identifier_matches(ctx: LintContext) -> Iterator[Problem]:
     update = ctx.recipe.update
     if update is None or update.github is None:
         return
-    found = [
-        _github_repo(with_.get("repository", "")) for _, with_ in step_uses(ctx, "git-checkout")
-    ]
-    repos = [r for r in found if r]
-    if repos and update.github.identifier.lower().removesuffix(".git") not in repos:
+    repos = _checkout_repositories(ctx)
+    raw = update.github.identifier
+    identifier = (try_substitute(ctx, raw) or raw).lower().removesuffix(".git")
+    if repos and identifier not in repos:
         yield (
             ("update", "github", "identifier"),
-            f"update.github.identifier {update.github.identifier!r} is not the git-checkout "
+            f"update.github.identifier {identifier!r} is not the git-checkout "
             f"repository ({', '.join(repos)})",
         )
