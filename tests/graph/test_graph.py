@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from nanodistro.errors import GraphError
+from nanodistro.graph.bootstrap import load_published
 from nanodistro.graph.corpus import load_corpus, load_recipes, recipe_files
 from nanodistro.graph.graph import DependencyGraph, build_graph
 
@@ -39,11 +40,11 @@ def test_sample_order_respects_every_build_edge(sample: DependencyGraph) -> None
 def test_sample_dependents_of_a_library(sample: DependencyGraph) -> None:
     impact = sample.dependents("libxext")
     assert impact.recipe == "libxext"
-    assert impact.rebuild[0] == ["libxext"]
-    rebuilt = {name for wave in impact.rebuild for name in wave}
-    assert {"openjdk-8", "pdftk", "zbar"} <= rebuilt
-    waves = {name: i for i, wave in enumerate(impact.rebuild) for name in wave}
-    assert waves["libxext"] < waves["openjdk-8"] < waves["pdftk"]
+    # openjdk-8 builds against libxext-dev (links it); zbar and pdftk only build with the
+    # JDK, whose soname did not change: no longer "rebuild everything downstream".
+    assert impact.rebuild == [["libxext"], ["openjdk-8"]]
+    assert impact.reasons["openjdk-8"].rule == "dev"
+    assert impact.reasons["openjdk-8"].via == "libxext-dev"
 
 
 def test_sample_shared_update_bumps_dependents(sample: DependencyGraph) -> None:
@@ -102,7 +103,14 @@ def test_dependents_through_so_and_pc_provides_and_images(small: Path) -> None:
     graph = build_graph(load_corpus(small / "recipes", images_dir=small / "images"))
     impact = graph.dependents("libfoo-dev")
     assert impact.recipe == "libfoo"
-    assert impact.rebuild == [["libfoo"], ["app", "tool"], ["plugin"]]
+    # app (runtime so:libfoo.so.1) and tool (pc:foo) link libfoo; plugin builds with app,
+    # whose own soname did not change, so it is not rebuilt
+    assert impact.rebuild == [["libfoo"], ["app", "tool"]]
+    assert {n: r.rule for n, r in impact.reasons.items()} == {
+        "libfoo": "changed",
+        "app": "soname",
+        "tool": "dev",
+    }
     assert impact.images == ["app-image"]  # app -> so:libfoo.so.1 -> libfoo
     assert graph.dependents("plugin").images == []
     assert graph.dependents("app").images == ["app-image"]
@@ -116,14 +124,18 @@ def test_cycle_is_named_and_acyclic_part_still_ordered(tmp_path: Path) -> None:
     write(recipes, "c", recipe("c", ["b", "base"]))
     write(recipes, "base", recipe("base"))
     write(recipes, "d", recipe("d", ["a"]))
-    graph = build_graph(load_corpus(recipes))
+    # A repository that publishes none of them: no edge can be cut, the cycle stays.
+    (tmp_path / "APKINDEX").write_text("P:base\nV:1-r0\n\n")
+    published = load_published(tmp_path / "APKINDEX")
+    graph = build_graph(load_corpus(recipes), published=published)
     order = graph.order()
-    assert order.cycles == [["a", "b", "c"]]
+    assert order.cycles == [["a", "b", "c"]] and order.bootstrap == []
     assert order.waves == [["base"]] and order.blocked == ["d"]
     with pytest.raises(GraphError, match="a -> b -> c -> a"):
         graph.strict_order()
+    command = [sys.executable, "-m", "nanodistro", "graph", str(recipes), "--order", "--no-cache"]
     cli = subprocess.run(
-        [sys.executable, "-m", "nanodistro", "graph", str(recipes), "--order", "--no-cache"],
+        [*command, "--repo", str(tmp_path / "APKINDEX")],
         capture_output=True,
         text=True,
         check=False,
@@ -131,6 +143,19 @@ def test_cycle_is_named_and_acyclic_part_still_ordered(tmp_path: Path) -> None:
     assert cli.returncode == 1
     assert "wave 1 (1): base" in cli.stdout
     assert "a -> b -> c -> a" in cli.stderr and "Traceback" not in cli.stderr
+    assert "none of its build dependencies is published in" in cli.stderr
+    # Without a repository the edge closing the cycle is assumed published and cut:
+    # a -> c kept, b -> a kept, c -> b closes the cycle (b is visited before c).
+    assumed = build_graph(load_corpus(recipes)).order()
+    assert assumed.cycles == [] and assumed.blocked == []
+    assert assumed.waves == [["base"], ["c"], ["a"], ["b", "d"]]
+    assert [(e.recipe, e.target, e.cycle) for e in assumed.bootstrap] == [
+        ("c", "b", ("c", "b", "a"))
+    ]
+    cli = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert cli.returncode == 0, cli.stderr
+    assert "bootstrap edges (1" in cli.stdout
+    assert "c builds with the published b (assumed published)" in cli.stdout
 
 
 def test_shared_group_moves_together(tmp_path: Path) -> None:

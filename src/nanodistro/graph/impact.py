@@ -250,8 +250,9 @@ def _runtime_reach(
                 ),
                 source,
             )
+            owner = "" if via == source else f" (recipe {source})"
             reasons[name] = Reason(
-                RETEST, "runtime", via, f"needs {via} of {source} at run time (re-test, no rebuild)"
+                RETEST, "runtime", via, f"needs {via}{owner} at run time: re-test, no rebuild"
             )
             queue.append(name)
     return sorted(found)
