@@ -6,7 +6,8 @@ only the signed text is read; the Sources index must match the size and SHA256 t
 the orig tarball's SHA256 comes from that index, and ``bump`` checks the download against it.
 Without ``gpgv`` or a keyring (``keyring: none``) the unsigned ``Release`` is read over HTTPS and
 only the checksums hold. The archive is the recipe's ``archive``, else ``NANODISTRO_DEBIAN_URL``,
-else the host's apt mirror (over HTTPS), else deb.debian.org; the suite is the recipe's, else the
+else the workspace's ``[mirrors] debian``, else the host's apt mirror (over HTTPS), else
+deb.debian.org; the suite is the recipe's, else the
 host's (``sid``/``unstable`` see new upstream releases first).
 """
 
@@ -48,12 +49,23 @@ def block(update: UpdateConfig) -> Any:
     return update.debian
 
 
-def archive_url(monitor: DebianMonitor, endpoints: Endpoints) -> str:
+def workspace_mirror(recipe: Path | None) -> str | None:
+    """``[mirrors] debian`` of the workspace holding ``recipe`` (where its build fetches)."""
+    from nanodistro.factory.workspace import find_workspace, load_workspace
+
+    found = find_workspace(recipe) if recipe is not None and recipe.exists() else None
+    return load_workspace(found).mirrors.get("debian") if found is not None else None
+
+
+def archive_url(monitor: DebianMonitor, endpoints: Endpoints, recipe: Path | None = None) -> str:
     """The archive's base URL (the folder holding ``dists/`` and ``pool/``)."""
     if monitor.archive:
         return monitor.archive.rstrip("/")
     if endpoints.debian:
         return endpoints.debian.rstrip("/")
+    mirror = workspace_mirror(recipe)
+    if mirror:
+        return mirror.rstrip("/")
     apt = apt_debian_mirror()
     if apt:
         # apt trusts plain http because it checks signatures; the monitor's client wants
@@ -230,7 +242,7 @@ class _SortKey:
 async def versions(config: ProviderConfig, client: HttpClient) -> list[UpstreamRelease]:
     monitor = config.update.debian
     assert monitor is not None
-    archive = archive_url(monitor, config.endpoints)
+    archive = archive_url(monitor, config.endpoints, config.target.path)
     suite = suite_name(monitor)
     index = await read_sources(client, archive, suite, monitor.component, keyring_path(monitor))
     entries = index.get(monitor.identifier)
