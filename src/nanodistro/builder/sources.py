@@ -33,7 +33,7 @@ from nanodistro.builder.cache import SourceCache, file_digests
 from nanodistro.builder.mirrors import resolve_mirror_uri, upstream_url
 from nanodistro.errors import BuildError, ChecksumError, FetchError, UnsafePathError
 from nanodistro.formats.inflate import open_tar
-from nanodistro.util.http import is_loopback, redirect_guard
+from nanodistro.util.http import describe_http_error, is_loopback, redirect_guard
 from nanodistro.util.progress import Progress
 
 GUEST_HOME = "/home/build"
@@ -211,7 +211,7 @@ def _download_into_cache(
             return cache.store(tmp, digests)
         return cache.store_unpinned(tmp, cache_key)
     except httpx.HTTPError as error:
-        raise FetchError(f"download failed: {error}", where=uri) from None
+        raise FetchError(f"download failed: {describe_http_error(error, uri)}", where=uri) from None
     except OSError as error:
         raise FetchError(f"download failed: {error}", where=uri) from None
     finally:

@@ -22,7 +22,7 @@ from nanodistro.monitor.providers import PROVIDERS
 from nanodistro.monitor.providers.base import Endpoints, ProviderConfig
 from nanodistro.monitor.recipes import find_recipes, load_target
 from nanodistro.monitor.state import MonitorState
-from nanodistro.monitor.versions import choose, prepare_releases
+from nanodistro.monitor.versions import choose, is_newer, prepare_releases
 
 Progress = Callable[[CheckResult], None]
 
@@ -108,6 +108,15 @@ async def check_target(
         )
 
 
+def _sourceless_note(sourceless: Sequence[Candidate], latest: str) -> str | None:
+    """Name the newest release newer than ``latest`` that has no source archive."""
+    newer = [c.version for c in sourceless if is_newer(c.version, latest)]
+    if not newer:
+        return None
+    newest = max(newer, key=lambda v: sum(is_newer(v, other) for other in newer))
+    return f"{newest}: no source release (only built files upstream), not offered"
+
+
 async def _check_target(
     target: RecipeTarget,
     client: HttpClient,
@@ -149,6 +158,9 @@ async def _check_target(
     try:
         releases = await module.versions(config, client)
         candidates = prepare_releases(releases, update, module.block(update))
+        # releases with nothing to build from (wheel-only on PyPI) are reported, not offered
+        sourceless = [c for c in candidates if not c.release.has_source]
+        candidates = [c for c in candidates if c.release.has_source]
         result.candidates = len(candidates)
         latest, upgrade, same = choose(
             candidates,
@@ -157,7 +169,7 @@ async def _check_target(
             prefer=_PREFERRED_SCHEME.get(kind, ()),
         )
         if latest is None:
-            result.message = (
+            result.message = _sourceless_note(sourceless, target.version) or (
                 f"no version left after the recipe's filters ({len(releases)} upstream releases)"
             )
             return result
@@ -173,6 +185,9 @@ async def _check_target(
             result.status, result.message = m.RETAGGED, retag
         else:
             result.status = m.UP_TO_DATE
+        note = _sourceless_note(sourceless, latest.version)
+        if note:
+            result.message = f"{result.message}; {note}" if result.message else note
         for seen in (latest, same):
             if seen is not None:
                 state.record(target.name, seen.version, seen.release.commit, seen.release.checksum)

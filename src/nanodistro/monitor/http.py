@@ -218,7 +218,7 @@ class HttpClient:
             except (httpx.TimeoutException, httpx.TransportError) as error:
                 if attempt >= self._retries:
                     raise FetchError(
-                        f"{describe_http_error(error)} (after {attempt + 1} attempts)",
+                        f"{describe_http_error(error, url)} (after {attempt + 1} attempts)",
                         where=url,
                     ) from None
             else:

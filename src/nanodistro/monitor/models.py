@@ -25,6 +25,9 @@ class UpstreamRelease:
     url: str | None = None
     checksum: str | None = None
     prerelease: bool = False
+    # False: only built files upstream (a PyPI release with wheels but no sdist); reported as
+    # "no source release", never offered as an update (a recipe builds from source).
+    has_source: bool = True
 
 
 @dataclass(frozen=True)

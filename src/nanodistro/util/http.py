@@ -158,9 +158,35 @@ _HTTP_FAILURES: tuple[tuple[str, str], ...] = (
 )
 
 
-def describe_http_error(error: BaseException) -> str:
+# A name that does not resolve and a host without a network look the same from here (getaddrinfo
+# fails with EAI_NONAME or EAI_AGAIN, or the route is missing): say both, and which host.
+_UNREACHABLE = re.compile(
+    r"name or service not known|temporary failure in name resolution|no address associated"
+    r"|nodename nor servname|getaddrinfo failed|name resolution|network is unreachable"
+    r"|no route to host",
+    re.IGNORECASE,
+)
+
+
+def _host_of(error: BaseException, url: str | None) -> str | None:
+    if url:
+        return urllib.parse.urlsplit(url).hostname
+    try:
+        request = error.request  # type: ignore[attr-defined]  # httpx sets it when sent
+    except (AttributeError, RuntimeError):  # httpx raises RuntimeError when it has none
+        return None
+    return str(request.url.host) or None
+
+
+def describe_http_error(error: BaseException, url: str | None = None) -> str:
     """A one-line description of an httpx (or socket) failure without Python class names:
-    ``cannot connect: connection refused``, ``timed out waiting for the answer``."""
+    ``cannot connect: connection refused``, ``timed out waiting for the answer``, ``cannot
+    reach HOST (no network or name not found)``. ``url`` names the host when the error
+    does not carry its request."""
+    chain = [error, *(e for e in (error.__cause__, error.__context__) if e is not None)]
+    if any(_UNREACHABLE.search(str(e)) for e in chain):
+        host = _host_of(error, url)
+        return f"cannot reach {host or 'the server'} (no network or name not found)"
     names = [cls.__name__ for cls in type(error).__mro__]
     what = next((text for name, text in _HTTP_FAILURES if name in names), "request failed")
     # "[Errno 111] Connection refused" -> "connection refused"; nested reasons often repeat it
