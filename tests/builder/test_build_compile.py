@@ -289,7 +289,7 @@ test:
     main_test, sub_test = build.tests
     assert main_test.package == "demo" and sub_test.package == "demo-extra"
     assert main_test.environment_packages == ["python3", "wolfi-base"]
-    assert '$PY -c "import json"' in main_test.steps[0].script
+    assert 'single="json"' in main_test.steps[0].script  # python/import of 'json'
     assert sub_test.environment_packages == ["bash"]
 
 

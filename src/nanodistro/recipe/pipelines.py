@@ -1,9 +1,8 @@
 """Which named pipelines (``uses:``) a recipe refers to, and which names exist.
 
 Built-in pipeline definitions are YAML files in ``nanodistro/builder/pipelines/<name>.yaml`` (owned
-by the builder); a user ``--pipeline-dir`` is searched first, as melange ``readUses`` does
-(MEL:pkg/build/compile.go). Until the builder's folder is populated, the names melange ships
-(MEL:pkg/build/pipelines/**.yaml, reference/formats.md §6) are the fallback.
+by the builder), one for every pipeline melange ships (MEL:pkg/build/pipelines/**.yaml); a user
+``--pipeline-dir`` is searched first, as melange ``readUses`` does (MEL:pkg/build/compile.go).
 """
 
 from __future__ import annotations
@@ -27,82 +26,6 @@ __all__ = [
 
 BUILTIN_PIPELINES_DIR = Path(__file__).resolve().parent.parent / "builder" / "pipelines"
 
-# Names of melange's embedded pipelines (chainguard-dev/melange pkg/build/pipelines/**.yaml).
-MELANGE_BUILTIN_PIPELINES: frozenset[str] = frozenset(
-    {
-        "R/build",
-        "autoconf/configure",
-        "autoconf/make",
-        "autoconf/make-install",
-        "cargo/build",
-        "cmake/build",
-        "cmake/configure",
-        "cmake/install",
-        "copy",
-        "cran/build",
-        "cran/fetch",
-        "cran/install",
-        "ecosystems/maven",
-        "fetch",
-        "git-am",
-        "git-archive",
-        "git-checkout",
-        "go/build",
-        "go/build/v2",
-        "go/bump",
-        "go/covdata",
-        "go/deps",
-        "go/install",
-        "goreleaser/build",
-        "llvm/covreport",
-        "maven/configure-mirror",
-        "maven/pombump",
-        "meson/compile",
-        "meson/configure",
-        "meson/install",
-        "meson/test",
-        "move",
-        "npm/install",
-        "patch",
-        "pecl/install",
-        "pecl/phpize",
-        "pecl/phpize-8.1",
-        "pecl/phpize-8.2",
-        "perl/cleanup",
-        "perl/cpan-install",
-        "perl/make",
-        "php/composer-install",
-        "python/build",
-        "python/build-gpep517",
-        "python/build-wheel",
-        "python/import",
-        "python/install",
-        "python/pipinstall",
-        "python/test",
-        "ruby/build",
-        "ruby/clean",
-        "ruby/install",
-        "ruby/install_runtime_deps",
-        "ruby/require",
-        "ruby/test",
-        "split/alldocs",
-        "split/bin",
-        "split/debug",
-        "split/dev",
-        "split/docs",
-        "split/infodir",
-        "split/lib",
-        "split/locales",
-        "split/manpages",
-        "split/static",
-        "strip",
-        "xcover/profile",
-        "xcover/status",
-        "xcover/stop",
-        "xcover/wait",
-    }
-)
-
 
 def pipeline_names_in(directory: Path) -> set[str]:
     """``uses`` names defined by ``<directory>/<name>.yaml`` files (``go/build`` etc.)."""
@@ -115,9 +38,14 @@ def pipeline_names_in(directory: Path) -> set[str]:
     }
 
 
+# The builder's folder holds every pipeline melange ships (tests/builder/test_builtin_pipelines.py
+# checks it against melange's list), so its names are the built-in names.
+MELANGE_BUILTIN_PIPELINES: frozenset[str] = frozenset(pipeline_names_in(BUILTIN_PIPELINES_DIR))
+
+
 def known_pipeline_names(pipeline_dirs: Iterable[Path] = ()) -> set[str]:
-    """Built-in names (the builder's folder, or melange's list if it is empty) plus user dirs."""
-    names = pipeline_names_in(BUILTIN_PIPELINES_DIR) or set(MELANGE_BUILTIN_PIPELINES)
+    """Built-in names plus the names defined in ``pipeline_dirs``."""
+    names = set(MELANGE_BUILTIN_PIPELINES)
     for directory in pipeline_dirs:
         names |= pipeline_names_in(directory)
     return names
