@@ -195,9 +195,17 @@ def test_rule_finding_has_line_and_disable_works() -> None:
 
 
 def test_check_when_version_changes() -> None:
-    text = _text(GOOD) + "# CHECK-WHEN-VERSION-CHANGES: 2.11\n"
-    assert "check-when-version-changes" in _lint(text)
-    assert _lint(_text(GOOD) + "# CHECK-WHEN-VERSION-CHANGES: 2.12.1\n") == set()
+    # as wolfictl: the marker is a comment line in a build step's runs:
+    data = copy.deepcopy(GOOD)
+    data["pipeline"][4]["runs"] += "# CHECK-WHEN-VERSION-CHANGES: 2.11\n"
+    text = _text(data)
+    assert _lint(text) == {"check-when-version-changes"}
+    assert _lint(text.replace("2.11", "2.12.1")) == set()
+    data["subpackages"][0]["pipeline"].append({"runs": "# CHECK-WHEN-VERSION-CHANGES: 1\n"})
+    data["pipeline"][4]["runs"] = GOOD["pipeline"][4]["runs"]
+    assert _lint(data) == {"check-when-version-changes"}
+    # a YAML comment outside runs: melange drops it, wolfictl never sees it (fired before)
+    assert _lint(_text(GOOD) + "# CHECK-WHEN-VERSION-CHANGES: 2.11\n") == set()
 
 
 def test_network_rule_ignores_tests_comments_and_offline_pip() -> None:

@@ -104,19 +104,41 @@ def contains_epoch(ctx: LintContext) -> Iterator[Problem]:
 _CHECK_WHEN = re.compile(r"#\s*CHECK-WHEN-VERSION-CHANGES:\s*(\S+)")
 
 
+def _raw_build_runs(ctx: LintContext) -> Iterator[tuple[KeyPath, str]]:
+    """``runs:`` of the raw build steps, main pipeline and subpackage pipelines (nested
+    included), as wolfictl reads them; tests are not looked at."""
+
+    def visit(prefix: KeyPath, steps: Any) -> Iterator[tuple[KeyPath, str]]:
+        if not isinstance(steps, list):
+            return
+        for index, step in enumerate(steps):
+            if isinstance(step, dict):
+                if isinstance(step.get("runs"), str):
+                    yield (*prefix, index, "runs"), step["runs"]
+                yield from visit((*prefix, index, "pipeline"), step.get("pipeline"))
+
+    yield from visit(("pipeline",), ctx.raw.get("pipeline"))
+    subpackages = ctx.raw.get("subpackages")
+    for index, sub in enumerate(subpackages if isinstance(subpackages, list) else []):
+        if isinstance(sub, dict):
+            yield from visit(("subpackages", index, "pipeline"), sub.get("pipeline"))
+
+
 def check_when_version_changes(ctx: LintContext) -> Iterator[Problem]:
+    # wolfictl reads the marker in build steps' runs: (a comment line of the script); a YAML
+    # comment elsewhere is gone once melange parses the file, so it is not a marker there
     package = ctx.raw.get("package")
     version = package.get("version") if isinstance(package, dict) else None
     if not isinstance(version, str):
         return
-    for number, line in enumerate(ctx.doc.text.splitlines(), start=1):
-        match = _CHECK_WHEN.search(line)
-        if match and match.group(1) != version:
-            yield (
-                number,
-                f"CHECK-WHEN-VERSION-CHANGES says {match.group(1)} but the version is {version}: "
-                "review the marked lines, then update the marker",
-            )
+    for path, runs in _raw_build_runs(ctx):
+        for match in _CHECK_WHEN.finditer(runs):
+            if match.group(1) != version:
+                yield (
+                    ctx.line_in_text(path, match.group(0)),
+                    f"CHECK-WHEN-VERSION-CHANGES says {match.group(1)} but the version is "
+                    f"{version}: review the marked lines, then update the marker",
+                )
 
 
 def duplicate_subpackages(ctx: LintContext) -> Iterator[Problem]:

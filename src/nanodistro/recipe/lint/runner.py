@@ -63,7 +63,7 @@ RULES: tuple[Rule, ...] = (
     Rule("missing-expected-commit", "error", "git-checkout needs a 40-hex expected-commit", missing_expected_commit),
     Rule("valid-pipeline-git-checkout-tag-or-branch", "error", "git-checkout needs a tag or branch", git_tag_or_branch),
     Rule("valid-pipeline-fetch-uri", "error", "fetch uri is http(s) with a valid host, or mirror://NAME/PATH", fetch_uri),
-    Rule("version-not-in-fetch-uri", "warning", "fetch uri / git tag should use ${{package.version}} (or a var derived from it)", version_not_in_uri),
+    Rule("version-not-in-fetch-uri", "warning", "a source (fetch uri / git tag) uses ${{package.version}} or a var derived from it; none spells it out", version_not_in_uri),
     Rule("network-in-runs", "error", "build steps must not use the network (curl, wget, git clone, pip install without --no-index, npm install, go get)", network_in_runs),
     Rule("bad-template-var", "error", "abuild variables ($pkgdir, $pkgver, $pkgname, $srcdir) in runs", bad_template_var),
     Rule("sccache-enabled", "error", "uses: sccache/enable is not hermetic", sccache),

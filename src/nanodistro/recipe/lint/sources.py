@@ -140,20 +140,36 @@ def _version_vars(recipe: Recipe) -> set[str]:
 
 
 def version_not_in_uri(ctx: LintContext) -> Iterator[Problem]:
+    # As wolfictl's fetch-templating: a bump needs at least one source (fetch uri or git tag)
+    # that follows the version; further sources may be pinned on purpose (a vendored helper at
+    # its own version) unless they spell out the package version literally. Recipes that are not
+    # bumped automatically (update disabled or manual) are not checked.
     assert ctx.recipe is not None
+    update = ctx.recipe.update
+    if update is not None and (not update.enabled or update.manual):
+        return
     derived = _version_vars(ctx.recipe)
-    for path, with_ in step_uses(ctx, "fetch"):
-        uri = with_.get("uri", "")
-        if uri and not derived & set(find_variables(uri)):
+    sources = [
+        ((*path, "with", "uri"), "fetch uri", with_.get("uri", ""))
+        for path, with_ in step_uses(ctx, "fetch")
+    ] + [
+        ((*path, "with", "tag"), "git-checkout tag", with_.get("tag", ""))
+        for path, with_ in step_uses(ctx, "git-checkout")
+    ]
+    sources = [source for source in sources if source[2]]
+    if not any(derived & set(find_variables(value)) for _, _, value in sources):
+        for key_path, what, _value in sources:
             yield (
-                (*path, "with", "uri"),
-                "fetch uri does not use ${{package.version}} (or a var derived from it); "
-                "a version bump would keep fetching the old source",
+                key_path,
+                f"{what} does not use ${{{{package.version}}}} (or a var derived from it), nor "
+                "does any other source: a version bump would keep fetching the old source",
             )
-    for path, with_ in step_uses(ctx, "git-checkout"):
-        tag = with_.get("tag", "")
-        if tag and not derived & set(find_variables(tag)):
+        return
+    version = ctx.recipe.package.version
+    for key_path, what, value in sources:
+        if version and version in value:
             yield (
-                (*path, "with", "tag"),
-                "git-checkout tag does not use ${{package.version}} (or a var derived from it)",
+                key_path,
+                f"{what} spells out the version {version!r}; use ${{{{package.version}}}} (or a "
+                "var derived from it) so a bump follows",
             )
