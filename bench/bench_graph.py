@@ -6,7 +6,11 @@ Cold = every recipe parsed (libyaml, numbers kept as strings, only the graph's f
 warm = files read and hashed, parsed nodes taken from the on-disk cache. The baseline parses the
 same files with ruamel.yaml round-trip (what a naive loader would use) and builds the same graph.
 With ``--synthetic N`` a corpus of N recipes is generated from CORPUS_DIR (copies with every
-package name renamed per copy, so edges stay inside each copy) and measured too.
+package name renamed per copy, so edges stay inside each copy) and measured too. Of the N,
+``--toolchain T`` (400) are a generated bootstrap toolchain in the shape Wolfi's has: one
+strongly connected group (``build-base`` and T-1 recipes each build-depending on it and on 8
+others of the group), which every sample recipe's ``build-base`` now points into, so the
+bootstrap cuts (graph/bootstrap.py) are measured on a group as large as Wolfi's (399).
 Budget for the public Wolfi corpus (3,401 recipes): < 10 s cold, < 1 s warm on 2 cores.
 """
 
@@ -32,10 +36,11 @@ WOLFI_SIZE = 3401
 def ours(directory: Path, cache: Path | None, workers: int | None) -> tuple[float, int, int]:
     start = time.perf_counter()
     corpus = load_corpus(directory, cache_dir=cache, workers=workers)
-    graph = build_graph(corpus)
+    graph = build_graph(corpus, cache_dir=cache)  # the bootstrap cuts are cached too
     order = graph.order()
     elapsed = time.perf_counter() - start
     assert not corpus.errors, corpus.errors[:3]
+    assert not order.cycles and not order.blocked, (order.cycles[:1], order.blocked[:5])
     return elapsed, len(order.waves), corpus.cache_hits
 
 
@@ -47,14 +52,30 @@ def baseline(directory: Path) -> float:
     return time.perf_counter() - start
 
 
-def synthesize(source: Path, target: Path, count: int) -> None:
-    """``count`` recipes: copies of ``source`` with all of its package names suffixed per copy."""
+def toolchain(target: Path, size: int) -> None:
+    """``size`` recipes forming one build cycle group around ``build-base`` (deterministic)."""
+    names = ["build-base"] + [f"tc-{i:03d}" for i in range(1, size)]
+    for i, name in enumerate(names):
+        deps = [names[(i * 7 + k * 13 + 1) % size] for k in range(8)]
+        deps = [d for d in dict.fromkeys(["build-base", *deps]) if d != name]
+        subs = f"subpackages:\n  - name: {name}-dev\n"
+        (target / f"{name}.yaml").write_text(
+            f"package:\n  name: {name}\n  version: 1.0.{i}\n  epoch: 0\n"
+            f"environment:\n  contents:\n    packages: [{', '.join(deps)}]\n{subs}"
+        )
+
+
+def synthesize(source: Path, target: Path, count: int, toolchain_size: int = 0) -> None:
+    """``count`` recipes: a generated toolchain group of ``toolchain_size`` and copies of
+    ``source`` with all of its package names suffixed per copy."""
     corpus = load_corpus(source)
     names = sorted({p.name for r in corpus.recipes for p in r.packages}, key=len, reverse=True)
     pattern = re.compile(r"(?<![\w.+-])(" + "|".join(map(re.escape, names)) + r")(?![\w+-]|\.\w)")
     files = recipe_files(source)
     target.mkdir(parents=True, exist_ok=True)
-    made = 0
+    if toolchain_size:
+        toolchain(target, toolchain_size)
+    made = toolchain_size
     copy = 0
     while made < count:
         for path in files:
@@ -94,13 +115,15 @@ def main() -> None:
     parser.add_argument("corpus", nargs="?", type=Path, default=DEFAULT)
     parser.add_argument("--synthetic", type=int, default=3400, help="0 to skip")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--toolchain", type=int, default=400, help="cycle group size, 0: none")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the ruamel baseline")
     args = parser.parse_args()
-    measure("corpus", args.corpus, args.workers, runs_baseline=True)
+    measure("corpus", args.corpus, args.workers, runs_baseline=not args.no_baseline)
     if args.synthetic:
         scratch = Path(tempfile.mkdtemp(prefix="nanodistro-synthetic-"))
         try:
-            synthesize(args.corpus, scratch, args.synthetic)
-            measure("synthetic", scratch, args.workers, runs_baseline=True)
+            synthesize(args.corpus, scratch, args.synthetic, args.toolchain)
+            measure("synthetic", scratch, args.workers, runs_baseline=not args.no_baseline)
         finally:
             shutil.rmtree(scratch)
 

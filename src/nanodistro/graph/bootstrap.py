@@ -29,6 +29,9 @@ group: recipes outside the toolchain's cycle cost nothing.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import pickle
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from nanodistro.errors import FormatError, GraphError, NanodistroError
+from nanodistro.util.atomic import atomic_write_bytes
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,45 @@ def load_published(repo: Path) -> PublishedIndex:
             index.provides[info.name] = provided
             index.depends[info.name] = tuple(n for n in (atom_name(d) for d in info.depends) if n)
     return index
+
+
+CUTS_FORMAT = 1
+
+
+def cached_cuts(
+    groups: Sequence[Sequence[str]],
+    edges: Mapping[str, Sequence[tuple[str, tuple[str, ...]]]],
+    published: PublishedIndex | None,
+    cache_dir: Path | None,
+) -> list[BootstrapEdge]:
+    """``cut_cycles`` remembered on disk, keyed by everything it reads: the groups, their
+    edges (with the names written) and which of those names the repository publishes."""
+    check = published.has if published is not None else None
+    if cache_dir is None or not groups:
+        return cut_cycles(groups, edges, check)
+    inputs = []
+    for group in groups:
+        members = set(group)
+        for recipe in group:
+            inside = [(t, n) for t, n in edges.get(recipe, ()) if t in members]
+            flags = [[check(x) for x in n] for _, n in inside] if check else None
+            inputs.append((recipe, inside, flags))
+    key = hashlib.sha256(
+        repr((CUTS_FORMAT, published is None, [list(g) for g in groups], inputs)).encode()
+    ).hexdigest()
+    file = cache_dir / f"graph-cuts-v{CUTS_FORMAT}.pickle"
+    try:
+        with file.open("rb") as handle:
+            stored = pickle.load(handle)  # our own cache file, written below
+        if isinstance(stored, tuple) and len(stored) == 2 and stored[0] == key:
+            return [BootstrapEdge(*fields) for fields in stored[1]]
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError):
+        pass
+    cuts = cut_cycles(groups, edges, check)
+    rows = [(e.recipe, e.target, e.names, e.cycle, e.published) for e in cuts]
+    with contextlib.suppress(OSError):  # a cache that cannot be written only costs speed
+        atomic_write_bytes(file, pickle.dumps((key, rows), protocol=5))
+    return cuts
 
 
 def _path(kept: Mapping[str, set[str]], start: str, goal: str) -> list[str] | None:

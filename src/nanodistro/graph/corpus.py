@@ -271,9 +271,8 @@ def recipe_files(directory: Path) -> list[Path]:
         raise RecipeError("not a directory of recipes", where=str(directory))
     # scandir's entry types come with the listing: no stat per file (3,400 of them)
     with os.scandir(directory) as entries:
-        return sorted(
-            directory / e.name for e in entries if e.name.endswith(".yaml") and e.is_file()
-        )
+        names = sorted(e.name for e in entries if e.name.endswith(".yaml") and e.is_file())
+    return [directory / name for name in names]
 
 
 def load_recipes(

@@ -19,10 +19,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from nanodistro.errors import GraphError
-from nanodistro.graph.bootstrap import BootstrapEdge, PublishedIndex, cut_cycles
+from nanodistro.graph.bootstrap import BootstrapEdge, PublishedIndex, cached_cuts
 from nanodistro.graph.corpus import Corpus, ImageNode, RecipeNode
 from nanodistro.graph.impact import Impact, impact
 
@@ -112,11 +113,13 @@ class DependencyGraph:
         *,
         published: PublishedIndex | None = None,
         bootstrap: bool = True,
+        cache_dir: Path | None = None,
     ) -> None:
         # ``published``: the repository whose packages may satisfy a cycle-closing build edge
         # (None: assume every package of the set is published); ``bootstrap=False`` cuts none.
         self.published = published
         self.bootstrap = bootstrap
+        self.cache_dir = cache_dir  # where the bootstrap cuts are remembered (None: not)
         self.recipes: dict[str, RecipeNode] = {}
         for recipe in recipes:
             if recipe.name in self.recipes:
@@ -145,6 +148,7 @@ class DependencyGraph:
         self.external: dict[str, set[str]] = defaultdict(set)
         # recipe -> [(dependency recipe, names written)], in the order the recipe lists them
         self.build_edges: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        self._owners: dict[str, tuple[str, ...]] = {}  # name -> owning recipes (memo)
         for recipe in self.recipes.values():
             by_target: dict[str, list[str]] = {}
             for dep in recipe.build:
@@ -166,16 +170,18 @@ class DependencyGraph:
         return self.virtual.get(name, [])
 
     def _link(self, recipe: str, dep: str, edges: dict[str, set[str]]) -> list[str]:
-        packages = self.resolve(dep)
-        if not packages:
+        owners = self._owners.get(dep)
+        if owners is None:
+            packages = self.resolve(dep)
+            owners = self._owners[dep] = tuple(
+                dict.fromkeys(self.package_recipe[p] for p in packages)
+            )
+        if not owners:
             self.external[dep].add(recipe)
-        owners = []
-        for package in packages:
-            owner = self.package_recipe[package]
-            if owner != recipe:
-                edges[recipe].add(owner)
-                owners.append(owner)
-        return owners
+            return []
+        linked = [owner for owner in owners if owner != recipe]
+        edges[recipe].update(linked)
+        return linked
 
     @staticmethod
     def _reverse(edges: dict[str, set[str]]) -> dict[str, set[str]]:
@@ -197,8 +203,7 @@ class DependencyGraph:
         """Build edges cut because the published package satisfies them (``bootstrap.py``)."""
         if not self.bootstrap:
             return []
-        published = self.published.has if self.published is not None else None
-        return cut_cycles(self.cycles(), self.build_edges, published)
+        return cached_cuts(self.cycles(), self.build_edges, self.published, self.cache_dir)
 
     @cached_property
     def order_deps(self) -> dict[str, set[str]]:
@@ -349,8 +354,10 @@ class DependencyGraph:
         }
 
 
-def build_graph(corpus: Corpus, *, published: PublishedIndex | None = None) -> DependencyGraph:
-    return DependencyGraph(corpus.recipes, corpus.images, published=published)
+def build_graph(
+    corpus: Corpus, *, published: PublishedIndex | None = None, cache_dir: Path | None = None
+) -> DependencyGraph:
+    return DependencyGraph(corpus.recipes, corpus.images, published=published, cache_dir=cache_dir)
 
 
 __all__ = ["BootstrapEdge", "BuildOrder", "DependencyGraph", "Impact", "build_graph"]
