@@ -240,3 +240,41 @@ def test_dependents_soname_from_the_published_index(library_set: Path, tmp_path:
     graph = build_graph(load_corpus(library_set / "recipes"), published=load_published(index))
     reason = graph.dependents("libfoo").reasons["tool"]
     assert (reason.category, reason.rule, reason.via) == ("rebuild", "soname", "so:libfoo.so.1")
+
+
+# --- caches -------------------------------------------------------------------------------
+
+
+def test_warm_load_trusts_stats_and_rereads_a_changed_file(toolchain: Path, tmp_path: Path) -> None:
+    import os
+
+    cache = tmp_path / "cache"
+    assert load_corpus(toolchain, cache_dir=cache).cache_hits == 0
+    assert load_corpus(toolchain, cache_dir=cache).cache_hits == 4
+    # same size, new bytes, new mtime: re-read and re-parsed
+    path = toolchain / "zlib.yaml"
+    before = path.stat()
+    path.write_text(path.read_text().replace('"gcc", ', '"gxx", '))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
+    assert path.stat().st_size == before.st_size
+    changed = load_corpus(toolchain, cache_dir=cache)
+    assert changed.cache_hits == 3
+    assert next(r for r in changed.recipes if r.name == "zlib").build == ("gxx", "glibc-dev")
+    # touched only: the digest still matches, the node is reused and the stat recorded
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 2_000_000))
+    assert load_corpus(toolchain, cache_dir=cache).cache_hits == 4
+
+
+def test_bootstrap_cuts_are_cached_by_their_inputs(toolchain: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = build_graph(load_corpus(toolchain), cache_dir=cache).bootstrap_edges
+    assert list(cache.glob("graph-cuts-v*.pickle"))
+    again = build_graph(load_corpus(toolchain), cache_dir=cache).bootstrap_edges
+    assert again == first
+    # the cached answer is not reused for other inputs: a repository changes the cuts
+    index = tmp_path / "APKINDEX"
+    index.write_text("P:gcc\nV:1-r0\n\n")
+    published = load_published(index)
+    with_repo = build_graph(load_corpus(toolchain), published=published, cache_dir=cache)
+    assert with_repo.bootstrap_edges != first
+    assert {e.target for e in with_repo.bootstrap_edges} == {"gcc"}
