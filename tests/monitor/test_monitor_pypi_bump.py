@@ -214,4 +214,6 @@ def test_describe_http_error_names_the_host_for_dns_failures() -> None:
     gai = socket.gaierror(-2, "Name or service not known")
     assert "cannot reach the server" in describe_http_error(gai)
     refused = httpx.ConnectError("[Errno 111] Connection refused", request=request)
-    assert describe_http_error(refused) == "cannot connect: connection refused"
+    assert describe_http_error(refused) == (
+        "cannot connect to files.example.invalid: connection refused"
+    )

@@ -196,3 +196,11 @@ def test_a_folder_of_only_other_yaml_has_no_recipes(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "lint", tmp_path, "--no-git")
     assert result.returncode != 0
     assert "no recipe files" in result.stderr
+
+
+def test_monitor_of_a_folder_skips_non_recipe_yaml(tmp_path: Path) -> None:
+    from nanodistro.monitor.recipes import find_recipes
+
+    folder = _folder(tmp_path)
+    names = [p.name for p in find_recipes([folder])]
+    assert names == ["bison.yaml", "bzip3.yaml", "empty-keys.yaml", "flow.yaml"]

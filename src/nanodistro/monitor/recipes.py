@@ -97,13 +97,15 @@ def find_recipes(paths: Iterable[Path]) -> list[Path]:
     """Recipe files: files as given, directories' top-level ``*.yaml`` (Wolfi's layout); a
     workspace root (it holds ``nanodistro.toml``) means its recipes directory, as for build."""
     from nanodistro.factory.workspace import WORKSPACE_FILE, load_workspace
+    from nanodistro.recipe.folder import folder_recipes
 
     found: list[Path] = []
     for path in paths:
         if path.is_dir() and (path / WORKSPACE_FILE).is_file():
             path = load_workspace(path / WORKSPACE_FILE).recipes_dir
         if path.is_dir():
-            found.extend(sorted(p for p in path.glob("*.yaml") if p.is_file()))
+            # other YAML of the folder (.yam.yaml, dot files, no package:) is not a recipe
+            found.extend(folder_recipes(path)[0])
         elif path.is_file():
             found.append(path)
         else:

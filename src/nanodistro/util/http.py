@@ -180,7 +180,7 @@ def _host_of(error: BaseException, url: str | None) -> str | None:
 
 def describe_http_error(error: BaseException, url: str | None = None) -> str:
     """A one-line description of an httpx (or socket) failure without Python class names:
-    ``cannot connect: connection refused``, ``timed out waiting for the answer``, ``cannot
+    ``cannot connect to HOST: connection refused``, ``timed out waiting for the answer``, ``cannot
     reach HOST (no network or name not found)``. ``url`` names the host when the error
     does not carry its request."""
     chain = [error, *(e for e in (error.__cause__, error.__context__) if e is not None)]
@@ -189,6 +189,9 @@ def describe_http_error(error: BaseException, url: str | None = None) -> str:
         return f"cannot reach {host or 'the server'} (no network or name not found)"
     names = [cls.__name__ for cls in type(error).__mro__]
     what = next((text for name, text in _HTTP_FAILURES if name in names), "request failed")
+    host = _host_of(error, url) if what in ("cannot connect", "timed out connecting") else None
+    if host:  # which server refused or did not answer, when several are involved
+        what = f"{what} to {host}"
     # "[Errno 111] Connection refused" -> "connection refused"; nested reasons often repeat it
     detail = re.sub(r"\[Errno -?\d+\]\s*", "", str(error)).strip()
     detail = detail[:1].lower() + detail[1:]
