@@ -278,3 +278,24 @@ def test_bootstrap_cuts_are_cached_by_their_inputs(toolchain: Path, tmp_path: Pa
     with_repo = build_graph(load_corpus(toolchain), published=published, cache_dir=cache)
     assert with_repo.bootstrap_edges != first
     assert {e.target for e in with_repo.bootstrap_edges} == {"gcc"}
+
+
+def test_self_dependency_is_listed_as_a_bootstrap_edge(tmp_path: Path) -> None:
+    recipes = tmp_path / "r"
+    write(recipes, "go", recipe("go", ["go", "busybox"]))
+    write(recipes, "app", recipe("app", ["go"]))
+    graph = build_graph(load_corpus(recipes))
+    assert graph.order().waves == [["go"], ["app"]]
+    (edge,) = graph.order().bootstrap
+    assert (edge.recipe, edge.target, edge.names, edge.published) == (
+        "go",
+        "go",
+        ("go",),
+        "assumed",
+    )
+    cli = run(recipes, "--order")
+    assert "go builds with its own published go (assumed; self-dependency)" in cli.stdout
+    index = tmp_path / "APKINDEX"
+    index.write_text("P:busybox\nV:1-r0\n\n")
+    missing = build_graph(load_corpus(recipes), published=load_published(index))
+    assert "cannot be built from this set" in missing.bootstrap_edges[0].reason()

@@ -50,9 +50,18 @@ class BootstrapEdge:
     target: str  # the recipe whose published package satisfies the dependency
     names: tuple[str, ...]  # the dependency names written in ``recipe``
     cycle: tuple[str, ...]  # the cycle the edge would close: recipe -> target -> ... -> recipe
-    published: str  # "repository" (seen in --repo) or "assumed"
+    published: str  # "repository" (seen in --repo), "assumed", or "missing" (self, not in it)
 
     def reason(self) -> str:
+        if self.recipe == self.target:
+            what = ", ".join(self.names)
+            if self.published == "missing":
+                return (
+                    f"{self.recipe} builds with its own {what}, which the repository does not "
+                    "have: it cannot be built from this set"
+                )
+            source = "from the repository" if self.published == "repository" else "assumed"
+            return f"{self.recipe} builds with its own published {what} ({source}; self-dependency)"
         loop = " -> ".join([*self.cycle, self.cycle[0]]) if self.cycle else ""
         source = "from the repository" if self.published == "repository" else "assumed published"
         what = ", ".join(self.names)

@@ -148,6 +148,7 @@ class DependencyGraph:
         self.external: dict[str, set[str]] = defaultdict(set)
         # recipe -> [(dependency recipe, names written)], in the order the recipe lists them
         self.build_edges: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        self.self_deps: dict[str, tuple[str, ...]] = {}  # recipe -> its own packages it builds with
         self._owners: dict[str, tuple[str, ...]] = {}  # name -> owning recipes (memo)
         for recipe in self.recipes.values():
             by_target: dict[str, list[str]] = {}
@@ -155,6 +156,9 @@ class DependencyGraph:
                 for owner in self._link(recipe.name, dep, self.build_deps):
                     by_target.setdefault(owner, []).append(dep)
             self.build_edges[recipe.name] = [(t, tuple(n)) for t, n in by_target.items()]
+            own = [d for d in recipe.build if recipe.name in self._owners.get(d, ())]
+            if own:  # the toolchain builds itself (go with go): its previous version
+                self.self_deps[recipe.name] = tuple(own)
             for package in recipe.packages:
                 for dep in package.runtime:
                     self._link(recipe.name, dep, self.runtime_deps)
@@ -203,7 +207,23 @@ class DependencyGraph:
         """Build edges cut because the published package satisfies them (``bootstrap.py``)."""
         if not self.bootstrap:
             return []
-        return cached_cuts(self.cycles(), self.build_edges, self.published, self.cache_dir)
+        own = [
+            BootstrapEdge(
+                recipe=name,
+                target=name,
+                names=names,
+                cycle=(name,),
+                published=(
+                    "assumed"
+                    if self.published is None
+                    else "repository"
+                    if all(self.published.has(n) for n in names)
+                    else "missing"
+                ),
+            )
+            for name, names in sorted(self.self_deps.items())
+        ]
+        return own + cached_cuts(self.cycles(), self.build_edges, self.published, self.cache_dir)
 
     @cached_property
     def order_deps(self) -> dict[str, set[str]]:
