@@ -183,6 +183,21 @@ def test_github_checkout_needs_github_or_git_monitor_even_with_release_monitor()
     assert _rules(data) == set()
 
 
+@pytest.mark.parametrize(
+    ("repository", "fires"),
+    [
+        ("https://github.com/gnu/hello", False),
+        ("file:///home/build/hello.git", False),
+        ("https://gіthub.com/gnu/hello", True),  # Cyrillic і: a homograph of github.com
+        ("https://github_com/gnu/hello", True),
+    ],
+)
+def test_git_checkout_repository_host_is_checked(repository: str, fires: bool) -> None:
+    # wolfictl's valid-pipeline-fetch-uri also reads git-checkout repositories (did not fire)
+    rules = _rules(_github_checkout(repository, "gnu/hello"))
+    assert ("valid-pipeline-fetch-uri" in rules) is fires
+
+
 def test_copyright_entry_without_license_is_reported() -> None:
     data = copy.deepcopy(BASE)
     data["package"]["copyright"] = [{"license": "GPL-3.0-or-later"}, {"license": ""}]

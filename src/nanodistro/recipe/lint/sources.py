@@ -118,6 +118,23 @@ def fetch_uri(ctx: LintContext) -> Iterator[Problem]:
                 (*path, "with", "uri"),
                 (f"uri {value!r} needs http(s) (or mirror://NAME/PATH) and a valid host name"),
             )
+    # wolfictl checks git-checkout repositories the same way (its extractURI): a look-alike host
+    # (IDN homograph, stray characters) is caught before anything is cloned. Local repositories
+    # (a path, file://) are the builder's to use and have no host.
+    for path, with_ in step_uses(ctx, "git-checkout"):
+        value = try_substitute(ctx, with_.get("repository", ""))
+        if not value or "://" not in value or value.startswith("file://"):
+            continue
+        try:
+            host = urlsplit(value).hostname or ""
+        except ValueError:
+            host = ""
+        if not _HOST.match(host):
+            yield (
+                (*path, "with", "repository"),
+                f"repository {value!r} needs a valid host name (lowercase ASCII letters, digits, "
+                "dots and dashes)",
+            )
 
 
 def _version_vars(recipe: Recipe) -> set[str]:
