@@ -44,3 +44,16 @@ def test_mistakes_are_errors_naming_the_key(tmp_path: Path, text: str, message: 
     (tmp_path / "nanodistro.toml").write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_workspace(tmp_path)
+
+
+def test_recipe_files_skip_yaml_that_is_not_a_recipe(tmp_path: Path) -> None:
+    from nanodistro.factory.workspace import load_workspace
+
+    (tmp_path / "nanodistro.toml").write_text("")
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "zlib.yaml").write_text("package:\n  name: zlib\n  version: 1.3\n")
+    (recipes / ".yam.yaml").write_text("formatting: {indent: 2}\n")
+    (recipes / ".hidden.yaml").write_text("package:\n  name: hidden\n")
+    (recipes / "notes.yaml").write_text("todo: [a, b]\n")
+    assert load_workspace(tmp_path).recipe_files() == [recipes / "zlib.yaml"]

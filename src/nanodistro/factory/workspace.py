@@ -77,7 +77,11 @@ class Workspace:
         return self.out_dir / "images"
 
     def recipe_files(self) -> list[Path]:
-        return sorted(self.recipes_dir.glob("*.yaml"))
+        """The recipes: ``*.yaml`` of the recipes folder that are recipes (not ``.yam.yaml``,
+        dot files or YAML without ``package:``), sorted."""
+        from nanodistro.recipe.folder import folder_recipes
+
+        return folder_recipes(self.recipes_dir)[0]
 
     def image_files(self) -> list[Path]:
         return sorted(self.images_dir.glob("*.yaml"))
