@@ -130,7 +130,9 @@ def graph(
         None,
         "--dependents",
         metavar="PKG",
-        help="What a new version of PKG (package, recipe or provided name) rebuilds.",
+        help="What a new version of PKG (package, recipe or provided name) must rebuild (what "
+        "links or embeds it: -dev/-static/so: use, the workspace rebuild-on list) and what only needs "
+        "re-testing (its runtime closure), with the rule for each.",
     ),
     dot: bool = typer.Option(False, "--dot", help="Print the graph in Graphviz DOT."),
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -138,7 +140,7 @@ def graph(
         None, "--images", help="Directory of apko image configs [DIR/images if present]."
     ),
     cache_dir: Path = typer.Option(
-        None, "--cache-dir", help="Parse cache directory [~/.cache/nanodistro/graph]."
+        None, "--cache-dir", help="Parse and bootstrap-cut cache [~/.cache/nanodistro/graph]."
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Parse every recipe afresh."),
     repo: Path = typer.Option(
@@ -147,7 +149,7 @@ def graph(
         metavar="REPO",
         help="Published repository (folder with <arch>/APKINDEX.tar.gz, or an index file): "
         "a build edge that would close a cycle is cut only when its package is published "
-        "there [without: assumed published, and listed].",
+        "there (without it every package is assumed published; the cut edges are listed).",
     ),
 ) -> None:
     """Dependency graph of a recipe set: build-time and runtime edges, images as consumers.
