@@ -198,6 +198,12 @@ def test_git_checkout_repository_host_is_checked(repository: str, fires: bool) -
     assert ("valid-pipeline-fetch-uri" in rules) is fires
 
 
+def test_contains_epoch_asks_for_the_key_only() -> None:
+    text = _dump(BASE)
+    assert "contains-epoch" not in _rules(text.replace("epoch: 0", "epoch:"))  # fired before
+    assert "contains-epoch" in _rules(text.replace("  epoch: 0\n", ""))
+
+
 def test_copyright_entry_without_license_is_reported() -> None:
     data = copy.deepcopy(BASE)
     data["package"]["copyright"] = [{"license": "GPL-3.0-or-later"}, {"license": ""}]

@@ -97,7 +97,8 @@ def copyright_header(ctx: LintContext) -> Iterator[Problem]:
 
 def contains_epoch(ctx: LintContext) -> Iterator[Problem]:
     package = ctx.raw.get("package")
-    if isinstance(package, dict) and package.get("epoch") in (None, ""):
+    # as wolfictl: the key must be written; "epoch:" left empty is written (melange reads 0)
+    if isinstance(package, dict) and "epoch" not in package:
         yield ("package",), "package.epoch is missing (write epoch: 0 explicitly)"
 
 
