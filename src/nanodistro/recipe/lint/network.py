@@ -68,6 +68,7 @@ def _simple_commands(line: str) -> list[str]:
     current: list[str] = []
     quote = ""
     index = 0
+    depth = 0  # open subshell parentheses
 
     def flush() -> None:
         text = "".join(current).strip()
@@ -104,7 +105,15 @@ def _simple_commands(line: str) -> list[str]:
             current.append(char)
         elif char == "#" and (not current or current[-1][-1:].isspace()):
             break  # a comment to the end of the line
-        elif char in ";|&()":
+        elif char == "(":
+            depth += 1
+            flush()
+        elif char == ")" and depth == 0:
+            # "curl|wget)" of a case statement: patterns, not commands
+            current.clear()
+            commands.clear()
+        elif char in ";|&)":
+            depth -= char == ")"
             flush()
         else:
             current.append(char)
