@@ -136,6 +136,6 @@ def test_readme_command_exists_with_its_options(row: str) -> None:
     assert path, f"README row {row!r} names no command"
     command = _lookup(path)
     assert not _is_group(command), f"README row {row!r} stops at a group"
-    known = {name for param in command.params for name in param.opts}
+    known = {name for param in command.params for name in (*param.opts, *param.secondary_opts)}
     missing = [option for option in options if option not in known]
     assert not missing, f"README row {row!r}: {' '.join(path)} has no {missing}"
