@@ -157,7 +157,7 @@ def test_a_handler_bug_fails_its_job_not_the_run(state: State) -> None:
         [JobSpec("k", {"n": n}) for n in (1, 2, 3)]
     )
     assert [j.state for j in jobs] == [FAILED, FAILED, SUCCEEDED]
-    assert jobs[0].error == "KeyError: 'version'"
+    assert jobs[0].error == "unexpected failure (a bug; please report it): 'version'"
     assert jobs[1].error is not None and "plain JSON" in jobs[1].error
 
 
