@@ -216,8 +216,11 @@ def test_freshness_reports_leads_percentiles_and_a_series_per_promotion(
 def test_reads_need_a_token_when_not_public(tmp_path: Path) -> None:
     root = empty_workspace(tmp_path / "ws", "\n[serve]\npublic-reads = false\n")
     with console(root) as (client, _context):
-        for path in ("/api/catalog", "/api/packages/x", "/api/freshness", "/"):
+        for path in ("/api/catalog", "/api/packages/x", "/api/freshness"):
             assert client.get(path).status_code == 401, path
+        # a page sends the browser to sign in instead
+        page = client.get("/", follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"] == "/login?next=/"
 
 
 def test_openapi_documents_every_catalog_response(seeded: tuple[TestClient, WebContext]) -> None:
