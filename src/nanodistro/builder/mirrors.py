@@ -31,19 +31,27 @@ def is_mirror_uri(uri: str) -> bool:
     return uri.startswith(SCHEME)
 
 
-def apt_debian_mirror(sources: tuple[Path, ...] = APT_SOURCE_FILES) -> str | None:
-    """The first Debian archive URI the host's apt is configured with, or None."""
+def apt_source_texts(sources: tuple[Path, ...] = APT_SOURCE_FILES) -> list[tuple[Path, str]]:
+    """The host's apt source files (``sources.list`` and ``sources.list.d/*.list|*.sources``)
+    with their text, in apt's order; unreadable ones are left out."""
     files: list[Path] = []
     for source in sources:
         if source.is_dir():
             files.extend(sorted(p for p in source.iterdir() if p.suffix in {".list", ".sources"}))
         elif source.is_file():
             files.append(source)
+    texts = []
     for path in files:
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
+            texts.append((path, path.read_text(encoding="utf-8", errors="replace")))
         except OSError:
             continue
+    return texts
+
+
+def apt_debian_mirror(sources: tuple[Path, ...] = APT_SOURCE_FILES) -> str | None:
+    """The first Debian archive URI the host's apt is configured with, or None."""
+    for _path, text in apt_source_texts(sources):
         for line in text.splitlines():
             line = line.strip()
             match = _ONE_LINE_DEB.match(line)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from nanodistro.builder.mirrors import APT_SOURCE_FILES
+from nanodistro.builder.mirrors import APT_SOURCE_FILES, apt_source_texts
 
 _COMPRESSIONS = ("gz", "bz2", "xz", "lzma", "zst")
 _FIELDS_KEPT = ("Package", "Version", "Directory", "Checksums-Sha256")
@@ -191,17 +191,7 @@ def compare_versions(a: str, b: str) -> int:
 
 def apt_suite(sources: tuple[Path, ...] = APT_SOURCE_FILES) -> str | None:
     """The suite of the host's first Debian archive entry in its apt sources, or None."""
-    files: list[Path] = []
-    for source in sources:
-        if source.is_dir():
-            files.extend(sorted(p for p in source.iterdir() if p.suffix in {".list", ".sources"}))
-        elif source.is_file():
-            files.append(source)
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
+    for path, text in apt_source_texts(sources):
         if path.suffix == ".sources":
             for stanza in deb822(text):
                 uris = stanza.get("URIs", "").split()
