@@ -55,13 +55,17 @@ def run_measured(code: str, *args: str) -> tuple[int, str, int]:
     import sys
 
     wrapper = (
-        "import resource, sys\n"
+        "import sys\n"
         "status = 0\n"
         "try:\n"
         + "".join(f"    {line}\n" for line in code.splitlines())
         + "except SystemExit as exit:\n"
         "    status = exit.code if isinstance(exit.code, int) else 1\n"
-        "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        # VmHWM, the high-water mark of this process's own memory: ru_maxrss would also count
+        # the parent's size (Linux keeps the larger of the two across fork/vfork and exec, so a
+        # pytest process grown by earlier tests would be measured instead of this one)
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+        "print('peak', hwm)\n"
         "sys.exit(status)\n"
     )
     result = subprocess.run(
@@ -73,4 +77,4 @@ def run_measured(code: str, *args: str) -> tuple[int, str, int]:
     )
     peak = [line for line in result.stdout.splitlines() if line.startswith("peak ")]
     assert peak, result.stderr
-    return result.returncode, result.stderr, int(peak[-1].split()[1]) * 1024  # ru_maxrss: KiB
+    return result.returncode, result.stderr, int(peak[-1].split()[1]) * 1024  # VmHWM: KiB

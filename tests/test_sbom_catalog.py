@@ -10,6 +10,7 @@ the workspace's distro, and an image's SBOMs list exactly the packages of its in
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,7 +105,16 @@ def catalog(request: pytest.FixtureRequest) -> Catalog:
 
 def _spdx_problems(document: bytes) -> list[str]:
     parsed = JsonLikeDictParser().parse(json.loads(document))
-    return [m.validation_message for m in validate_full_spdx_document(parsed)]
+    return [
+        m.validation_message
+        for m in validate_full_spdx_document(parsed)
+        # spdx-tools' URL pattern wants a host with a 2-5 letter TLD; the test upstreams (the
+        # mirror:// sources resolved through [mirrors]) are on an IP literal, which the SPDX
+        # spec allows and the spdx-tools regex does not
+        if not re.search(
+            r"download_location .* but is: https?://127\.0\.0\.1:\d+/", m.validation_message
+        )
+    ]
 
 
 def _cdx_problems(document: bytes) -> str | None:
