@@ -261,6 +261,15 @@ class _Build:
             return committed
         return max((s.newest_mtime for s in self.result.sources), default=0)
 
+    def _new_home(self, base: Path) -> tuple[Path, Path]:
+        """Create ``base/home`` (populated with the recipe's files) and ``base/logs``: the
+        layout both the build and each test sandbox start from."""
+        home, logs = base / "home", base / "logs"
+        home.mkdir(parents=True)
+        logs.mkdir()
+        self._populate(home)
+        return home, logs
+
     def _populate(self, home: Path) -> None:
         """Copy the recipe's source directory into the workspace (melange populateWorkspace)."""
         source_dir = self.path.parent / self.recipe.package.name
@@ -429,11 +438,8 @@ class _Build:
 
     def _build(self, base: Path) -> None:
         config = self.config
-        home, logs = base / "home", base / "logs"
-        home.mkdir()
-        logs.mkdir()
+        home, logs = self._new_home(base)
         self.result.log_dir = logs
-        self._populate(home)
         for package in self.compiled.packages:
             (home / "melange-out" / package.name).mkdir(parents=True, exist_ok=True)
         # Sources first, outside the sandbox, in recipe order (hermetic build).

@@ -59,10 +59,7 @@ def run_tests(build: _Build, base: Path, built: Sequence[BuiltPackage]) -> None:
             and n not in build._repository_names()
         )
         test_base = base / f"test-{index}-{log_slug(test.package)}"
-        home, logs = test_base / "home", test_base / "logs"
-        home.mkdir(parents=True)
-        logs.mkdir()
-        build._populate(home)
+        home, logs = build._new_home(test_base)
         host = f" with the host toolchain for {', '.join(sorted(toolchain_names))}"
         build.say(
             f"test [{test.package}] {testing} in a fresh sandbox" + host * bool(toolchain_names)
