@@ -193,7 +193,7 @@ async def follow_job_log(
     worker thread, never on the event loop."""
 
     def done() -> bool:
-        return queries_activity.job_done(state, job_id)[0]
+        return queries_activity.job_done(state, job_id)
 
     quiet_since = time.monotonic()
     path = await asyncio.to_thread(_job_log_path, state, root, job_id)

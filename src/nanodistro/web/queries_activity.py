@@ -215,10 +215,8 @@ def get_job(state: State, job_id: int) -> JobOut | None:
         )
 
 
-def job_done(state: State, job_id: int) -> tuple[bool, str | None]:
-    """(finished for good, its log path now): what a log stream polls."""
+def job_done(state: State, job_id: int) -> bool:
+    """Whether the job finished for good (or is gone): what a log stream polls."""
     with state.session() as session:
         row = session.get(JobRow, job_id)
-        if row is None:
-            return True, None
-        return row.state in ("succeeded", "failed"), row.log_path
+        return row is None or row.state in ("succeeded", "failed")
