@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path as FilePath  # fastapi's Path is the route parameter
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query
@@ -174,8 +175,6 @@ def get_run(run_id: RunId, context: Ctx, _reader: Reader) -> RunOut:
     },
 )
 def get_run_log(run_id: RunId, context: Ctx, _reader: Reader) -> StreamingResponse:
-    from pathlib import Path as FilePath
-
     run = _run_or_404(context, run_id)
 
     def done() -> bool:
