@@ -36,6 +36,23 @@ WORKSPACE = typer.Option(
     help="Take defaults (repository, keyring, archs) from the nanodistro.toml above the config.",
 )
 
+# Options ``image build`` and ``image publish`` (cli/image_publish.py) share, one definition each.
+ARCH = typer.Option([], "--arch", help="Build only these architectures (repeatable).")
+LOCKFILE = typer.Option(None, "--lockfile", help="Install exactly the packages of this lock file.")
+REPO = typer.Option([], "--repo", help="Extra repository (directory or URL), repeatable.")
+KEYRING = typer.Option([], "--keyring", help="Extra trusted key directory or file.")
+SOURCE_DATE_EPOCH = typer.Option(
+    None,
+    "--source-date-epoch",
+    help="Timestamp for synthesized files and image dates (default: $SOURCE_DATE_EPOCH, else package build dates).",
+)
+CACHE_DIR = typer.Option(None, "--cache-dir", help="Keep fetched packages here.")
+ALLOW_DOWNGRADE = typer.Option(
+    False,
+    "--allow-downgrade",
+    help="Accept a repository index older than the one accepted before (replay check).",
+)
+
 
 def _workspace_defaults(
     config: Path, use_workspace: bool, arch: list[str], repo: list[str], keyring: list[Path]
@@ -104,18 +121,10 @@ def build_command(
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output OCI layout DIR, or FILE.tar for an oci-archive."
     ),
-    arch: list[str] = typer.Option(
-        [], "--arch", help="Build only these architectures (repeatable)."
-    ),
-    lockfile: Path | None = typer.Option(
-        None, "--lockfile", help="Install exactly the packages of this lock file."
-    ),
-    repo: list[str] = typer.Option(
-        [], "--repo", help="Extra repository (directory or URL), repeatable."
-    ),
-    keyring: list[Path] = typer.Option(
-        [], "--keyring", help="Extra trusted key directory or file."
-    ),
+    arch: list[str] = ARCH,
+    lockfile: Path | None = LOCKFILE,
+    repo: list[str] = REPO,
+    keyring: list[Path] = KEYRING,
     push: list[str] = typer.Option(
         [],
         "--push",
@@ -127,20 +136,12 @@ def build_command(
         help="With --push, attach the SPDX SBOMs (tag sha256-<hex>.sbom, as cosign).",
     ),
     insecure: bool = typer.Option(False, "--insecure", help="Use plain HTTP for --push."),
-    source_date_epoch: int | None = typer.Option(
-        None,
-        "--source-date-epoch",
-        help="Timestamp for synthesized files and image dates (default: $SOURCE_DATE_EPOCH, else package build dates).",
-    ),
+    source_date_epoch: int | None = SOURCE_DATE_EPOCH,
     tag: str = typer.Option(
         "latest", "--tag", help="ref.name annotation in the layout's index.json."
     ),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Keep fetched packages here."),
-    allow_downgrade: bool = typer.Option(
-        False,
-        "--allow-downgrade",
-        help="Accept a repository index older than the one accepted before (replay check).",
-    ),
+    cache_dir: Path | None = CACHE_DIR,
+    allow_downgrade: bool = ALLOW_DOWNGRADE,
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     use_workspace: bool = WORKSPACE,

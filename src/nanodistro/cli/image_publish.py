@@ -17,6 +17,16 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from nanodistro.cli._common import print_json
+from nanodistro.cli.image import (
+    ALLOW_DOWNGRADE,
+    ARCH,
+    CACHE_DIR,
+    KEYRING,
+    LOCKFILE,
+    REPO,
+    SOURCE_DATE_EPOCH,
+    WORKSPACE,
+)
 from nanodistro.errors import ConfigError
 from nanodistro.util.progress import Progress
 
@@ -87,37 +97,17 @@ def publish_command(
         help="Load the image into the local docker daemon (or podman) instead of pushing.",
     ),
     sbom: bool = typer.Option(True, "--sbom/--no-sbom", help=SBOM_OPTION_HELP),
-    arch: list[str] = typer.Option(
-        [], "--arch", help="Build only these architectures (repeatable)."
-    ),
-    lockfile: Path | None = typer.Option(
-        None, "--lockfile", help="Install exactly the packages of this lock file."
-    ),
-    repo: list[str] = typer.Option(
-        [], "--repo", help="Extra repository (directory or URL), repeatable."
-    ),
-    keyring: list[Path] = typer.Option(
-        [], "--keyring", help="Extra trusted key directory or file."
-    ),
+    arch: list[str] = ARCH,
+    lockfile: Path | None = LOCKFILE,
+    repo: list[str] = REPO,
+    keyring: list[Path] = KEYRING,
     insecure: bool = typer.Option(False, "--insecure", help="Allow plain HTTP to the registry."),
-    source_date_epoch: int | None = typer.Option(
-        None,
-        "--source-date-epoch",
-        help="Timestamp for synthesized files and image dates (default: $SOURCE_DATE_EPOCH, else package build dates).",
-    ),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Keep fetched packages here."),
-    allow_downgrade: bool = typer.Option(
-        False,
-        "--allow-downgrade",
-        help="Accept a repository index older than the one accepted before (replay check).",
-    ),
+    source_date_epoch: int | None = SOURCE_DATE_EPOCH,
+    cache_dir: Path | None = CACHE_DIR,
+    allow_downgrade: bool = ALLOW_DOWNGRADE,
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
-    use_workspace: bool = typer.Option(
-        True,
-        "--workspace/--no-workspace",
-        help="Take defaults (repository, keyring, archs) from the nanodistro.toml above the config.",
-    ),
+    use_workspace: bool = WORKSPACE,
 ) -> None:
     """Build an image and publish it under every REF, as `apko publish CONFIG TAG...`: one
     upload, every tag, SBOMs attached; or load it into docker/podman with --local."""
