@@ -8,6 +8,7 @@ packages=(
   skopeo umoci runc docker-registry  # real OCI clients and a real registry for tests
   busybox-static  # a static shell for container smoke tests
   postgresql      # the factory state tests also run on a real PostgreSQL (initdb/pg_ctl)
+  redis-server    # the Celery executor's broker in the distributed factory tests
   chromium chromium-driver  # browser tests of the console (nanodistro serve)
   ca-certificates
   python3 python3-cryptography  # certdata2pem.py in the example catalog's ca-certificates-bundle
