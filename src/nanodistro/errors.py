@@ -54,6 +54,11 @@ class SignatureError(NanodistroError):
     """A missing, untrusted or invalid signature."""
 
 
+class TrustError(SignatureError):
+    """Output from a worker that the control plane does not trust: an unknown or revoked worker,
+    a bad MAC, output sealed for another job, or content that is not what the job asked for."""
+
+
 class ChecksumError(NanodistroError):
     """Content whose digest differs from the one it was published or pinned with."""
 
