@@ -32,9 +32,7 @@ def build_recipes(
     with ``config.key``) as soon as it built and passed its tests, so later recipes can use it.
     A failure stops the run; what was published before stays (each publish is atomic)."""
     from nanodistro.builder.orchestrate import build_recipe
-    from nanodistro.repo import publish
 
-    say = progress or (lambda _m: None)
     if config.repo and config.key is None:
         raise BuildError("publishing to a repository needs a signing key (--key)")
     results: list[BuildResult] = []
@@ -46,43 +44,66 @@ def build_recipes(
         results.append(result)
         if result.skipped or not config.repo or config.key is None:
             continue
-        upstream = upstream_of(config)
-        host_provides = env_mod.ToolchainIndex(config.toolchain).satisfies
-        attestations: dict[str, bytes] = {}
-        if config.provenance_key is not None:
-            # signed here, in the control plane, from what the build reported
-            attestations = package_provenance(
-                result, config, started, finished, upstream, host_provides
-            )
-        with tempfile.TemporaryDirectory(prefix="nanodistro-publish-") as tmp:
-            files = []
-            for package in result.packages:
-                file = Path(tmp) / package.filename
-                file.write_bytes(package.data)
-                files.append(file)
-            names = ", ".join(p.filename for p in result.packages)
-            with stage(
-                say,
-                result.steps,
-                f"publish {names} -> {config.repo}",
-                kind="publish",
-                package=result.name,
-                step="publish",
-            ):
-                # the consistency gate: refused (nothing written) if a dependency has no provider
-                published = publish(
-                    files,
-                    config.repo,
-                    config.key,
-                    progress=say,
-                    upstream=upstream,
-                    origins=sca_origins(result.packages),
-                    host_provides=host_provides,
-                    provenance=attestations,
-                )
-            result.published = [p.path for p in published.packages]
+        publish_result(result, config, started, finished, progress=progress)
         result.seconds = time.monotonic() - clock
     return results
+
+
+def publish_result(
+    result: BuildResult,
+    config: BuildConfig,
+    started: datetime.datetime,
+    finished: datetime.datetime,
+    *,
+    progress: Progress | None = None,
+    builder_id: str | None = None,
+) -> None:
+    """Publish a build's (signed) packages to ``config.repo`` through the consistency gate, with
+    SLSA provenance signed here when ``config.provenance_key`` is set; sets ``result.published``.
+    The control plane's half of a build: ``build_recipes`` calls it for what it just built, the
+    remote build kind (factory/remote) for what a worker built and the control plane signed.
+    ``builder_id`` overrides the provenance builder id (a worker's build names the worker).
+    Publishing the same bytes again is a no-op."""
+    from nanodistro.repo import publish
+
+    if config.repo is None or config.key is None:
+        raise BuildError("publishing needs a repository and a signing key (--key)")
+    say = progress or (lambda _m: None)
+    upstream = upstream_of(config)
+    host_provides = env_mod.ToolchainIndex(config.toolchain).satisfies
+    attestations: dict[str, bytes] = {}
+    if config.provenance_key is not None:
+        # signed here, in the control plane, from what the build reported
+        attestations = package_provenance(
+            result, config, started, finished, upstream, host_provides, builder_id=builder_id
+        )
+    with tempfile.TemporaryDirectory(prefix="nanodistro-publish-") as tmp:
+        files = []
+        for package in result.packages:
+            file = Path(tmp) / package.filename
+            file.write_bytes(package.data)
+            files.append(file)
+        names = ", ".join(p.filename for p in result.packages)
+        with stage(
+            say,
+            result.steps,
+            f"publish {names} -> {config.repo}",
+            kind="publish",
+            package=result.name,
+            step="publish",
+        ):
+            # the consistency gate: refused (nothing written) if a dependency has no provider
+            published = publish(
+                files,
+                config.repo,
+                config.key,
+                progress=say,
+                upstream=upstream,
+                origins=sca_origins(result.packages),
+                host_provides=host_provides,
+                provenance=attestations,
+            )
+        result.published = [p.path for p in published.packages]
 
 
 def package_provenance(
@@ -92,6 +113,8 @@ def package_provenance(
     finished: datetime.datetime,
     upstream: Callable[[str], Upstream],
     host_provides: Callable[[str], bool],
+    *,
+    builder_id: str | None = None,
 ) -> dict[str, bytes]:
     """File name -> ``.intoto.jsonl`` bytes (one signed envelope) for each package of
     ``result`` not yet in ``config.repo``. A package already published with these very bytes
@@ -106,7 +129,7 @@ def package_provenance(
 
     assert config.provenance_key is not None and config.repo is not None
     run = ProvenanceRun(
-        builder_id=config.builder_id or builder_id_for(config.namespace),
+        builder_id=builder_id or config.builder_id or builder_id_for(config.namespace),
         started=started,
         finished=finished,
         invocation_id=str(uuid.uuid4()),

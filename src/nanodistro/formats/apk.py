@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from nanodistro.errors import ChecksumError, FormatError, SignatureError
+from nanodistro.formats import pgzip
 from nanodistro.formats.pkginfo import PackageInfo, format_pkginfo, parse_pkginfo, q1_checksum
 from nanodistro.formats.signature import (
     Keyring,
@@ -299,13 +300,16 @@ def write_apk(
     extra_control: Mapping[str, bytes] | None = None,
     algorithm: str = "RSA256",
     generator: str = "nanodistro",
+    threads: int | None = None,
 ) -> bytes:
     """Build a package as §1.9 describes; returns ``S || C || D`` (or ``C || D`` unsigned).
 
     ``entries`` are written in the given order (sort them with ``tarball.sort_key``); their
     mtimes are the caller's (use ``source_date_epoch``). ``info.installed_size`` and
     ``info.datahash`` are computed; ``info.builddate`` defaults to ``source_date_epoch``.
-    ``scripts`` keys are script names (``post-install`` or ``.post-install``).
+    ``scripts`` keys are script names (``post-install`` or ``.post-install``). The data member
+    is compressed in ``pgzip``'s blocks on ``threads`` threads (default: all CPUs), which
+    never changes its bytes.
     """
     where = f"{info.name or '?'}-{info.version or '?'}.apk"
     for required in ("name", "version", "arch"):
@@ -323,10 +327,12 @@ def write_apk(
     if overlap := set(script_files) & set(other_files):
         raise FormatError(f"control files given twice: {sorted(overlap)}", where=where)
 
-    data_member = gzip_member(write_tar(entries, end_of_archive=True, apk_checksums=True))
+    data_tar = write_tar(entries, end_of_archive=True, apk_checksums=True)
+    data = pgzip.compress_hashed(data_tar, level=9, threads=threads)
+    data_member = data.gz
     meta = info.copy()
     meta.installed_size = installed_size(entries, has_scripts=bool(script_files))
-    meta.datahash = hashlib.sha256(data_member).hexdigest()
+    meta.datahash = data.gz_sha256
     if meta.builddate is None and source_date_epoch:
         meta.builddate = source_date_epoch
     meta.checksum = None
@@ -347,6 +353,28 @@ def write_apk(
     return signature + control_member + data_member
 
 
+def sign_unsigned_apk(
+    data: bytes, key: SigningKey, *, where: str, algorithm: str = "RSA256"
+) -> bytes:
+    """Sign a package written with ``key=None``: the signature member over its control member,
+    prepended, with the mtime ``write_apk`` gives it (``builddate``, the build's
+    SOURCE_DATE_EPOCH) — the same bytes as writing it with ``key`` in the first place. A
+    package that already carries a signature segment is refused (``SignatureError``): whoever
+    sent it was not meant to hold a key, and its signature is not ours to keep or replace."""
+    package = read_apk(data, where=where)
+    if package.signature is not None:
+        names = ", ".join(s.name for s in package.signatures) or "an empty signature segment"
+        raise SignatureError(
+            f"expected an unsigned package, found a signature segment ({names})", where=where
+        )
+    if package.datahash_ok is not True:
+        raise ChecksumError(
+            "expected a package whose .PKGINFO datahash matches its data segment", where=where
+        )
+    mtime = package.info.builddate or 0
+    return signature_member(key, package.control.raw, algorithm, mtime=mtime) + data
+
+
 __all__ = [
     "SCRIPT_NAMES",
     "ApkPackage",
@@ -357,6 +385,7 @@ __all__ = [
     "identity",
     "installed_size",
     "read_apk",
+    "sign_unsigned_apk",
     "verify_apk",
     "verify_apk_bytes",
     "write_apk",

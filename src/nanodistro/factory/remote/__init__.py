@@ -1,0 +1,103 @@
+"""The factory's jobs split across the trust boundary between workers and the control plane.
+
+    control plane  payload = control_kinds(...)[kind].prepare(inputs)   # no private key, no
+                                                                        # credentials, no state URL
+    worker         output = WORKER_FUNCTIONS[kind](payload, WorkerContext(...))
+                   sealed = seal(output, job_key=, attempt=, worker=, token=)
+    control plane  worker, output = unseal(sealed, job_key=, token_for=registry.token_for)
+                   result = control_kinds(...)[kind].accept(inputs, output, worker)
+
+Workers never sign and never write the repository or the registry: they return unsigned
+packages and facts; ``accept`` verifies them against the job, signs, publishes through the
+existing gates and records the events the local handlers record. ``WORKER_FUNCTIONS`` imports
+nothing that needs a workspace, a state database or a key (the worker process imports only it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nanodistro.factory.remote.build import worker_build, worker_test
+from nanodistro.factory.remote.channel import (
+    WorkerRecord,
+    WorkerRegistry,
+    seal,
+    unseal,
+    worker_token,
+)
+from nanodistro.factory.remote.images import worker_acknowledge
+
+__all__ = [
+    "WORKER_FUNCTIONS",
+    "ControlKind",
+    "WorkerContext",
+    "WorkerRecord",
+    "WorkerRegistry",
+    "control_kinds",
+    "seal",
+    "unseal",
+    "worker_builder_id",
+    "worker_token",
+]
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """Where a worker works: ``work_dir`` for per-job directories (removed after each job),
+    ``cache_dir`` for what it keeps between jobs (fetched sources)."""
+
+    name: str
+    work_dir: Path
+    cache_dir: Path
+
+
+WorkerFunction = Callable[[dict[str, Any], WorkerContext], dict[str, Any]]
+
+WORKER_FUNCTIONS: dict[str, WorkerFunction] = {
+    "build": worker_build,
+    "test": worker_test,
+    "image": worker_acknowledge,
+    "smoke": worker_acknowledge,
+}
+
+
+@dataclass(frozen=True)
+class ControlKind:
+    prepare: Callable[[dict[str, Any]], dict[str, Any]]
+    accept: Callable[[dict[str, Any], dict[str, Any], str], dict[str, Any]]
+
+
+def worker_builder_id(base: str, worker: str) -> str:
+    """The provenance builder id of a build on ``worker``: the factory's id with
+    ``/workers/<name>`` (before any ``#<workspace>``)."""
+    head, sep, fragment = base.partition("#")
+    return f"{head.rstrip('/')}/workers/{worker}{sep}{fragment}"
+
+
+def control_kinds(build_plan: Any, image_plan: Any) -> dict[str, ControlKind]:
+    """The control plane's half of each job kind, for a cycle's ``BuildPlan`` and
+    ``ImagePlan`` (factory/building.py, factory/imagebuild.py)."""
+    from nanodistro.builder.provenance import builder_id_for
+    from nanodistro.factory.imagebuild import image_handler, smoke_handler
+    from nanodistro.factory.remote.build import (
+        accept_build,
+        accept_test,
+        prepare_build,
+        prepare_test,
+    )
+    from nanodistro.factory.remote.images import accept_here, prepare_here
+
+    config = build_plan.config
+    base = config.builder_id or builder_id_for(config.namespace)
+    return {
+        "build": ControlKind(
+            prepare_build(build_plan),
+            accept_build(build_plan, lambda worker: worker_builder_id(base, worker)),
+        ),
+        "test": ControlKind(prepare_test(build_plan), accept_test(build_plan)),
+        "image": ControlKind(prepare_here, accept_here(image_handler(image_plan))),
+        "smoke": ControlKind(prepare_here, accept_here(smoke_handler(image_plan))),
+    }
