@@ -27,6 +27,8 @@ __all__ = [
     "EVENT_TYPES",
     "GATE_BLOCKED",
     "IMAGE_BUILT",
+    "JOB_ATTEMPT",
+    "JOB_RESULT_DROPPED",
     "PROMOTED",
     "PUBLISHED",
     "RECIPE_BUMPED",
@@ -67,6 +69,11 @@ REPRODUCIBILITY_CHECKED = "reproducibility-checked"
 # package promoted to stable (factory/vulnerabilities.py); subject vulnerability:<id>
 VULNERABILITY_DETECTED = "vulnerability-detected"
 VULNERABILITY_FIXED = "vulnerability-fixed"
+# a Celery worker started a delivery of a job / a worker's result was not accepted (the job
+# was no longer that attempt's, or the output was refused); subject job:<key>
+# (factory/distributed)
+JOB_ATTEMPT = "job-attempt"
+JOB_RESULT_DROPPED = "job-result-dropped"
 
 EVENT_TYPES: tuple[str, ...] = (
     RELEASE_DETECTED,
@@ -86,11 +93,21 @@ EVENT_TYPES: tuple[str, ...] = (
     REPRODUCIBILITY_CHECKED,
     VULNERABILITY_DETECTED,
     VULNERABILITY_FIXED,
+    JOB_ATTEMPT,
+    JOB_RESULT_DROPPED,
 )
 
 # Subjects are "<kind>:<name>": recipe:zlib, package:zlib-dev, image:python, channel:stable,
-# cycle:<id>, vulnerability:CVE-2024-1234.
-SUBJECT_KINDS: tuple[str, ...] = ("recipe", "package", "image", "channel", "cycle", "vulnerability")
+# cycle:<id>, vulnerability:CVE-2024-1234, job:<job key>.
+SUBJECT_KINDS: tuple[str, ...] = (
+    "recipe",
+    "package",
+    "image",
+    "channel",
+    "cycle",
+    "vulnerability",
+    "job",
+)
 
 
 @dataclass(frozen=True)
