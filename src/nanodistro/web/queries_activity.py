@@ -47,6 +47,8 @@ EventType = Literal[
     "reproducibility-checked",
     "vulnerability-detected",
     "vulnerability-fixed",
+    "job-attempt",
+    "job-result-dropped",
 ]
 # the API's enum is the event log's list: a new event type must be added here too
 assert set(EventType.__args__) == set(events.EVENT_TYPES)  # type: ignore[attr-defined]
