@@ -26,7 +26,7 @@ from nanodistro.formats.tarball import TarEntry, gunzip
 from nanodistro.image.apkfile import open_apk
 from nanodistro.image.build import BuildRequest, build_image
 from nanodistro.image.install import assemble_root
-from nanodistro.image.layers import build_layers, compress_tar, parallel_gzip
+from nanodistro.image.layers import build_layers
 from nanodistro.image.rootfs import RootFS
 from nanodistro.imageconfig import load_config, load_config_text
 
@@ -166,28 +166,6 @@ def test_layering_merges_replaces_groups_like_apko() -> None:
     assert result.images[0].root.fs.read("etc/apk/repositories") == (
         b"./testdata/packages\napk.cgr.dev/runtime-only-repo\n"
     )
-
-
-def test_parallel_gzip_is_deterministic_and_valid() -> None:
-    data = bytes(range(256)) * 20000 + b"tail"
-    first = parallel_gzip(data, block=1 << 16)
-    assert first == parallel_gzip(data, block=1 << 16)
-    assert gunzip(first, where="t") == data
-    assert first[4:8] == b"\0\0\0\0"  # no MTIME
-
-
-@pytest.mark.parametrize("size", [0, 100, (1 << 16) * 3 + 1])
-def test_compress_tar_digests_match_its_bytes(size: int) -> None:
-    import hashlib
-    import random
-
-    rng = random.Random(size)
-    data = (rng.randbytes(size // 2) + b"text " * size)[:size]
-    result = compress_tar(data, block=1 << 16)
-    assert result.gz == parallel_gzip(data, block=1 << 16)
-    assert gunzip(result.gz, where="t") == data
-    assert result.tar_sha256 == hashlib.sha256(data).hexdigest()
-    assert result.gz_sha256 == hashlib.sha256(result.gz).hexdigest()
 
 
 def test_oci_codec_round_trip() -> None:
