@@ -47,6 +47,10 @@ class Workspace:
     # [executor] concurrency: jobs (builds, tests, images, smoke tests) run at once by the
     # factory; None = the CPU count.
     concurrency: int | None = None
+    # [executor] kind: "local" (threads of the factory process) or "celery" (Celery workers,
+    # factory/distributed); broker: the Celery broker URL (Redis or RabbitMQ, passed through).
+    executor_kind: str = "local"
+    broker: str | None = None
     # [vulnerabilities] osv: OSV records (a directory or a .zip) the scanner matches against;
     # None = <root>/.nanodistro/osv (where 'nanodistro vuln update' writes).
     vulnerabilities_osv: Path | None = None
@@ -122,7 +126,7 @@ KNOWN_KEYS: dict[str, frozenset[str] | None] = {
     "state": frozenset({"url"}),
     "registry": frozenset({"url"}),
     "rebuild-on": None,
-    "executor": frozenset({"concurrency"}),
+    "executor": frozenset({"concurrency", "kind", "broker"}),
     "vulnerabilities": frozenset({"osv"}),
     "reproducibility": frozenset({"sample"}),
     "gates": frozenset({"block"}),
@@ -239,6 +243,36 @@ def _concurrency(table: dict[str, Any], where: Path) -> int | None:
     return value
 
 
+EXECUTOR_KINDS = ("local", "celery")
+
+
+def _executor(table: dict[str, Any], where: Path) -> tuple[str, str | None]:
+    """``[executor] kind`` (default local) and ``broker`` (celery: default Redis on this host;
+    a Redis or RabbitMQ URL is passed to Celery untouched)."""
+    kind = table.get("kind", "local")
+    if kind not in EXECUTOR_KINDS:
+        raise ConfigError(
+            f"expected one of {', '.join(EXECUTOR_KINDS)}, got {kind!r}",
+            where=str(where),
+            field="executor.kind",
+        )
+    broker = table.get("broker")
+    if broker is not None:
+        from nanodistro.factory.distributed.app import BROKER_SCHEMES
+
+        scheme, sep, _ = broker.partition("://") if isinstance(broker, str) else ("", "", "")
+        if not sep or scheme not in BROKER_SCHEMES:
+            raise ConfigError(
+                "expected a broker URL like redis://127.0.0.1:6379/0 or amqp://user@host//, "
+                f"got {broker!r}",
+                where=str(where),
+                field="executor.broker",
+            )
+    elif kind == "celery":
+        broker = "redis://127.0.0.1:6379/0"
+    return kind, broker
+
+
 def _sample(table: dict[str, Any], where: Path) -> int:
     """``[reproducibility] sample``: a non-negative integer (default 1)."""
     value = table.get("sample", 1)
@@ -293,6 +327,7 @@ def load_workspace(path: Path) -> Workspace:
             raise ConfigError(
                 "expected a URL string", where=str(path), field=f"mirrors.{mirror_name}"
             )
+    executor_kind, broker = _executor(_table(data, "executor", path), path)
     return Workspace(
         root=root,
         name=str(ws.get("name", root.name)),
@@ -314,6 +349,8 @@ def load_workspace(path: Path) -> Workspace:
             for recipe, names in _table(data, "rebuild-on", path).items()
         },
         concurrency=_concurrency(_table(data, "executor", path), path),
+        executor_kind=executor_kind,
+        broker=broker,
         advisories_dir=rel(ws.get("advisories", "advisories"), "workspace.advisories"),
         vulnerabilities_osv=rel(
             _table(data, "vulnerabilities", path).get("osv", ".nanodistro/osv"),
