@@ -214,5 +214,8 @@ def register(app: typer.Typer) -> None:
     from nanodistro.cli.factory_loop import register_loop_commands
 
     register_loop_commands(factory_app, app)
+    from nanodistro.cli.factory_status import register_status
+
+    register_status(factory_app)
     if factory_app.registered_commands or factory_app.registered_groups:
         app.add_typer(factory_app, name="factory")

@@ -1,0 +1,89 @@
+"""The one task a worker runs: a job's worker function on its payload, the output sealed.
+
+A worker holds its name, its token and two folders, nothing else: no workspace, no signing key,
+no state database. The output (or the error) goes back sealed with the worker's token for this
+job and attempt (factory/remote), so the control plane can tell which worker said it and that
+it is about this job.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nanodistro.errors import NanodistroError
+from nanodistro.factory.distributed.app import TASK_NAME
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+__all__ = ["STARTED", "WorkerIdentity", "execute", "register_task"]
+
+# the state a worker reports when it starts a delivery; its meta names the worker
+STARTED = "STARTED"
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    name: str
+    token: str
+    work_dir: Path
+    cache_dir: Path
+
+
+def execute(message: dict[str, Any], identity: WorkerIdentity) -> dict[str, Any]:
+    """Run ``message`` (``key``, ``kind``, ``payload``, ``attempt``); the sealed envelope:
+    ``{"output": ...}`` or ``{"error": ..., "transient": bool}``."""
+    from nanodistro.factory.jobs import TRANSIENT_ERRORS
+    from nanodistro.factory.remote import WORKER_FUNCTIONS, WorkerContext, seal
+
+    key, kind = str(message.get("key", "")), str(message.get("kind", ""))
+    attempt = int(message.get("attempt", 0))
+    envelope: dict[str, Any]
+    function = WORKER_FUNCTIONS.get(kind)
+    work = identity.work_dir / f"{key[:16]}-{attempt}-{os.getpid()}"
+    if function is None:
+        known = ", ".join(sorted(WORKER_FUNCTIONS))
+        envelope = {"error": f"this worker runs no {kind!r} jobs (it runs: {known})",
+                    "transient": False}  # fmt: skip
+    else:
+        work.mkdir(parents=True, exist_ok=True)
+        context = WorkerContext(name=identity.name, work_dir=work, cache_dir=identity.cache_dir)
+        try:
+            envelope = {"output": function(dict(message.get("payload") or {}), context)}
+        except TRANSIENT_ERRORS as error:
+            envelope = {"error": str(error), "transient": True}
+        except NanodistroError as error:
+            envelope = {"error": str(error), "transient": False}
+        except Exception as error:  # a bug in one worker function fails its job, not the worker
+            envelope = {
+                "error": f"unexpected failure on worker {identity.name} (a bug; please report "
+                f"it): {error}",
+                "transient": False,
+            }
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    sealed = seal(envelope, job_key=key, attempt=attempt, worker=identity.name,
+                  token=identity.token)  # fmt: skip
+    return {"sealed": sealed}
+
+
+def register_task(app: Celery, identity: WorkerIdentity) -> None:
+    """Register the task on a worker's app: it reports the delivery started (which worker,
+    redelivered or not), then runs it."""
+
+    @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
+    def run_job(self: Any, message: dict[str, Any]) -> dict[str, Any]:
+        delivery = getattr(self.request, "delivery_info", None) or {}
+        self.update_state(
+            state=STARTED,
+            meta={
+                "worker": identity.name,
+                "pid": os.getpid(),
+                "redelivered": bool(delivery.get("redelivered")),
+            },
+        )
+        return execute(message, identity)
