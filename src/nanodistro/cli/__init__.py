@@ -42,6 +42,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "sbom": ("sbom",),
     "verify": ("verify",),
     "serve": ("serve", "token"),
+    "worker_token": ("worker-token",),
     "worker": ("worker",),
 }
 
