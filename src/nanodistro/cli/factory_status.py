@@ -60,7 +60,8 @@ def _print(status: FactoryStatus) -> None:
             f"{w} ({', '.join(q) or 'no queues'})" for w, q in status.workers.items()
         )
         console.print(f"workers   {escape(workers) or 'none answered'}")
-    console.print("jobs      " + ", ".join(f"{s} {n}" for s, n in status.jobs.items()))
+    jobs = ", ".join(f"{s} {n}" for s, n in status.jobs.items())
+    console.print(f"jobs      {jobs or 'none recorded'}")
     if status.running:
         console.print("running   " + ", ".join(f"{k} {n}" for k, n in status.running.items()))
     oldest = status.oldest_waiting

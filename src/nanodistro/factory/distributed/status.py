@@ -44,10 +44,15 @@ def job_status(state: State, status: FactoryStatus, now: datetime | None = None)
     """Jobs by state, running jobs by kind, and the job queued the longest."""
     now = now or datetime.now(UTC)
     with state.session() as session:
-        counts = dict(session.execute(select(JobRow.state, func.count()).group_by(JobRow.state)))
+        counts = {
+            s: n
+            for s, n in session.execute(
+                select(JobRow.state, func.count()).group_by(JobRow.state)
+            ).tuples()
+        }
         running = session.execute(
             select(JobRow.kind, func.count()).where(JobRow.state == RUNNING).group_by(JobRow.kind)
-        )
+        ).tuples()
         oldest = session.scalar(
             select(JobRow).where(JobRow.state == QUEUED).order_by(JobRow.created_at, JobRow.id)
         )
@@ -72,14 +77,15 @@ def broker_status(
     from kombu.exceptions import ChannelError
 
     try:
-        replies = app.control.inspect(timeout=timeout).active_queues() or {}
-        status.workers = {
-            worker: sorted(q.get("name", "?") for q in taken or [])
-            for worker, taken in sorted(replies.items())
-        }
-        names = sorted({*queues, *(q for taken in status.workers.values() for q in taken)})
         with app.connection_for_read() as connection:
-            connection.ensure_connection(max_retries=1, timeout=timeout)
+            # once, quickly: a broker that is away is said, not waited for
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+            replies = app.control.inspect(timeout=timeout, connection=connection).active_queues()
+            status.workers = {
+                worker: sorted(q.get("name", "?") for q in taken or [])
+                for worker, taken in sorted((replies or {}).items())
+            }
+            names = sorted({*queues, *(q for taken in status.workers.values() for q in taken)})
             channel = connection.default_channel
             for name in names:
                 try:

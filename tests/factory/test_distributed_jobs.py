@@ -1,0 +1,293 @@
+"""The Celery executor with real services: redis-server, PostgreSQL and two ``nanodistro
+worker`` processes (one set per module), running the trivial ``noop`` kind.
+
+Checked: jobs spread over both workers, each accepted once; a worker SIGKILLed mid-job has its
+job redelivered to the other worker, the event log shows both deliveries and the job is
+published once; the broker and the state database each restarted mid-run and the run
+completes; ``factory status`` shows queues, workers and jobs; a forged output is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_runner import run_cli
+from postgres_server import postgres
+from redis_server import RedisServer, require_redis
+
+# a worker gives a job back to the queue this long after it vanished (short for the tests)
+VISIBILITY = 4
+
+
+@dataclass
+class Cluster:
+    root: Path
+    redis: RedisServer
+    state_url: str
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def control(self) -> Path:
+        return self.root / "control"
+
+    def start_worker(self, name: str) -> None:
+        from nanodistro.factory.remote import WorkerRegistry
+
+        registry = WorkerRegistry(self.control)
+        token = self.root / f"{name}.token"
+        if not token.exists():
+            token.write_text(registry.create(name))
+            token.chmod(0o600)
+        log = (self.root / f"{name}.log").open("ab")
+        self.workers[name] = subprocess.Popen(
+            [sys.executable, "-m", "nanodistro", "worker", "--name", name,
+             "--token-file", str(token), "--broker", self.redis.url(),
+             "--cache", str(self.root / f"{name}-cache"),
+             "--visibility-timeout", str(VISIBILITY), "--loglevel", "WARNING"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+
+    def kill_worker(self, name: str) -> None:
+        """SIGKILL the worker and its pool processes (a machine that died)."""
+        process = self.workers.pop(name)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def wait_ready(self, names: set[str], timeout: float = 60) -> None:
+        from nanodistro.factory.distributed.app import make_app
+
+        app = make_app(self.redis.url())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            replies = app.control.inspect(timeout=0.5).ping() or {}
+            if names <= {worker.partition("@")[0] for worker in replies}:
+                return
+        logs = {n: (self.root / f"{n}.log").read_text(errors="replace")[-1500:] for n in names}
+        raise AssertionError(f"workers {sorted(names)} did not answer: {logs}")
+
+    def executor(self, say: Callable[[str], None] | None = None) -> Any:
+        from nanodistro.factory.distributed import noop
+        from nanodistro.factory.distributed.app import make_app
+        from nanodistro.factory.distributed.executor import CeleryExecutor
+        from nanodistro.factory.jobs import JobStore
+        from nanodistro.factory.remote import WorkerRegistry
+        from nanodistro.factory.state import open_state
+
+        store = JobStore(open_state(self.state_url), backoff=0.1)
+        return CeleryExecutor(
+            store,
+            {"noop": noop.control_kind()},
+            make_app(self.redis.url()),
+            token_for=WorkerRegistry(self.control).token_for,
+            say=say,
+        )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    require_redis()
+    redis = RedisServer()
+    redis.start()
+    found = Cluster(tmp_path_factory.mktemp("cluster"), redis, postgres().new_database())
+    try:
+        for name in ("w1", "w2"):
+            found.start_worker(name)
+        found.wait_ready({"w1", "w2"})
+        yield found
+    finally:
+        for name in list(found.workers):
+            found.kill_worker(name)
+        redis.stop()
+
+
+def attempts(cluster: Cluster, key: str) -> list[dict[str, Any]]:
+    from nanodistro.factory import events
+    from nanodistro.factory.state import open_state
+
+    with open_state(cluster.state_url) as state:
+        return [e.payload for e in events.query(state, subject=f"job:{key}", types=["job-attempt"])]
+
+
+def spec(value: Any, **inputs: Any) -> Any:
+    from nanodistro.factory.jobs import JobSpec
+
+    return JobSpec("noop", {"value": value, **inputs})
+
+
+def test_jobs_spread_over_both_workers_and_are_accepted_once(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    published = tmp_path / "published"
+    specs = [spec(f"spread-{i}", sleep=0.2, publish_to=str(published)) for i in range(12)]
+    jobs = cluster.executor().run(specs)
+    assert [job.state for job in jobs] == ["succeeded"] * 12
+    assert [job.result["echo"] for job in jobs if job.result] == [f"spread-{i}" for i in range(12)]
+    assert {job.result["worker"] for job in jobs if job.result} == {"w1", "w2"}
+    lines = published.read_text().splitlines()
+    assert sorted(line.split()[0] for line in lines) == sorted(f"spread-{i}" for i in range(12))
+    # one delivery per job, each recorded with its worker
+    for job in jobs:
+        assert [(a["worker"], a["delivery"]) for a in attempts(cluster, job.key)] == [
+            (job.result["worker"] if job.result else "", 1)
+        ]
+    # the same specs again: known keys, nothing sent, nothing published twice
+    again = cluster.executor().run(specs)
+    assert [job.id for job in again] == [job.id for job in jobs]
+    assert len(published.read_text().splitlines()) == 12
+
+
+def _run_in_thread(executor: Any, specs: list[Any]) -> tuple[threading.Thread, list[Any]]:
+    out: list[Any] = []
+
+    def target() -> None:
+        try:
+            out.extend(executor.run(specs))
+        except BaseException as error:  # handed to the test thread
+            out.append(error)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def _wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_worker_killed_mid_job_redelivered_to_the_other_and_published_once(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    published = tmp_path / "published"
+    job = spec("killed-mid-job", sleep=2, publish_to=str(published))
+    thread, out = _run_in_thread(cluster.executor(), [job])
+    first = _wait_for("the job to start", lambda: attempts(cluster, job.key))[0]["worker"]
+    time.sleep(0.3)
+    cluster.kill_worker(first)  # the worker and its pool process, mid-job
+    try:
+        thread.join(120)
+        assert not thread.is_alive()
+        (done,) = out
+        other = ({"w1", "w2"} - {first}).pop()
+        assert done.state == "succeeded", done.error
+        assert done.attempts == 1  # one attempt of the job, delivered twice
+        assert done.result["worker"] == other
+        seen = attempts(cluster, job.key)
+        assert [(a["worker"], a["delivery"], a["redelivered"]) for a in seen] == [
+            (first, 1, False),
+            (other, 2, True),
+        ]
+        assert published.read_text().splitlines() == [f"killed-mid-job {other}"]
+    finally:
+        cluster.start_worker(first)
+        cluster.wait_ready({"w1", "w2"})
+
+
+def _restart_postgres() -> None:
+    """Stop the test PostgreSQL (fast: connections are cut) and start it again, same data."""
+    server = postgres()
+    bin_ = server.binaries
+    server._run(str(bin_ / "pg_ctl"), "-D", str(server.data), "-m", "fast", "-w", "stop")
+    time.sleep(1)
+    options = f"-h 127.0.0.1 -p {server.port} -k {server.root} -F -c max_connections=200"
+    server._run(str(bin_ / "pg_ctl"), "-D", str(server.data), "-l",
+                str(server.root / "server.log"), "-o", options, "-w", "-t", "60", "start")  # fmt: skip
+
+
+def test_broker_and_database_restarted_mid_run(cluster: Cluster, tmp_path: Path) -> None:
+    published = tmp_path / "published"
+    specs = [spec(f"outage-{i}", sleep=0.5, publish_to=str(published)) for i in range(8)]
+    said: list[str] = []
+    thread, out = _run_in_thread(cluster.executor(say=said.append), specs)
+    _wait_for("a job to start", lambda: attempts(cluster, specs[0].key))
+    cluster.redis.restart(down=1.5)
+    _wait_for("a job after the broker restart", lambda: attempts(cluster, specs[3].key))
+    _restart_postgres()
+    thread.join(180)
+    assert not thread.is_alive()
+    assert all(not isinstance(job, BaseException) for job in out), out
+    assert [job.state for job in out] == ["succeeded"] * 8, [job.error for job in out]
+    lines = published.read_text().splitlines()
+    assert sorted(line.split()[0] for line in lines) == sorted(f"outage-{i}" for i in range(8))
+    assert any("retrying until it answers" in line for line in said), said
+
+
+def test_forged_output_is_refused(cluster: Cluster, tmp_path: Path) -> None:
+    """A result sealed with a token the control plane did not issue is dropped (an event) and
+    the attempt fails; with one attempt the job fails and nothing is published."""
+    from nanodistro.factory.distributed.task import WorkerIdentity, execute
+    from nanodistro.factory.jobs import JobSpec, process_owner
+
+    executor = cluster.executor()
+    published = tmp_path / "published"
+    job = JobSpec("noop", {"value": "forged", "publish_to": str(published)}, max_attempts=1)
+    claimed = executor.store.submit(job)
+    (claimed,) = executor.store.claim(1, executor.owner, keys=[claimed.key])
+    forged = execute(
+        {"key": job.key, "kind": "noop", "payload": {"value": "forged"}, "attempt": 1},
+        WorkerIdentity("w1", "0" * 64, tmp_path / "work", tmp_path / "cache"),
+    )
+    from nanodistro.factory.distributed.executor import _Flight
+
+    outcome = executor._accept(_Flight(claimed, "forged-1"), forged)
+    assert outcome.state == "failed"
+    assert "MAC does not verify" in (outcome.error or "")
+    assert not published.exists()
+    assert process_owner() == executor.owner
+
+
+def test_factory_status_shows_queues_workers_and_jobs(cluster: Cluster, tmp_path: Path) -> None:
+    from nanodistro.util.host import host_arch
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "nanodistro.toml").write_text(
+        f'[executor]\nkind = "celery"\nbroker = "{cluster.redis.url()}"\n'
+        f'[state]\nurl = "{cluster.state_url}"\n'
+    )
+    cluster.executor().run([spec("status-done")])
+    from nanodistro.factory.jobs import JobStore
+    from nanodistro.factory.state import open_state
+
+    with open_state(cluster.state_url) as state:
+        JobStore(state).submit(spec("status-waiting"))  # submitted, never run: waiting
+    result = run_cli(workspace, "factory", "status", str(workspace), "--json")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["executor"] == "celery"
+    assert status["broker_error"] is None
+    assert {w.partition("@")[0] for w in status["workers"]} == {"w1", "w2"}
+    assert all(queues == [host_arch()] for queues in status["workers"].values())
+    assert status["queues"] == {host_arch(): 0}
+    assert status["jobs"]["queued"] == 1 and status["jobs"]["succeeded"] >= 1
+    assert status["oldest_waiting"]["kind"] == "noop"
+    text = run_cli(workspace, "factory", "status", str(workspace))
+    assert text.returncode == 0 and "workers   " in text.stdout and "oldest    noop" in text.stdout
+
+    # the broker away: said on one line, exit status 1, the jobs still shown
+    (workspace / "nanodistro.toml").write_text(
+        '[executor]\nkind = "celery"\nbroker = "redis://127.0.0.1:1/0"\n'
+        f'[state]\nurl = "{cluster.state_url}"\n'
+    )
+    down = run_cli(workspace, "factory", "status", str(workspace), "--json", "--timeout", "0.5")
+    assert down.returncode == 1
+    assert json.loads(down.stdout)["broker_error"]
+    assert json.loads(down.stdout)["jobs"]["queued"] == 1
