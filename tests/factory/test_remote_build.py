@@ -100,23 +100,25 @@ Path(sys.argv[2]).write_text(json.dumps({"sealed": sealed, "environ": dict(os.en
 """
 
 
-@pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
-    root = tmp_path_factory.mktemp("upstream")
-    served = Upstream(root, "")
-
+def _serve(root: Path) -> Iterator[str]:
     class Handler(_Handler):
         def __init__(self, *args: object, **kwargs: object) -> None:
             super().__init__(*args, directory=str(root), **kwargs)  # type: ignore[arg-type]
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    served.base_url = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield served
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
+    root = tmp_path_factory.mktemp("upstream")
+    for url in _serve(root):
+        yield Upstream(root, url)
 
 
 def _envtool(key: Any) -> bytes:
@@ -136,15 +138,17 @@ class Site(SimpleNamespace):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Site:
+def site(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Site]:
+    """Keys, a recipe, and repositories holding envtool (its build dependency), served over
+    HTTP on 127.0.0.1 as workers on other machines read them."""
     base = tmp_path_factory.mktemp("remote-site")
     keys = base / "keys"
     private, _ = generate_key("factory", keys, bits=2048)
     key = load_signing_key(private)
-    base_repo = base / "base-repo"
     apk = base / "envtool-1-r0.apk"
     apk.write_bytes(_envtool(key))
-    publish([apk], base_repo, key)
+    for name in ("local", "remote", *ATTACKS):
+        publish([apk], base / f"repo-{name}", key)
     url, sha = upstream.add_tarball("hello-1.0.tar.gz", {"hello.txt": "original\n"}, top="hello")
     recipes = base / "recipes"
     (recipes / "hello").mkdir(parents=True)
@@ -152,18 +156,22 @@ def site(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Site:
     recipe.write_text(RECIPE.format(url=url, sha=sha))
     (recipes / "hello" / "fix.patch").write_text(PATCH)
     registry = WorkerRegistry(base / ".nanodistro")
-    return Site(
-        base=base,
-        private=private,
-        key=key,
-        keyring=load_keyring(keys),
-        signer=generate_signer(),
-        base_repo=base_repo,
-        recipe=recipe,
-        registry=registry,
-        token=registry.create("w1"),
-        other_token=registry.create("w2"),
-    )
+    for url in _serve(base):
+        yield Site(
+            base=base,
+            url=url,
+            private=private,
+            key=key,
+            keyring=load_keyring(keys),
+            signer=generate_signer(),
+            recipe=recipe,
+            registry=registry,
+            token=registry.create("w1"),
+            other_token=registry.create("w2"),
+        )
+
+
+ATTACKS = ("name", "version", "extra", "signed-0", "signed-1", "seal")
 
 
 def _config(site: Site, repo: Path, cache: Path) -> BuildConfig:
@@ -172,7 +180,6 @@ def _config(site: Site, repo: Path, cache: Path) -> BuildConfig:
         repo=repo,
         key=site.key,
         keyring=site.keyring,
-        extra_repos=[str(site.base_repo)],
         source_cache=cache,
         provenance_key=site.signer,
         namespace="remote-test",
@@ -183,6 +190,10 @@ def _plan(site: Site, name: str) -> Any:
     state = open_state(f"sqlite:///{site.base / f'{name}.db'}")
     config = _config(site, site.base / f"repo-{name}", site.base / f"cache-{name}")
     return SimpleNamespace(state=state, config=config, say=lambda _m: None)
+
+
+def _kinds(site: Site, plan: Any) -> Any:
+    return control_kinds(plan, None, repository_url=f"{site.url}/{plan.config.repo.name}")
 
 
 def _inputs(site: Site) -> dict[str, Any]:
@@ -227,7 +238,7 @@ def _run_worker(site: Site, kind: str, payload: dict[str, Any], job: str) -> dic
 def remote(site: Site) -> SimpleNamespace:
     """The recipe built through the split (worker in a subprocess), and published."""
     plan = _plan(site, "remote")
-    kinds = control_kinds(plan, None)
+    kinds = _kinds(site, plan)
     inputs = _inputs(site)
     job = JobSpec("build", inputs).key
     payload = kinds["build"].prepare(inputs)
@@ -266,11 +277,11 @@ def _index(repo: Path) -> bytes:
 def _fresh_accept(site: Site, name: str) -> tuple[Any, Path]:
     """A control plane with an empty repository: its build kind's accept, and the repository."""
     plan = _plan(site, name)
-    return control_kinds(plan, None)["build"].accept, plan.config.repo
+    return _kinds(site, plan)["build"].accept, plan.config.repo
 
 
 def _nothing_published(repo: Path) -> bool:
-    return not (repo / "x86_64").exists() or not any((repo / "x86_64").glob("*.apk"))
+    return sorted(p.name for p in (repo / "x86_64").glob("*.apk")) == ["envtool-1-r0.apk"]
 
 
 def _reworked(output: dict[str, Any], change: Any) -> dict[str, Any]:
@@ -303,6 +314,9 @@ def test_split_build_publishes_byte_identical_packages_and_index(
     site: Site, remote: SimpleNamespace, local: Path
 ) -> None:
     repo = remote.plan.config.repo
+    # the worker read the control plane's repository over HTTP (indexes verified with the
+    # public keys it was sent), not from the control plane's disk
+    assert remote.payload["repositories"] == [f"{site.url}/repo-remote"]
     assert remote.result["status"] == "built"
     assert [p["file"] for p in remote.result["published"]] == [
         "hello-1.0-r0.apk",
@@ -343,6 +357,34 @@ def test_accepting_the_same_job_twice_publishes_nothing_new(
     assert remote.kinds["build"].accept(remote.inputs, output, "w1")["status"] == "unchanged"
 
 
+@pytest.mark.slow
+def test_split_test_job_runs_the_recipes_tests_on_the_worker(
+    site: Site, remote: SimpleNamespace
+) -> None:
+    repo = remote.plan.config.repo / "x86_64"
+    shas = {f: hashlib.sha256((repo / f).read_bytes()).hexdigest() for f in ("hello-1.0-r0.apk",)}
+    inputs = {
+        **{k: remote.inputs[k] for k in ("recipe", "path", "arch", "version", "recipe_sha256")},
+        "packages": shas,
+        "against": {"envtool-1-r0.apk": hashlib.sha256(b"").hexdigest()},
+    }
+    job = JobSpec("test", inputs).key
+    payload = remote.kinds["test"].prepare(inputs)
+    answer = _run_worker(site, "test", payload, job)
+    worker, output = unseal(answer["sealed"], job_key=job, token_for=site.registry.token_for)
+    assert output["passed"] is True and output["tests"] == [
+        {"package": "hello", "passed": True, "steps": 1}
+    ]
+    assert remote.kinds["test"].accept(inputs, output, worker) == {"passed": True}
+    last = events.query(remote.plan.state, subject="recipe:hello")[-1]
+    assert (last.type, last.payload["worker"]) == (events.TEST_PASSED, "w1")
+    # a failed verdict fails the job and is recorded as such
+    with pytest.raises(BuildError, match="on worker w1: test failed: boom"):
+        remote.kinds["test"].accept(inputs, {"passed": False, "error": "test failed: boom"}, "w1")
+    last = events.query(remote.plan.state, subject="recipe:hello")[-1]
+    assert last.type == events.TEST_FAILED
+
+
 # --------------------------------------------------------------------------------- attacks
 
 
@@ -374,7 +416,7 @@ def test_payload_and_worker_environment_hold_no_private_key_or_state_url(
 def test_a_package_that_is_not_the_jobs_is_refused_and_nothing_published(
     site: Site, remote: SimpleNamespace, change: Any, message: str
 ) -> None:
-    accept, repo = _fresh_accept(site, f"attack-{message[:8].replace(' ', '')}")
+    accept, repo = _fresh_accept(site, "name" if message.startswith("package") else "version")
     with pytest.raises(TrustError, match=message):
         accept(remote.inputs, _reworked(remote.output, change), "w1")
     assert _nothing_published(repo)
@@ -384,7 +426,7 @@ def test_a_package_that_is_not_the_jobs_is_refused_and_nothing_published(
 def test_a_missing_or_extra_package_or_field_is_refused(
     site: Site, remote: SimpleNamespace
 ) -> None:
-    accept, repo = _fresh_accept(site, "attack-extra")
+    accept, repo = _fresh_accept(site, "extra")
     only_main = {**remote.output, "packages": remote.output["packages"][:1]}
     with pytest.raises(TrustError, match="the recipe makes hello, hello-doc"):
         accept(remote.inputs, only_main, "w1")
@@ -407,7 +449,8 @@ def test_a_package_the_worker_signed_is_refused(
     """Decision: refused, not re-signed. A worker holds no key; a signature segment means it
     does (or someone rewrote its output), and its package is not taken whatever the key."""
     private, _ = generate_key("worker", tmp_path, bits=2048)
-    for key in (load_signing_key(private), site.key):  # even one signed with the factory's key
+    # even one signed with the factory's own key
+    for number, key in enumerate((load_signing_key(private), site.key)):
         packages = [
             {
                 **item,
@@ -417,7 +460,7 @@ def test_a_package_the_worker_signed_is_refused(
             }
             for item in remote.output["packages"]
         ]
-        accept, repo = _fresh_accept(site, f"attack-signed-{key.keyname[:6]}")
+        accept, repo = _fresh_accept(site, f"signed-{number}")
         with pytest.raises(TrustError, match="expected an unsigned package"):
             accept(remote.inputs, {**remote.output, "packages": packages}, "w1")
         assert _nothing_published(repo)
@@ -427,7 +470,7 @@ def test_a_package_the_worker_signed_is_refused(
 def test_output_sealed_by_another_worker_or_tampered_is_refused_before_accept(
     site: Site, remote: SimpleNamespace
 ) -> None:
-    accept, repo = _fresh_accept(site, "attack-seal")
+    accept, repo = _fresh_accept(site, "seal")
 
     def receive(sealed: dict[str, Any], job: str = remote.job) -> Any:
         worker, output = unseal(sealed, job_key=job, token_for=site.registry.token_for)

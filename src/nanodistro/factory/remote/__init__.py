@@ -77,9 +77,14 @@ def worker_builder_id(base: str, worker: str) -> str:
     return f"{head.rstrip('/')}/workers/{worker}{sep}{fragment}"
 
 
-def control_kinds(build_plan: Any, image_plan: Any) -> dict[str, ControlKind]:
+def control_kinds(
+    build_plan: Any, image_plan: Any, *, repository_url: str | None = None
+) -> dict[str, ControlKind]:
     """The control plane's half of each job kind, for a cycle's ``BuildPlan`` and
-    ``ImagePlan`` (factory/building.py, factory/imagebuild.py)."""
+    ``ImagePlan`` (factory/building.py, factory/imagebuild.py). ``repository_url``: where
+    workers on other machines read the control plane's repository (its packages directory
+    served over HTTP; indexes and packages are verified with the public keys the payload
+    carries); default: its path, for workers on the control plane's machine."""
     from nanodistro.builder.provenance import builder_id_for
     from nanodistro.factory.imagebuild import image_handler, smoke_handler
     from nanodistro.factory.remote.build import (
@@ -94,10 +99,10 @@ def control_kinds(build_plan: Any, image_plan: Any) -> dict[str, ControlKind]:
     base = config.builder_id or builder_id_for(config.namespace)
     return {
         "build": ControlKind(
-            prepare_build(build_plan),
+            prepare_build(build_plan, repository_url),
             accept_build(build_plan, lambda worker: worker_builder_id(base, worker)),
         ),
-        "test": ControlKind(prepare_test(build_plan), accept_test(build_plan)),
+        "test": ControlKind(prepare_test(build_plan, repository_url), accept_test(build_plan)),
         "image": ControlKind(prepare_here, accept_here(image_handler(image_plan))),
         "smoke": ControlKind(prepare_here, accept_here(smoke_handler(image_plan))),
     }

@@ -83,7 +83,20 @@ def _failure(error: NanodistroError, log: collections.deque[str]) -> dict[str, A
     }
 
 
-def _recipe_payload(plan: Any, inputs: dict[str, Any]) -> tuple[Path, Any, dict[str, Any]]:
+def _repositories(config: Any, repository_url: str | None) -> list[str]:
+    """Where the worker reads packages from: the extra repositories, then the control plane's
+    repository as ``repository_url`` (how workers on other machines reach it: any static HTTP
+    server over the packages directory) or its path (workers on this machine). Left out while
+    it has no index for the arch yet (a first build), as a local build finds it empty."""
+    repos = list(config.extra_repos)
+    if config.repo is not None and (Path(config.repo) / config.arch / "APKINDEX.tar.gz").is_file():
+        repos.append(repository_url.rstrip("/") if repository_url else str(config.repo))
+    return repos
+
+
+def _recipe_payload(
+    plan: Any, inputs: dict[str, Any], repository_url: str | None
+) -> tuple[Path, Any, dict[str, Any]]:
     """The recipe's path, model and the payload part every recipe job ships."""
     from nanodistro.builder.recipeinfo import git_commit_id, git_commit_time
     from nanodistro.factory.building import recipe_digest
@@ -113,7 +126,7 @@ def _recipe_payload(plan: Any, inputs: dict[str, Any]) -> tuple[Path, Any, dict[
         "pipelines": [directory_files(d) for d in config.pipeline_dirs],
         "commit": git_commit_id(path),
         "settings": settings,
-        "repositories": [*config.extra_repos, *([str(config.repo)] if config.repo else [])],
+        "repositories": _repositories(config, repository_url),
         "keyring": public_keyring(config),
     }
     return path, recipe, payload
@@ -152,7 +165,9 @@ def _unpack_recipe(payload: dict[str, Any], ctx: WorkerContext, job: str) -> tup
 # ------------------------------------------------------------------------------------ build
 
 
-def prepare_build(plan: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def prepare_build(
+    plan: Any, repository_url: str | None = None
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
     from nanodistro.builder.recipeinfo import existing_build
     from nanodistro.factory import events
     from nanodistro.formats.pkginfo import apk_filename
@@ -160,7 +175,7 @@ def prepare_build(plan: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def prepare(inputs: dict[str, Any]) -> dict[str, Any]:
         subject = f"recipe:{inputs['recipe']}"
         events.record(plan.state, events.BUILD_STARTED, subject, {"version": inputs["version"]})
-        path, recipe, payload = _recipe_payload(plan, inputs)
+        path, recipe, payload = _recipe_payload(plan, inputs, repository_url)
         config = plan.config
         filename = apk_filename(recipe.package.name, recipe.package.full_version)
         recorded = existing_build(config.repo, config.arch, filename) if config.repo else None
@@ -434,9 +449,11 @@ def _time(value: Any, default: datetime.datetime) -> datetime.datetime:
 # ------------------------------------------------------------------------------------- test
 
 
-def prepare_test(plan: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def prepare_test(
+    plan: Any, repository_url: str | None = None
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def prepare(inputs: dict[str, Any]) -> dict[str, Any]:
-        _path, _recipe, payload = _recipe_payload(plan, inputs)
+        _path, _recipe, payload = _recipe_payload(plan, inputs, repository_url)
         arch_dir = Path(plan.config.repo) / plan.config.arch
         packages = {}
         for file, digest in sorted(inputs["packages"].items()):
