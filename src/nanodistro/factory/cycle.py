@@ -263,6 +263,21 @@ def run_cycle(
     image_plan = ImagePlan(workspace, state, 0, lambda specs: [], say)
 
     def handlers_for(plan: BuildPlan) -> Any:
+        if workspace.executor_kind == "celery":
+            # the same jobs on Celery workers: they build and test, this process verifies,
+            # signs and publishes (factory/distributed, factory/remote)
+            from nanodistro.factory.distributed.app import make_app
+            from nanodistro.factory.distributed.executor import CeleryExecutor
+            from nanodistro.factory.remote import WorkerRegistry, control_kinds
+
+            return CeleryExecutor(
+                store,
+                control_kinds(plan, image_plan),
+                make_app(workspace.broker or "redis://127.0.0.1:6379/0"),
+                token_for=WorkerRegistry.for_workspace(workspace.root).token_for,
+                in_flight=concurrency or workspace.concurrency or 256,
+                say=say,
+            )
         return LocalExecutor(
             store,
             {

@@ -75,7 +75,7 @@ def register_task(app: Celery, identity: WorkerIdentity) -> None:
     """Register the task on a worker's app: it reports the delivery started (which worker,
     redelivered or not), then runs it."""
 
-    @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
+    @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)
     def run_job(self: Any, message: dict[str, Any]) -> dict[str, Any]:
         delivery = getattr(self.request, "delivery_info", None) or {}
         self.update_state(
