@@ -45,7 +45,8 @@ def resolve_command(
     Every index must be signed by a key in the keyring, and no older than the one accepted
     before from the same repository (state: $NANODISTRO_INDEX_STATE, default
     ~/.cache/nanodistro/index-state.json). A repository written legacy:URL may hold packages
-    without a datahash.
+    without a datahash. Parsed indexes are cached by digest in ~/.cache/nanodistro/index
+    (signatures are still checked on every read; NANODISTRO_INDEX_CACHE=off disables it).
     """
     try:
         _resolve(packages, repo, keyring, arch, insecure, allow_downgrade, json_output)
@@ -69,6 +70,7 @@ def _resolve(
 ) -> None:
     # Imported here so other commands do not pay for httpx and the solver at start-up.
     from nanodistro.resolve import RepositoryClient, parse_repository, solve
+    from nanodistro.resolve.index_cache import IndexCache
     from nanodistro.trust.keys import load_keyring
 
     repositories = [parse_repository(spec, where="--repo") for spec in repo]
@@ -79,7 +81,11 @@ def _resolve(
         else (lambda message: err_console.print(message, highlight=False, markup=False))
     )
     with RepositoryClient(
-        keys, insecure=insecure, progress=progress, allow_downgrade=allow_downgrade
+        keys,
+        insecure=insecure,
+        progress=progress,
+        allow_downgrade=allow_downgrade,
+        index_cache=IndexCache.from_environment(),
     ) as client:
         universe = client.load_universe(repositories, arch)
     resolution = solve(universe, packages)

@@ -405,6 +405,16 @@ def verify_index_signatures(
     raise UntrustedSignatureError(f"UNTRUSTED: no key in the keyring for {names}", where=where)
 
 
+def verify_index(data: bytes, *, where: str, keyring: Keyring) -> str:
+    """Check the signature of ``APKINDEX.tar.gz`` bytes; the key file name that verified.
+
+    Trust first, as apk-tools: only the small signature member is inflated before the
+    signature over the rest of the file is checked.
+    """
+    entries, signed_from = split_signature(data, where=where)
+    return verify_index_signatures(entries, data[signed_from:], keyring, where=where)
+
+
 def read_index(
     data: bytes,
     *,
@@ -417,12 +427,7 @@ def read_index(
     With a ``keyring`` the signature over the index member(s) is verified first (DESIGN
     invariant 5); without one the signatures are only reported.
     """
-    verified_by = None
-    if keyring is not None:
-        # Trust first, as apk-tools: only the small signature member is inflated before the
-        # signature over the rest of the file is checked.
-        entries, signed_from = split_signature(data, where=where)
-        verified_by = verify_index_signatures(entries, data[signed_from:], keyring, where=where)
+    verified_by = None if keyring is None else verify_index(data, where=where, keyring=keyring)
     members = gzip_members(data, where=where, max_inflated=max_inflated)
     signatures: list[SignatureEntry] = []
     index_members = members
@@ -501,6 +506,7 @@ __all__ = [
     "parse_apkindex_text",
     "read_index",
     "sort_packages",
+    "verify_index",
     "verify_index_signatures",
     "write_index",
 ]

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING
 
 from nanodistro.errors import ChecksumError, ConfigError, FetchError, NanodistroError
 from nanodistro.formats.apk import check_file_checksums, read_apk
-from nanodistro.formats.apkindex import ApkIndex, read_index
+from nanodistro.formats.apkindex import ApkIndex, read_index, verify_index
 from nanodistro.formats.pkginfo import PackageInfo
+from nanodistro.resolve.index_cache import IndexCache, index_digest
 from nanodistro.resolve.replay import IndexStateStore
 from nanodistro.resolve.universe import RepositoryRef, Universe
 from nanodistro.util.atomic import atomic_write_bytes
@@ -138,6 +139,9 @@ class RepositoryClient:
     Indexes of remote repositories are checked against the newest one accepted before
     (``resolve.replay``; ``index_state`` is the state file, default
     ``replay.default_state_path()``); ``allow_downgrade=True`` accepts an older one.
+
+    ``index_cache`` keeps parsed indexes by the digest of their bytes (``resolve.index_cache``);
+    the signature is checked on every read all the same.
     """
 
     def __init__(
@@ -150,8 +154,10 @@ class RepositoryClient:
         progress: Progress | None = None,
         allow_downgrade: bool = False,
         index_state: Path | None = None,
+        index_cache: IndexCache | None = None,
     ) -> None:
         self.keyring = keyring
+        self.index_cache = index_cache
         self.insecure = insecure
         self.progress = progress
         self.allow_downgrade = allow_downgrade
@@ -256,11 +262,25 @@ class RepositoryClient:
         location = index_location(repo, arch)
         if not is_remote(location):
             _check_local_repository(repo, arch)
-        index = read_index(self.read(location), where=location, keyring=self.keyring)
+        index = self._read_index(self.read(location), where=location)
         # Local folders are the user's own files (written by publish, or synced on purpose);
         # replay is a mirror's attack, and a reindex after removing a package is legitimate.
         if is_remote(location):
             self.index_state.check_and_record(location, index, allow_downgrade=self.allow_downgrade)
+        return index
+
+    def _read_index(self, data: bytes, *, where: str) -> ApkIndex:
+        if self.index_cache is None:
+            return read_index(data, where=where, keyring=self.keyring)
+        # Verification first and always: a cache entry only replaces the parse of bytes
+        # that just verified (it is looked up by their digest).
+        verified_by = verify_index(data, where=where, keyring=self.keyring)
+        digest = index_digest(data)
+        index = self.index_cache.load(digest)
+        if index is None:
+            index = read_index(data, where=where)
+            self.index_cache.store(digest, index)
+        index.verified_by = verified_by
         return index
 
     def load_universe(self, repositories: Iterable[RepositoryRef], arch: str) -> Universe:

@@ -187,8 +187,9 @@ class Universe:
             for atom in info.provides:
                 name, version = _provide_name(atom)
                 providers.setdefault(name, []).append((cand, version))
-            for dep in cand.install_if:
-                self.rinstall_if.setdefault(dep.name, []).append(cand)
+            if info.install_if:  # parsed now (it can mark the package broken); rarely set
+                for dep in cand.install_if:
+                    self.rinstall_if.setdefault(dep.name, []).append(cand)
         return index
 
     def tags_of(self, cand: Candidate) -> set[str | None]:

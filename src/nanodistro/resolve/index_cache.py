@@ -1,0 +1,190 @@
+"""Parsed-index cache: an ``APKINDEX.tar.gz`` parsed once, reloaded by the digest of its bytes.
+
+Parsing the Alpine main index (5,000 records) costs far more than the rest of a resolve; its
+result depends only on the index bytes, so it is kept under the SHA-256 of those bytes in
+``$XDG_CACHE_HOME/nanodistro/index/`` (``~/.cache`` without it; ``$NANODISTRO_INDEX_CACHE``
+names another folder, or ``off`` disables the cache).
+
+The cache never replaces verification: the caller checks the signature over the bytes it just
+read on every read, and only then asks for the entry of *those* bytes' digest (``load``), so an
+entry can only ever stand for an index that verified. What is trusted is that an entry holds
+what this module wrote for that digest:
+
+* the folder is created 0700, and an entry is used only when the folder and the file are owned
+  by this user and writable by nobody else (opened relative to the folder's descriptor, without
+  following links): another user cannot plant or change an entry;
+* an entry starts with a magic, the SHA-256 of its payload and is keyed by digest inside too:
+  a truncated, corrupt or mislabelled entry is ignored and rewritten.
+
+The payload is ``marshal`` data of plain dicts, lists, tuples, strings and ints (the fastest
+loader in the standard library, about 15x faster than re-parsing). ``marshal`` must never read
+data from elsewhere; it only reads bytes that passed the checks above, i.e. bytes this user's
+own nanodistro wrote and that are intact. Any anomaly means a miss, never an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import marshal
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+from nanodistro.formats.apkindex import ApkIndex
+from nanodistro.formats.pkginfo import PackageInfo
+from nanodistro.formats.signature import SignatureEntry
+
+__all__ = ["CACHE_ENV", "IndexCache", "default_cache_dir", "index_digest"]
+
+#: ``off`` (or ``0``, ``no``, ``false``) disables the cache; any other value is its folder.
+CACHE_ENV = "NANODISTRO_INDEX_CACHE"
+_OFF = frozenset({"off", "0", "no", "false"})
+_MAGIC = b"nanodistro-index-cache\n"
+#: Bumped when the payload layout changes; PackageInfo's field names are checked as well.
+_FORMAT = 1
+_FIELDS = tuple(f.name for f in dataclasses.fields(PackageInfo))
+_SUFFIX = ".idx"
+_new_object = object.__new__
+
+
+def index_digest(data: bytes) -> str:
+    """The cache key of an ``APKINDEX.tar.gz``: SHA-256 of its bytes, hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """``$NANODISTRO_INDEX_CACHE`` (None when it says ``off``), else
+    ``$XDG_CACHE_HOME/nanodistro/index``, else ``~/.cache/nanodistro/index``."""
+    env = os.environ if environ is None else environ
+    explicit = env.get(CACHE_ENV, "").strip()
+    if explicit.lower() in _OFF:
+        return None
+    if explicit:
+        return Path(explicit)
+    cache = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "nanodistro" / "index"
+
+
+def _private(st: os.stat_result) -> bool:
+    """Owned by this user and writable by nobody else."""
+    return st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+class IndexCache:
+    """Entries in one folder; ``load``/``store`` never raise for cache trouble (a miss)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> IndexCache | None:
+        directory = default_cache_dir(environ)
+        return None if directory is None else cls(directory)
+
+    def _open_dir(self, *, create: bool) -> int | None:
+        """A descriptor of the folder if it is private to this user (created 0700 if asked)."""
+        if create:
+            with contextlib.suppress(OSError):
+                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            return None
+        if _private(os.fstat(fd)):
+            return fd
+        os.close(fd)
+        return None
+
+    def load(self, digest: str) -> ApkIndex | None:
+        """The index stored for ``digest`` (``verified_by`` unset), or None.
+
+        Call only after the bytes with this digest passed signature verification.
+        """
+        dir_fd = self._open_dir(create=False)
+        if dir_fd is None:
+            return None
+        try:
+            fd = os.open(digest + _SUFFIX, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+        except OSError:
+            return None
+        finally:
+            os.close(dir_fd)
+        with os.fdopen(fd, "rb") as file:
+            st = os.fstat(file.fileno())
+            if not stat.S_ISREG(st.st_mode) or not _private(st):
+                return None
+            blob = file.read()
+        try:
+            return _decode(blob, digest)
+        except Exception:  # any damage at all is a miss: the caller parses the index again
+            return None
+
+    def store(self, digest: str, index: ApkIndex) -> None:
+        """Write the entry for ``digest`` (atomically; a failure leaves no entry)."""
+        dir_fd = self._open_dir(create=True)
+        if dir_fd is None:
+            return
+        tmp = f".{digest}.{os.getpid()}.tmp"
+        try:
+            blob = _encode(index, digest)
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd
+            )
+            with os.fdopen(fd, "wb") as file:
+                file.write(blob)
+            os.replace(tmp, digest + _SUFFIX, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _encode(index: ApkIndex, digest: str) -> bytes:
+    # One tuple of values per record, in field order, equal strings made one object: marshal
+    # then writes repeats ("x86_64", "so:libc.musl-x86_64.so.1", licenses) as back-references,
+    # so the entry is smaller and loading creates each distinct string once.
+    same: dict[str, str] = {}
+
+    def one(value: object) -> object:
+        if isinstance(value, str):
+            return same.setdefault(value, value)
+        if isinstance(value, list):
+            return [one(item) for item in value]  # a new list per record: each owns its own
+        if isinstance(value, tuple):
+            return tuple(one(item) for item in value)
+        return value
+
+    rows = [tuple(one(info.__dict__[name]) for name in _FIELDS) for info in index.packages]
+    signatures = [(s.algorithm, s.keyname, s.signature) for s in index.signatures]
+    payload = marshal.dumps(
+        (_FORMAT, digest, _FIELDS, index.description, index.timestamp, signatures, rows)
+    )
+    return _MAGIC + hashlib.sha256(payload).digest() + payload
+
+
+def _decode(blob: bytes, digest: str) -> ApkIndex | None:
+    start = len(_MAGIC) + 32
+    if (
+        not blob.startswith(_MAGIC)
+        or hashlib.sha256(blob[start:]).digest() != blob[len(_MAGIC) : start]
+    ):
+        return None
+    fmt, stored_digest, fields, description, timestamp, signatures, rows = marshal.loads(
+        blob[start:]
+    )
+    if fmt != _FORMAT or stored_digest != digest or tuple(fields) != _FIELDS:
+        return None
+    packages: list[PackageInfo] = []
+    append = packages.append
+    for row in rows:
+        # Built as the parser's fast path builds them (no __init__); every row holds its own
+        # lists (see _encode), so no two PackageInfo share a mutable value.
+        info = _new_object(PackageInfo)
+        info.__dict__ = dict(zip(_FIELDS, row, strict=True))
+        append(info)
+    entries = [SignatureEntry(alg, key, sig) for alg, key, sig in signatures]
+    return ApkIndex(packages, description, entries, None, timestamp)

@@ -1,0 +1,181 @@
+"""The parsed-index cache (``resolve.index_cache``): same results, never trusted over a signature.
+
+Attacks performed: a tampered index served while a cache entry exists (for the old bytes and
+even for the tampered bytes), a forged entry planted by another user or in a folder others can
+write, an entry replaced by a symlink; damage: truncated and bit-flipped entries.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cli_runner import run_cli
+from nanodistro.errors import SignatureError
+from nanodistro.formats.apkindex import read_index, write_index
+from nanodistro.formats.pkginfo import PackageInfo
+from nanodistro.formats.signature import split_signature
+from nanodistro.resolve import RepositoryClient, parse_repository
+from nanodistro.resolve.index_cache import IndexCache, default_cache_dir, index_digest
+from signing_keys import make_key
+from test_resolve import ALPINE_WORLD
+
+ARCH = "x86_64"
+ALPINE_INDEX = "chainguard-dev+apko/pkg/apk/apk/testdata/alpine-316/APKINDEX.tar.gz"
+ALPINE_KEYS = "alpinelinux+alpine-chroot-install/alpine-keys"
+
+
+def _packages(version: str = "1.0-r0") -> list[PackageInfo]:
+    return [
+        PackageInfo(name="app", version=version, arch=ARCH, checksum="Q1" + "A" * 27 + "=",
+                    depends=["lib"], file_size=10),
+        PackageInfo(name="lib", version="2.0-r0", arch=ARCH, checksum="Q1" + "B" * 27 + "=",
+                    provides=["so:libx.so.1=1"], file_size=10),
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def signed_repo(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    key, keyring = make_key(tmp_path / "keys")
+    repo = tmp_path / "repo"
+    (repo / ARCH).mkdir(parents=True)
+    (repo / ARCH / "APKINDEX.tar.gz").write_bytes(write_index(_packages(), key=key))
+    return repo, keyring
+
+
+def _fetch(repo: Path, keyring: dict[str, bytes], cache: IndexCache) -> list[PackageInfo]:
+    with RepositoryClient(keyring, index_cache=cache) as client:
+        return client.fetch_index(parse_repository(str(repo)), ARCH).packages
+
+
+def _entry(cache: IndexCache, repo: Path) -> Path:
+    return cache.directory / (index_digest((repo / ARCH / "APKINDEX.tar.gz").read_bytes()) + ".idx")
+
+
+def test_cached_and_uncached_resolve_print_the_same(
+    tmp_path: Path, third_party: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "alpine"
+    (repo / ARCH).mkdir(parents=True)
+    data = (third_party / ALPINE_INDEX).read_bytes()
+    (repo / ARCH / "APKINDEX.tar.gz").write_bytes(data)
+    args = ["resolve", "--repo", repo, "--keyring", third_party / ALPINE_KEYS, "--arch", ARCH]
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NANODISTRO_INDEX_CACHE", "off")
+    uncached = run_cli(tmp_path, *args, *ALPINE_WORLD)
+    assert uncached.returncode == 0, uncached.stderr
+    assert uncached.stdout.count(" Installing ") == 86
+    assert not cache.exists()
+    monkeypatch.setenv("NANODISTRO_INDEX_CACHE", str(cache))
+    cold = run_cli(tmp_path, *args, *ALPINE_WORLD)
+    entry = cache / (index_digest(data) + ".idx")
+    written = entry.stat()
+    warm = run_cli(tmp_path, *args, *ALPINE_WORLD)
+    assert cold.stdout == uncached.stdout
+    assert warm.stdout == uncached.stdout
+    assert entry.stat().st_mtime_ns == written.st_mtime_ns  # the warm run read it, wrote nothing
+    assert cache.stat().st_mode & 0o777 == 0o700
+    assert entry.stat().st_mode & 0o777 == 0o600
+
+
+def test_entry_holds_exactly_what_the_parser_gives(tmp_path: Path, third_party: Path) -> None:
+    data = (third_party / ALPINE_INDEX).read_bytes()
+    parsed = read_index(data, where="APKINDEX.tar.gz")
+    cache = IndexCache(tmp_path / "cache")
+    cache.store(index_digest(data), parsed)
+    loaded = cache.load(index_digest(data))
+    assert loaded is not None
+    assert loaded.packages == parsed.packages
+    assert (loaded.description, loaded.timestamp) == (parsed.description, parsed.timestamp)
+    assert loaded.signatures == parsed.signatures
+    # Every record owns its lists (equal strings are shared in the entry, lists are not).
+    first, second = loaded.packages[0], loaded.packages[1]
+    first.depends.append("changed")
+    assert "changed" not in second.depends
+    assert cache.load("0" * 64) is None
+
+
+def test_tampered_index_is_rejected_whatever_the_cache_holds(
+    signed_repo: tuple[Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    repo, keyring = signed_repo
+    cache = IndexCache(tmp_path / "cache")
+    assert [p.name for p in _fetch(repo, keyring, cache)] == ["app", "lib"]
+    assert _entry(cache, repo).is_file()
+    # The attacker keeps the valid signature member and swaps the index member for one that
+    # pins an old app, and even plants a matching entry for the tampered bytes' digest.
+    index_path = repo / ARCH / "APKINDEX.tar.gz"
+    original = index_path.read_bytes()
+    _, signed_from = split_signature(original, where="index")
+    tampered = original[:signed_from] + write_index(_packages("0.1-r0"))
+    index_path.write_bytes(tampered)
+    cache.store(index_digest(tampered), read_index(tampered, where="tampered"))
+    with pytest.raises(SignatureError, match="BAD signature"):
+        _fetch(repo, keyring, cache)
+
+
+def _plant_forged_entry(cache: IndexCache, repo: Path) -> Path:
+    """An entry for the genuine index's digest whose content says app is 6.6.6."""
+    data = (repo / ARCH / "APKINDEX.tar.gz").read_bytes()
+    forged = read_index(data, where="index")
+    forged.packages[0].version = "6.6.6-r0"
+    cache.store(index_digest(data), forged)
+    return _entry(cache, repo)
+
+
+@pytest.mark.parametrize("how", ["other owner", "group-writable file", "open folder", "symlink"])
+def test_entry_others_could_have_written_is_not_trusted(
+    signed_repo: tuple[Path, dict[str, bytes]], tmp_path: Path, how: str
+) -> None:
+    repo, keyring = signed_repo
+    cache = IndexCache(tmp_path / "cache")
+    entry = _plant_forged_entry(cache, repo)
+    assert cache.load(entry.name.removesuffix(".idx")) is not None  # a well-formed entry
+    if how == "other owner":
+        os.chown(entry, 65534, 65534)
+    elif how == "group-writable file":
+        entry.chmod(0o664)
+    elif how == "open folder":
+        cache.directory.chmod(0o777)
+    else:
+        elsewhere = tmp_path / "elsewhere.idx"
+        entry.rename(elsewhere)
+        entry.symlink_to(elsewhere)
+    versions = [p.version for p in _fetch(repo, keyring, cache)]
+    assert versions == ["1.0-r0", "2.0-r0"]  # parsed from the signed index, not the entry
+    if how != "open folder":  # a private folder's bad entry is replaced by a good one
+        assert not entry.is_symlink()
+        assert entry.stat().st_uid == os.geteuid()
+        assert [p.version for p in _fetch(repo, keyring, cache)] == ["1.0-r0", "2.0-r0"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped byte", "empty", "not an entry"])
+def test_damaged_entry_is_ignored_and_rebuilt(
+    signed_repo: tuple[Path, dict[str, bytes]], tmp_path: Path, damage: str
+) -> None:
+    repo, keyring = signed_repo
+    cache = IndexCache(tmp_path / "cache")
+    expected = _fetch(repo, keyring, cache)
+    entry = _entry(cache, repo)
+    good = entry.read_bytes()
+    blob = {
+        "truncated": good[: len(good) // 2],
+        "flipped byte": good[:-10] + bytes([good[-10] ^ 0x01]) + good[-9:],
+        "empty": b"",
+        "not an entry": b"\x00" * 200,
+    }[damage]
+    entry.write_bytes(blob)
+    assert cache.load(entry.name.removesuffix(".idx")) is None
+    assert _fetch(repo, keyring, cache) == expected
+    assert entry.read_bytes() == good  # rewritten
+
+
+def test_cache_location_and_switch(tmp_path: Path) -> None:
+    assert default_cache_dir({"NANODISTRO_INDEX_CACHE": "off"}) is None
+    assert default_cache_dir({"NANODISTRO_INDEX_CACHE": "0"}) is None
+    assert default_cache_dir({"NANODISTRO_INDEX_CACHE": str(tmp_path)}) == tmp_path
+    assert default_cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/nanodistro/index")
+    assert default_cache_dir({}) == Path.home() / ".cache" / "nanodistro" / "index"
+    assert IndexCache.from_environment({"NANODISTRO_INDEX_CACHE": "off"}) is None
