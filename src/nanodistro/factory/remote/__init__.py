@@ -28,7 +28,7 @@ from nanodistro.factory.remote.channel import (
     unseal,
     worker_token,
 )
-from nanodistro.factory.remote.images import worker_acknowledge
+from nanodistro.factory.remote.images import worker_acknowledge, worker_smoke
 
 __all__ = [
     "WORKER_FUNCTIONS",
@@ -60,7 +60,7 @@ WORKER_FUNCTIONS: dict[str, WorkerFunction] = {
     "build": worker_build,
     "test": worker_test,
     "image": worker_acknowledge,
-    "smoke": worker_acknowledge,
+    "smoke": worker_smoke,
 }
 
 
@@ -86,14 +86,19 @@ def control_kinds(
     served over HTTP; indexes and packages are verified with the public keys the payload
     carries); default: its path, for workers on the control plane's machine."""
     from nanodistro.builder.provenance import builder_id_for
-    from nanodistro.factory.imagebuild import image_handler, smoke_handler
+    from nanodistro.factory.imagebuild import image_handler
     from nanodistro.factory.remote.build import (
         accept_build,
         accept_test,
         prepare_build,
         prepare_test,
     )
-    from nanodistro.factory.remote.images import accept_here, prepare_here
+    from nanodistro.factory.remote.images import (
+        accept_here,
+        accept_smoke,
+        prepare_here,
+        prepare_smoke,
+    )
 
     config = build_plan.config
     base = config.builder_id or builder_id_for(config.namespace)
@@ -104,5 +109,5 @@ def control_kinds(
         ),
         "test": ControlKind(prepare_test(build_plan, repository_url), accept_test(build_plan)),
         "image": ControlKind(prepare_here, accept_here(image_handler(image_plan))),
-        "smoke": ControlKind(prepare_here, accept_here(smoke_handler(image_plan))),
+        "smoke": ControlKind(prepare_smoke(image_plan), accept_smoke(image_plan)),
     }
