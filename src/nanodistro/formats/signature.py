@@ -19,14 +19,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from typing import TYPE_CHECKING, NamedTuple
 
 from nanodistro.errors import FormatError, KeyLoadError, SignatureError
-from nanodistro.formats.tarball import TarEntry, gzip_member, gzip_members, read_tar, write_tar
+from nanodistro.formats.gzipstream import gzip_member, gzip_members
+from nanodistro.formats.tarentry import TarEntry
+from nanodistro.formats.tarread import read_tar
+from nanodistro.formats.tarwrite import write_tar
+
+# cryptography is loaded on the first key use (its import costs more than reading an index
+# from the cache does, issue 18); the tar/gzip parts come from their own modules for the same
+# reason (``tarball`` also loads extraction and parallel compression).
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 #: Signature algorithm name in ``.SIGN.<ALG>.`` -> digest (``AT:src/extract_v2.c``).
 #: ``DSA`` exists in the grammar but is obsolete; like apko we skip it.
@@ -34,11 +40,6 @@ SIGNATURE_ALGORITHMS: dict[str, Callable[..., hashlib._Hash]] = {
     "RSA512": hashlib.sha512,
     "RSA256": hashlib.sha256,
     "RSA": hashlib.sha1,
-}
-_CRYPTO_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
-    "RSA512": hashes.SHA512,
-    "RSA256": hashes.SHA256,
-    "RSA": hashes.SHA1,
 }
 SIGN_PREFIX = ".SIGN."
 #: apk-tools ignores signature payloads larger than this.
@@ -101,7 +102,18 @@ def format_signature_name(algorithm: str, keyname: str) -> str:
     return f"{SIGN_PREFIX}{algorithm}.{keyname}"
 
 
+def _crypto_hash(algorithm: str) -> hashes.HashAlgorithm:
+    from cryptography.hazmat.primitives import hashes
+
+    if algorithm == "RSA512":
+        return hashes.SHA512()
+    return hashes.SHA256() if algorithm == "RSA256" else hashes.SHA1()
+
+
 def _load_private(private_key_pem: bytes, where: str) -> rsa.RSAPrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     try:
         key = serialization.load_pem_private_key(private_key_pem, password=None)
     except (ValueError, TypeError) as error:
@@ -112,6 +124,9 @@ def _load_private(private_key_pem: bytes, where: str) -> rsa.RSAPrivateKey:
 
 
 def _load_public(public_key_pem: bytes, where: str) -> rsa.RSAPublicKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     try:
         key = serialization.load_pem_public_key(public_key_pem)
     except (ValueError, TypeError) as error:
@@ -122,6 +137,8 @@ def _load_public(public_key_pem: bytes, where: str) -> rsa.RSAPublicKey:
 
 
 def public_pem_from_private(private_key_pem: bytes, *, where: str = "private key") -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return (
         _load_private(private_key_pem, where)
         .public_key()
@@ -141,8 +158,10 @@ def _check_algorithm(algorithm: str, where: str) -> None:
 def sign(private_key_pem: bytes, data: bytes, algorithm: str = "RSA256") -> bytes:
     """RSA PKCS#1 v1.5 signature of ``data`` with the digest of ``algorithm``."""
     _check_algorithm(algorithm, "sign")
+    from cryptography.hazmat.primitives.asymmetric import padding
+
     key = _load_private(private_key_pem, "signing key")
-    return key.sign(data, padding.PKCS1v15(), _CRYPTO_HASHES[algorithm]())
+    return key.sign(data, padding.PKCS1v15(), _crypto_hash(algorithm))
 
 
 def verify(public_key_pem: bytes, data: bytes, signature: bytes, algorithm: str) -> bool:
@@ -150,10 +169,13 @@ def verify(public_key_pem: bytes, data: bytes, signature: bytes, algorithm: str)
 
     Raises ``KeyLoadError`` for an unusable key and ``SignatureError`` for an unknown algorithm.
     """
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import padding
+
     _check_algorithm(algorithm, "verify")
     key = _load_public(public_key_pem, "public key")
     try:
-        key.verify(signature, data, padding.PKCS1v15(), _CRYPTO_HASHES[algorithm]())
+        key.verify(signature, data, padding.PKCS1v15(), _crypto_hash(algorithm))
     except (InvalidSignature, ValueError):
         return False
     return True
