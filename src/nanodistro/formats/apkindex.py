@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nanodistro.errors import FormatError, NanodistroError
-from nanodistro.formats.apk import identity as package_identity
+from nanodistro.formats.gzipstream import gzip_member, gzip_members
 from nanodistro.formats.pkginfo import INDEX_LETTERS, PackageInfo
 from nanodistro.formats.signature import (
     SIGNATURE_ALGORITHMS,
@@ -33,8 +33,13 @@ from nanodistro.formats.signature import (
     split_signature,
     verify,
 )
-from nanodistro.formats.tarball import TarEntry, gzip_member, gzip_members, read_tar, write_tar
+from nanodistro.formats.tarentry import TarEntry
+from nanodistro.formats.tarread import read_tar
+from nanodistro.formats.tarwrite import write_tar
 from nanodistro.formats.version import compare as compare_versions
+
+# Tar/gzip parts are imported from their own modules, not ``tarball``: that one also loads
+# extraction, directory walking and parallel compression, which reading an index never uses.
 
 # Letter -> attribute, split by how the value is decoded. Built once from the shared table so the
 # per-line work of the parser is one dict lookup.
@@ -496,13 +501,23 @@ def write_index(
     return signature_member(key, index_member, algorithm, mtime=source_date_epoch) + index_member
 
 
+def __getattr__(name: str) -> Any:
+    # ``package_identity`` is re-exported for callers of this module; the package codec it
+    # lives in is loaded on first use only (reading an index never needs it).
+    if name == "package_identity":
+        from nanodistro.formats.apk import identity
+
+        return identity
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ApkIndex",
     "Keyring",
     "SigningKey",
     "format_apkindex_text",
     "index_record",
-    "package_identity",
+    "package_identity",  # noqa: F822 - provided by the module __getattr__ above
     "parse_apkindex_text",
     "read_index",
     "sort_packages",

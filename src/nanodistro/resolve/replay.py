@@ -34,7 +34,6 @@ from pathlib import Path
 from nanodistro.errors import FormatError, RepositoryError
 from nanodistro.formats.apkindex import ApkIndex
 from nanodistro.formats.version import compare
-from nanodistro.util.atomic import atomic_write_text
 
 __all__ = [
     "STATE_ENV",
@@ -182,6 +181,8 @@ class IndexStateStore:
                 by_age = sorted(indexes, key=lambda k: _accepted(indexes[k]), reverse=True)
                 indexes = {k: indexes[k] for k in by_age[:MAX_ENTRIES]}
             body = {"version": STATE_VERSION, "indexes": indexes}
+            from nanodistro.util.atomic import atomic_write_text  # (tempfile: only on a write)
+
             atomic_write_text(self.path, json.dumps(body, sort_keys=True) + "\n", mode=0o600)
         return mark
 

@@ -27,18 +27,20 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from nanodistro.errors import ChecksumError, ConfigError, FetchError, NanodistroError
-from nanodistro.formats.apk import check_file_checksums, read_apk
 from nanodistro.formats.apkindex import ApkIndex, read_index, verify_index
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.resolve.index_cache import IndexCache, index_digest
 from nanodistro.resolve.replay import IndexStateStore
 from nanodistro.resolve.universe import RepositoryRef, Universe
-from nanodistro.util.atomic import atomic_write_bytes
-from nanodistro.util.http import describe_http_error, plain_http_allowed
-from nanodistro.util.progress import Progress
 
 if TYPE_CHECKING:  # httpx is imported on the first remote read: local repositories never need it
     import httpx
+
+    from nanodistro.util.progress import Progress
+
+# Imported where used, not here: ``nanodistro resolve`` reads one index and never a package,
+# and the package codec (pgzip, tar extraction), the HTTP helpers and tempfile cost it more
+# start-up time than its whole solve (issue 18).
 
 __all__ = [
     "LEGACY_PREFIX",
@@ -211,6 +213,8 @@ class RepositoryClient:
 
     def _check_url(self, url: str, *, origin: str | None) -> None:
         """The scheme and plain-http rules, for the first URL and every redirect target."""
+        from nanodistro.util.http import plain_http_allowed
+
         parsed = urllib.parse.urlparse(url)
         via = f" (redirected from {origin})" if origin else ""
         if parsed.scheme not in ("http", "https"):
@@ -228,6 +232,8 @@ class RepositoryClient:
         if self.progress:
             self.progress(f"fetch {url}")
         import httpx
+
+        from nanodistro.util.http import describe_http_error
 
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
@@ -313,6 +319,8 @@ class RepositoryClient:
                 return target
             except NanodistroError:
                 pass  # stale or damaged cache entry: fetch again
+        from nanodistro.util.atomic import atomic_write_bytes
+
         data = self.fetch_package(repo, arch, info)
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(target, data)
@@ -332,6 +340,8 @@ def verify_package_bytes(
         raise ChecksumError(
             f"size {len(data)} differs from the index ({info.file_size})", where=where
         )
+    from nanodistro.formats.apk import check_file_checksums, read_apk
+
     pkg = read_apk(data, where=where)
     if info.checksum is None:
         raise ChecksumError("the index gives no identity (C:) to check", where=where)
