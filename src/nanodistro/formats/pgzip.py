@@ -22,7 +22,6 @@ import os
 import struct
 import zlib
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from nanodistro.errors import ConfigError
@@ -105,6 +104,10 @@ def compress_hashed(
     if workers <= 1:
         collect(functools.partial(_deflate_block, view, s, block, level) for s in starts)
     else:
+        # Imported here: concurrent.futures (and logging, which it loads) would cost every
+        # command that only reads gzip, e.g. `nanodistro resolve`, more than its solve.
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pgzip") as pool:
             futures = [pool.submit(_deflate_block, view, s, block, level) for s in starts]
             collect(future.result for future in futures)
