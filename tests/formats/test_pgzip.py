@@ -24,7 +24,7 @@ from nanodistro.formats.apk import read_apk, verify_apk_bytes, write_apk
 from nanodistro.formats.apkindex import write_index
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.formats.signature import SigningKey
-from nanodistro.formats.tarball import TarEntry, gunzip
+from nanodistro.formats.tarball import TarEntry, gunzip, gzip_member
 from needs_tools import require_tools
 from signing_keys import make_key
 
@@ -157,3 +157,10 @@ def test_apk_tools_accept_a_multi_block_package(tmp_path: Path) -> None:
             "--no-network", "--no-cache", "--arch", "x86_64", "add", "big=1.0-r0",
         )  # fmt: skip
         assert (root / "usr/lib/big.bin").read_bytes() == BIG
+
+
+def test_every_gzip_member_we_write_uses_the_block_scheme() -> None:
+    """APKINDEX, control and signature members too: same bytes on any thread count."""
+    data = _mixed(3 * pgzip.BLOCK + 5)
+    assert gzip_member(data) == pgzip.compress(data, level=9, threads=1)
+    assert gzip_member(b"small", level=1) == gzip.compress(b"small", 1, mtime=0)
