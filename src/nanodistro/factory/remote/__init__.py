@@ -28,7 +28,7 @@ from nanodistro.factory.remote.channel import (
     unseal,
     worker_token,
 )
-from nanodistro.factory.remote.images import worker_acknowledge, worker_smoke
+from nanodistro.factory.remote.images import worker_image, worker_smoke
 
 __all__ = [
     "WORKER_FUNCTIONS",
@@ -59,7 +59,7 @@ WorkerFunction = Callable[[dict[str, Any], WorkerContext], dict[str, Any]]
 WORKER_FUNCTIONS: dict[str, WorkerFunction] = {
     "build": worker_build,
     "test": worker_test,
-    "image": worker_acknowledge,
+    "image": worker_image,
     "smoke": worker_smoke,
 }
 
@@ -86,7 +86,6 @@ def control_kinds(
     served over HTTP; indexes and packages are verified with the public keys the payload
     carries); default: its path, for workers on the control plane's machine."""
     from nanodistro.builder.provenance import builder_id_for
-    from nanodistro.factory.imagebuild import image_handler
     from nanodistro.factory.remote.build import (
         accept_build,
         accept_test,
@@ -94,20 +93,21 @@ def control_kinds(
         prepare_test,
     )
     from nanodistro.factory.remote.images import (
-        accept_here,
+        accept_image,
         accept_smoke,
-        prepare_here,
+        prepare_image,
         prepare_smoke,
     )
 
-    config = build_plan.config
-    base = config.builder_id or builder_id_for(config.namespace)
+    def builder_id(worker: str) -> str:
+        config = build_plan.config
+        return worker_builder_id(config.builder_id or builder_id_for(config.namespace), worker)
+
     return {
         "build": ControlKind(
-            prepare_build(build_plan, repository_url),
-            accept_build(build_plan, lambda worker: worker_builder_id(base, worker)),
+            prepare_build(build_plan, repository_url), accept_build(build_plan, builder_id)
         ),
         "test": ControlKind(prepare_test(build_plan, repository_url), accept_test(build_plan)),
-        "image": ControlKind(prepare_here, accept_here(image_handler(image_plan))),
+        "image": ControlKind(prepare_image(image_plan, repository_url), accept_image(image_plan)),
         "smoke": ControlKind(prepare_smoke(image_plan), accept_smoke(image_plan)),
     }

@@ -1,0 +1,142 @@
+"""Issue 15's trust boundary for image jobs: a worker assembles the image from the staging
+repository and returns its layout unsigned; the control plane verifies it (blob digests, the
+packages in each platform's installed database are staging's very packages) and adds it to the
+image's layout. The result is the local image job's, digest for digest; an image holding a
+package that is not staging's, or a blob that is not its digest, is refused."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import shutil
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "image"))
+
+from image_testlib import build_repo, busybox_packages, make_key
+
+from nanodistro.errors import TrustError
+from nanodistro.factory import events
+from nanodistro.factory.imagebuild import ImagePlan, image_handler
+from nanodistro.factory.remote import WORKER_FUNCTIONS, WorkerContext, control_kinds
+from nanodistro.factory.state import open_state
+from nanodistro.factory.workspace import load_workspace
+from nanodistro.image.tags import list_tags
+
+CONFIG = """contents:
+  packages: [busybox]
+entrypoint:
+  command: /usr/bin/sh -c "echo hello"
+"""
+
+
+def _workspace(root: Path, key: Any, packages: list[Any]) -> ImagePlan:
+    (root / "images").mkdir(parents=True)
+    (root / "nanodistro.toml").write_text('[workspace]\nname = "imgws"\narchs = ["x86_64"]\n')
+    (root / "images" / "app.yaml").write_text(CONFIG)
+    (root / "keys").mkdir()
+    shutil.copy(key.public_path, root / "keys" / key.public_path.name)
+    build_repo(root / "out/packages/staging", packages, key.signing)
+    (root / "out/images").mkdir()
+    state = open_state(f"sqlite:///{root / 'state.db'}")
+    return ImagePlan(
+        load_workspace(root / "nanodistro.toml"), state, 1, lambda s: [], lambda m: None
+    )
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    base = tmp_path_factory.mktemp("remote-image")
+    signing = make_key(base / "key")
+    key = SimpleNamespace(signing=signing, public_path=next((base / "key").iterdir()))
+    local, remote = (_workspace(base / n, key, busybox_packages()) for n in ("local", "remote"))
+    return SimpleNamespace(base=base, key=key, local=local, remote=remote)
+
+
+def _inputs(plan: ImagePlan) -> dict[str, Any]:
+    config = plan.workspace.images_dir / "app.yaml"
+    return {"image": "app", "config": str(config), "inputs": "digest-of-inputs"}
+
+
+def _ctx(base: Path, name: str) -> WorkerContext:
+    return WorkerContext("w1", base / f"work-{name}", base / f"cache-{name}")
+
+
+def _blobs(layout: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (layout / "blobs" / "sha256").iterdir()}
+
+
+@pytest.fixture(scope="module")
+def remote_output(sites: SimpleNamespace) -> dict[str, Any]:
+    kinds = control_kinds(SimpleNamespace(config=None), sites.remote)
+    payload = kinds["image"].prepare(_inputs(sites.remote))
+    assert "PRIVATE KEY" not in str(payload)
+    output = WORKER_FUNCTIONS["image"](payload, _ctx(sites.base, "remote"))
+    assert output["status"] == "built", output
+    return output
+
+
+def test_split_image_job_gives_the_local_image(
+    sites: SimpleNamespace, remote_output: dict[str, Any]
+) -> None:
+    local = image_handler(sites.local)(_inputs(sites.local))
+    kinds = control_kinds(SimpleNamespace(config=None), sites.remote)
+    remote = kinds["image"].accept(_inputs(sites.remote), remote_output, "w1")
+    assert remote == local  # digest, packages, build tag
+    local_layout = sites.local.workspace.image_out_dir / "app"
+    remote_layout = sites.remote.workspace.image_out_dir / "app"
+    assert list_tags(remote_layout) == list_tags(local_layout)
+    assert _blobs(remote_layout) == _blobs(local_layout)
+    built = events.query(sites.remote.state, subject="image:app")[-1]
+    assert (built.type, built.payload["worker"]) == (events.IMAGE_BUILT, "w1")
+
+
+def _fresh(sites: SimpleNamespace, name: str) -> ImagePlan:
+    return _workspace(sites.base / name, sites.key, busybox_packages())
+
+
+def test_a_blob_that_is_not_its_digest_is_refused(
+    sites: SimpleNamespace, remote_output: dict[str, Any]
+) -> None:
+    plan = _fresh(sites, "tampered")
+    files = dict(remote_output["files"])
+    layer = max((f for f in files if f.startswith("blobs/")), key=lambda f: len(files[f]))
+    data = bytearray(base64.b64decode(files[layer]))
+    data[-1] ^= 1
+    files[layer] = base64.b64encode(bytes(data)).decode()
+    accept = control_kinds(SimpleNamespace(config=None), plan)["image"].accept
+    with pytest.raises(TrustError, match="does not match its digest"):
+        accept(_inputs(plan), {**remote_output, "files": files}, "w1")
+    extra = {**remote_output["files"], "../../etc/passwd": "AA=="}
+    with pytest.raises(TrustError, match="unexpected file"):
+        accept(_inputs(plan), {**remote_output, "files": extra}, "w1")
+    assert not (plan.workspace.image_out_dir / "app").exists()
+
+
+def test_an_image_of_packages_that_are_not_stagings_is_refused(sites: SimpleNamespace) -> None:
+    """The worker builds from a repository of its own (a busybox with other bytes, signed by a
+    key it trusts): digests all match, but the control plane finds the package is not the one
+    its staging repository holds."""
+    plan = _fresh(sites, "foreign")
+    evil_key = make_key(sites.base / "evil-key", "evil.rsa.pub")
+    packages = [
+        dataclasses.replace(p, files={**p.files, "usr/bin/backdoor": b"#!/bin/sh\n"})
+        if p.name == "busybox"
+        else p
+        for p in busybox_packages()
+    ]
+    evil_repo = build_repo(sites.base / "evil-repo", packages, evil_key)
+    kinds = control_kinds(SimpleNamespace(config=None), plan)
+    payload = kinds["image"].prepare(_inputs(plan))
+    payload["repositories"] = [str(evil_repo)]
+    payload["keyring"] = {"evil.rsa.pub": evil_key.public_pem().decode()}
+    output = WORKER_FUNCTIONS["image"](payload, _ctx(sites.base, "evil"))
+    assert output["status"] == "built", output
+    with pytest.raises(TrustError, match=r"holds busybox-1\.36\.1-r0 .* not the staging"):
+        kinds["image"].accept(_inputs(plan), output, "w1")
+    assert not (plan.workspace.image_out_dir / "app").exists()
