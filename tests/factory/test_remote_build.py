@@ -27,12 +27,13 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "builder"))
 from build_testlib import Upstream, _Handler
 
 from nanodistro.builder.orchestrate import BuildConfig, build_recipes
-from nanodistro.errors import BuildError, TrustError
+from nanodistro.errors import BuildError, TransientError, TrustError
 from nanodistro.factory import events
 from nanodistro.factory.building import recipe_digest
 from nanodistro.factory.jobs import JobSpec
 from nanodistro.factory.remote import (
     WORKER_FUNCTIONS,
+    WorkerContext,
     WorkerRegistry,
     control_kinds,
     seal,
@@ -147,7 +148,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterat
     key = load_signing_key(private)
     apk = base / "envtool-1-r0.apk"
     apk.write_bytes(_envtool(key))
-    for name in ("local", "remote", *ATTACKS):
+    for name in ("local", "remote", "unpublished", *ATTACKS):
         publish([apk], base / f"repo-{name}", key)
     url, sha = upstream.add_tarball("hello-1.0.tar.gz", {"hello.txt": "original\n"}, top="hello")
     recipes = base / "recipes"
@@ -171,7 +172,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterat
         )
 
 
-ATTACKS = ("name", "version", "extra", "signed-0", "signed-1", "seal")
+ATTACKS = ("name", "version", "extra", "signed-0", "signed-1", "seal", "failed")
 
 
 def _config(site: Site, repo: Path, cache: Path) -> BuildConfig:
@@ -383,6 +384,34 @@ def test_split_test_job_runs_the_recipes_tests_on_the_worker(
         remote.kinds["test"].accept(inputs, {"passed": False, "error": "test failed: boom"}, "w1")
     last = events.query(remote.plan.state, subject="recipe:hello")[-1]
     assert last.type == events.TEST_FAILED
+
+
+@pytest.mark.slow
+def test_a_failure_on_the_worker_comes_back_as_output_and_fails_the_job(
+    site: Site, remote: SimpleNamespace, tmp_path: Path
+) -> None:
+    # recipe files changed on the way: the worker refuses to build them
+    payload = json.loads(json.dumps(remote.kinds["build"].prepare(dict(remote.inputs))))
+    if payload.get("skip"):  # published already by the module's build: ask for a fresh one
+        payload = _plan_payload(site, remote.inputs)
+    payload["files"]["hello/fix.patch"] = base64.b64encode(b"--- evil\n").decode()
+    output = WORKER_FUNCTIONS["build"](payload, WorkerContext("w1", tmp_path / "w", tmp_path / "c"))
+    assert output["status"] == "failed" and output["transient"] is False
+    assert "do not hash to the job's recipe sha256" in output["error"]
+    accept, repo = _fresh_accept(site, "failed")
+    with pytest.raises(BuildError, match=r"on worker w1: .*do not hash"):
+        accept(remote.inputs, output, "w1")
+    with pytest.raises(TransientError, match="on worker w1: upstream down"):
+        accept(
+            remote.inputs, {"status": "failed", "error": "upstream down", "transient": True}, "w1"
+        )
+    assert _nothing_published(repo)
+
+
+def _plan_payload(site: Site, inputs: dict[str, Any]) -> dict[str, Any]:
+    """A build payload from a control plane that has not published the recipe yet."""
+    payload: dict[str, Any] = _kinds(site, _plan(site, "unpublished"))["build"].prepare(inputs)
+    return json.loads(json.dumps(payload))
 
 
 # --------------------------------------------------------------------------------- attacks

@@ -175,6 +175,18 @@ def prepare_build(
     def prepare(inputs: dict[str, Any]) -> dict[str, Any]:
         subject = f"recipe:{inputs['recipe']}"
         events.record(plan.state, events.BUILD_STARTED, subject, {"version": inputs["version"]})
+        try:
+            return _prepare(inputs)
+        except NanodistroError as error:  # recorded as build_handler records its failures
+            events.record(
+                plan.state,
+                events.BUILD_FAILED,
+                subject,
+                {"version": inputs["version"], "error": str(error), "log": ""},
+            )
+            raise
+
+    def _prepare(inputs: dict[str, Any]) -> dict[str, Any]:
         path, recipe, payload = _recipe_payload(plan, inputs, repository_url)
         config = plan.config
         filename = apk_filename(recipe.package.name, recipe.package.full_version)
