@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Iterable
-from typing import NoReturn
-
-import typer
 
 from nanodistro import __version__
-from nanodistro.errors import NanodistroError
-from nanodistro.formats.inflate import command_budget
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing (and re) costs ~5 ms
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import NoReturn
+
+    import typer
+
+# Typer (with Click) is imported by the functions that build or run the app, not here:
+# ``nanodistro --version`` answers without it, at the cost of ``python -c pass`` plus this
+# package (tests/test_cli_startup.py checks which modules each command line imports).
 
 # Command modules, in the order their commands appear in ``--help``, with the top-level names
 # each registers. ``main`` imports only the module a command line needs, so ``nanodistro
@@ -48,24 +53,34 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
 
 
 def _version_callback(value: bool) -> None:
+    import typer
+
     if value:
         typer.echo(f"nanodistro {__version__}")
         raise typer.Exit()
 
 
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
-    ),
-) -> None:
-    """Build minimal, reproducible, signed packages and container images from upstream source."""
+def _root_callback() -> Callable[..., None]:
+    import typer
+
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
+        ),
+    ) -> None:
+        """Build minimal, reproducible, signed packages and container images from upstream source."""
+
+    return _root
 
 
 def build_app(modules: Iterable[str] | None = None) -> typer.Typer:
     """The root app with the commands of ``modules`` (default: all of them)."""
-    from nanodistro.cli import _help
+    import typer
+
+    from nanodistro.cli import _coerce, _help
 
     _help.install()  # --help without Python type names (<bool>, <list[Path]>)
+    _coerce.install()  # option values converted without importing pydantic
     root = typer.Typer(
         name="nanodistro",
         help="Build minimal, reproducible, signed packages and container images from upstream source.",
@@ -74,7 +89,7 @@ def build_app(modules: Iterable[str] | None = None) -> typer.Typer:
         add_completion=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
-    root.callback()(_root)
+    root.callback()(_root_callback())
     for name in COMMAND_MODULES if modules is None else modules:
         importlib.import_module(f"nanodistro.cli.{name}").register(root)
     return root
@@ -101,16 +116,26 @@ def __getattr__(name: str) -> typer.Typer:
 
 
 def _fail(message: str, code: int) -> NoReturn:
+    import typer
+
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--version"]:  # what the app answers, without importing Typer and Click
+        sys.stdout.write(f"nanodistro {__version__}\n")
+        sys.exit(0)
+    import typer
+
+    from nanodistro.errors import NanodistroError
+    from nanodistro.formats.inflate import command_budget
+
     try:
         # Not standalone: Click's own usage errors reach us too, so they become one line like
         # every other error instead of a boxed usage message.
-        args = sys.argv[1:] if argv is None else argv
         # One decompression budget for everything the command inflates (decompression bombs).
         with command_budget():
             status = build_app(_modules_for(args))(

@@ -6,11 +6,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any, cast
 
 from nanodistro.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # Rich falls back to 80 columns when output is not a terminal (make run | tee, CI logs), which
 # wraps every table; logs have no width limit, so give them room unless COLUMNS says otherwise.
@@ -23,8 +24,28 @@ def _width(stream: Any) -> int | None:
     return _LOG_WIDTH
 
 
-console = Console(width=_width(sys.stdout))
-err_console = Console(stderr=True, width=_width(sys.stderr))
+class _LazyConsole:
+    """A Rich console made on first use: importing Rich costs ~40 ms, and most command lines
+    (``--version``, ``--json`` output, plain ``typer.echo`` lines) never print through one."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def _real(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            stream = sys.stderr if self._stderr else sys.stdout
+            self._console = Console(stderr=self._stderr, width=_width(stream))
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+
+console = cast("Console", _LazyConsole(stderr=False))
+err_console = cast("Console", _LazyConsole(stderr=True))
 
 
 def print_json(data: Any) -> None:

@@ -5,13 +5,24 @@ Typer (0.2x) fills that column from the Python annotation. Where it does, this s
 for Click's classic words — nothing for a flag, ``PATH``/``TEXT``/``INTEGER``/``FLOAT`` for a
 value, the choices for a choice — and leaves an explicit ``metavar`` as written. Versions of
 Typer without the hook are left alone.
+
+It also keeps the help printer from importing what our help never uses: Typer's ``rich_utils``
+imports ``rich.markdown`` (markdown-it) and ``rich.traceback`` (pygments) at the top, ~40% of a
+``CMD --help`` process, for ``rich_markup_mode="markdown"`` and pretty tracebacks (ours: "rich"
+and off). While that one module executes, those names resolve to stand-ins that import the real
+class the first time it is used (:func:`defer_rich_extras`).
 """
 
 from __future__ import annotations
 
+import importlib
 import re
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
 _WORDS = {
     "Path": "PATH",
@@ -66,11 +77,13 @@ def _argument_names(cls: Any) -> None:
 
 
 def install() -> None:
-    """Route Typer's help type labels through :func:`plain_label` (idempotent)."""
+    """Route Typer's help type labels through :func:`plain_label` and defer the help printer's
+    unused imports (idempotent)."""
     try:
         from typer import core
     except ImportError:  # pragma: no cover - typer is a dependency
         return
+    defer_rich_extras()
     if getattr(core, "TyperArgument", None) is not None:
         _argument_names(core.TyperArgument)
     for cls in (getattr(core, "TyperOption", None), getattr(core, "TyperArgument", None)):
@@ -85,3 +98,83 @@ def install() -> None:
 
         display_type_rich._nanodistro = True  # type: ignore[attr-defined]
         cls.display_type_rich = display_type_rich
+
+
+# Modules Typer's help printer imports only for features our help never uses: name -> the class.
+_DEFERRED = {"rich.markdown": "Markdown", "rich.traceback": "Traceback"}
+_HELP_PRINTER = "typer.rich_utils"
+
+
+class _DeferredClass(type):
+    """Metaclass of a stand-in: class attributes (``Traceback.from_exception``) come from the real
+    class, imported on first use."""
+
+    _module: str
+    _name: str
+
+    def _real(cls) -> Any:
+        return getattr(importlib.import_module(cls._module), cls._name)
+
+    def __getattr__(cls, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(cls._real(), name)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return cls._real()(*args, **kwargs)
+
+
+def _stand_in(module: str, name: str) -> Any:
+    stand_in = type(sys)(module)
+    setattr(stand_in, name, _DeferredClass(name, (), {"_module": module, "_name": name}))
+    return stand_in
+
+
+class _HelpPrinterLoader:
+    """Runs Typer's loader for ``typer.rich_utils`` with the stand-ins in ``sys.modules``, then
+    takes them out again, so any later ``import rich.markdown`` gets the real module."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        placed = {name: _stand_in(name, cls) for name, cls in _DEFERRED.items()}
+        placed = {name: mod for name, mod in placed.items() if name not in sys.modules}
+        sys.modules.update(placed)
+        try:
+            self._loader.exec_module(module)
+        finally:
+            for name, stand_in in placed.items():
+                if sys.modules.get(name) is stand_in:
+                    del sys.modules[name]
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_code, ... for tracebacks
+        return getattr(self._loader, name)
+
+
+class _HelpPrinterFinder:
+    """A one-shot meta-path finder that wraps the loader of ``typer.rich_utils``."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != _HELP_PRINTER:
+            return None
+        from importlib.machinery import PathFinder
+
+        sys.meta_path.remove(self)
+        spec = PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = cast("Loader", _HelpPrinterLoader(spec.loader))
+        return spec
+
+
+def defer_rich_extras() -> None:
+    """Have ``typer.rich_utils``, when first imported, skip importing rich.markdown and
+    rich.traceback (idempotent; nothing to do once it is imported)."""
+    if _HELP_PRINTER in sys.modules:
+        return
+    if any(isinstance(finder, _HelpPrinterFinder) for finder in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _HelpPrinterFinder())
