@@ -8,8 +8,9 @@ whole input make it one gzip member that any inflater reads (``gzip -t``, zlib, 
 
 What a piece compresses to depends only on its bytes, the 32 KiB before it, ``block`` and
 ``level`` — never on which thread ran it, how many threads there were or the CPU — so the same
-input always gives the same bytes. zlib and hashlib release the GIL, so threads compress blocks
-on all cores. An input of at most one block is one piece with no dictionary: exactly the bytes
+input always gives the same bytes (with the same zlib release, as for any zlib writer; stock
+zlib's deflate has no CPU-specific code paths). zlib and hashlib release the GIL, so threads
+compress blocks on all cores. An input of at most one block is one piece with no dictionary: exactly the bytes
 ``gzip.compress(data, level, mtime=0)`` gives (the header is zlib's own: MTIME 0, no FNAME, XFL
 by level, OS 3), so small members are the same as a single-stream writer's.
 """
@@ -79,8 +80,8 @@ def compress_hashed(
 
     ``threads`` (default :func:`default_threads`) only changes the speed, never the bytes.
     """
-    if block < 1:
-        raise ValueError(f"block size must be positive, got {block}")
+    if block < 1 or not 0 <= level <= 9:
+        raise ValueError(f"expected a positive block size and a level 0-9, got {block}, {level}")
     view = memoryview(data)
     starts = range(0, max(len(data), 1), block)  # an empty input is one empty final block
     workers = min(threads or default_threads(), len(starts))
