@@ -144,9 +144,9 @@ class IndexCache:
 
 
 def _encode(index: ApkIndex, digest: str) -> bytes:
-    # One tuple of values per record, in field order, equal strings made one object: marshal
-    # then writes repeats ("x86_64", "so:libc.musl-x86_64.so.1", licenses) as back-references,
-    # so the entry is smaller and loading creates each distinct string once.
+    # Each record's attribute dict, equal strings made one object: marshal then writes repeats
+    # ("x86_64", "so:libc.musl-x86_64.so.1", licenses, the keys) as back-references, so the
+    # entry is smaller and loading creates each distinct string once.
     same: dict[str, str] = {}
 
     def one(value: object) -> object:
@@ -158,7 +158,7 @@ def _encode(index: ApkIndex, digest: str) -> bytes:
             return tuple(one(item) for item in value)
         return value
 
-    rows = [tuple(one(info.__dict__[name]) for name in _FIELDS) for info in index.packages]
+    rows = [{name: one(info.__dict__[name]) for name in _FIELDS} for info in index.packages]
     signatures = [(s.algorithm, s.keyname, s.signature) for s in index.signatures]
     payload = marshal.dumps(
         (_FORMAT, digest, _FIELDS, index.description, index.timestamp, signatures, rows)
@@ -181,10 +181,10 @@ def _decode(blob: bytes, digest: str) -> ApkIndex | None:
     packages: list[PackageInfo] = []
     append = packages.append
     for row in rows:
-        # Built as the parser's fast path builds them (no __init__); every row holds its own
-        # lists (see _encode), so no two PackageInfo share a mutable value.
+        # Built as the parser's fast path builds them (no __init__); every row is its own dict
+        # with its own lists (see _encode), so no two PackageInfo share a mutable value.
         info = _new_object(PackageInfo)
-        info.__dict__ = dict(zip(_FIELDS, row, strict=True))
+        info.__dict__ = row
         append(info)
     entries = [SignatureEntry(alg, key, sig) for alg, key, sig in signatures]
     return ApkIndex(packages, description, entries, None, timestamp)

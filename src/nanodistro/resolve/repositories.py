@@ -31,7 +31,7 @@ from nanodistro.formats.apkindex import ApkIndex, read_index, verify_index
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.resolve.index_cache import IndexCache, index_digest
 from nanodistro.resolve.replay import IndexStateStore
-from nanodistro.resolve.universe import RepositoryRef, Universe
+from nanodistro.resolve.universe import RepositoryRef, Universe, bulk_allocation
 
 if TYPE_CHECKING:  # httpx is imported on the first remote read: local repositories never need it
     import httpx
@@ -292,9 +292,10 @@ class RepositoryClient:
     def load_universe(self, repositories: Iterable[RepositoryRef], arch: str) -> Universe:
         """Every repository's verified index, merged in repository order (first one wins ties)."""
         universe = Universe(repositories=[], arch=arch)
-        for repo in repositories:
-            index = self.fetch_index(repo, arch)
-            universe.add_repository(repo, index.packages)
+        with bulk_allocation():
+            for repo in repositories:
+                index = self.fetch_index(repo, arch)
+                universe.add_repository(repo, index.packages)
         return universe
 
     # -- packages --------------------------------------------------------------------------------

@@ -10,10 +10,11 @@ of packages, and index load time dominates ``nanodistro resolve``.
 
 from __future__ import annotations
 
-import base64
 import binascii
+import contextlib
 import functools
-from collections.abc import Iterable, Sequence
+import gc
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from nanodistro.errors import VersionError
@@ -35,6 +36,23 @@ class RepositoryRef:
 
     def __str__(self) -> str:
         return f"@{self.tag} {self.url}" if self.tag else self.url
+
+
+@contextlib.contextmanager
+def bulk_allocation() -> Iterator[None]:
+    """Pause the cyclic garbage collector while an index's objects are created.
+
+    Loading an index creates some 100,000 containers and none of them is garbage; each of the
+    collections they would trigger scans all of them again (a third of the load time). The
+    collector's previous state is restored on exit (reference counting frees memory as ever).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @functools.lru_cache(maxsize=65536)
@@ -127,8 +145,8 @@ def identity_key(checksum: str) -> bytes | str:
     same package to apk-tools (the second record is merged into the first).
     """
     if checksum.startswith("Q1"):
-        try:
-            return base64.b64decode(checksum[2:], validate=True)
+        try:  # = base64.b64decode(validate=True), without its wrapper (once per package)
+            return binascii.a2b_base64(checksum[2:], strict_mode=True)
         except (binascii.Error, ValueError):
             pass
     return checksum
