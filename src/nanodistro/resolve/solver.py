@@ -51,6 +51,7 @@ class _Solver:
         self._seen: set[str] = set()
         self._rdepends: dict[str, set[str]] = {}
         self._chain: dict[str, int] = {}
+        self._priority: dict[str, int] = {}
         self._satisfiable: dict[Dependency, bool] = {}
         self._alive: dict[int, bool] = {}
         self._checked: set[int] = set()
@@ -95,11 +96,17 @@ class _Solver:
         return best
 
     def name_priority(self, name: str) -> int:
-        if name in self.u.real_names:
-            return 0
-        if any(v is not None for _, v in self.u.providers.get(name, ())):
-            return 1
-        return 2
+        # A fact of the universe, asked for every pending name at every step: remembered.
+        known = self._priority.get(name)
+        if known is None:
+            if name in self.u.real_names:
+                known = 0
+            elif any(v is not None for _, v in self.u.providers.get(name, ())):
+                known = 1
+            else:
+                known = 2
+            self._priority[name] = known
+        return known
 
     def usable(self, cand: Candidate) -> bool:
         if cand.broken is None and id(cand) not in self._checked:
@@ -401,7 +408,12 @@ class _Solver:
         """The next name to decide, its ranked options, whether it is install_if, allowed tags."""
         # Real package names before provided ones: a virtual name is often satisfied on the way.
         # Options are only computed where needed: this loop is the solver's hot path.
-        for name in sorted(state.pending, key=lambda n: (self.name_priority(n), n)):
+        priority = self._priority
+        for name in state.pending:
+            if name not in priority:
+                self.name_priority(name)
+        # Ordered by (priority, name): by name, then stably by priority (C-level keys).
+        for name in sorted(sorted(state.pending), key=priority.__getitem__):
             if not self.reverse_deps_done(state, name):
                 continue
             options, notes, count, allowed = self.options_for(state, name)

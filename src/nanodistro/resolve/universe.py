@@ -69,11 +69,16 @@ class Candidate:
         "_provides",
         "broken",
         "info",
+        "name",
         "repos",
+        "version",
     )
 
     def __init__(self, info: PackageInfo, repo: int) -> None:
         self.info = info
+        # Copied, not properties: the solver reads them tens of thousands of times.
+        self.name: str = info.name
+        self.version: str = info.version
         self.repos: list[int] = [repo]
         self.broken: str | None = None
         self._depends: tuple[Dependency, ...] | None = None
@@ -83,14 +88,6 @@ class Candidate:
         if info.extra and any(letter.isupper() for letter, _ in info.extra if len(letter) == 1):
             # apk-tools marks packages with unknown upper-case index fields uninstallable.
             self.broken = "unknown index field"
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-    @property
-    def version(self) -> str:
-        return self.info.version
 
     @property
     def checksum(self) -> str | None:
