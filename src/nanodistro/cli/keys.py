@@ -9,7 +9,6 @@ import typer
 
 from nanodistro.cli._common import err_console, print_json
 from nanodistro.errors import KeyLoadError
-from nanodistro.trust.keys import generate_key
 
 
 def keygen(
@@ -44,6 +43,8 @@ def keygen(
         return
     if kind != "rsa":
         raise KeyLoadError(f"unknown key kind {kind!r}: expected rsa or ecdsa", field="--kind")
+    from nanodistro.trust.keys import generate_key  # cryptography: not for --help
+
     name = name or "nanodistro"
     if bits >= 4096 and not json_output:
         err_console.print(f"generating a {bits}-bit RSA key…")
