@@ -22,6 +22,7 @@ import contextvars
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,6 @@ from urllib.parse import urlsplit
 import httpx
 
 from nanodistro.errors import FetchError
-from nanodistro.util.atomic import atomic_write_bytes
 from nanodistro.util.http import (
     RETRY_STATUS,
     async_redirect_guard,
@@ -43,6 +43,8 @@ from nanodistro.util.http import (
 USER_AGENT = "nanodistro-monitor/0.1 (+https://github.com/nanodistro)"
 #: Seconds one GET may take in all (attempts, backoff, every read of the body).
 REQUEST_TIMEOUT = 30.0
+#: Version of the on-disk form of cached answers; entries of another form are misses.
+CACHE_FORMAT = 2
 
 # What the current recipe asked for last (a URL, a git repository): a recipe that runs out of
 # time is reported with it. ``check.py`` gives each recipe its own list.
@@ -143,13 +145,21 @@ class HttpClient:
         return self._cache_dir / "http" / (hashlib.sha256(key.encode()).hexdigest() + ".json")
 
     def _load_cached(self, path: Path | None) -> dict[str, Any] | None:
-        if path is None or not path.is_file():
+        """The entry at ``path``: its JSON header (``etag``, ``last_modified``, ``headers``)
+        with the stored answer as ``body`` (the bytes after the header's line)."""
+        if path is None:
             return None
         try:
-            data = json.loads(path.read_text())
-            return data if isinstance(data, dict) and "body" in data else None
+            header, _, body = path.read_bytes().partition(b"\n")
+            data = json.loads(header)
         except (OSError, ValueError):
-            return None  # a damaged cache entry is only a cache miss
+            return None  # absent, or damaged: only a cache miss
+        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+            return None  # written by an older nanodistro (hex bodies in JSON): a miss
+        if data.get("size") != len(body):
+            return None  # cut short (entries are not fsynced): a miss, never a partial answer
+        data["body"] = body
+        return data
 
     async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
         """GET ``url``; raises ``FetchError`` naming the URL for any non-2xx final answer, or
@@ -182,8 +192,8 @@ class HttpClient:
             return Response(
                 url=url,
                 status=200,
-                headers=cached.get("headers", {}),
-                body=bytes.fromhex(cached["body"]),
+                headers=cached.get("headers") or {},
+                body=cached["body"],
                 from_cache=True,
             )
         if response.status_code >= 400:
@@ -200,14 +210,16 @@ class HttpClient:
                 k: v for k, v in response.headers.items() if k.lower().startswith(("link", "x-"))
             }
             entry = {
+                "format": CACHE_FORMAT,
                 "url": url,
                 "etag": etag,
                 "last_modified": modified,
                 "headers": keep,
-                "body": body.hex(),
+                "size": len(body),
             }
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(cache_path, json.dumps(entry).encode())
+            # One JSON line, then the body as received: no hex or JSON escaping of the body
+            # to pay for on each of a catalog's thousands of answers.
+            _write_cache_entry(cache_path, json.dumps(entry).encode() + b"\n" + body)
         return result
 
     async def _get_with_retries(self, url: str, headers: dict[str, str]) -> httpx.Response:
@@ -231,6 +243,21 @@ class HttpClient:
                     continue
             await asyncio.sleep(backoff_delay(attempt + 1, self._backoff))
             attempt += 1
+
+
+def _write_cache_entry(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically (rename), but without fsync: an entry lost in a crash is a
+    cache miss (:meth:`HttpClient._load_cached` reads a damaged one as absent), while an fsync
+    per answer stalls the event loop, and so every request in flight, for milliseconds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
 
 
 def env_token(*names: str) -> str | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -48,6 +49,8 @@ def _expand(template: str, match: re.Match[str]) -> str:
 
 def looks_prerelease(version: str) -> bool:
     """wolfictl's pre-release test, extended with PEP 440 and semver pre-release markers."""
+    if _NUMERIC.match(version):
+        return False  # most upstream versions: nothing to look for, and Version() is slow
     if _PRERELEASE.search(version):
         return True
     semver = _SEMVER.match(version)
@@ -59,55 +62,82 @@ def looks_prerelease(version: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class _Chain:
+    """The recipe's filter chain, read from its ``update:`` block once for all releases."""
+
+    prefixes: tuple[str, ...]
+    contains: tuple[str, ...]
+    strip_prefix: str
+    strip_suffix: str
+    ignore: tuple[re.Pattern[str], ...]
+    separator: str
+    prereleases: bool
+    transforms: tuple[tuple[re.Pattern[str], str], ...]
+
+    @classmethod
+    def of(cls, update: UpdateConfig, block: Any) -> _Chain:
+        # Blocks differ in which filters they have (release-monitor says version-filter-*).
+        def text(name: str) -> str:
+            value = getattr(block, name, None) if block is not None else None
+            return value or ""
+
+        prefixes = (text("tag_filter"), text("tag_filter_prefix"), text("version_filter_prefix"))
+        contains = (text("tag_filter_contains"), text("version_filter_contains"))
+        return cls(
+            prefixes=tuple(p for p in prefixes if p),
+            contains=tuple(c for c in contains if c),
+            strip_prefix=text("strip_prefix"),
+            strip_suffix=text("strip_suffix"),
+            ignore=tuple(
+                _compile(p, "update.ignore-regex-patterns") for p in update.ignore_regex_patterns
+            ),
+            separator=update.version_separator or "",
+            prereleases=update.enable_prerelease_tags,
+            transforms=tuple(
+                (_compile(t.match, "update.version-transform.match"), t.replace)
+                for t in update.version_transform
+            ),
+        )
+
+    def apply(self, raw: str, prerelease_flag: bool) -> str | None:
+        version = raw.strip()
+        if any(not version.startswith(prefix) for prefix in self.prefixes):
+            return None
+        if any(part not in version for part in self.contains):
+            return None
+        if self.strip_prefix:
+            version = version.removeprefix(self.strip_prefix)
+        if self.strip_suffix:
+            version = version.removesuffix(self.strip_suffix)
+        if any(pattern.search(version) for pattern in self.ignore):
+            return None
+        if self.separator:
+            version = version.replace(self.separator, ".")
+        if not self.prereleases and (prerelease_flag or looks_prerelease(version)):
+            return None
+        for regex, replace in self.transforms:
+            version = regex.sub(functools.partial(_expand, replace), version)
+        if not version or not any(ch.isdigit() for ch in version):
+            return None  # "latest", "nightly", "stable": not versions
+        return version
+
+
 def prepare_version(
     raw: str, update: UpdateConfig, block: Any, *, prerelease_flag: bool = False
 ) -> str | None:
     """Apply the recipe's filter chain to one upstream name; None when it is filtered out."""
-    version = raw.strip()
-    prefix_filters = [
-        getattr(block, "tag_filter", None),
-        getattr(block, "tag_filter_prefix", None),
-        getattr(block, "version_filter_prefix", None),
-    ]
-    for prefix in prefix_filters:
-        if prefix and not version.startswith(prefix):
-            return None
-    for contains in (
-        getattr(block, "tag_filter_contains", None),
-        getattr(block, "version_filter_contains", None),
-    ):
-        if contains and contains not in version:
-            return None
-    strip_prefix = getattr(block, "strip_prefix", None)
-    if strip_prefix:
-        version = version.removeprefix(strip_prefix)
-    strip_suffix = getattr(block, "strip_suffix", None)
-    if strip_suffix:
-        version = version.removesuffix(strip_suffix)
-    for pattern in update.ignore_regex_patterns:
-        if _compile(pattern, "update.ignore-regex-patterns").search(version):
-            return None
-    if update.version_separator:
-        version = version.replace(update.version_separator, ".")
-    if not update.enable_prerelease_tags and (prerelease_flag or looks_prerelease(version)):
-        return None
-    for transform in update.version_transform:
-        regex = _compile(transform.match, "update.version-transform.match")
-        version = regex.sub(functools.partial(_expand, transform.replace), version)
-    if not version or not any(ch.isdigit() for ch in version):
-        return None  # "latest", "nightly", "stable": not versions
-    return version
+    return _Chain.of(update, block).apply(raw, prerelease_flag)
 
 
 def prepare_releases(
     releases: Iterable[UpstreamRelease], update: UpdateConfig, block: Any
 ) -> list[Candidate]:
     """Filter and transform releases; when two map to one version the first listed wins."""
+    chain = _Chain.of(update, block)
     seen: dict[str, Candidate] = {}
     for release in releases:
-        version = prepare_version(
-            release.version, update, block, prerelease_flag=release.prerelease
-        )
+        version = chain.apply(release.version, release.prerelease)
         if version is not None and version not in seen:
             seen[version] = Candidate(version=version, release=release)
     return list(seen.values())
@@ -167,6 +197,12 @@ def _numeric_key(version: str) -> tuple[int, ...]:
 
 # Purely numeric versions compare as integer tuples first: apk-tools reads a leading zero as a
 # fraction (2024.01.15 < 2024.1.2), but upstreams writing 01 mean a calendar month.
+_KEYS: dict[str, Callable[[str], Any]] = {
+    "numeric": _numeric_key,
+    "pep440": Version,
+    "semver": _semver_key,
+    "loose": _loose_key,
+}
 _SCHEMES: dict[str, tuple[Callable[[str], bool], Comparator]] = {
     "numeric": (lambda v: _NUMERIC.match(v) is not None, _compare_by(_numeric_key)),
     "apk": (apk_version.is_valid, apk_version.compare),
@@ -196,13 +232,15 @@ def sort_candidates(
     """Candidates oldest first, and the scheme used (the current version must fit it too)."""
     versions = [c.version for c in candidates] + ([current] if current else [])
     scheme = pick_scheme(versions, prefer=prefer)
+    key = _KEYS.get(scheme)
+    if key is not None:  # each version's key computed once, not once per comparison
+        return sorted(candidates, key=lambda c: key(c.version)), scheme
     cmp = comparator(scheme)
 
     def by_version(x: Candidate, y: Candidate) -> int:
         return cmp(x.version, y.version)
 
-    ordered = sorted(candidates, key=functools.cmp_to_key(by_version))
-    return ordered, scheme
+    return sorted(candidates, key=functools.cmp_to_key(by_version)), scheme
 
 
 def choose(
@@ -220,10 +258,17 @@ def choose(
     if not candidates:
         return None, None, None
     ordered, scheme = sort_candidates(candidates, current, prefer=prefer)
-    cmp = comparator(scheme)
+    key = _KEYS.get(scheme)
+    if key is not None:
+        now = key(current)
+        keyed = [(key(c.version), c) for c in ordered]
+        newer = [c for k, c in keyed if k > now]
+        same = next((c for k, c in keyed if k == now), None)
+    else:
+        cmp = comparator(scheme)
+        newer = [c for c in ordered if cmp(c.version, current) > 0]
+        same = next((c for c in ordered if cmp(c.version, current) == 0), None)
     latest = ordered[-1]
-    newer = [c for c in ordered if cmp(c.version, current) > 0]
-    same = next((c for c in ordered if cmp(c.version, current) == 0), None)
     if not newer:
         return latest, None, same
     return latest, (newer[0] if sequential else newer[-1]), same
