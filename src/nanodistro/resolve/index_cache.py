@@ -44,7 +44,7 @@ CACHE_ENV = "NANODISTRO_INDEX_CACHE"
 _OFF = frozenset({"off", "0", "no", "false"})
 _MAGIC = b"nanodistro-index-cache\n"
 #: Bumped when the payload layout changes; PackageInfo's field names are checked as well.
-_FORMAT = 1
+_FORMAT = 2
 _FIELDS = tuple(f.name for f in dataclasses.fields(PackageInfo))
 _SUFFIX = ".idx"
 _new_object = object.__new__
@@ -144,22 +144,11 @@ class IndexCache:
 
 
 def _encode(index: ApkIndex, digest: str) -> bytes:
-    # Each record's attribute dict, equal strings made one object: marshal then writes repeats
-    # ("x86_64", "so:libc.musl-x86_64.so.1", licenses, the keys) as back-references, so the
-    # entry is smaller and loading creates each distinct string once.
-    same: dict[str, str] = {}
-
-    def one(value: object) -> object:
-        if isinstance(value, str):
-            return same.setdefault(value, value)
-        if isinstance(value, list):
-            return [one(item) for item in value]  # a new list per record: each owns its own
-        if isinstance(value, tuple):
-            return tuple(one(item) for item in value)
-        return value
-
-    rows = [{name: one(info.__dict__[name]) for name in _FIELDS} for info in index.packages]
+    # Each record's attribute dict as is (the parser gives every record its own lists, so no
+    # two loaded records share one). Making equal strings one object first would shrink the
+    # entry by a quarter but costs five times the dump and saves nothing on load.
     signatures = [(s.algorithm, s.keyname, s.signature) for s in index.signatures]
+    rows = [info.__dict__ for info in index.packages]
     payload = marshal.dumps(
         (_FORMAT, digest, _FIELDS, index.description, index.timestamp, signatures, rows)
     )
@@ -168,14 +157,10 @@ def _encode(index: ApkIndex, digest: str) -> bytes:
 
 def _decode(blob: bytes, digest: str) -> ApkIndex | None:
     start = len(_MAGIC) + 32
-    if (
-        not blob.startswith(_MAGIC)
-        or hashlib.sha256(blob[start:]).digest() != blob[len(_MAGIC) : start]
-    ):
+    payload = memoryview(blob)[start:]  # not a copy of the megabytes
+    if not blob.startswith(_MAGIC) or hashlib.sha256(payload).digest() != blob[len(_MAGIC) : start]:
         return None
-    fmt, stored_digest, fields, description, timestamp, signatures, rows = marshal.loads(
-        blob[start:]
-    )
+    fmt, stored_digest, fields, description, timestamp, signatures, rows = marshal.loads(payload)
     if fmt != _FORMAT or stored_digest != digest or tuple(fields) != _FIELDS:
         return None
     packages: list[PackageInfo] = []
@@ -183,6 +168,7 @@ def _decode(blob: bytes, digest: str) -> ApkIndex | None:
     for row in rows:
         # Built as the parser's fast path builds them (no __init__); every row is its own dict
         # with its own lists (see _encode), so no two PackageInfo share a mutable value.
+        # A row's keys are the fields (_FIELDS checked above, the entry's digest too).
         info = _new_object(PackageInfo)
         info.__dict__ = row
         append(info)
