@@ -63,6 +63,9 @@ class Workspace:
     # [gates] block: vulnerability severities that keep an image out of stable unless fixed or
     # accepted in an advisory (factory/vulnerabilities.py); empty = no vulnerability gate.
     gates_block: tuple[str, ...] = ()
+    # [monitor] deadline: seconds one recipe's upstream check may take in all; None = the
+    # monitor's default (monitor/check.py RECIPE_TIMEOUT).
+    monitor_deadline: float | None = None
     # [serve] and [webhooks] as written; web/settings.py checks them when the console starts.
     serve_config: dict[str, Any] = field(default_factory=dict)
     webhooks_config: dict[str, Any] = field(default_factory=dict)
@@ -130,6 +133,7 @@ KNOWN_KEYS: dict[str, frozenset[str] | None] = {
     "vulnerabilities": frozenset({"osv"}),
     "reproducibility": frozenset({"sample"}),
     "gates": frozenset({"block"}),
+    "monitor": frozenset({"deadline"}),
     # read by web/settings.py, which checks their values
     "serve": frozenset({"public-reads", "interval"}),
     "webhooks": frozenset({"url", "events", "secret-file", "github-secret-file"}),
@@ -285,6 +289,20 @@ def _sample(table: dict[str, Any], where: Path) -> int:
     return value
 
 
+def _monitor_deadline(table: dict[str, Any], where: Path) -> float | None:
+    """``[monitor] deadline``: positive seconds (absent: the monitor's default)."""
+    value = table.get("deadline")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(
+            f"expected a positive number of seconds per recipe, got {value!r}",
+            where=str(where),
+            field="monitor.deadline",
+        )
+    return float(value)
+
+
 def _gates_block(table: dict[str, Any], where: Path) -> tuple[str, ...]:
     """``[gates] block``: a list of severities (low, medium, high, critical)."""
     levels = ("low", "medium", "high", "critical")
@@ -358,6 +376,7 @@ def load_workspace(path: Path) -> Workspace:
         ),
         reproducibility_sample=_sample(_table(data, "reproducibility", path), path),
         gates_block=_gates_block(_table(data, "gates", path), path),
+        monitor_deadline=_monitor_deadline(_table(data, "monitor", path), path),
         serve_config=dict(_table(data, "serve", path)),
         webhooks_config=dict(_table(data, "webhooks", path)),
     )
