@@ -109,7 +109,8 @@ def monitor(
     if recipes is not None:
         paths = [p for p in paths if p.stem in set(recipes)]
     say(f"monitor: checking {len(paths)} recipes")
-    results = check_paths(paths, cache_dir=cache_dir, force=True) if paths else []
+    deadline = {"recipe_timeout": workspace.monitor_deadline} if workspace.monitor_deadline else {}
+    results = check_paths(paths, cache_dir=cache_dir, force=True, **deadline) if paths else []
     problems = []
     for result in results:
         if result.status == m.ERROR:
