@@ -89,11 +89,13 @@ def monitor(
         min=0.1,
         help="Seconds one request may take in all (retries and every read included).",
     ),
-    recipe_timeout: float = typer.Option(
-        RECIPE_TIMEOUT,
+    deadline: float | None = typer.Option(
+        None,
+        "--deadline",
         "--recipe-timeout",
         min=0.1,
-        help="Seconds one recipe's check may take in all; past it the recipe is an error.",
+        help="Seconds one recipe's check may take in all; past it the recipe is an error "
+        f"(default: monitor.deadline in nanodistro.toml, else {RECIPE_TIMEOUT:g}).",
     ),
     insecure: bool = typer.Option(
         False, "--insecure", help="Allow plain http to hosts other than loopback."
@@ -108,6 +110,8 @@ def monitor(
     RELEASE_MONITORING}_URL; GITHUB_TOKEN, GITLAB_TOKEN and RELEASE_MONITOR_TOKEN are used if set.
     """
     targets = paths or [Path(".")]
+    if deadline is None:
+        deadline = _workspace_deadline(targets[0]) or RECIPE_TIMEOUT
     done = 0
 
     def progress(result: CheckResult) -> None:
@@ -124,14 +128,14 @@ def monitor(
         progress=progress,
         force=force,
         request_timeout=request_timeout,
-        recipe_timeout=recipe_timeout,
+        recipe_timeout=deadline,
         insecure=insecure,
     )
     status = exit_status(results)
     if json_output:
         print_json(
             {
-                "results": [r.to_json() for r in sorted(results, key=lambda r: r.name)],
+                "results": [r.to_json() for r in results],  # recipe order, as found
                 "updates": sum(r.status in (m.UPDATE, m.RETAGGED) for r in results),
                 "errors": sum(r.status == m.ERROR for r in results),
                 "exit_status": status,
@@ -139,7 +143,7 @@ def monitor(
         )
     else:
         console.print(_table(results))
-        for r in sorted(results, key=lambda r: r.name):
+        for r in results:
             if r.status in (m.ERROR, m.RETAGGED):
                 style = _STYLE[r.status]
                 console.print(
@@ -151,6 +155,14 @@ def monitor(
         errors = sum(r.status == m.ERROR for r in results)
         console.print(f"{len(results)} recipes, {updates} with updates, {errors} errors")
     raise typer.Exit(status)
+
+
+def _workspace_deadline(path: Path) -> float | None:
+    """``[monitor] deadline`` of the workspace ``path`` is in (or is), if any."""
+    from nanodistro.factory.workspace import find_workspace, load_workspace
+
+    found = find_workspace(path) if path.exists() else None
+    return load_workspace(found).monitor_deadline if found is not None else None
 
 
 def bump(
