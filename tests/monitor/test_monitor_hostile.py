@@ -185,7 +185,7 @@ def test_silent_and_trickling_servers_hit_the_recipe_deadline(
     ):
         assert results[name].status == "error"
         assert results[name].message == (
-            f"{url}: no answer within the recipe deadline of 1.5 s (--recipe-timeout)"
+            f"{url}: no answer from 127.0.0.1 within the recipe deadline of 1.5 s (--deadline)"
         )
     assert results["healthy"].status == "update"
 
@@ -267,7 +267,7 @@ def test_git_upstream_that_never_answers_is_stopped_at_the_recipe_deadline(
     }
     results = run_checks([document, pypi("healthy", "demo")], upstream.base, recipe_timeout=1.5)
     assert results["silent-git"].message == (
-        f"{repository}: no answer within the recipe deadline of 1.5 s (--recipe-timeout)"
+        f"{repository}: no answer from 127.0.0.1 within the recipe deadline of 1.5 s (--deadline)"
     )
     assert results["healthy"].status == "update"
     # git itself was stopped, not left waiting on the server behind the monitor.

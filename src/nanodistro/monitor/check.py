@@ -2,8 +2,11 @@
 
 ``check_paths`` / ``check_targets`` run every recipe's provider under one bounded pool; a failing
 upstream becomes an ``error`` result for that recipe and never stops the others. Each recipe has
-one deadline (``recipe_timeout``, default :data:`RECIPE_TIMEOUT`) over all its requests, so an
-upstream that accepts connections and never answers costs at most that much.
+one deadline (``recipe_timeout``, default :data:`RECIPE_TIMEOUT`, ``--deadline`` and
+``[monitor] deadline``) over all its requests, and each request one of its own
+(``request_timeout``), so an upstream that accepts connections and never answers costs at most
+that much; a host that stayed silent is not asked again in the same run (``http.py``). Results
+come back in the order of the targets, whatever order the checks finish in.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from nanodistro.errors import NanodistroError
 from nanodistro.monitor import models as m
@@ -29,8 +33,9 @@ Progress = Callable[[CheckResult], None]
 # Schemes tried first per provider: the ordering its ecosystem defines.
 _PREFERRED_SCHEME = {"pypi": ("pep440",), "npm": ("semver",)}
 
-#: Seconds one recipe's check may take in all (every request, retries and the enrich step).
-RECIPE_TIMEOUT = 90.0
+#: Seconds one recipe's check may take in all (every request, retries and the enrich step;
+#: not the time its requests queue behind other recipes' for a host's free slot).
+RECIPE_TIMEOUT = 60.0
 
 
 def default_cache_dir() -> Path:
@@ -89,23 +94,33 @@ async def check_target(
     recipe_timeout: float = RECIPE_TIMEOUT,
 ) -> CheckResult:
     """Check one recipe; never raises for upstream or recipe problems (they become results)."""
-    asked = track_requests()
+    asked: list[str] = []
     try:
-        async with asyncio.timeout(recipe_timeout):
+        async with asyncio.timeout(recipe_timeout) as deadline:
+            asked = track_requests(deadline)
             return await _check_target(
                 target, client, state=state, endpoints=endpoints, now=now, force=force
             )
     except TimeoutError:
-        waiting = f"{asked[-1]}: " if asked else ""
         return CheckResult(
             name=target.name,
             current=target.version,
             status=m.ERROR,
             path=target.path,
             kind=target.update.monitor_kind() if target.update else None,
-            message=f"{waiting}no answer within the recipe deadline of {recipe_timeout:g} s "
-            "(--recipe-timeout)",
+            message=_deadline_message(asked[-1] if asked else None, recipe_timeout),
         )
+
+
+def _deadline_message(waiting_on: str | None, deadline: float) -> str:
+    """``URL: no answer from HOST within the recipe deadline of N s (--deadline)``."""
+    if waiting_on is None:
+        return f"no answer within the recipe deadline of {deadline:g} s (--deadline)"
+    host = urlsplit(waiting_on).hostname if "://" in waiting_on else None
+    return (
+        f"{waiting_on}: no answer from {host or waiting_on} within the recipe deadline of "
+        f"{deadline:g} s (--deadline)"
+    )
 
 
 def _sourceless_note(sourceless: Sequence[Candidate], latest: str) -> str | None:
@@ -221,8 +236,9 @@ async def check_targets_async(
 
     ``force`` checks recipes even when their ``update.schedule`` says they are not due.
     ``request_timeout`` bounds one GET (all attempts and reads), ``recipe_timeout`` one
-    recipe's whole check (its wait for a slot in the pool not included); ``insecure`` allows
-    plain http to hosts other than loopback.
+    recipe's whole check (its waits for a slot in the pool or a host's free slot not
+    included); ``insecure`` allows plain http to hosts other than loopback. The results are in
+    the order of ``targets``.
     """
     endpoints = endpoints or Endpoints.from_env()
     now = now or datetime.now(UTC)
@@ -252,6 +268,7 @@ async def check_targets_async(
         per_host=per_host,
         backoff=backoff,
         request_timeout=request_timeout,
+        silent_after=recipe_timeout,
         insecure=insecure,
     ) as client:
         results = await asyncio.gather(*(one(client, t) for t in targets))

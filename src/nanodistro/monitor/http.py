@@ -53,11 +53,37 @@ _asked: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
 )
 
 
-def track_requests() -> list[str]:
-    """Start recording, for the current task, what :func:`note_request` is told."""
+# The current recipe's deadline (``check.py``): time spent queueing for a host's free slot is
+# added back to it, so a recipe is only charged for waiting on its own requests.
+_deadline: contextvars.ContextVar[asyncio.Timeout | None] = contextvars.ContextVar(
+    "monitor_deadline", default=None
+)
+# Set by the response hook when the current request's answer (status and headers) arrived.
+_answered: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "monitor_answered", default=None
+)
+
+
+def track_requests(deadline: asyncio.Timeout | None = None) -> list[str]:
+    """Start recording, for the current task, what :func:`note_request` is told; ``deadline``
+    is the recipe's, moved later by the time its requests queue behind other recipes'."""
     asked: list[str] = []
     _asked.set(asked)
+    _deadline.set(deadline)
     return asked
+
+
+def _credit_queueing(seconds: float) -> None:
+    deadline = _deadline.get()
+    when = deadline.when() if deadline is not None else None
+    if deadline is not None and when is not None and seconds > 0:
+        deadline.reschedule(when + seconds)
+
+
+async def _mark_answered(response: httpx.Response) -> None:
+    answered = _answered.get()
+    if answered is not None:
+        answered[0] = True
 
 
 def note_request(target: str) -> None:
@@ -107,6 +133,7 @@ class HttpClient:
         backoff: float = 1.0,
         timeout: float = 30.0,
         request_timeout: float = REQUEST_TIMEOUT,
+        silent_after: float | None = None,
         insecure: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -115,14 +142,18 @@ class HttpClient:
         self._retries = retries
         self._backoff = backoff
         self.request_timeout = request_timeout
+        # A host that sends nothing back (not even a status line) for this long is silent:
+        # the rest of the run does not ask it again (see :meth:`get`).
+        self.silent_after = min(request_timeout, silent_after or request_timeout)
         self.insecure = insecure
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._silent: dict[str, float] = {}
         self._client = httpx.AsyncClient(
             timeout=min(timeout, request_timeout),
             follow_redirects=True,
             headers={"User-Agent": USER_AGENT},
             transport=transport,
-            event_hooks={"response": [async_redirect_guard(insecure=insecure)]},
+            event_hooks={"response": [async_redirect_guard(insecure=insecure), _mark_answered]},
         )
 
     async def __aenter__(self) -> HttpClient:
@@ -174,19 +205,32 @@ class HttpClient:
             if cached.get("last_modified"):
                 request_headers["If-Modified-Since"] = cached["last_modified"]
 
+        host = urlsplit(url).netloc
+        self._refuse_silent(host, url)
+        loop = asyncio.get_running_loop()
+        queued = loop.time()
         async with self._host_limit(url):
-            # The deadline starts once the host has a free slot: waiting behind other
+            # The deadlines start once the host has a free slot: waiting behind other
             # recipes' requests to the same host is not this server's slowness.
+            started = loop.time()
+            _credit_queueing(started - queued)
+            self._refuse_silent(host, url)
             note_request(url)
+            answered = [False]
+            _answered.set(answered)
             try:
                 async with asyncio.timeout(self.request_timeout):
                     response = await self._get_with_retries(url, request_headers)
             except TimeoutError:
+                self._note_silence(host, answered[0], loop.time() - started)
                 raise FetchError(
                     f"no complete answer within the request deadline of "
                     f"{self.request_timeout:g} s (--request-timeout)",
                     where=url,
                 ) from None
+            except asyncio.CancelledError:  # the recipe's deadline
+                self._note_silence(host, answered[0], loop.time() - started)
+                raise
 
         if response.status_code == 304 and cached:
             return Response(
@@ -221,6 +265,24 @@ class HttpClient:
             # to pay for on each of a catalog's thousands of answers.
             _write_cache_entry(cache_path, json.dumps(entry).encode() + b"\n" + body)
         return result
+
+    def _note_silence(self, host: str, answered: bool, waited: float) -> None:
+        # 0.9: a recipe's deadline cuts its request a little short of the full time.
+        if not answered and waited >= 0.9 * self.silent_after:
+            self._silent.setdefault(host, waited)
+
+    def _refuse_silent(self, host: str, url: str) -> None:
+        """At catalog scale one silent upstream would otherwise cost a deadline per recipe
+        that names it (hundreds of recipes on one forge): after the first silence, the rest of
+        the run fails its requests at once. Slow answers (a trickling body) do not count."""
+        waited = self._silent.get(host)
+        if waited is not None:
+            name = urlsplit(url).hostname or host
+            raise FetchError(
+                f"{name} sent no answer within {round(waited, 1):g} s earlier in this run; "
+                "not asked again until the next run",
+                where=url,
+            )
 
     async def _get_with_retries(self, url: str, headers: dict[str, str]) -> httpx.Response:
         attempt = 0
