@@ -18,12 +18,13 @@ Upstream APIs are polled often and rate-limit hard, so every GET goes through he
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,11 +74,22 @@ def track_requests(deadline: asyncio.Timeout | None = None) -> list[str]:
     return asked
 
 
-def _credit_queueing(seconds: float) -> None:
+@contextlib.asynccontextmanager
+async def _deadline_paused() -> AsyncIterator[None]:
+    """Stop the current recipe's deadline clock inside the block (it keeps what was left)."""
     deadline = _deadline.get()
     when = deadline.when() if deadline is not None else None
-    if deadline is not None and when is not None and seconds > 0:
-        deadline.reschedule(when + seconds)
+    if deadline is None or when is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    left = when - loop.time()
+    deadline.reschedule(None)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(RuntimeError):  # the recipe's check already ended
+            deadline.reschedule(loop.time() + left)
 
 
 async def _mark_answered(response: httpx.Response) -> None:
@@ -208,12 +220,16 @@ class HttpClient:
         host = urlsplit(url).netloc
         self._refuse_silent(host, url)
         loop = asyncio.get_running_loop()
-        queued = loop.time()
-        async with self._host_limit(url):
-            # The deadlines start once the host has a free slot: waiting behind other
-            # recipes' requests to the same host is not this server's slowness.
+        limit = self._host_limit(url)
+        if limit.locked():
+            # Waiting behind other recipes' requests to the same host is not this server's
+            # slowness: neither deadline runs meanwhile.
+            async with _deadline_paused():
+                await limit.acquire()
+        else:
+            await limit.acquire()
+        try:
             started = loop.time()
-            _credit_queueing(started - queued)
             self._refuse_silent(host, url)
             note_request(url)
             answered = [False]
@@ -231,6 +247,8 @@ class HttpClient:
             except asyncio.CancelledError:  # the recipe's deadline
                 self._note_silence(host, answered[0], loop.time() - started)
                 raise
+        finally:
+            limit.release()
 
         if response.status_code == 304 and cached:
             return Response(
