@@ -13,13 +13,15 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
-from rich.status import Status
-from rich.text import Text
-
+from nanodistro.cli._common import escape
 from nanodistro.util.progress import StageFinished, StageStarted, format_seconds
+
+if TYPE_CHECKING:  # Rich itself is loaded by the console the display prints to
+    from rich.console import Console
+    from rich.status import Status
+    from rich.text import Text
 
 _MARKS = {
     "ok": "[green]✓[/]",
@@ -37,6 +39,8 @@ class _Clock:
 
     def __rich__(self) -> Text:
         elapsed = format_seconds(time.monotonic() - self.started)
+        from rich.text import Text
+
         return Text.assemble(self.message, " ", (elapsed, "dim"))
 
 

@@ -48,6 +48,14 @@ console = cast("Console", _LazyConsole(stderr=False))
 err_console = cast("Console", _LazyConsole(stderr=True))
 
 
+def escape(text: str) -> str:
+    """``rich.markup.escape``, with Rich imported on first use rather than by every command
+    module (a ``--json`` run prints no markup)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def print_json(data: Any) -> None:
     """Print machine-readable output: stable key order, one document on stdout."""
     json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)

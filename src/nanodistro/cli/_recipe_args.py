@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from nanodistro.errors import RecipeError
-from nanodistro.recipe.folder import folder_recipes, skip_note
 
 NO_RECIPES = "no recipe files (*.yaml) in this directory"
 
@@ -46,6 +45,8 @@ def recipe_files(
     """The recipe files ``paths`` name, each once, in the order given (a directory's sorted).
     ``missing_ok``: a path that does not exist is passed on (lint reports it as a finding).
     ``note`` receives one line naming the non-recipe YAML files skipped in directories."""
+    from nanodistro.recipe.folder import folder_recipes, skip_note  # YAML: not for --help
+
     found: list[Path] = []
     seen: set[Path] = set()
     skipped: list[tuple[Path, str]] = []

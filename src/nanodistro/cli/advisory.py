@@ -12,33 +12,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.markup import escape
 
-from nanodistro.advisory.document import (
-    add_advisory,
-    append_event,
-    generate_cga_id,
-    new_document,
-    new_event,
-    write_document,
-)
 from nanodistro.advisory.model import (
     EVENT_TYPES,
     Advisory,
     Document,
     Event,
 )
-from nanodistro.advisory.store import LoadedAdvisories, document_path, load_directory, save_document
-from nanodistro.advisory.validate import (
-    check_against_workspace,
-    check_unique_ids,
-    document_problems,
-)
-from nanodistro.cli._common import console, err_console, print_json, workspace_file
+from nanodistro.cli._common import console, err_console, escape, print_json, workspace_file
 from nanodistro.errors import AdvisoryError, ConfigError, NanodistroError
 
+# The document writer, store and validator (ruamel.yaml) are imported by the commands that use
+# them, not by --help.
 if TYPE_CHECKING:
     from nanodistro.advisory.history import HistoryDiff
+    from nanodistro.advisory.store import LoadedAdvisories
     from nanodistro.factory.workspace import Workspace
 
 app = typer.Typer(
@@ -89,6 +77,8 @@ def list_advisories(
     workspace: Path | None = _WORKSPACE,
 ) -> None:
     """List advisories with their latest event."""
+    from nanodistro.advisory.store import load_directory
+
     loaded = load_directory(_workspace(workspace).advisories_dir)
     _warn(loaded.errors)
     rows: list[dict[str, Any]] = []
@@ -134,6 +124,8 @@ def show(
     workspace: Path | None = _WORKSPACE,
 ) -> None:
     """Print a package's advisory document, or the advisory with this ID/alias."""
+    from nanodistro.advisory.store import document_path, load_directory
+
     directory = _workspace(workspace).advisories_dir
     path = document_path(directory, target)
     if path.is_file():
@@ -173,6 +165,8 @@ def _event(
     note: str | None,
     timestamp: str | None,
 ) -> Event:
+    from nanodistro.advisory.document import new_event
+
     if kind not in EVENT_TYPES:
         raise AdvisoryError(
             f"unknown event type {kind!r}; one of {', '.join(EVENT_TYPES)}",
@@ -205,6 +199,10 @@ def _event(
 
 
 def _save(doc: Document) -> None:
+    from nanodistro.advisory.document import write_document
+    from nanodistro.advisory.store import save_document
+    from nanodistro.advisory.validate import document_problems
+
     problems = document_problems(doc)
     if problems:
         raise problems[0]  # never write a document the next `validate` would refuse
@@ -229,6 +227,9 @@ def create(
     workspace: Path | None = _WORKSPACE,
 ) -> None:
     """Create an advisory (a new CGA ID) with its first event."""
+    from nanodistro.advisory.document import add_advisory, generate_cga_id, new_document
+    from nanodistro.advisory.store import document_path, load_directory
+
     directory = _workspace(workspace).advisories_dir
     loaded = load_directory(directory)
     _warn(loaded.errors)
@@ -276,6 +277,8 @@ def update(
 ) -> None:
     """Append an event to an advisory (history is append-only)."""
     from nanodistro.advisory.decode import parse_document
+    from nanodistro.advisory.document import append_event
+    from nanodistro.advisory.store import document_path
 
     path = document_path(_workspace(workspace).advisories_dir, package)
     if not path.is_file():
@@ -410,6 +413,13 @@ def validate(
     removed or modified, new events at most 30 days old, new documents' packages built by a
     recipe, only new fixed events checked against the repository.
     One line per problem; exit 1 if there is any."""
+    from nanodistro.advisory.store import load_directory
+    from nanodistro.advisory.validate import (
+        check_against_workspace,
+        check_unique_ids,
+        document_problems,
+    )
+
     ws = _workspace(workspace)
     loaded = load_directory(ws.advisories_dir)
     problems: list[NanodistroError] = list(loaded.errors)
@@ -450,6 +460,7 @@ def feeds(
     """Write the vulnerability feeds of the workspace's advisories: secdb security.json,
     OpenVEX (openvex/<package>.openvex.json) and OSV (osv/<CGA-ID>.json + osv/all.json)."""
     from nanodistro.advisory.publish import write_feeds
+    from nanodistro.advisory.store import load_directory
     from nanodistro.formats.purl import distro_name
 
     ws = _workspace(workspace)

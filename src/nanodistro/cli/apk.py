@@ -14,7 +14,6 @@ from nanodistro.formats.apk import ApkPackage, read_apk, verify_apk, verify_apk_
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.formats.tarball import entries_from_directory
 from nanodistro.formats.version import parse_dependency, validate
-from nanodistro.trust.keys import load_keyring, load_signing_key
 from nanodistro.util.atomic import atomic_write_bytes
 from nanodistro.util.host import host_arch
 
@@ -76,6 +75,8 @@ def pack(
         if not sep:
             raise FormatError(f"expected NAME=FILE, got {spec!r}", field="--script")
         script_files[script_name] = _read(Path(script_path))
+    from nanodistro.trust.keys import load_signing_key  # cryptography: not for --help
+
     signing_key = load_signing_key(key)
     info = PackageInfo(
         name=name,
@@ -173,6 +174,8 @@ def info(
     json_output: bool = typer.Option(False, "--json", help="Print everything as JSON."),
 ) -> None:
     """Show a package's metadata, files and signature status."""
+    from nanodistro.trust.keys import load_keyring  # cryptography: not for --help
+
     pkg = read_apk(_read(file), where=str(file))
     details = _describe(pkg)
     if keyring:
@@ -226,6 +229,8 @@ def verify(
     json_output: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
     """Verify signature, datahash and file checksums; exit 1 if any package fails."""
+    from nanodistro.trust.keys import load_keyring  # cryptography: not for --help
+
     keys = load_keyring(keyring)
     results: list[dict[str, Any]] = []
     for file in files:

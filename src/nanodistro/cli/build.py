@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 
 from nanodistro.cli._build_progress import BuildDisplay
-from nanodistro.cli._common import err_console, print_json
+from nanodistro.cli._common import err_console, escape, print_json
 from nanodistro.cli._common import source_date_epoch as env_source_date_epoch
 
 if TYPE_CHECKING:

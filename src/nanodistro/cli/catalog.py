@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from nanodistro.cli._common import console, err_console, print_json, workspace_file
+from nanodistro.cli._common import console, err_console, escape, print_json, workspace_file
 
 if TYPE_CHECKING:
     from nanodistro.factory.catalog import CatalogReport
@@ -56,6 +54,8 @@ def _status(text: str) -> str:
 
 def print_report(report: CatalogReport) -> None:
     """The human summary: packages, images, and where everything is."""
+    from rich.table import Table  # Rich: only when a table is printed
+
     recipes = Table(title="Recipes", title_justify="left")
     for column in ("recipe", "version", "arch", "result", "seconds"):
         recipes.add_column(column, justify="right" if column == "seconds" else "left")

@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from nanodistro.cli._common import console, print_json, workspace_file
+from nanodistro.cli._common import console, escape, print_json, workspace_file
 from nanodistro.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -80,6 +78,8 @@ def events(
     if json_out:
         print_json([event.to_json() for event in found])
         return
+    from rich.table import Table  # Rich: only when a table is printed
+
     table = Table(title=f"Events ({len(found)})", title_justify="left")
     for column in ("time (UTC)", "type", "subject", "payload"):
         table.add_column(column)

@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from nanodistro.cli._common import console, err_console, print_json
+from nanodistro.cli._common import console, err_console, escape, print_json
 from nanodistro.cli.factory import WORKSPACE_HELP, load, open_workspace_state
 
 if TYPE_CHECKING:
@@ -180,6 +178,8 @@ def freshness_command(
     if json_out:
         print_json(report.to_json())
         return
+    from rich.table import Table  # Rich: only when a table is printed
+
     table = Table(title="Freshness (lead time from the upstream release)", title_justify="left")
     for column in ("package", "version", "released", "-> staging", "-> stable", "-> image"):
         table.add_column(column)

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 
-from nanodistro.cli._common import console, print_json
+from nanodistro.cli._common import console, escape, print_json
 from nanodistro.cli.factory import WORKSPACE_HELP, load, open_workspace_state
 
 if TYPE_CHECKING:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 
-from nanodistro.cli._common import console, err_console, print_json
+from nanodistro.cli._common import console, err_console, escape, print_json
 from nanodistro.cli._recipe_args import print_note
 from nanodistro.errors import GraphError
-from nanodistro.graph.bootstrap import load_published
-from nanodistro.graph.corpus import load_corpus
-from nanodistro.graph.graph import DependencyGraph, build_graph
 from nanodistro.graph.impact import BUILD_ONLY, REBUILD, RETEST
-from nanodistro.recipe.folder import skip_note
+
+if TYPE_CHECKING:
+    from nanodistro.graph.graph import DependencyGraph
 
 
 def _default_cache() -> Path:
@@ -159,6 +158,12 @@ def graph(
     name order, the first edge to close a cycle is cut, as wolfictl's dag). --order exits 1
     only if a cycle remains (a dependency in it not published in --repo).
     """
+    # the recipe scanner and graph (YAML, pickle caches) are imported by a run, not by --help
+    from nanodistro.graph.bootstrap import load_published
+    from nanodistro.graph.corpus import load_corpus
+    from nanodistro.graph.graph import build_graph
+    from nanodistro.recipe.folder import skip_note
+
     directory, images_dir, rebuild_on = _recipe_and_image_dirs(directory, images)
     published = load_published(repo) if repo is not None else None
     cache = None if no_cache else (cache_dir or _default_cache())

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 
-from nanodistro.cli._common import console, err_console, print_json
+from nanodistro.cli._common import console, err_console, escape, print_json
 from nanodistro.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 
-from nanodistro.cli._common import console, err_console, print_json
+from nanodistro.cli._common import console, err_console, escape, print_json
 from nanodistro.cli._recipe_args import print_note, recipe_files
 from nanodistro.errors import NanodistroError
-from nanodistro.recipe.lint import (
-    LintResult,
-    describe_rules,
-    lint_path,
-    summarize,
-    summary_lines,
-)
-from nanodistro.recipe.pipelines import known_pipeline_names
+
+if TYPE_CHECKING:
+    from nanodistro.recipe.lint import LintResult
 
 _STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
 
@@ -53,6 +48,10 @@ def lint(
 
     Exit status: 0 clean (warnings allowed), 1 errors found, 2 a recipe does not load.
     """
+    # the linter (recipe models: pydantic, YAML) is imported by a lint, not by --help
+    from nanodistro.recipe.lint import describe_rules, lint_path, summarize, summary_lines
+    from nanodistro.recipe.pipelines import known_pipeline_names
+
     if list_rules:
         rules = describe_rules()
         if json_output:

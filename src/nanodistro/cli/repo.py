@@ -6,18 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from nanodistro.cli._common import err_console, print_json
 from nanodistro.errors import KeyLoadError
 from nanodistro.formats.signature import Keyring, SigningKey
-from nanodistro.repo import publish as publish_packages
-from nanodistro.repo import reindex
-from nanodistro.repo import versions as repo_versions
-from nanodistro.repo.consistency import Upstream, check_repository, load_upstream
-from nanodistro.resolve.repositories import parse_repository
-from nanodistro.trust.keys import load_keyring, load_signing_key
+
+if TYPE_CHECKING:
+    from nanodistro.repo.consistency import Upstream
+
+# nanodistro.repo and trust.keys (cryptography) are imported by the commands that use them, so
+# `--help` and the other commands of this group do not load them.
 
 
 def _progress(quiet: bool) -> Callable[[str], None] | None:
@@ -69,6 +70,9 @@ def publish(
     Every dependency of every package in the resulting index must have a provider (in it or an
     upstream --repository), else nothing is published (see `nanodistro repo check`).
     """
+    from nanodistro.repo import publish as publish_packages
+    from nanodistro.trust.keys import load_keyring, load_signing_key
+
     signing_key = load_signing_key(key)
     trusted = load_keyring(keyring) if keyring else None
     result = publish_packages(
@@ -124,6 +128,9 @@ def index(
     json_output: bool = typer.Option(False, "--json", help="Print the index summary as JSON."),
 ) -> None:
     """Regenerate and sign ARCH_DIR/APKINDEX.tar.gz from the .apk files in it."""
+    from nanodistro.repo import reindex
+    from nanodistro.trust.keys import load_keyring, load_signing_key
+
     signing_key = load_signing_key(key)
     trusted = load_keyring(keyring) if keyring else None
     result = reindex(
@@ -160,6 +167,9 @@ def _own_key(key: SigningKey) -> dict[str, bytes]:
 def _upstream(specs: list[str], keyring: Keyring) -> Callable[[str], Upstream] | None:
     if not specs:
         return None
+    from nanodistro.repo.consistency import load_upstream
+    from nanodistro.resolve.repositories import parse_repository
+
     refs = [parse_repository(spec, where="--repository") for spec in specs]
     return load_upstream(refs, keyring)
 
@@ -174,6 +184,8 @@ def _host_provides() -> Callable[[str], bool]:
 
 def _repository_keyring(repo: Path) -> Keyring:
     """The repository's own public keys: ``*.pub`` in REPO or REPO/keys."""
+    from nanodistro.trust.keys import load_keyring
+
     found = [d for d in (repo, repo / "keys") if d.is_dir() and any(d.glob("*.pub"))]
     if not found:
         raise KeyLoadError(
@@ -209,6 +221,9 @@ def check(
     Also prints what `apk index` would warn about ("No provider for the dependencies: ...").
     Versions count: so:libz.so.1>=1.2 needs a provider of a matching version.
     """
+    from nanodistro.repo.consistency import check_repository
+    from nanodistro.trust.keys import load_keyring
+
     trusted = load_keyring(keyring) if keyring else _repository_keyring(repo)
     reports = check_repository(
         repo,
@@ -263,6 +278,9 @@ def snapshot_command(
     Packages are hard-linked (stored once); nothing new is made when the newest version already
     equals the repository.
     """
+    from nanodistro.repo import versions as repo_versions
+    from nanodistro.trust.keys import load_keyring
+
     if keyring:
         trusted: Keyring | None = load_keyring(keyring)
     else:
@@ -281,6 +299,8 @@ def versions_command(
     json_output: bool = typer.Option(False, "--json", help="Print the versions as JSON."),
 ) -> None:
     """List the repository's numbered versions and the channels pointing at them."""
+    from nanodistro.repo import versions as repo_versions
+
     numbers = repo_versions.list_versions(repo)
     pointers = repo_versions.channels(repo)
     if json_output:
@@ -320,6 +340,8 @@ def channel_command(
 
     apk clients read a channel as a repository: --repository REPO/stable.
     """
+    from nanodistro.repo import versions as repo_versions
+
     if version is None:
         current = repo_versions.channel_version(repo, channel)
         if current is None:
@@ -335,6 +357,8 @@ def channel_command(
 def _workspace_protected(workspace: Path, repo: Path) -> dict[int, list[str]]:
     """Versions of REPO the workspace refers to: version -> why (lock files; images in the
     factory's state database, once it exists)."""
+    from nanodistro.repo import versions as repo_versions
+
     reasons: dict[int, list[str]] = {}
     for lock in repo_versions.find_lock_files(workspace):
         for n in repo_versions.locked_versions(repo, [lock]):
@@ -396,6 +420,8 @@ def prune_command(
     Kept: the newest --keep versions, every channel's target, --protect versions and, with
     --workspace, what its lock files and images refer to. Packages stay in the repository.
     """
+    from nanodistro.repo import versions as repo_versions
+
     reasons: dict[int, list[str]] = {n: ["--protect"] for n in protect}
     if workspace is not None:
         for n, why in _workspace_protected(workspace, repo).items():

@@ -19,18 +19,18 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from nanodistro.advisory.triage import TriageEntry
-from nanodistro.cli._common import console, err_console, print_json
+from nanodistro.cli._common import console, err_console, escape, print_json
 from nanodistro.errors import ConfigError
 from nanodistro.formats.cvss import SEVERITY_LEVELS
 from nanodistro.formats.purl import distro_name
-from nanodistro.vuln.recipesources import git_sources_from_recipes
-from nanodistro.vuln.scan import ScanResult, severity_at_least
+
+if TYPE_CHECKING:
+    from nanodistro.advisory.triage import TriageEntry
+    from nanodistro.vuln.scan import ScanResult
 
 FAIL_LEVELS = ("low", "medium", "high", "critical")
 
@@ -100,6 +100,8 @@ def load_triage(directory: Path | None, warnings: list[str]) -> list[TriageEntry
 
 
 def _table(results: list[ScanResult]) -> None:
+    from rich.table import Table  # Rich: only when a table is printed
+
     for result in results:
         active = result.active
         console.print(
@@ -160,8 +162,9 @@ def scan(
     """Scan TARGET for known vulnerabilities (OSV data, our advisories applied)."""
     from nanodistro.trust.keys import load_keyring
     from nanodistro.vuln.osvdb import load_osv
+    from nanodistro.vuln.recipesources import git_sources_from_recipes
     from nanodistro.vuln.report import sarif_document, scan_document
-    from nanodistro.vuln.scan import scan_inventory
+    from nanodistro.vuln.scan import scan_inventory, severity_at_least
     from nanodistro.vuln.targets import load_targets
 
     if fail_on is not None and fail_on not in FAIL_LEVELS:
