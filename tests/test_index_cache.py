@@ -17,7 +17,7 @@ from nanodistro.errors import SignatureError
 from nanodistro.formats.apkindex import read_index, write_index
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.formats.signature import split_signature
-from nanodistro.resolve import RepositoryClient, parse_repository
+from nanodistro.resolve import RepositoryClient, RepositoryRef, Universe, parse_repository, solve
 from nanodistro.resolve.index_cache import IndexCache, default_cache_dir, index_digest
 from signing_keys import make_key
 from test_resolve import ALPINE_WORLD
@@ -85,8 +85,9 @@ def test_entry_holds_exactly_what_the_parser_gives(tmp_path: Path, third_party: 
     parsed = read_index(data, where="APKINDEX.tar.gz")
     cache = IndexCache(tmp_path / "cache")
     cache.store(index_digest(data), parsed)
-    loaded = cache.load(index_digest(data))
-    assert loaded is not None
+    entry = cache.load(index_digest(data))
+    assert entry is not None
+    loaded = entry.index()
     assert loaded.packages == parsed.packages
     assert (loaded.description, loaded.timestamp) == (parsed.description, parsed.timestamp)
     assert loaded.signatures == parsed.signatures
@@ -94,7 +95,36 @@ def test_entry_holds_exactly_what_the_parser_gives(tmp_path: Path, third_party: 
     first, second = loaded.packages[0], loaded.packages[1]
     first.depends.append("changed")
     assert "changed" not in second.depends
+    assert "changed" not in entry.package(0).depends  # every call builds a new record
     assert cache.load("0" * 64) is None
+
+
+def test_universe_from_an_entry_equals_the_parsed_one(tmp_path: Path, third_party: Path) -> None:
+    """Packages known by their summaries (records built on use) make the same universe."""
+    data = (third_party / ALPINE_INDEX).read_bytes()
+    parsed = read_index(data, where="APKINDEX.tar.gz")
+    cache = IndexCache(tmp_path / "cache")
+    cache.store(index_digest(data), parsed)
+    entry = cache.load(index_digest(data))
+    assert entry is not None
+    repo = RepositoryRef("alpine")
+    eager = Universe(repositories=[], arch=ARCH)
+    eager.add_repository(repo, parsed.packages)
+    lazy = Universe(repositories=[], arch=ARCH)
+    lazy.add_summaries(repo, entry.summaries, entry.package)
+
+    def facts(u: Universe) -> object:
+        return (
+            [(c.name, c.version, c.broken, c.repos) for c in u.candidates],
+            {n: [(c.name, c.version, v) for c, v in p] for n, p in u.providers.items()},
+            {n: [c.name for c in cs] for n, cs in u.rinstall_if.items()},
+            u.real_names,
+        )
+
+    assert facts(lazy) == facts(eager)
+    assert all(c._info is None for c in lazy.candidates)  # nothing built yet
+    assert [c.info for c in lazy.candidates] == parsed.packages
+    assert solve(lazy, ALPINE_WORLD).simulate_lines() == solve(eager, ALPINE_WORLD).simulate_lines()
 
 
 def test_tampered_index_is_rejected_whatever_the_cache_holds(

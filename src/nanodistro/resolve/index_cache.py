@@ -16,8 +16,9 @@ what this module wrote for that digest:
 * an entry starts with a magic, the SHA-256 of its payload and is keyed by digest inside too:
   a truncated, corrupt or mislabelled entry is ignored and rewritten.
 
-The payload is ``marshal`` data of plain dicts, lists, tuples, strings and ints (the fastest
-loader in the standard library, about 15x faster than re-parsing). ``marshal`` must never read
+The payload is ``marshal`` data of plain tuples, lists, strings, ints and bytes (the fastest
+loader in the standard library): a summary of each package (what a universe is built from)
+and each package's record, itself marshal bytes decoded only when the package is used. ``marshal`` must never read
 data from elsewhere; it only reads bytes that passed the checks above, i.e. bytes this user's
 own nanodistro wrote and that are intact. Any anomaly means a miss, never an error.
 """
@@ -36,15 +37,16 @@ from pathlib import Path
 from nanodistro.formats.apkindex import ApkIndex
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.formats.signature import SignatureEntry
+from nanodistro.resolve.universe import Summary, summary
 
-__all__ = ["CACHE_ENV", "IndexCache", "default_cache_dir", "index_digest"]
+__all__ = ["CACHE_ENV", "CachedIndex", "IndexCache", "Summary", "default_cache_dir", "index_digest"]
 
 #: ``off`` (or ``0``, ``no``, ``false``) disables the cache; any other value is its folder.
 CACHE_ENV = "NANODISTRO_INDEX_CACHE"
 _OFF = frozenset({"off", "0", "no", "false"})
 _MAGIC = b"nanodistro-index-cache\n"
 #: Bumped when the payload layout changes; PackageInfo's field names are checked as well.
-_FORMAT = 2
+_FORMAT = 4
 _FIELDS = tuple(f.name for f in dataclasses.fields(PackageInfo))
 _SUFFIX = ".idx"
 _new_object = object.__new__
@@ -98,8 +100,8 @@ class IndexCache:
         os.close(fd)
         return None
 
-    def load(self, digest: str) -> ApkIndex | None:
-        """The index stored for ``digest`` (``verified_by`` unset), or None.
+    def load(self, digest: str) -> CachedIndex | None:
+        """The entry stored for ``digest``, or None.
 
         Call only after the bytes with this digest passed signature verification.
         """
@@ -143,34 +145,74 @@ class IndexCache:
             os.close(dir_fd)
 
 
+class CachedIndex:
+    """A cache entry: the index's facts, a summary of each package for building a universe,
+    and each package's full record, decoded on first use (``package``).
+
+    A resolve looks at a few hundred of an index's thousands of packages: building only those
+    records is most of what makes a cached read fast.
+    """
+
+    __slots__ = ("description", "records", "signatures", "summaries", "timestamp")
+
+    def __init__(
+        self,
+        description: str | None,
+        timestamp: int,
+        signatures: list[SignatureEntry],
+        summaries: list[Summary],
+        records: list[bytes],
+    ) -> None:
+        self.description = description
+        self.timestamp = timestamp
+        self.signatures = signatures
+        self.summaries = summaries
+        self.records = records
+
+    def package(self, number: int) -> PackageInfo:
+        """The full record of package ``number`` (a new object at each call)."""
+        # Built as the parser's fast path builds them (no __init__); the dict is new, with
+        # its own lists. Its keys are the fields (_FIELDS and the entry's checksum checked).
+        info: PackageInfo = _new_object(PackageInfo)
+        info.__dict__ = marshal.loads(self.records[number])
+        return info
+
+    def index(self) -> ApkIndex:
+        """All of it as the parser gives it (``verified_by`` unset)."""
+        packages = [self.package(number) for number in range(len(self.records))]
+        return ApkIndex(packages, self.description, list(self.signatures), None, self.timestamp)
+
+
 def _encode(index: ApkIndex, digest: str) -> bytes:
-    # Each record's attribute dict as is (the parser gives every record its own lists, so no
-    # two loaded records share one). Making equal strings one object first would shrink the
-    # entry by a quarter but costs five times the dump and saves nothing on load.
     signatures = [(s.algorithm, s.keyname, s.signature) for s in index.signatures]
-    rows = [info.__dict__ for info in index.packages]
+    summaries = [summary(info) for info in index.packages]
+    records = [marshal.dumps(info.__dict__) for info in index.packages]
     payload = marshal.dumps(
-        (_FORMAT, digest, _FIELDS, index.description, index.timestamp, signatures, rows)
+        (
+            _FORMAT,
+            digest,
+            _FIELDS,
+            index.description,
+            index.timestamp,
+            signatures,
+            summaries,
+            records,
+        )
     )
     return _MAGIC + hashlib.sha256(payload).digest() + payload
 
 
-def _decode(blob: bytes, digest: str) -> ApkIndex | None:
+def _decode(blob: bytes, digest: str) -> CachedIndex | None:
     start = len(_MAGIC) + 32
     payload = memoryview(blob)[start:]  # not a copy of the megabytes
     if not blob.startswith(_MAGIC) or hashlib.sha256(payload).digest() != blob[len(_MAGIC) : start]:
         return None
-    fmt, stored_digest, fields, description, timestamp, signatures, rows = marshal.loads(payload)
+    (fmt, stored_digest, fields, description, timestamp, signatures, summaries, records) = (
+        marshal.loads(payload)
+    )
     if fmt != _FORMAT or stored_digest != digest or tuple(fields) != _FIELDS:
         return None
-    packages: list[PackageInfo] = []
-    append = packages.append
-    for row in rows:
-        # Built as the parser's fast path builds them (no __init__); every row is its own dict
-        # with its own lists (see _encode), so no two PackageInfo share a mutable value.
-        # A row's keys are the fields (_FIELDS checked above, the entry's digest too).
-        info = _new_object(PackageInfo)
-        info.__dict__ = row
-        append(info)
+    if len(summaries) != len(records):
+        return None
     entries = [SignatureEntry(alg, key, sig) for alg, key, sig in signatures]
-    return ApkIndex(packages, description, entries, None, timestamp)
+    return CachedIndex(description, timestamp, entries, summaries, records)

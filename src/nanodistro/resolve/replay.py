@@ -27,13 +27,14 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from nanodistro.errors import FormatError, RepositoryError
 from nanodistro.formats.apkindex import ApkIndex
 from nanodistro.formats.version import compare
+from nanodistro.resolve.universe import Summary
 
 __all__ = [
     "STATE_ENV",
@@ -42,6 +43,7 @@ __all__ = [
     "default_state_path",
     "downgrade_reason",
     "index_mark",
+    "summaries_mark",
 ]
 
 #: Environment variable naming the state file (the CLI's way to move it, e.g. in CI).
@@ -70,14 +72,23 @@ class IndexMark:
 
 
 def index_mark(index: ApkIndex) -> IndexMark:
+    return _mark_of(index.timestamp, ((i.name, i.version, i.builddate) for i in index.packages))
+
+
+def summaries_mark(timestamp: int, summaries: Iterable[Summary]) -> IndexMark:
+    """``index_mark`` of a cached index (``resolve.index_cache``), from its summaries."""
+    return _mark_of(timestamp, ((s[0], s[1], s[6]) for s in summaries))
+
+
+def _mark_of(timestamp: int, packages: Iterable[tuple[str, str, int | None]]) -> IndexMark:
     newest: dict[str, str] = {}
     built = 0
-    for info in index.packages:
-        built = max(built, info.builddate or 0)
-        current = newest.get(info.name)
-        if current is None or _newer(info.version, current):
-            newest[info.name] = info.version
-    return IndexMark(max(index.timestamp, built), newest)
+    for name, version, builddate in packages:
+        built = max(built, builddate or 0)
+        current = newest.get(name)
+        if current is None or _newer(version, current):
+            newest[name] = version
+    return IndexMark(max(timestamp, built), newest)
 
 
 def _newer(a: str, b: str) -> bool:
@@ -154,11 +165,11 @@ class IndexStateStore:
             return _mark(self._load().get(location), where=str(self.path))
 
     def check_and_record(
-        self, location: str, index: ApkIndex, *, allow_downgrade: bool = False
+        self, location: str, index: ApkIndex | IndexMark, *, allow_downgrade: bool = False
     ) -> IndexMark:
         """Refuse (``RepositoryError`` naming ``location``) an index older than the one last
         accepted from ``location``, unless ``allow_downgrade``; then remember it."""
-        mark = index_mark(index)
+        mark = index if isinstance(index, IndexMark) else index_mark(index)
         with self._locked():
             indexes = self._load()
             old = _mark(indexes.get(location), where=str(self.path))

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 from nanodistro.errors import ChecksumError, ConfigError, FetchError, NanodistroError
 from nanodistro.formats.apkindex import ApkIndex, read_index, verify_index
 from nanodistro.formats.pkginfo import PackageInfo
-from nanodistro.resolve.index_cache import IndexCache, index_digest
-from nanodistro.resolve.replay import IndexStateStore
+from nanodistro.resolve.index_cache import CachedIndex, IndexCache, index_digest
+from nanodistro.resolve.replay import IndexStateStore, index_mark, summaries_mark
 from nanodistro.resolve.universe import RepositoryRef, Universe, bulk_allocation
 
 if TYPE_CHECKING:  # httpx is imported on the first remote read: local repositories never need it
@@ -265,37 +265,55 @@ class RepositoryClient:
     def fetch_index(self, repo: RepositoryRef, arch: str) -> ApkIndex:
         """The repository's index for ``arch``, signature-verified against the keyring and, for
         a remote repository, no older than the one accepted before (``resolve.replay``)."""
+        index = self._read_index(repo, arch)
+        return index.index() if isinstance(index, CachedIndex) else index
+
+    def _read_index(self, repo: RepositoryRef, arch: str) -> ApkIndex | CachedIndex:
+        """The verified index, parsed or (with a cache) as a cache entry; replay checked."""
         location = index_location(repo, arch)
         if not is_remote(location):
             _check_local_repository(repo, arch)
-        index = self._read_index(self.read(location), where=location)
+        data = self.read(location)
+        index: ApkIndex | CachedIndex
+        if self.index_cache is None:
+            index = read_index(data, where=location, keyring=self.keyring)
+        else:
+            # Verification first and always: a cache entry only replaces the parse of bytes
+            # that just verified (it is looked up by their digest).
+            verified_by = verify_index(data, where=location, keyring=self.keyring)
+            digest = index_digest(data)
+            cached = self.index_cache.load(digest)
+            if cached is None:
+                index = read_index(data, where=location)
+                index.verified_by = verified_by
+                self.index_cache.store(digest, index)
+            else:
+                index = cached
         # Local folders are the user's own files (written by publish, or synced on purpose);
         # replay is a mirror's attack, and a reindex after removing a package is legitimate.
         if is_remote(location):
-            self.index_state.check_and_record(location, index, allow_downgrade=self.allow_downgrade)
-        return index
-
-    def _read_index(self, data: bytes, *, where: str) -> ApkIndex:
-        if self.index_cache is None:
-            return read_index(data, where=where, keyring=self.keyring)
-        # Verification first and always: a cache entry only replaces the parse of bytes
-        # that just verified (it is looked up by their digest).
-        verified_by = verify_index(data, where=where, keyring=self.keyring)
-        digest = index_digest(data)
-        index = self.index_cache.load(digest)
-        if index is None:
-            index = read_index(data, where=where)
-            self.index_cache.store(digest, index)
-        index.verified_by = verified_by
+            mark = (
+                summaries_mark(index.timestamp, index.summaries)
+                if isinstance(index, CachedIndex)
+                else index_mark(index)
+            )
+            self.index_state.check_and_record(location, mark, allow_downgrade=self.allow_downgrade)
         return index
 
     def load_universe(self, repositories: Iterable[RepositoryRef], arch: str) -> Universe:
-        """Every repository's verified index, merged in repository order (first one wins ties)."""
+        """Every repository's verified index, merged in repository order (first one wins ties).
+
+        From a cache entry, a package's full record is only built when something reads its
+        ``Candidate.info`` (the solver does for the packages it considers).
+        """
         universe = Universe(repositories=[], arch=arch)
         with bulk_allocation():
             for repo in repositories:
-                index = self.fetch_index(repo, arch)
-                universe.add_repository(repo, index.packages)
+                index = self._read_index(repo, arch)
+                if isinstance(index, CachedIndex):
+                    universe.add_summaries(repo, index.summaries, index.package)
+                else:
+                    universe.add_repository(repo, index.packages)
         return universe
 
     # -- packages --------------------------------------------------------------------------------

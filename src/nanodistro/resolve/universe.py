@@ -14,7 +14,7 @@ import binascii
 import contextlib
 import functools
 import gc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from nanodistro.errors import VersionError
@@ -55,6 +55,40 @@ def bulk_allocation() -> Iterator[None]:
             gc.enable()
 
 
+#: What a universe needs of a package before the solver looks at it (``resolve.index_cache``
+#: stores it so a cached index builds only the records the solver touches): name, version,
+#: arch, identity key (``identity_key`` of ``C:``), provided (name, version) pairs, install_if,
+#: build date, whether it has an unknown upper-case field.
+Summary = tuple[
+    str,
+    str,
+    str,
+    "bytes | str | None",
+    tuple[tuple[str, "str | None"], ...],
+    tuple[str, ...],
+    "int | None",
+    bool,
+]
+
+
+def summary(info: PackageInfo) -> Summary:
+    return (
+        info.name,
+        info.version,
+        info.arch,
+        identity_key(info.checksum) if info.checksum else None,
+        tuple(_provide_name(atom) for atom in info.provides),
+        tuple(info.install_if),
+        info.builddate,
+        unknown_upper_field(info.extra),
+    )
+
+
+def unknown_upper_field(extra: Sequence[tuple[str, str]]) -> bool:
+    """apk-tools marks packages with unknown upper-case index fields uninstallable."""
+    return bool(extra) and any(letter.isupper() for letter, _ in extra if len(letter) == 1)
+
+
 @functools.lru_cache(maxsize=65536)
 def _dep(atom: str) -> Dependency:
     return parse_dependency(atom, legacy=True)  # Alpine indexes still carry 2.x-only versions
@@ -65,29 +99,59 @@ class Candidate:
 
     __slots__ = (
         "_depends",
+        "_info",
         "_install_if",
+        "_load",
+        "_number",
         "_provides",
         "broken",
-        "info",
         "name",
         "repos",
         "version",
     )
 
-    def __init__(self, info: PackageInfo, repo: int) -> None:
-        self.info = info
+    def __init__(self, info: PackageInfo | None, repo: int, summary: Summary | None = None) -> None:
+        """From the package's record, or (``info`` None) from its ``summary``: then the record
+        comes from ``deferred``'s loader when first asked for (``info``)."""
+        self._info = info
+        self._load: Callable[[int], PackageInfo] | None = None
+        self._number = 0
         # Copied, not properties: the solver reads them tens of thousands of times.
-        self.name: str = info.name
-        self.version: str = info.version
+        if info is not None:
+            self.name: str = info.name
+            self.version: str = info.version
+            unknown_upper = unknown_upper_field(info.extra)
+        else:
+            assert summary is not None
+            self.name, self.version = summary[0], summary[1]
+            unknown_upper = summary[7]
         self.repos: list[int] = [repo]
         self.broken: str | None = None
         self._depends: tuple[Dependency, ...] | None = None
         self._provides: tuple[Dependency, ...] | None = None
         self._install_if: tuple[Dependency, ...] | None = None
         # The version is validated when the solver first considers the package (usable()).
-        if info.extra and any(letter.isupper() for letter, _ in info.extra if len(letter) == 1):
-            # apk-tools marks packages with unknown upper-case index fields uninstallable.
+        if unknown_upper:
             self.broken = "unknown index field"
+
+    @classmethod
+    def deferred(
+        cls, summary: Summary, repo: int, load: Callable[[int], PackageInfo], number: int
+    ) -> Candidate:
+        """A candidate whose record is ``load(number)``, built on first use."""
+        cand = cls(None, repo, summary)
+        cand._load = load
+        cand._number = number
+        return cand
+
+    @property
+    def info(self) -> PackageInfo:
+        info = self._info
+        if info is None:
+            assert self._load is not None
+            info = self._info = self._load(self._number)
+            self._load = None
+        return info
 
     @property
     def checksum(self) -> str | None:
@@ -182,30 +246,57 @@ class Universe:
     def add_repository(self, repo: RepositoryRef, packages: Iterable[PackageInfo]) -> int:
         index = len(self.repositories)
         self.repositories.append(repo)
-        providers = self.providers
         for info in packages:
             key = identity_key(info.checksum) if info.checksum else None
-            if key is not None:
-                known = self._by_identity.get(key)
-                if known is not None:
-                    if index not in known.repos:
-                        known.repos.append(index)
-                    continue
-            cand = Candidate(info, index)
-            if self.arch and info.arch and info.arch not in (self.arch, "noarch"):
-                cand.broken = f"arch {info.arch}"
-            if key is not None:
-                self._by_identity[key] = cand
-            self.candidates.append(cand)
-            self.real_names.add(info.name)
-            providers.setdefault(info.name, []).append((cand, info.version))
-            for atom in info.provides:
-                name, version = _provide_name(atom)
-                providers.setdefault(name, []).append((cand, version))
-            if info.install_if:  # parsed now (it can mark the package broken); rarely set
-                for dep in cand.install_if:
-                    self.rinstall_if.setdefault(dep.name, []).append(cand)
+            provided = [_provide_name(atom) for atom in info.provides]
+            self._add(index, Candidate(info, index), key, info.arch, provided, info.install_if)
         return index
+
+    def add_summaries(
+        self,
+        repo: RepositoryRef,
+        summaries: Sequence[Summary],
+        load: Callable[[int], PackageInfo],
+    ) -> int:
+        """Like ``add_repository`` for packages known by their summaries; package ``number``'s
+        record is ``load(number)``, asked for only when something reads ``Candidate.info``."""
+        index = len(self.repositories)
+        self.repositories.append(repo)
+        deferred = Candidate.deferred
+        for number, summary in enumerate(summaries):
+            cand = deferred(summary, index, load, number)
+            self._add(index, cand, summary[3], summary[2], summary[4], summary[5])
+        return index
+
+    def _add(
+        self,
+        index: int,
+        cand: Candidate,
+        key: bytes | str | None,
+        arch: str,
+        provided: Sequence[tuple[str, str | None]],
+        install_if: Sequence[str],
+    ) -> None:
+        if key is not None:
+            known = self._by_identity.get(key)
+            if known is not None:
+                if index not in known.repos:
+                    known.repos.append(index)
+                return
+        if self.arch and arch and arch not in (self.arch, "noarch"):
+            cand.broken = f"arch {arch}"
+        if key is not None:
+            self._by_identity[key] = cand
+        self.candidates.append(cand)
+        self.real_names.add(cand.name)
+        providers = self.providers
+        providers.setdefault(cand.name, []).append((cand, cand.version))
+        for name, version in provided:
+            providers.setdefault(name, []).append((cand, version))
+        if install_if:  # parsed now (it can mark the package broken); rarely set
+            cand._install_if = cand._parse(install_if, "install_if")
+            for dep in cand._install_if:
+                self.rinstall_if.setdefault(dep.name, []).append(cand)
 
     def tags_of(self, cand: Candidate) -> set[str | None]:
         return {self.repositories[i].tag for i in cand.repos}
