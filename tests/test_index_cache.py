@@ -7,13 +7,17 @@ write, an entry replaced by a symlink; damage: truncated and bit-flipped entries
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cli_runner import run_cli
-from nanodistro.errors import SignatureError
+from nanodistro.errors import RepositoryError, SignatureError
 from nanodistro.formats.apkindex import read_index, write_index
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.formats.signature import split_signature
@@ -209,3 +213,48 @@ def test_cache_location_and_switch(tmp_path: Path) -> None:
     assert default_cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/nanodistro/index")
     assert default_cache_dir({}) == Path.home() / ".cache" / "nanodistro" / "index"
     assert IndexCache.from_environment({"NANODISTRO_INDEX_CACHE": "off"}) is None
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A folder served on 127.0.0.1, and its URL."""
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_replayed_index_is_refused_from_a_cache_entry(
+    served: tuple[Path, str], tmp_path: Path
+) -> None:
+    """A mirror serving an older signed index is refused though the cache knows that index."""
+    key, keyring = make_key(tmp_path / "keys")
+    root, url = served
+    (root / ARCH).mkdir()
+    old = write_index(_packages("1.0-r0"), key=key, source_date_epoch=1000)
+    new = write_index(_packages("1.1-r0"), key=key, source_date_epoch=2000)
+    cache = IndexCache(tmp_path / "cache")
+    state = tmp_path / "state.json"
+    ref = parse_repository(url)
+
+    def newest_app(**options: bool) -> str:
+        with RepositoryClient(keyring, index_cache=cache, index_state=state, **options) as client:
+            return solve(client.load_universe([ref], ARCH), ["app"]).packages[-1].version
+
+    for data, version in ((old, "1.0-r0"), (new, "1.1-r0")):  # both end up in the cache
+        (root / ARCH / "APKINDEX.tar.gz").write_bytes(data)
+        assert newest_app() == version
+    (root / ARCH / "APKINDEX.tar.gz").write_bytes(old)  # replayed
+    assert cache.load(index_digest(old)) is not None
+    with pytest.raises(RepositoryError, match="refusing an older index"):
+        newest_app()
+    assert newest_app(allow_downgrade=True) == "1.0-r0"
