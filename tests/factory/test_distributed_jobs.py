@@ -348,3 +348,22 @@ def test_jobs_left_running_by_a_dead_control_plane_run_again(cluster: Cluster) -
     (done,) = executor.run([job])
     assert done.state == "succeeded" and done.attempts == 2
     assert done.result == {"echo": "orphaned", "worker": done.result["worker"]}
+
+
+def test_pool_process_killed_mid_job_is_delivered_again(cluster: Cluster, tmp_path: Path) -> None:
+    """Only the process running the job dies (the OOM killer's way): the worker rejects the
+    message back to the queue at once, a worker runs it again, it is published once."""
+    from nanodistro.factory.distributed.app import make_app
+
+    published = tmp_path / "published"
+    job = spec("pool-process-killed", sleep=2, publish_to=str(published))
+    thread, out = _run_in_thread(cluster.executor(), [job])
+    _wait_for("the job to start", lambda: attempts(cluster, job.key))
+    meta = make_app(cluster.redis.url()).AsyncResult(f"{job.key}-1").info
+    os.kill(meta["pid"], signal.SIGKILL)
+    thread.join(120)
+    (done,) = out
+    assert done.state == "succeeded", done.error
+    seen = attempts(cluster, job.key)
+    assert [a["delivery"] for a in seen] == [1, 2]
+    assert published.read_text().splitlines() == [f"pool-process-killed {done.result['worker']}"]
