@@ -21,7 +21,14 @@ from nanodistro.errors import RepositoryError, SignatureError
 from nanodistro.formats.apkindex import read_index, write_index
 from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.formats.signature import split_signature
-from nanodistro.resolve import RepositoryClient, RepositoryRef, Universe, parse_repository, solve
+from nanodistro.resolve import (
+    RepositoryClient,
+    RepositoryRef,
+    Universe,
+    index_cache,
+    parse_repository,
+    solve,
+)
 from nanodistro.resolve.index_cache import IndexCache, default_cache_dir, index_digest
 from signing_keys import make_key
 from test_resolve import ALPINE_WORLD
@@ -204,6 +211,19 @@ def test_damaged_entry_is_ignored_and_rebuilt(
     assert cache.load(entry.name.removesuffix(".idx")) is None
     assert _fetch(repo, keyring, cache) == expected
     assert entry.read_bytes() == good  # rewritten
+
+
+def test_oldest_entries_beyond_the_limit_are_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_cache, "MAX_ENTRIES", 3)
+    cache = IndexCache(tmp_path / "cache")
+    index = read_index(write_index(_packages()), where="index")
+    for number in range(5):
+        cache.store(f"{number:064x}", index)
+        os.utime(cache.directory / f"{number:064x}.idx", ns=(number * 10**9, number * 10**9))
+    kept = sorted(p.name for p in cache.directory.iterdir())
+    assert kept == [f"{number:064x}.idx" for number in (2, 3, 4)]
 
 
 def test_cache_location_and_switch(tmp_path: Path) -> None:

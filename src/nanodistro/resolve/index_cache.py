@@ -1,9 +1,9 @@
 """Parsed-index cache: an ``APKINDEX.tar.gz`` parsed once, reloaded by the digest of its bytes.
 
-Parsing the Alpine main index (5,000 records) costs far more than the rest of a resolve; its
+Parsing the Alpine main index (5,000 records) costs more than solving a world against it; the
 result depends only on the index bytes, so it is kept under the SHA-256 of those bytes in
 ``$XDG_CACHE_HOME/nanodistro/index/`` (``~/.cache`` without it; ``$NANODISTRO_INDEX_CACHE``
-names another folder, or ``off`` disables the cache).
+names another folder, or ``off`` disables the cache). The newest ``MAX_ENTRIES`` are kept.
 
 The cache never replaces verification: the caller checks the signature over the bytes it just
 read on every read, and only then asks for the entry of *those* bytes' digest (``load``), so an
@@ -18,9 +18,10 @@ what this module wrote for that digest:
 
 The payload is ``marshal`` data of plain tuples, lists, strings, ints and bytes (the fastest
 loader in the standard library): a summary of each package (what a universe is built from)
-and each package's record, itself marshal bytes decoded only when the package is used. ``marshal`` must never read
-data from elsewhere; it only reads bytes that passed the checks above, i.e. bytes this user's
-own nanodistro wrote and that are intact. Any anomaly means a miss, never an error.
+and each package's record, itself marshal bytes decoded only when the package is used.
+``marshal`` must never read data from elsewhere: it only reads bytes that passed the checks
+above, i.e. bytes this user's own nanodistro wrote and that are intact. Any anomaly means a
+miss, never an error.
 """
 
 from __future__ import annotations
@@ -39,7 +40,15 @@ from nanodistro.formats.pkginfo import PackageInfo
 from nanodistro.formats.signature import SignatureEntry
 from nanodistro.resolve.universe import Summary, summary
 
-__all__ = ["CACHE_ENV", "CachedIndex", "IndexCache", "Summary", "default_cache_dir", "index_digest"]
+__all__ = [
+    "CACHE_ENV",
+    "MAX_ENTRIES",
+    "CachedIndex",
+    "IndexCache",
+    "Summary",
+    "default_cache_dir",
+    "index_digest",
+]
 
 #: ``off`` (or ``0``, ``no``, ``false``) disables the cache; any other value is its folder.
 CACHE_ENV = "NANODISTRO_INDEX_CACHE"
@@ -49,6 +58,8 @@ _MAGIC = b"nanodistro-index-cache\n"
 _FORMAT = 4
 _FIELDS = tuple(f.name for f in dataclasses.fields(PackageInfo))
 _SUFFIX = ".idx"
+#: Entries kept (a few MB each); the oldest written go first.
+MAX_ENTRIES = 32
 _new_object = object.__new__
 
 
@@ -138,11 +149,26 @@ class IndexCache:
             with os.fdopen(fd, "wb") as file:
                 file.write(blob)
             os.replace(tmp, digest + _SUFFIX, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            _prune(dir_fd)
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _prune(dir_fd: int) -> None:
+    """Remove the oldest entries beyond ``MAX_ENTRIES`` (a rolling repository makes new ones)."""
+    entries = []
+    for name in os.listdir(dir_fd):
+        if name.endswith(_SUFFIX):
+            with contextlib.suppress(OSError):
+                mtime = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime_ns
+                entries.append((mtime, name))
+    entries.sort(reverse=True)
+    for _, name in entries[MAX_ENTRIES:]:
+        with contextlib.suppress(OSError):
+            os.unlink(name, dir_fd=dir_fd)
 
 
 class CachedIndex:
