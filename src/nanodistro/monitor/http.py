@@ -281,7 +281,10 @@ class HttpClient:
             }
             # One JSON line, then the body as received: no hex or JSON escaping of the body
             # to pay for on each of a catalog's thousands of answers.
-            _write_cache_entry(cache_path, json.dumps(entry).encode() + b"\n" + body)
+            # in a worker thread: a file system busy with other writers' fsyncs must not
+            # stall the event loop and every request in flight with it
+            data = json.dumps(entry).encode() + b"\n" + body
+            await asyncio.to_thread(_write_cache_entry, cache_path, data)
         return result
 
     def _note_silence(self, host: str, answered: bool, waited: float) -> None:
