@@ -138,6 +138,19 @@ def test_universe_from_an_entry_equals_the_parsed_one(tmp_path: Path, third_part
     assert solve(lazy, ALPINE_WORLD).simulate_lines() == solve(eager, ALPINE_WORLD).simulate_lines()
 
 
+def test_fetch_index_through_the_cache_names_the_verifying_key(
+    signed_repo: tuple[Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    repo, keyring = signed_repo
+    cache = IndexCache(tmp_path / "cache")
+    for _ in range(2):  # parsed (and stored), then from the entry
+        with RepositoryClient(keyring, index_cache=cache) as client:
+            index = client.fetch_index(parse_repository(str(repo)), ARCH)
+        assert index.verified_by == next(iter(keyring))
+        assert [p.name for p in index.packages] == ["app", "lib"]
+    assert _entry(cache, repo).is_file()
+
+
 def test_tampered_index_is_rejected_whatever_the_cache_holds(
     signed_repo: tuple[Path, dict[str, bytes]], tmp_path: Path
 ) -> None:

@@ -135,14 +135,15 @@ class IndexCache:
         except Exception:  # any damage at all is a miss: the caller parses the index again
             return None
 
-    def store(self, digest: str, index: ApkIndex) -> None:
+    def store(self, digest: str, index: ApkIndex | CachedIndex) -> None:
         """Write the entry for ``digest`` (atomically; a failure leaves no entry)."""
+        entry = index if isinstance(index, CachedIndex) else CachedIndex.of(index)
         dir_fd = self._open_dir(create=True)
         if dir_fd is None:
             return
         tmp = f".{digest}.{os.getpid()}.tmp"
         try:
-            blob = _encode(index, digest)
+            blob = _encode(entry, digest)
             fd = os.open(
                 tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd
             )
@@ -176,10 +177,20 @@ class CachedIndex:
     and each package's full record, decoded on first use (``package``).
 
     A resolve looks at a few hundred of an index's thousands of packages: building only those
-    records is most of what makes a cached read fast.
+    records is most of what makes a cached read fast. ``of`` wraps a freshly parsed index the
+    same way (its records are already built), so both paths build a universe alike.
+    ``verified_by`` is set by the caller that just verified the index bytes.
     """
 
-    __slots__ = ("description", "records", "signatures", "summaries", "timestamp")
+    __slots__ = (
+        "description",
+        "packages",
+        "records",
+        "signatures",
+        "summaries",
+        "timestamp",
+        "verified_by",
+    )
 
     def __init__(
         self,
@@ -187,16 +198,31 @@ class CachedIndex:
         timestamp: int,
         signatures: list[SignatureEntry],
         summaries: list[Summary],
-        records: list[bytes],
+        records: list[bytes] | None,
+        packages: list[PackageInfo] | None = None,
     ) -> None:
         self.description = description
         self.timestamp = timestamp
         self.signatures = signatures
         self.summaries = summaries
         self.records = records
+        self.packages = packages
+        self.verified_by: str | None = None
+
+    @classmethod
+    def of(cls, index: ApkIndex) -> CachedIndex:
+        summaries = [summary(info) for info in index.packages]
+        entry = cls(
+            index.description, index.timestamp, index.signatures, summaries, None, index.packages
+        )
+        entry.verified_by = index.verified_by
+        return entry
 
     def package(self, number: int) -> PackageInfo:
-        """The full record of package ``number`` (a new object at each call)."""
+        """The full record of package ``number``."""
+        if self.packages is not None:
+            return self.packages[number]
+        assert self.records is not None
         # Built as the parser's fast path builds them (no __init__); the dict is new, with
         # its own lists. Its keys are the fields (_FIELDS and the entry's checksum checked).
         info: PackageInfo = _new_object(PackageInfo)
@@ -204,24 +230,28 @@ class CachedIndex:
         return info
 
     def index(self) -> ApkIndex:
-        """All of it as the parser gives it (``verified_by`` unset)."""
-        packages = [self.package(number) for number in range(len(self.records))]
-        return ApkIndex(packages, self.description, list(self.signatures), None, self.timestamp)
+        """All of it as the parser gives it."""
+        packages = [self.package(number) for number in range(len(self.summaries))]
+        signatures = list(self.signatures)
+        return ApkIndex(packages, self.description, signatures, self.verified_by, self.timestamp)
 
 
-def _encode(index: ApkIndex, digest: str) -> bytes:
-    signatures = [(s.algorithm, s.keyname, s.signature) for s in index.signatures]
-    summaries = [summary(info) for info in index.packages]
-    records = [marshal.dumps(info.__dict__) for info in index.packages]
+def _encode(entry: CachedIndex, digest: str) -> bytes:
+    signatures = [(s.algorithm, s.keyname, s.signature) for s in entry.signatures]
+    if entry.records is not None:
+        records = entry.records
+    else:
+        assert entry.packages is not None
+        records = [marshal.dumps(info.__dict__) for info in entry.packages]
     payload = marshal.dumps(
         (
             _FORMAT,
             digest,
             _FIELDS,
-            index.description,
-            index.timestamp,
+            entry.description,
+            entry.timestamp,
             signatures,
-            summaries,
+            entry.summaries,
             records,
         )
     )

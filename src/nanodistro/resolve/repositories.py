@@ -283,12 +283,11 @@ class RepositoryClient:
             verified_by = verify_index(data, where=location, keyring=self.keyring)
             digest = index_digest(data)
             cached = self.index_cache.load(digest)
-            if cached is None:
-                index = read_index(data, where=location)
-                index.verified_by = verified_by
-                self.index_cache.store(digest, index)
-            else:
-                index = cached
+            if cached is None:  # parsed once, summarized once: for the entry and the universe
+                cached = CachedIndex.of(read_index(data, where=location))
+                self.index_cache.store(digest, cached)
+            cached.verified_by = verified_by
+            index = cached
         # Local folders are the user's own files (written by publish, or synced on purpose);
         # replay is a mirror's attack, and a reindex after removing a package is legitimate.
         if is_remote(location):
