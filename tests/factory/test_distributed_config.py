@@ -38,6 +38,11 @@ def test_celery_with_redis_rabbitmq_or_the_default_broker(tmp_path: Path) -> Non
     )
     both = load_workspace(_workspace(tmp_path, text))
     assert both.state_url == "postgresql+psycopg://factory@10.0.0.5/nanodistro"
+    assert both.repository_url is None  # workers on this host read out/packages by path
+    served = load_workspace(
+        _workspace(tmp_path, '[executor]\nrepository-url = "http://10.0.0.5:8080/"\n')
+    )
+    assert served.repository_url == "http://10.0.0.5:8080/"
 
 
 @pytest.mark.parametrize(
@@ -47,6 +52,7 @@ def test_celery_with_redis_rabbitmq_or_the_default_broker(tmp_path: Path) -> Non
         ('[executor]\nkind = "celery"\nbroker = "http://x/"\n', "executor.broker", "redis://"),
         ("[executor]\nbroker = 6379\n", "executor.broker", "expected a broker URL"),
         ('[executor]\nqueue = "x86_64"\n', "executor.queue", "unknown key"),
+        ('[executor]\nrepository-url = "/srv/packages"\n', "executor.repository-url", "http(s)"),
     ],
 )
 def test_mistakes_name_the_field(tmp_path: Path, text: str, field: str, message: str) -> None:

@@ -272,7 +272,7 @@ def run_cycle(
 
             return CeleryExecutor(
                 store,
-                control_kinds(plan, image_plan),
+                control_kinds(plan, image_plan, repository_url=workspace.repository_url),
                 make_app(workspace.broker or "redis://127.0.0.1:6379/0"),
                 token_for=WorkerRegistry.for_workspace(workspace.root).token_for,
                 in_flight=concurrency or workspace.concurrency or 256,

@@ -51,6 +51,9 @@ class Workspace:
     # factory/distributed); broker: the Celery broker URL (Redis or RabbitMQ, passed through).
     executor_kind: str = "local"
     broker: str | None = None
+    # [executor] repository-url: where workers on other machines read the working repository
+    # (this workspace's out/packages served over HTTP); None = its path (workers on this host).
+    repository_url: str | None = None
     # [vulnerabilities] osv: OSV records (a directory or a .zip) the scanner matches against;
     # None = <root>/.nanodistro/osv (where 'nanodistro vuln update' writes).
     vulnerabilities_osv: Path | None = None
@@ -129,7 +132,7 @@ KNOWN_KEYS: dict[str, frozenset[str] | None] = {
     "state": frozenset({"url"}),
     "registry": frozenset({"url"}),
     "rebuild-on": None,
-    "executor": frozenset({"concurrency", "kind", "broker"}),
+    "executor": frozenset({"concurrency", "kind", "broker", "repository-url"}),
     "vulnerabilities": frozenset({"osv"}),
     "reproducibility": frozenset({"sample"}),
     "gates": frozenset({"block"}),
@@ -277,6 +280,20 @@ def _executor(table: dict[str, Any], where: Path) -> tuple[str, str | None]:
     return kind, broker
 
 
+def _repository_url(table: dict[str, Any], where: Path) -> str | None:
+    """``[executor] repository-url``: an http(s) URL (workers verify what they read from it)."""
+    url = table.get("repository-url")
+    if url is None:
+        return None
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"expected the packages folder's http(s) URL like http://10.0.0.5:8080/, got {url!r}",
+            where=str(where),
+            field="executor.repository-url",
+        )
+    return url
+
+
 def _sample(table: dict[str, Any], where: Path) -> int:
     """``[reproducibility] sample``: a non-negative integer (default 1)."""
     value = table.get("sample", 1)
@@ -346,6 +363,7 @@ def load_workspace(path: Path) -> Workspace:
                 "expected a URL string", where=str(path), field=f"mirrors.{mirror_name}"
             )
     executor_kind, broker = _executor(_table(data, "executor", path), path)
+    repository_url = _repository_url(_table(data, "executor", path), path)
     return Workspace(
         root=root,
         name=str(ws.get("name", root.name)),
@@ -369,6 +387,7 @@ def load_workspace(path: Path) -> Workspace:
         concurrency=_concurrency(_table(data, "executor", path), path),
         executor_kind=executor_kind,
         broker=broker,
+        repository_url=repository_url,
         advisories_dir=rel(ws.get("advisories", "advisories"), "workspace.advisories"),
         vulnerabilities_osv=rel(
             _table(data, "vulnerabilities", path).get("osv", ".nanodistro/osv"),
