@@ -13,6 +13,7 @@ Two runs share one cache directory: the first fills it, the second revalidates e
 status for each. Aim: the first run under 30 s for 5,000 recipes on 2 cores.
 
     .venv/bin/python bench/bench_monitor.py [-n RECIPES] [--concurrency J] [--per-host H]
+                                            [--workers W]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import functools
 import hashlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -353,9 +355,13 @@ def run_monitor(
         *(sys.executable, "-m", "nanodistro", "monitor", str(recipes), "--json"),
         *("--cache-dir", str(cache), *options),
     ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(f"  monitor process: {elapsed:.2f} s wall, {cpu:.2f} s CPU (its workers included)")
     if done.returncode not in (0, 10):
         sys.exit(f"nanodistro monitor failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return elapsed, json.loads(done.stdout), done.stderr
@@ -380,6 +386,7 @@ def main() -> None:
     parser.add_argument("-n", "--recipes", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=None, help="monitor -j")
     parser.add_argument("--per-host", type=int, default=None, help="monitor --per-host")
+    parser.add_argument("--workers", type=int, default=None, help="monitor --workers")
     args = parser.parse_args()
 
     upstreams = {kind: Upstream(kind) for kind in ("pypi", "github", "release-monitoring")}
@@ -396,6 +403,8 @@ def main() -> None:
         options += ["--concurrency", str(args.concurrency)]
     if args.per_host:
         options += ["--per-host", str(args.per_host)]
+    if args.workers:
+        options += ["--workers", str(args.workers)]
 
     def requests(status: int) -> int:
         return sum(u.statuses[status] for u in upstreams.values())

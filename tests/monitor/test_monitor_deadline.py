@@ -25,7 +25,8 @@ from test_monitor_providers import PYPI_DOC
 
 from nanodistro.errors import ConfigError
 from nanodistro.factory.workspace import load_workspace
-from nanodistro.monitor.check import check_targets_async
+from nanodistro.monitor import shards
+from nanodistro.monitor.check import check_paths, check_targets_async
 from nanodistro.monitor.models import CheckResult
 from nanodistro.monitor.providers.base import Endpoints
 from nanodistro.monitor.recipes import target_from_document
@@ -301,3 +302,28 @@ def test_one_hanging_recipe_of_five_others_report_in_recipe_order(
         "no answer from 127.0.0.1 within the recipe deadline of 2 s"
         in (document["results"][2]["message"])
     )
+
+
+def test_catalog_shared_by_worker_processes_keeps_order_state_and_progress(
+    slow: Slow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shards, "MIN_SHARD", 2)
+    monkeypatch.setenv("NANODISTRO_PYPI_URL", slow.base)
+    names = ["zeta", "epsilon", "delta", "gamma", "beta", "alpha"]
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    for i, name in enumerate(names):
+        slow.add(f"/pypi/p{i}/json", PYPI_DOC, delay=0.1 * (5 - i), ETag=f'"e{i}"')
+        (recipes / f"{i}.yaml").write_text(json.dumps(pypi(name, f"p{i}")))
+    seen: list[str] = []
+    cache = tmp_path / "cache"
+    results = check_paths(
+        [recipes], workers=3, cache_dir=cache, progress=lambda r: seen.append(r.name)
+    )
+    assert [(r.name, r.status) for r in results] == [(n, "update") for n in names]
+    assert sorted(seen) == sorted(names)
+    # each worker's schedule state reached the one state file
+    state = json.loads((cache / "state.json").read_text())["recipes"]
+    assert sorted(state) == sorted(names)
+    assert all(entry["last_checked"] for entry in state.values())
+    assert len(list((cache / "http").iterdir())) == 6  # every worker filled the HTTP cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -79,6 +80,12 @@ def monitor(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
     concurrency: int = typer.Option(16, "--concurrency", "-j", min=1, help="Recipes in flight."),
     per_host: int = typer.Option(4, "--per-host", min=1, help="Requests in flight per host."),
+    workers: int = typer.Option(
+        0,
+        "--workers",
+        min=0,
+        help="Processes sharing the recipes (0: one per CPU; used from 500 recipes on).",
+    ),
     cache_dir: Path = typer.Option(
         None, "--cache-dir", help="HTTP cache and schedule state [~/.cache/nanodistro/monitor]."
     ),
@@ -124,6 +131,7 @@ def monitor(
         targets,
         concurrency=concurrency,
         per_host=per_host,
+        workers=workers or os.cpu_count() or 1,
         cache_dir=cache_dir or default_cache_dir(),
         progress=progress,
         force=force,

@@ -25,6 +25,7 @@ from nanodistro.monitor.models import Candidate, CheckResult, RecipeTarget, Upst
 from nanodistro.monitor.providers import PROVIDERS
 from nanodistro.monitor.providers.base import Endpoints, ProviderConfig
 from nanodistro.monitor.recipes import find_recipes, load_target
+from nanodistro.monitor.shards import check_sharded, shard_count
 from nanodistro.monitor.state import MonitorState
 from nanodistro.monitor.versions import choose, is_newer, prepare_releases
 
@@ -231,6 +232,8 @@ async def check_targets_async(
     request_timeout: float = REQUEST_TIMEOUT,
     recipe_timeout: float = RECIPE_TIMEOUT,
     insecure: bool = False,
+    state: MonitorState | None = None,
+    indexed_progress: Callable[[int, CheckResult], None] | None = None,
 ) -> list[CheckResult]:
     """Check all targets (pre-made ``CheckResult`` entries, e.g. load errors, pass through).
 
@@ -238,14 +241,19 @@ async def check_targets_async(
     ``request_timeout`` bounds one GET (all attempts and reads), ``recipe_timeout`` one
     recipe's whole check (its waits for a slot in the pool or a host's free slot not
     included); ``insecure`` allows plain http to hosts other than loopback. The results are in
-    the order of ``targets``.
+    the order of ``targets``. A ``state`` given is updated but not saved (``shards.py``);
+    ``indexed_progress`` is told each result with its index in ``targets``.
     """
     endpoints = endpoints or Endpoints.from_env()
     now = now or datetime.now(UTC)
-    state = MonitorState.load(cache_dir / "state.json" if cache_dir else None)
+    own_state = state is None
+    if state is None:
+        state = MonitorState.load(cache_dir / "state.json" if cache_dir else None)
     pool = asyncio.Semaphore(max(1, concurrency))
 
-    async def one(client: HttpClient, target: RecipeTarget | CheckResult) -> CheckResult:
+    async def one(
+        client: HttpClient, index: int, target: RecipeTarget | CheckResult
+    ) -> CheckResult:
         if isinstance(target, CheckResult):
             result = target
         else:
@@ -261,6 +269,8 @@ async def check_targets_async(
                 )
         if progress:
             progress(result)
+        if indexed_progress:
+            indexed_progress(index, result)
         return result
 
     async with HttpClient(
@@ -271,8 +281,9 @@ async def check_targets_async(
         silent_after=recipe_timeout,
         insecure=insecure,
     ) as client:
-        results = await asyncio.gather(*(one(client, t) for t in targets))
-    state.save()
+        results = await asyncio.gather(*(one(client, i, t) for i, t in enumerate(targets)))
+    if own_state:
+        state.save()
     return list(results)
 
 
@@ -291,9 +302,14 @@ def load_targets(paths: Sequence[Path]) -> list[RecipeTarget | CheckResult]:
     return targets
 
 
-def check_paths(paths: Sequence[Path], **options: Any) -> list[CheckResult]:
-    """Synchronous entry point: load recipes under ``paths`` and check them all."""
-    return asyncio.run(check_targets_async(load_targets(paths), **options))
+def check_paths(paths: Sequence[Path], *, workers: int = 1, **options: Any) -> list[CheckResult]:
+    """Synchronous entry point: load recipes under ``paths`` and check them all, in up to
+    ``workers`` processes for a large catalog (``shards.py``); results in recipe order."""
+    files = find_recipes(paths)
+    shards = shard_count(workers, len(files))
+    if shards > 1:
+        return check_sharded(files, shards, **options)
+    return asyncio.run(check_targets_async(load_targets(files), **options))
 
 
 def exit_status(results: Sequence[CheckResult]) -> int:
