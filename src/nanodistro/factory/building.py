@@ -103,14 +103,18 @@ def monitor(
     record releases seen (once each). Returns the check results and one line per monitor error
     (an unreachable upstream never stops the cycle)."""
     from nanodistro.monitor import models as m
-    from nanodistro.monitor.check import check_paths
+    from nanodistro.monitor.check import RECIPE_TIMEOUT, check_paths
 
     paths = workspace.recipe_files()
     if recipes is not None:
         paths = [p for p in paths if p.stem in set(recipes)]
     say(f"monitor: checking {len(paths)} recipes")
-    deadline = {"recipe_timeout": workspace.monitor_deadline} if workspace.monitor_deadline else {}
-    results = check_paths(paths, cache_dir=cache_dir, force=True, **deadline) if paths else []
+    deadline = workspace.monitor_deadline or RECIPE_TIMEOUT
+    results = (
+        check_paths(paths, cache_dir=cache_dir, force=True, recipe_timeout=deadline)
+        if paths
+        else []
+    )
     problems = []
     for result in results:
         if result.status == m.ERROR:
