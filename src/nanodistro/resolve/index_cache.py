@@ -32,6 +32,7 @@ import hashlib
 import marshal
 import os
 import stat
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -141,7 +142,8 @@ class IndexCache:
         dir_fd = self._open_dir(create=True)
         if dir_fd is None:
             return
-        tmp = f".{digest}.{os.getpid()}.tmp"
+        # Unique per process and thread: concurrent writers of one digest never share a file.
+        tmp = f".{digest}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             blob = _encode(entry, digest)
             fd = os.open(
