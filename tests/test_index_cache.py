@@ -110,6 +110,44 @@ def test_entry_holds_exactly_what_the_parser_gives(tmp_path: Path, third_party: 
     assert cache.load("0" * 64) is None
 
 
+def _facts(u: Universe) -> object:
+    return (
+        [(c.name, c.version, c.broken, c.repos, c._install_if) for c in u.candidates],
+        {n: [(c.name, c.version, v) for c, v in p] for n, p in u.providers.items()},
+        {n: [c.name for c in cs] for n, cs in u.rinstall_if.items()},
+        u.real_names,
+    )
+
+
+def test_entry_keeps_what_makes_a_package_uninstallable(tmp_path: Path) -> None:
+    """Broken install_if atoms, unknown upper-case fields, another arch: same as parsed."""
+    packages = [
+        PackageInfo(name="a", version="1-r0", arch=ARCH, install_if=["b=1-r0", "c@tag"]),
+        PackageInfo(name="d", version="1-r0", arch=ARCH, install_if=["e=not!a!version"]),
+        PackageInfo(name="f", version="1-r0", arch=ARCH, install_if=["a", "b>=1"]),
+        PackageInfo(name="g", version="1-r0", arch=ARCH, extra=[("Z", "unknown")]),
+        PackageInfo(name="h", version="1-r0", arch="aarch64", provides=["so:x=1", "cmd:h"]),
+    ]
+    data = write_index(packages)
+    parsed = read_index(data, where="index")
+    cache = IndexCache(tmp_path / "cache")
+    cache.store(index_digest(data), parsed)
+    entry = cache.load(index_digest(data))
+    assert entry is not None
+    eager = Universe(repositories=[], arch=ARCH)
+    eager.add_repository(RepositoryRef("r"), parsed.packages)
+    lazy = Universe(repositories=[], arch=ARCH)
+    lazy.add_summaries(RepositoryRef("r"), entry.summaries, entry.package)
+    assert _facts(lazy) == _facts(eager)
+    assert [c.broken for c in lazy.candidates] == [
+        "tagged install_if 'c@tag'",
+        "invalid install_if 'e=not!a!version'",
+        None,
+        "unknown index field",
+        "arch aarch64",
+    ]
+
+
 def test_universe_from_an_entry_equals_the_parsed_one(tmp_path: Path, third_party: Path) -> None:
     """Packages known by their summaries (records built on use) make the same universe."""
     data = (third_party / ALPINE_INDEX).read_bytes()
@@ -124,15 +162,7 @@ def test_universe_from_an_entry_equals_the_parsed_one(tmp_path: Path, third_part
     lazy = Universe(repositories=[], arch=ARCH)
     lazy.add_summaries(repo, entry.summaries, entry.package)
 
-    def facts(u: Universe) -> object:
-        return (
-            [(c.name, c.version, c.broken, c.repos) for c in u.candidates],
-            {n: [(c.name, c.version, v) for c, v in p] for n, p in u.providers.items()},
-            {n: [c.name for c in cs] for n, cs in u.rinstall_if.items()},
-            u.real_names,
-        )
-
-    assert facts(lazy) == facts(eager)
+    assert _facts(lazy) == _facts(eager)
     assert all(c._info is None for c in lazy.candidates)  # nothing built yet
     assert [c.info for c in lazy.candidates] == parsed.packages
     assert solve(lazy, ALPINE_WORLD).simulate_lines() == solve(eager, ALPINE_WORLD).simulate_lines()

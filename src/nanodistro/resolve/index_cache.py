@@ -56,7 +56,7 @@ CACHE_ENV = "NANODISTRO_INDEX_CACHE"
 _OFF = frozenset({"off", "0", "no", "false"})
 _MAGIC = b"nanodistro-index-cache\n"
 #: Bumped when the payload layout changes; PackageInfo's field names are checked as well.
-_FORMAT = 4
+_FORMAT = 5
 _FIELDS = tuple(f.name for f in dataclasses.fields(PackageInfo))
 _SUFFIX = ".idx"
 #: Entries kept (a few MB each); the oldest written go first.

@@ -57,18 +57,21 @@ def bulk_allocation() -> Iterator[None]:
 
 #: What a universe needs of a package before the solver looks at it (``resolve.index_cache``
 #: stores it so a cached index builds only the records the solver touches): name, version,
-#: arch, identity key (``identity_key`` of ``C:``), provided (name, version) pairs, install_if,
-#: build date, whether it has an unknown upper-case field.
+#: arch, identity key (``identity_key`` of ``C:``), provided (name, version) pairs, install_if
+#: parsed (``InstallIf``), build date, whether it has an unknown upper-case field.
 Summary = tuple[
     str,
     str,
     str,
     "bytes | str | None",
     tuple[tuple[str, "str | None"], ...],
-    tuple[str, ...],
+    "InstallIf | None",
     "int | None",
     bool,
 ]
+#: A package's install_if parsed as ``Candidate`` parses it: each valid atom's Dependency
+#: fields (name, op, version, conflict, tag), and why the package is broken if an atom is not.
+InstallIf = tuple[tuple[tuple[str, int, "str | None", bool, "str | None"], ...], "str | None"]
 
 
 def summary(info: PackageInfo) -> Summary:
@@ -78,7 +81,7 @@ def summary(info: PackageInfo) -> Summary:
         info.arch,
         identity_key(info.checksum) if info.checksum else None,
         tuple(_provide_name(atom) for atom in info.provides),
-        tuple(info.install_if),
+        _install_if_summary(info.install_if),
         info.builddate,
         unknown_upper_field(info.extra),
     )
@@ -92,6 +95,30 @@ def unknown_upper_field(extra: Sequence[tuple[str, str]]) -> bool:
 @functools.lru_cache(maxsize=65536)
 def _dep(atom: str) -> Dependency:
     return parse_dependency(atom, legacy=True)  # Alpine indexes still carry 2.x-only versions
+
+
+def _parse_atoms(atoms: Sequence[str], what: str) -> tuple[tuple[Dependency, ...], str | None]:
+    """The valid atoms, and why the package is broken if some atom is not (the last reason)."""
+    deps: list[Dependency] = []
+    broken = None
+    for atom in atoms:
+        try:
+            dep = _dep(atom)
+        except VersionError:
+            broken = f"invalid {what} {atom!r}"
+            continue
+        if dep.tag:  # "@tag" is only valid in world (apk_blob_pull_dep)
+            broken = f"tagged {what} {atom!r}"
+            continue
+        deps.append(dep)
+    return tuple(deps), broken
+
+
+def _install_if_summary(atoms: Sequence[str]) -> InstallIf | None:
+    if not atoms:
+        return None
+    deps, broken = _parse_atoms(atoms, "install_if")
+    return tuple((d.name, d.op, d.version, d.conflict, d.tag) for d in deps), broken
 
 
 class Candidate:
@@ -161,18 +188,10 @@ class Candidate:
         return f"<{self.name}-{self.version}>"
 
     def _parse(self, atoms: Sequence[str], what: str) -> tuple[Dependency, ...]:
-        deps: list[Dependency] = []
-        for atom in atoms:
-            try:
-                dep = _dep(atom)
-            except VersionError:
-                self.broken = f"invalid {what} {atom!r}"
-                continue
-            if dep.tag:  # "@tag" is only valid in world (apk_blob_pull_dep)
-                self.broken = f"tagged {what} {atom!r}"
-                continue
-            deps.append(dep)
-        return tuple(deps)
+        deps, broken = _parse_atoms(atoms, what)
+        if broken is not None:
+            self.broken = broken
+        return deps
 
     @property
     def depends(self) -> tuple[Dependency, ...]:
@@ -249,7 +268,8 @@ class Universe:
         for info in packages:
             key = identity_key(info.checksum) if info.checksum else None
             provided = [_provide_name(atom) for atom in info.provides]
-            self._add(index, Candidate(info, index), key, info.arch, provided, info.install_if)
+            install_if = _parse_atoms(info.install_if, "install_if") if info.install_if else None
+            self._add(index, Candidate(info, index), key, info.arch, provided, install_if)
         return index
 
     def add_summaries(
@@ -263,9 +283,20 @@ class Universe:
         index = len(self.repositories)
         self.repositories.append(repo)
         deferred = Candidate.deferred
+        made: dict[tuple[str, int, str | None, bool, str | None], Dependency] = {}
         for number, summary in enumerate(summaries):
             cand = deferred(summary, index, load, number)
-            self._add(index, cand, summary[3], summary[2], summary[4], summary[5])
+            install_if = None
+            if summary[5] is not None:
+                fields, broken = summary[5]
+                deps = []
+                for item in fields:
+                    dep = made.get(item)
+                    if dep is None:
+                        dep = made[item] = Dependency(*item)
+                    deps.append(dep)
+                install_if = (tuple(deps), broken)
+            self._add(index, cand, summary[3], summary[2], summary[4], install_if)
         return index
 
     def _add(
@@ -275,7 +306,7 @@ class Universe:
         key: bytes | str | None,
         arch: str,
         provided: Sequence[tuple[str, str | None]],
-        install_if: Sequence[str],
+        install_if: tuple[tuple[Dependency, ...], str | None] | None,
     ) -> None:
         if key is not None:
             known = self._by_identity.get(key)
@@ -293,8 +324,10 @@ class Universe:
         providers.setdefault(cand.name, []).append((cand, cand.version))
         for name, version in provided:
             providers.setdefault(name, []).append((cand, version))
-        if install_if:  # parsed now (it can mark the package broken); rarely set
-            cand._install_if = cand._parse(install_if, "install_if")
+        if install_if is not None:  # parsed now: it can mark the package broken
+            cand._install_if, broken = install_if
+            if broken is not None:
+                cand.broken = broken
             for dep in cand._install_if:
                 self.rinstall_if.setdefault(dep.name, []).append(cand)
 
