@@ -367,3 +367,73 @@ def test_pool_process_killed_mid_job_is_delivered_again(cluster: Cluster, tmp_pa
     seen = attempts(cluster, job.key)
     assert [a["delivery"] for a in seen] == [1, 2]
     assert published.read_text().splitlines() == [f"pool-process-killed {done.result['worker']}"]
+
+
+def test_replayed_earlier_attempt_output_is_refused(cluster: Cluster, tmp_path: Path) -> None:
+    """A genuine output sealed by w2 for attempt 1, replayed (by anyone who can write the
+    result store) as the answer to attempt 2: dropped with an event, nothing published."""
+    from nanodistro.factory import events
+    from nanodistro.factory.distributed.executor import _Flight
+    from nanodistro.factory.distributed.task import WorkerIdentity, execute
+    from nanodistro.factory.remote import WorkerRegistry
+    from nanodistro.factory.state import open_state
+
+    published = tmp_path / "published"
+    job = spec("replayed", publish_to=str(published))
+    executor = cluster.executor()
+    executor.store.submit(job)
+    (first,) = executor.store.claim(1, executor.owner, keys=[job.key])
+    identity = WorkerIdentity(
+        "w2", WorkerRegistry(cluster.control).token_for("w2"), tmp_path / "work", tmp_path / "c"
+    )
+    message = {"key": job.key, "kind": "noop", "payload": {"value": "replayed", "sleep": 0},
+               "attempt": first.attempts}  # fmt: skip
+    old = execute(message, identity)  # attempt 1's output, kept by the attacker
+    executor.store.fail(first, "lost", transient=True)
+    time.sleep(0.3)  # the store's backoff (0.1 s in these tests)
+    (second,) = executor.store.claim(1, executor.owner, keys=[job.key])
+    assert second.attempts == first.attempts + 1
+    outcome = executor._accept(_Flight(second, f"{job.key}-{second.attempts}"), old)
+    assert outcome is not None and outcome.state != "succeeded"
+    assert not published.exists()
+    with open_state(cluster.state_url) as state:
+        dropped = events.query(state, subject=f"job:{job.key}", types=["job-result-dropped"])
+    assert any("answers attempt 1" in e.payload["reason"] for e in dropped), dropped
+
+
+def test_output_for_a_payload_the_control_plane_did_not_send_is_refused(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Anyone on the broker (a revoked worker, say) queues a task for a real job with a payload
+    of its own; an honest worker runs it and seals the output with ITS token. The control plane
+    sent another payload for that attempt: the output is refused, nothing published."""
+    from nanodistro.factory.distributed.executor import _Flight
+    from nanodistro.factory.distributed.task import WorkerIdentity, execute
+    from nanodistro.factory.remote import WorkerRegistry
+    from nanodistro.factory.remote.channel import payload_digest
+
+    published = tmp_path / "published"
+    job = spec("asked", publish_to=str(published))
+    executor = cluster.executor()
+    executor.store.submit(job)
+    (claimed,) = executor.store.claim(1, executor.owner, keys=[job.key])
+    sent = executor.kinds["noop"].prepare(dict(claimed.inputs))
+    identity = WorkerIdentity(
+        "w1", WorkerRegistry(cluster.control).token_for("w1"), tmp_path / "work", tmp_path / "c"
+    )
+    injected = {"key": job.key, "kind": "noop", "attempt": claimed.attempts,
+                "payload": {**sent, "sleep": 0.0, "extra": "attacker's"}}  # fmt: skip
+    flight = _Flight(claimed, f"{job.key}-{claimed.attempts}", payload=payload_digest(sent))
+    outcome = executor._accept(flight, execute(injected, identity))
+    assert outcome is not None and outcome.state != "succeeded"
+    assert "did not send" in (outcome.error or "")
+    assert not published.exists()
+    # the payload it did send, as a worker received it over JSON, is accepted
+    honest = {**injected, "payload": json.loads(json.dumps(sent))}
+    time.sleep(0.3)  # the refused attempt went back to the queue, after the backoff
+    (again,) = executor.store.claim(1, executor.owner, keys=[job.key])
+    honest["attempt"] = again.attempts
+    flight = _Flight(again, f"{job.key}-{again.attempts}", payload=payload_digest(sent))
+    done = executor._accept(flight, execute(honest, identity))
+    assert done is not None and done.state == "succeeded"
+    assert published.read_text().splitlines() == ["asked w1"]

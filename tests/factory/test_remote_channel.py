@@ -109,3 +109,16 @@ def test_worker_token_cli_creates_lists_and_revokes(tmp_path: Path) -> None:
     assert again.stderr.strip().count("\n") == 0 and "choose a new name" in again.stderr
     missing = run_cli(root, "worker-token", "revoke", "nobody", ".")
     assert missing.returncode != 0 and "no worker named 'nobody'" in missing.stderr
+
+
+def test_an_earlier_attempts_output_replayed_for_a_new_attempt_is_refused(tmp_path: Path) -> None:
+    """Attempt 1 failed on w1 (its sealed output stays in the result store); whoever can write
+    there replays it as the answer to attempt 2: refused, the MAC is genuine but the attempt
+    is not the one asked."""
+    registry = WorkerRegistry(tmp_path)
+    token = registry.create("w1")
+    failed = {"status": "failed", "error": "no space left", "transient": False}
+    old = seal(failed, job_key=JOB, attempt=1, worker="w1", token=token)
+    assert unseal(old, job_key=JOB, token_for=registry.token_for, attempt=1)[1] == failed
+    with pytest.raises(TrustError, match=r"worker w1: the output answers attempt 1 of job a+, not"):
+        unseal(old, job_key=JOB, token_for=registry.token_for, attempt=2)

@@ -4,9 +4,10 @@ Per claimed job (one attempt in the store) the control plane prepares the payloa
 one task, ``{key, kind, payload, attempt}``, to the queue of the job's architecture. It then
 polls the result store: each delivery a worker starts is recorded as a ``job-attempt`` event
 (worker, attempt, delivery), so a job redelivered after a worker died shows both; a sealed
-output is unsealed and accepted only while the job's row is still ``running`` under this
-control plane for that attempt, so a result is accepted (signed, published) once, and a late
-or duplicate one is dropped with a ``job-result-dropped`` event.
+output is unsealed (for this job, this attempt and the payload sent: anyone on the broker can
+queue a task or write a result) and accepted only while the job's row is still ``running``
+under this control plane for that attempt, so a result is accepted (signed, published) once,
+and a late, duplicate or foreign one is dropped with a ``job-result-dropped`` event.
 
 The broker and the state database may restart under a run: sending, polling and every write to
 the store are retried until they answer again (for ``outage`` seconds).
@@ -19,7 +20,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from nanodistro.errors import ConfigError, NanodistroError, StateError, TransientError
+from nanodistro.errors import (
+    ConfigError,
+    NanodistroError,
+    StateError,
+    TransientError,
+    TrustError,
+)
 from nanodistro.factory import events
 from nanodistro.factory.distributed.app import TASK_NAME, default_queue
 from nanodistro.factory.distributed.task import STARTED
@@ -83,6 +90,7 @@ class _Flight:
     job: Job
     task_id: str
     deliveries: list[tuple[str, int]] = field(default_factory=list)  # (worker, pid) seen
+    payload: str | None = None  # the digest of the payload sent (remote.payload_digest)
 
 
 class CeleryExecutor:
@@ -192,8 +200,11 @@ class CeleryExecutor:
     def _send(self, job: Job) -> _Flight | Job | None:
         """Prepare and send one attempt; when preparing failed, the job with that attempt
         recorded as failed."""
+        from nanodistro.factory.remote.channel import payload_digest
+
         try:
             payload = self.kinds[job.kind].prepare(dict(job.inputs))
+            digest = payload_digest(payload)
         except Exception as error:
             return self._fail(job, error)
         task_id = f"{job.key}-{job.attempts}"
@@ -209,7 +220,7 @@ class CeleryExecutor:
                 retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
             ),
         )
-        return _Flight(job, task_id)
+        return _Flight(job, task_id, payload=digest)
 
     def _metas(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The result store's record of each task (``status``, ``result``) in one round trip
@@ -287,7 +298,15 @@ class CeleryExecutor:
             return None
         sealed = value.get("sealed") if isinstance(value, dict) else None
         try:
-            worker, envelope = unseal(sealed or {}, job_key=job.key, token_for=self.token_for)
+            worker, envelope = unseal(
+                sealed or {}, job_key=job.key, token_for=self.token_for, attempt=job.attempts
+            )
+            if flight.payload is not None and envelope.get("payload") != flight.payload:
+                raise TrustError(
+                    "the output answers a payload this control plane did not send (a task "
+                    "someone else queued); refused",
+                    where=f"worker {worker}",
+                )
         except NanodistroError as error:
             self._event(events.JOB_RESULT_DROPPED, job, {"reason": str(error)})
             # someone else's or a forged output: this attempt failed, another worker may do it

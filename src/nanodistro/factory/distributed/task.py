@@ -36,12 +36,15 @@ class WorkerIdentity:
 
 def execute(message: dict[str, Any], identity: WorkerIdentity) -> dict[str, Any]:
     """Run ``message`` (``key``, ``kind``, ``payload``, ``attempt``); the sealed envelope:
-    ``{"output": ...}`` or ``{"error": ..., "transient": bool}``."""
+    ``{"output": ...}`` or ``{"error": ..., "transient": bool}``, with ``payload``: the
+    payload's digest (``payload_digest``)."""
     from nanodistro.factory.jobs import TRANSIENT_ERRORS
     from nanodistro.factory.remote import WORKER_FUNCTIONS, WorkerContext, seal
+    from nanodistro.factory.remote.channel import payload_digest
 
     key, kind = str(message.get("key", "")), str(message.get("kind", ""))
     attempt = int(message.get("attempt", 0))
+    payload = dict(message.get("payload") or {})
     envelope: dict[str, Any]
     function = WORKER_FUNCTIONS.get(kind)
     work = identity.work_dir / f"{key[:16]}-{attempt}-{os.getpid()}"
@@ -53,7 +56,7 @@ def execute(message: dict[str, Any], identity: WorkerIdentity) -> dict[str, Any]
         work.mkdir(parents=True, exist_ok=True)
         context = WorkerContext(name=identity.name, work_dir=work, cache_dir=identity.cache_dir)
         try:
-            envelope = {"output": function(dict(message.get("payload") or {}), context)}
+            envelope = {"output": function(dict(payload), context)}
         except TRANSIENT_ERRORS as error:
             envelope = {"error": str(error), "transient": True}
         except NanodistroError as error:
@@ -66,6 +69,9 @@ def execute(message: dict[str, Any], identity: WorkerIdentity) -> dict[str, Any]
             }
         finally:
             shutil.rmtree(work, ignore_errors=True)
+    # what this worker was asked to do, under the seal: the control plane refuses an output
+    # for a payload it did not send
+    envelope["payload"] = payload_digest(payload)
     sealed = seal(envelope, job_key=key, attempt=attempt, worker=identity.name,
                   token=identity.token)  # fmt: skip
     return {"sealed": sealed}

@@ -12,8 +12,8 @@ there. Only registered, unrevoked workers are trusted; a revoked name is never i
 A worker seals each output with its token: an HMAC-SHA256 over the canonical JSON
 (``jobs.canonical_json``) of ``{job, attempt, worker, output}``. The control plane unseals it
 with the token it derives for the named worker, so output that was tampered with, sealed by a
-worker under another's name, sealed for another job, or sent by an unknown or revoked worker
-raises ``TrustError`` before anything of it is used.
+worker under another's name, sealed for another job or an earlier attempt, or sent by an
+unknown or revoked worker raises ``TrustError`` before anything of it is used.
 """
 
 from __future__ import annotations
@@ -42,6 +42,14 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 TokenFor = Callable[[str], str]
 
 
+def payload_digest(payload: Mapping[str, Any]) -> str:
+    """SHA-256 of a job's payload as canonical JSON. A worker seals it with its output and the
+    control plane compares it with the payload it sent: anyone else on the broker may queue a
+    task, and an honest worker's seal must not vouch for work on a payload the control plane
+    never made (a revoked worker could otherwise still have honest ones build its inputs)."""
+    return hashlib.sha256(canonical_json(dict(payload)).encode()).hexdigest()
+
+
 def worker_token(secret: bytes, worker: str) -> str:
     """The token of worker ``worker`` (64 hex digits), derived from the control plane's
     secret."""
@@ -67,11 +75,17 @@ def seal(
 
 
 def unseal(
-    sealed: Mapping[str, Any], *, job_key: str, token_for: TokenFor
+    sealed: Mapping[str, Any],
+    *,
+    job_key: str,
+    token_for: TokenFor,
+    attempt: int | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The control plane's half: (worker, output) of a sealed output for job ``job_key``.
-    ``token_for(worker)`` gives the token of a trusted worker and raises ``TrustError`` for an
-    unknown or revoked one. Raises ``TrustError`` naming the worker on any mismatch."""
+    """The control plane's half: (worker, output) of a sealed output for job ``job_key`` (and,
+    given, its attempt ``attempt``: an output kept from an earlier attempt, e.g. a failure, must
+    not answer a new one). ``token_for(worker)`` gives the token of a trusted worker and raises
+    ``TrustError`` for an unknown or revoked one. Raises ``TrustError`` naming the worker on
+    any mismatch."""
     if not isinstance(sealed, Mapping) or sealed.get("v") != SEAL_VERSION:
         raise TrustError(
             f"expected a sealed worker output (v{SEAL_VERSION}), got something else",
@@ -94,6 +108,12 @@ def unseal(
         raise TrustError(
             f"the output answers job {str(sealed.get('job'))[:12]}, not job {job_key[:12]}; "
             "refused",
+            where=where,
+        )
+    if attempt is not None and sealed.get("attempt") != attempt:
+        raise TrustError(
+            f"the output answers attempt {sealed.get('attempt')!r} of job {job_key[:12]}, not "
+            f"attempt {attempt} (an earlier output replayed); refused",
             where=where,
         )
     output = sealed.get("output")
