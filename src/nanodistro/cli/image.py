@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,39 @@ image_app = typer.Typer(
 )
 
 
+# Rich's console (~40 ms to import) is only needed when the line could come out differently
+# from the text: a terminal (the dim style), forced colour, a set width, a line it would wrap
+# (its log width, _common._LOG_WIDTH, is 160) or an emoji code (``:name:``) it would replace.
+_RICH_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS")
+_PLAIN_WIDTH = 160
+
+
+def _plain_line(message: str) -> bool:
+    """True when Rich would print ``message`` to a non-terminal stderr exactly as written."""
+    import os
+    import re
+
+    return (
+        not sys.stderr.isatty()
+        and not any(os.environ.get(name) for name in _RICH_ENV)
+        and len(message) < _PLAIN_WIDTH
+        and message.isascii()
+        and message.isprintable()
+        and message == message.strip()
+        and re.search(r":\S*?:", message) is None
+    )
+
+
 def _progress(enabled: bool) -> Progress | None:
     if not enabled:
         return None
 
     def report(message: str) -> None:
-        err_console.print(message, style="dim", highlight=False, markup=False)
+        if _plain_line(message):
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+        else:
+            err_console.print(message, style="dim", highlight=False, markup=False)
 
     return report
 

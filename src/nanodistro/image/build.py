@@ -114,8 +114,6 @@ def load_config_keyring(
     """``contents.keyring`` (files relative to the config, or URLs) plus ``--keyring`` paths.
 
     Entries are read with ``client`` when given (setting one up loads the CA bundle, ~30 ms)."""
-    from nanodistro.trust.keys import load_keyring
-
     keyring: dict[str, bytes] = {}
     entries = request.loaded.config.contents.keyring
     with contextlib.ExitStack() as stack:
@@ -134,6 +132,8 @@ def load_config_keyring(
                     field="contents.keyring",
                 ) from None
     if request.keyring_paths:
+        from nanodistro.trust.keys import load_keyring  # its key codecs only when used
+
         keyring.update(load_keyring(request.keyring_paths))
     return keyring
 

@@ -19,8 +19,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from cryptography import x509
-
 from nanodistro.errors import ImageError
 from nanodistro.formats.tarball import TarEntry
 from nanodistro.image.rootfs import RootFS
@@ -53,6 +51,10 @@ def parse_certificate(text: bytes) -> Certificate:
     kind, body = blocks[0]
     if kind != b"CERTIFICATE":
         raise ValueError(f"expected a CERTIFICATE block, got {kind.decode(errors='replace')}")
+    # Imported here: cryptography.x509 costs every `image build` ~50 ms, and most images
+    # configure no certificates.
+    from cryptography import x509
+
     try:
         der = base64.b64decode(b"".join(body.split()), validate=True)
         x509.load_der_x509_certificate(der)
