@@ -9,7 +9,7 @@ owners, separately from how the packages were chosen.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from nanodistro.formats.version import Dependency
 from nanodistro.resolve.universe import Candidate, Universe
@@ -20,7 +20,7 @@ __all__ = ["install_order"]
 def install_order(
     universe: Universe,
     world: Sequence[Dependency],
-    owners: dict[str, list[tuple[Candidate, str | None]]],
+    owners: Mapping[str, Sequence[tuple[Candidate, str | None]]],
     selected: Sequence[Candidate],
 ) -> list[Candidate]:
     """apk-tools' changeset order: dependencies first, install_if after its conditions.

@@ -183,7 +183,8 @@ class _Solver:
     def require(self, state: _State, req: _Req) -> None:
         dep = req.dep
         if dep.conflict:
-            state.conflicts.setdefault(dep.name, []).append(req)
+            conflicts = state.conflicts
+            conflicts[dep.name] = (*conflicts.get(dep.name, ()), req)
             for cand, ver in state.owners.get(dep.name, ()):
                 if cand is not req.requirer and provides(dep, cand, ver):
                     raise _Fail(
@@ -191,7 +192,8 @@ class _Solver:
                         f" (needed by {self.chain(state, state.parent[id(cand)])})"
                     )
             return
-        state.reqs.setdefault(dep.name, []).append(req)
+        reqs = state.reqs
+        reqs[dep.name] = (*reqs.get(dep.name, ()), req)
         owners = state.owners.get(dep.name)
         if owners:
             if not any(provides(dep, c, v) for c, v in owners):
@@ -255,8 +257,9 @@ class _Solver:
         state.allowed[id(cand)] = allowed
         if parent is not None:
             state.parent[id(cand)] = parent
+        owners = state.owners
         for cname, cver in cand.claims():
-            state.owners.setdefault(cname, []).append((cand, cver))
+            owners[cname] = (*owners.get(cname, ()), (cand, cver))
             for req in state.reqs.get(cname, ()):
                 if not provides(req.dep, cand, cver) and not any(
                     provides(req.dep, c, v) for c, v in state.owners[cname]
@@ -320,7 +323,7 @@ class _Solver:
         self, state: _State, name: str, extra_allowed: frozenset[str | None] = frozenset()
     ) -> tuple[list[tuple[Candidate, str | None]], list[str], int, frozenset[str | None]]:
         """(ranked selectable options, rejection notes, count apk would call options, allowed)."""
-        reqs = state.reqs.get(name, [])
+        reqs = state.reqs.get(name, ())
         allowed, preferred = self.tag_info(state, name, reqs)
         allowed |= extra_allowed
         ok: list[tuple[Candidate, str | None]] = []
@@ -387,7 +390,7 @@ class _Solver:
         return all(n in state.owners for n in self._rdepends.get(name, ()) if n in self._seen)
 
     def no_option_error(self, state: _State, name: str, notes: list[str]) -> _Fail:
-        reqs = state.reqs.get(name, [])
+        reqs = state.reqs.get(name, ())
         needed = "; ".join(self.chain(state, r) for r in reqs[:4]) or name
         if name not in self.u.providers:
             return _Fail(f"{name} (no such package): required by {needed}")
