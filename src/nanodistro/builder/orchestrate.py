@@ -63,7 +63,7 @@ from nanodistro.errors import (
 )
 from nanodistro.formats.pkginfo import apk_filename
 from nanodistro.formats.tarball import TarEntry
-from nanodistro.recipe.model import load_recipe
+from nanodistro.recipe.model import Recipe, load_recipe
 from nanodistro.recipe.substitute import substitute
 from nanodistro.repo.consistency import check_packages
 from nanodistro.resolve import parse_repository
@@ -333,54 +333,12 @@ class _Build:
         return root, installed
 
     def _spec(self, compiled_index: int) -> PackageSpec:
-        recipe = self.recipe
-        package = recipe.package
-        compiled = self.compiled.packages[compiled_index]
-        licenses = [c.license for c in package.copyright]
-        attestation = "\n".join(c.attestation for c in package.copyright if c.attestation)
-        where = recipe.where
-
-        def sub(text: str) -> str:
-            return substitute(text, compiled.substitutions, where)
-
-        if compiled.subpackage is None:
-            deps = package.dependencies.model_copy(deep=True)
-            deps.runtime = [sub(d) for d in deps.runtime]
-            deps.provides = [sub(d) for d in deps.provides]
-            deps.replaces = [sub(d) for d in deps.replaces]
-            return PackageSpec(
-                name=package.name,
-                origin=package.name,
-                version=package.version,
-                epoch=package.epoch,
-                arch=self.config.arch,
-                description=sub(package.description),
-                url=sub(package.url),
-                commit=package.commit or self.default_commit,
-                licenses=licenses,
-                copyright_text=attestation,
-                dependencies=deps,
-                options=package.options,
-                scriptlets=package.scriptlets,
-                setcap=list(package.setcap),
-            )
-        sub_spec = compiled.subpackage
-        sub_licenses = [c.license for c in sub_spec.spec.copyright] or licenses
-        return PackageSpec(
-            name=sub_spec.name,
-            origin=package.name,
-            version=package.version,
-            epoch=package.epoch,
+        return package_spec(
+            self.recipe,
+            self.compiled,
+            compiled_index,
             arch=self.config.arch,
-            description=sub_spec.description,
-            url=sub_spec.url or sub(package.url),
-            commit=sub_spec.spec.commit or package.commit or self.default_commit,
-            licenses=sub_licenses,
-            copyright_text=attestation,
-            dependencies=sub_spec.dependencies,
-            options=sub_spec.spec.options,
-            scriptlets=sub_spec.spec.scriptlets,
-            setcap=list(sub_spec.spec.setcap),
+            default_commit=self.default_commit,
         )
 
     # -- the phases
@@ -583,3 +541,58 @@ def build_recipe(
     if commit is not None:
         build.default_commit = commit
     return build.run()
+
+
+def package_spec(
+    recipe: Recipe, build: CompiledBuild, compiled_index: int, *, arch: str, default_commit: str
+) -> PackageSpec:
+    """What a build writes into package ``compiled_index``'s metadata besides its files (also
+    what the control plane checks a worker's package against: factory/remote)."""
+    package = recipe.package
+    compiled = build.packages[compiled_index]
+    licenses = [c.license for c in package.copyright]
+    attestation = "\n".join(c.attestation for c in package.copyright if c.attestation)
+    where = recipe.where
+
+    def sub(text: str) -> str:
+        return substitute(text, compiled.substitutions, where)
+
+    if compiled.subpackage is None:
+        deps = package.dependencies.model_copy(deep=True)
+        deps.runtime = [sub(d) for d in deps.runtime]
+        deps.provides = [sub(d) for d in deps.provides]
+        deps.replaces = [sub(d) for d in deps.replaces]
+        return PackageSpec(
+            name=package.name,
+            origin=package.name,
+            version=package.version,
+            epoch=package.epoch,
+            arch=arch,
+            description=sub(package.description),
+            url=sub(package.url),
+            commit=package.commit or default_commit,
+            licenses=licenses,
+            copyright_text=attestation,
+            dependencies=deps,
+            options=package.options,
+            scriptlets=package.scriptlets,
+            setcap=list(package.setcap),
+        )
+    sub_spec = compiled.subpackage
+    sub_licenses = [c.license for c in sub_spec.spec.copyright] or licenses
+    return PackageSpec(
+        name=sub_spec.name,
+        origin=package.name,
+        version=package.version,
+        epoch=package.epoch,
+        arch=arch,
+        description=sub_spec.description,
+        url=sub_spec.url or sub(package.url),
+        commit=sub_spec.spec.commit or package.commit or default_commit,
+        licenses=sub_licenses,
+        copyright_text=attestation,
+        dependencies=sub_spec.dependencies,
+        options=sub_spec.spec.options,
+        scriptlets=sub_spec.spec.scriptlets,
+        setcap=list(sub_spec.spec.setcap),
+    )

@@ -191,6 +191,51 @@ def emit_package(
         mtime=source_date_epoch,
         where=where,
     )
+    info, sca, scripts = describe_package(
+        spec, entries, siblings=siblings, source_date_epoch=source_date_epoch
+    )
+    control = {
+        "recipe_sha256": recipe_hash,
+        "origin": spec.origin,
+        "vendored": sca.vendored,
+        **(provenance or {}),
+    }
+    try:
+        apply_setcap(entries, spec.setcap, where=spec.filename)
+        data = write_apk(
+            info,
+            entries,
+            key=key,
+            source_date_epoch=source_date_epoch,
+            scripts=scripts,
+            extra_control={
+                NANODISTRO_CONTROL: (json.dumps(control, sort_keys=True, indent=1) + "\n").encode(),
+                **({MELANGE_CONTROL: config_yaml} if config_yaml is not None else {}),
+            },
+        )
+    except FormatError as error:
+        raise BuildError(f"cannot package {spec.name}: {error}", where=where) from None
+    return BuiltPackage(info=info, data=data, sca=sca, filename=spec.filename)
+
+
+def _dep_name(dep: str) -> str:
+    for op in ("<=", ">=", "~", "=", "<", ">"):
+        if op in dep:
+            return dep.split(op, 1)[0]
+    return dep
+
+
+def describe_package(
+    spec: PackageSpec,
+    entries: Sequence[TarEntry],
+    *,
+    siblings: Mapping[str, Sequence[TarEntry]] | None = None,
+    source_date_epoch: int,
+) -> tuple[PackageInfo, ScaResult, dict[str, bytes]]:
+    """The ``.PKGINFO`` fields (sizes and hashes aside: ``write_apk`` adds them), SCA result
+    and install scripts of the package ``spec`` makes of ``entries``: what the recipe says
+    plus what SCA finds in the files. The control plane re-derives them from a worker's
+    package (factory/remote), so only its files are the worker's word."""
     options = spec.options or PackageOptions()
     sca = analyze(
         entries,
@@ -232,32 +277,4 @@ def emit_package(
         if trigger and trigger.script:
             scripts["trigger"] = trigger.script.encode()
             info.triggers = list(trigger.paths)
-    control = {
-        "recipe_sha256": recipe_hash,
-        "origin": spec.origin,
-        "vendored": sca.vendored,
-        **(provenance or {}),
-    }
-    try:
-        apply_setcap(entries, spec.setcap, where=spec.filename)
-        data = write_apk(
-            info,
-            entries,
-            key=key,
-            source_date_epoch=source_date_epoch,
-            scripts=scripts,
-            extra_control={
-                NANODISTRO_CONTROL: (json.dumps(control, sort_keys=True, indent=1) + "\n").encode(),
-                **({MELANGE_CONTROL: config_yaml} if config_yaml is not None else {}),
-            },
-        )
-    except FormatError as error:
-        raise BuildError(f"cannot package {spec.name}: {error}", where=where) from None
-    return BuiltPackage(info=info, data=data, sca=sca, filename=spec.filename)
-
-
-def _dep_name(dep: str) -> str:
-    for op in ("<=", ">=", "~", "=", "<", ">"):
-        if op in dep:
-            return dep.split(op, 1)[0]
-    return dep
+    return info, sca, scripts

@@ -39,6 +39,7 @@ from nanodistro.errors import (
     TransientError,
     TrustError,
 )
+from nanodistro.factory.remote.packagecheck import check_metadata
 from nanodistro.factory.remote.payload import (
     b64,
     build_settings,
@@ -56,6 +57,7 @@ from nanodistro.factory.remote.payload import (
 
 if TYPE_CHECKING:
     from nanodistro.factory.remote import WorkerContext
+    from nanodistro.formats.apk import ApkPackage
 
 LOG_LINES = 200
 BUILD_OUTPUT = frozenset(
@@ -267,8 +269,8 @@ def _failed(output: dict[str, Any], worker: str) -> NanodistroError:
 
 def _check_package(
     item: Any, *, inputs: dict[str, Any], expected: set[str], where: str
-) -> tuple[str, bytes, dict[str, list[str]]]:
-    """(file, unsigned bytes, SCA origins) of one returned package, or ``TrustError``."""
+) -> tuple[str, bytes, dict[str, list[str]], ApkPackage]:
+    """(file, unsigned bytes, SCA origins, parsed) of one returned package, or ``TrustError``."""
     from nanodistro.builder.recipeinfo import recorded_recipe_hash
     from nanodistro.formats.apk import read_apk
     from nanodistro.formats.pkginfo import apk_filename
@@ -305,7 +307,7 @@ def _check_package(
     origins = item.get("origins") or {}
     if not isinstance(origins, dict):
         raise TrustError("origins: expected an object", where=where)
-    return file, data, origins
+    return file, data, origins, package
 
 
 def accept_build(plan: Any, builder_id: Callable[[str], str]) -> Callable[..., dict[str, Any]]:
@@ -351,8 +353,9 @@ def accept_build(plan: Any, builder_id: Callable[[str], str]) -> Callable[..., d
                     "the recipe changed while the job ran; the next cycle builds the new one",
                     where=str(path),
                 )
+            recipe = load_recipe(path)
             compiled = compile_recipe(
-                load_recipe(path),
+                recipe,
                 config.arch,
                 pipeline_dirs=config.pipeline_dirs,
                 build_options=config.build_options,
@@ -365,21 +368,29 @@ def accept_build(plan: Any, builder_id: Callable[[str], str]) -> Callable[..., d
                 _check_package(item, inputs=inputs, expected=set(expected), where=where)
                 for item in items
             ]
-            names = [file.removesuffix(".apk").rsplit("-", 2)[0] for file, _d, _o in checked]
+            names = [package.info.name for _f, _d, _o, package in checked]
             if sorted(names) != sorted(expected):
                 raise TrustError(
                     f"returned packages {', '.join(sorted(names)) or '(none)'}; the recipe "
                     f"makes {', '.join(sorted(expected))}; refused",
                     where=where,
                 )
+            by_name = dict(zip(names, checked, strict=True))
+            check_metadata(
+                recipe,
+                compiled,
+                {name: package for name, (_f, _d, _o, package) in by_name.items()},
+                path=path,
+                arch=config.arch,
+                where=where,
+            )
             facts = only_fields(output.get("facts"), FACT_FIELDS, where=f"{where}: facts")
             tests = records(TestOutcome, output.get("tests", []), where=f"{where}: tests")
             if any(not t.passed for t in tests):
                 raise TrustError("reports a failed test as a successful build", where=where)
             built = []
-            by_name = dict(zip(names, checked, strict=True))
             for name in expected:  # the recipe's order, as a local build emits them
-                file, data, origins = by_name[name]
+                file, data, origins, _package = by_name[name]
                 try:
                     signed = sign_unsigned_apk(data, config.key, where=f"{where}: {file}")
                 except NanodistroError as error:
