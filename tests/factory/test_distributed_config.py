@@ -101,3 +101,24 @@ def test_a_worker_imports_no_workspace_and_no_signing_code() -> None:
         "nanodistro.factory.cycle",
     ):
         assert module not in loaded, module
+
+
+def test_a_task_whose_key_would_leave_the_work_folder_is_refused(tmp_path: Path) -> None:
+    """Anyone on the broker can queue a task; a key such as ``/tmp/...`` or ``../..`` would
+    make (and fill, then remove) the job's folder outside the worker's work folder. The
+    worker answers with a sealed error instead and runs nothing."""
+    from nanodistro.factory.distributed import noop  # noqa: F401  (registers the noop kind)
+    from nanodistro.factory.distributed.task import WorkerIdentity, execute
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    work = tmp_path / "work" / "w1"
+    identity = WorkerIdentity("w1", "0" * 64, work, tmp_path / "cache")
+    for key in (f"{outside}/", "../../outside/x"):
+        answer = execute({"key": key, "kind": "noop", "payload": {"value": 1}}, identity)
+        envelope = answer["sealed"]["output"]
+        assert "expected a job key of 64 hex digits" in envelope["error"]
+        assert "output" not in envelope
+    assert list(outside.iterdir()) == [] and not work.exists()
+    good = execute({"key": "a" * 64, "kind": "noop", "payload": {"value": 1}}, identity)
+    assert good["sealed"]["output"]["output"] == {"echo": 1}

@@ -9,6 +9,7 @@ it is about this job.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = ["STARTED", "WorkerIdentity", "execute", "register_task"]
 
 # the state a worker reports when it starts a delivery; its meta names the worker
 STARTED = "STARTED"
+_KEY = re.compile(r"[0-9a-f]{64}")  # a job key: the SHA-256 of its inputs (factory/jobs.py)
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,12 @@ def execute(message: dict[str, Any], identity: WorkerIdentity) -> dict[str, Any]
     envelope: dict[str, Any]
     function = WORKER_FUNCTIONS.get(kind)
     work = identity.work_dir / f"{key[:16]}-{attempt}-{os.getpid()}"
-    if function is None:
+    if not _KEY.fullmatch(key):
+        # anyone on the broker can queue a task: a key such as "/etc/x" would put the job's
+        # folder (made, filled, then removed) outside the work folder
+        envelope = {"error": f"expected a job key of 64 hex digits, got {key[:80]!r}",
+                    "transient": False}  # fmt: skip
+    elif function is None:
         known = ", ".join(sorted(WORKER_FUNCTIONS))
         envelope = {"error": f"this worker runs no {kind!r} jobs (it runs: {known})",
                     "transient": False}  # fmt: skip
