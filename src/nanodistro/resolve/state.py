@@ -9,20 +9,32 @@ search catches; only the solver turns the first one into a ``ResolveError``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from nanodistro.formats.version import Dependency
 from nanodistro.resolve.universe import Candidate
 
 __all__ = ["_Fail", "_Req", "_State"]
 
 
-@dataclass(frozen=True)
 class _Req:
-    dep: Dependency
-    requirer: Candidate | None  # None: the world
-    allowed: frozenset[str | None]
-    preferred: frozenset[str | None] | None  # world atoms only
+    """One requirement. A plain class (was a frozen dataclass): the solver makes thousands and
+    compares none, and generating a dataclass costs milliseconds of the command's start-up."""
+
+    __slots__ = ("allowed", "dep", "preferred", "requirer")
+
+    def __init__(
+        self,
+        dep: Dependency,
+        requirer: Candidate | None,  # None: the world
+        allowed: frozenset[str | None],
+        preferred: frozenset[str | None] | None,  # world atoms only
+    ) -> None:
+        self.dep = dep
+        self.requirer = requirer
+        self.allowed = allowed
+        self.preferred = preferred
+
+    def __repr__(self) -> str:
+        return f"_Req({self.dep!s}, {self.requirer!r})"
 
 
 class _Fail(Exception):

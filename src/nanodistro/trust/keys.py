@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from nanodistro.errors import KeyLoadError
 from nanodistro.formats.signature import SigningKey, public_pem_from_private, sign, verify
-from nanodistro.util.atomic import atomic_write_bytes
 
 __all__ = [
     "MIN_BITS",
@@ -71,6 +70,9 @@ def generate_key(name: str, out_dir: Path, bits: int = 4096) -> tuple[Path, Path
     for path in (private_path, public_path):
         if path.exists():
             raise KeyLoadError("already exists, refusing to overwrite", where=str(path))
+    # Imported here: it pulls tempfile and shutil, which loading keys (resolve) never needs.
+    from nanodistro.util.atomic import atomic_write_bytes
+
     atomic_write_bytes(private_path, private_pem, mode=0o600)
     atomic_write_bytes(public_path, public_pem, mode=0o644)
     return private_path, public_path
