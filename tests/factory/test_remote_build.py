@@ -174,6 +174,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterat
 
 ATTACKS = ("name", "version", "extra", "signed-0", "signed-1", "seal", "failed", "script")
 ATTACKS += tuple(f"meta-{n}" for n in ("provides", "replaces", "priority", "depends", "license"))
+ATTACKS += ("shapes",)
 
 
 def _config(site: Site, repo: Path, cache: Path) -> BuildConfig:
@@ -588,4 +589,30 @@ def test_an_install_script_the_recipe_does_not_have_is_refused(
         TrustError, match=r"install scripts \['\.post-install'\], the recipe has \[\]"
     ):
         accept(remote.inputs, {**remote.output, "packages": packages}, "w1")
+    assert _nothing_published(repo)
+
+
+@pytest.mark.slow
+def test_outputs_of_the_wrong_shapes_are_refused_as_untrusted(
+    site: Site, remote: SimpleNamespace
+) -> None:
+    """Text, NaN or 1e999 where seconds go, a date that is not a number, origins that are not
+    lists: a TrustError naming the worker (was a ValueError/OverflowError/TypeError, reported
+    as a bug in nanodistro), nothing published."""
+    accept, repo = _fresh_accept(site, "shapes")
+    facts = remote.output["facts"]
+    first = remote.output["packages"][0]
+    for output in (
+        {**remote.output, "seconds": "soon"},
+        {**remote.output, "seconds": float("nan")},
+        {**remote.output, "seconds": float("inf")},  # what JSON 1e999 reads as
+        {**remote.output, "facts": {**facts, "source_date_epoch": "soon"}},
+        {**remote.output, "facts": {**facts, "toolchain": 5}},
+        {
+            **remote.output,
+            "packages": [{**first, "origins": {"so:x": 5}}, *remote.output["packages"][1:]],
+        },
+    ):
+        with pytest.raises(TrustError, match="worker w1"):
+            accept(remote.inputs, output, "w1")
     assert _nothing_published(repo)

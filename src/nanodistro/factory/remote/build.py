@@ -44,6 +44,7 @@ from nanodistro.factory.remote.payload import (
     b64,
     build_settings,
     directory_files,
+    duration,
     fresh_dir,
     only_fields,
     public_keyring,
@@ -326,6 +327,7 @@ def accept_build(plan: Any, builder_id: Callable[[str], str]) -> Callable[..., d
     def accept(inputs: dict[str, Any], output: dict[str, Any], worker: str) -> dict[str, Any]:
         where = f"worker {worker}: build {inputs['recipe']}-{inputs['version']}"
         output = only_fields(output, BUILD_OUTPUT, where=where)
+        seconds = duration(output.get("seconds"), where=where)
         subject, version = f"recipe:{inputs['recipe']}", inputs["version"]
         config = plan.config
         status = output.get("status")
@@ -396,28 +398,31 @@ def accept_build(plan: Any, builder_id: Callable[[str], str]) -> Callable[..., d
                 except NanodistroError as error:
                     raise TrustError(f"refused: {error.message}", where=error.where) from None
                 info = read_apk(signed, where=file).info
-                sca = ScaResult(origins={str(k): list(v) for k, v in origins.items()})
+                sca = ScaResult(origins=_origins(origins, where=f"{where}: {file}"))
                 built.append(BuiltPackage(info=info, data=signed, sca=sca, filename=file))
-            result = BuildResult(
-                recipe_path=path,
-                name=inputs["recipe"],
-                version=version,
-                arch=inputs["arch"],
-                packages=built,
-                source_date_epoch=int(facts.get("source_date_epoch") or 0),
-                sources=records(SourceRecord, facts.get("sources", []), where=where),
-                toolchain=dict(facts.get("toolchain") or {}),
-                sandbox=dict(facts.get("sandbox") or {}),
-                tests=tests,
-                environment=list(facts.get("environment") or []),
-                environment_packages=records(
-                    InstalledPackage, facts.get("environment_packages", []), where=where
-                ),
-                warnings=list(facts.get("warnings") or []),
-                steps=records(StepTiming, output.get("steps", []), where=f"{where}: steps"),
-            )
+            try:
+                result = BuildResult(
+                    recipe_path=path,
+                    name=inputs["recipe"],
+                    version=version,
+                    arch=inputs["arch"],
+                    packages=built,
+                    source_date_epoch=int(facts.get("source_date_epoch") or 0),
+                    sources=records(SourceRecord, facts.get("sources", []), where=where),
+                    toolchain=dict(facts.get("toolchain") or {}),
+                    sandbox=dict(facts.get("sandbox") or {}),
+                    tests=tests,
+                    environment=list(facts.get("environment") or []),
+                    environment_packages=records(
+                        InstalledPackage, facts.get("environment_packages", []), where=where
+                    ),
+                    warnings=list(facts.get("warnings") or []),
+                    steps=records(StepTiming, output.get("steps", []), where=f"{where}: steps"),
+                )
+            except (TypeError, ValueError) as error:  # facts of the wrong shapes
+                raise TrustError(f"malformed facts: {error}", where=where) from None
             finished = datetime.datetime.now(datetime.UTC)
-            started = finished - datetime.timedelta(seconds=float(output.get("seconds") or 0))
+            started = finished - datetime.timedelta(seconds=seconds)
             publish_result(
                 result,
                 config,
@@ -455,10 +460,17 @@ def accept_build(plan: Any, builder_id: Callable[[str], str]) -> Callable[..., d
         return {
             "status": outcome,
             "published": published,
-            "seconds": float(output.get("seconds") or 0.0),
+            "seconds": seconds,
         }
 
     return accept
+
+
+def _origins(value: dict[str, Any], *, where: str) -> dict[str, list[str]]:
+    """SCA origins (``{"so:libfoo.so.1": ["usr/bin/foo (needed)"]}``) as returned, checked."""
+    if not all(isinstance(v, list) and all(isinstance(i, str) for i in v) for v in value.values()):
+        raise TrustError("origins: expected lists of paths", where=where)
+    return {str(k): list(v) for k, v in value.items()}
 
 
 def _time(value: Any, default: datetime.datetime) -> datetime.datetime:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanodistro.errors import FetchError, ImageError, NanodistroError, TrustError
-from nanodistro.factory.remote.payload import b64, fresh_dir, only_fields, unb64
+from nanodistro.factory.remote.payload import b64, duration, fresh_dir, only_fields, unb64
 
 if TYPE_CHECKING:
     from nanodistro.factory.remote import WorkerContext
@@ -208,7 +208,9 @@ def accept_image(plan: Any) -> Callable[[dict[str, Any], dict[str, Any], str], d
         staging = workspace.packages_dir / "staging"
         ref = parse_repository(str(staging))
         finished = datetime.datetime.now(datetime.UTC)
-        started = finished - datetime.timedelta(seconds=float(output.get("seconds") or 0))
+        started = finished - datetime.timedelta(
+            seconds=duration(output.get("seconds"), where=where)
+        )
         workspace.image_out_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=workspace.image_out_dir))
         try:

@@ -174,6 +174,19 @@ def only_fields(value: Any, allowed: Collection[str], *, where: str) -> dict[str
     return value
 
 
+def duration(value: Any, *, where: str) -> float:
+    """A returned ``seconds``: a finite number from 0 to a year (absent: 0). Anything else
+    (text, NaN, 1e999) is refused rather than met later as a ``ValueError``/``OverflowError``
+    while dating the provenance."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TrustError(f"seconds: expected a number, got {type(value).__name__}", where=where)
+    if not 0 <= value <= 366 * 86400:  # False for NaN too
+        raise TrustError(f"seconds: expected 0 to a year, got {value!r}", where=where)
+    return float(value)
+
+
 def records(cls: type, values: Any, *, where: str) -> list[Any]:
     """Dataclass records from a list of JSON objects, refusing unknown or mistyped fields."""
     if not isinstance(values, list):
