@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from nanodistro.errors import ConfigError
-from nanodistro.imageconfig.model import ImageConfig
+from nanodistro.imageconfig.model import ImageConfig, from_schema
+from nanodistro.imageconfig.quick import quick_config
 
 _MAX_INCLUDE_DEPTH = 16
 
@@ -118,7 +118,9 @@ _RECIPE_KEYS = ("package", "pipeline", "subpackages")
 
 def _keys_at(loc: Sequence[int | str]) -> list[str]:
     """The keys (YAML spelling) the config model accepts where ``loc`` points ([] if unknown)."""
-    model: Any = ImageConfig
+    from nanodistro.imageconfig import schema
+
+    model: Any = schema.ImageConfig
     for part in loc:
         if isinstance(part, int):
             continue
@@ -153,8 +155,16 @@ def _validate(data: Any, tree: Any, where: str) -> ImageConfig:
             where=where,
             line=line,
         )
+    config = quick_config(data)
+    if config is not None:
+        return config
+    # Imported here: pydantic and the schema cost ~0.35 s, and simple configs never need them.
+    from pydantic import ValidationError
+
+    from nanodistro.imageconfig import schema
+
     try:
-        return ImageConfig.model_validate(data)
+        return from_schema(schema.ImageConfig.model_validate(data))
     except ValidationError as error:
         first = error.errors()[0]
         line, dotted = _line_of(tree, first["loc"])

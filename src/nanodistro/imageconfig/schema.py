@@ -1,4 +1,9 @@
-"""The apko image configuration (apko pkg/build/types/types.go, docs/apko_file.md).
+"""The apko image configuration's schema (apko pkg/build/types/types.go, docs/apko_file.md).
+
+The one definition of what a config may hold and of every validation error. Configs are
+validated here (except the simple ones imageconfig/quick.py recognises) and then copied into the
+plain classes of model.py, which carry the derived values the build reads; pydantic is imported
+only when a config needs this module.
 
 Keys keep apko's YAML spelling through aliases (``work-dir``, ``run-as``, ``shell-fragment``...).
 Unknown keys are rejected so a typo is an error naming the key, not a silently ignored setting.
@@ -6,13 +11,12 @@ Unknown keys are rejected so a typo is an error naming the key, not a silently i
 
 from __future__ import annotations
 
-import shlex
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nanodistro.errors import ConfigError
-from nanodistro.imageconfig.arch import ALL_ARCHS, Arch
+from nanodistro.imageconfig.arch import Arch
 
 
 class _Model(BaseModel):
@@ -69,16 +73,6 @@ class Entrypoint(_Model):
 
     _coerce = field_validator("command", "shell_fragment", mode="before")(_stringify)
 
-    def argv(self) -> list[str]:
-        """config.Entrypoint as apko computes it (pkg/build/oci/image.go)."""
-        if self.type == "service-bundle":
-            return ["/bin/s6-svscan", "/sv"]
-        if self.shell_fragment:
-            return ["/bin/sh", "-c", self.shell_fragment]
-        if self.command:
-            return shlex.split(self.command)
-        return []
-
 
 class User(_Model):
     username: str = ""
@@ -107,18 +101,6 @@ class User(_Model):
                 "(to run as root, use run-as: 0)"
             )
         return self
-
-    @property
-    def effective_gid(self) -> int:
-        return self.gid if self.gid is not None else int(self.uid or 0)
-
-    @property
-    def effective_homedir(self) -> str:
-        return self.homedir or f"/home/{self.username}"
-
-    @property
-    def effective_shell(self) -> str:
-        return self.shell or "/bin/sh"
 
 
 class Group(_Model):
@@ -185,12 +167,6 @@ class PathMutation(_Model):
         if self.type in ("hardlink", "symlink") and not self.source:
             raise ValueError(f"a {self.type} needs a source")
         return self
-
-    @property
-    def mode(self) -> int:
-        if self.permissions is not None:
-            return self.permissions
-        return 0o755 if self.type == "directory" else 0o644
 
 
 class Layering(_Model):
@@ -268,28 +244,3 @@ class ImageConfig(_Model):
         if self.layering is not None and self.layering.enabled and self.format == "erofs":
             raise ValueError("layering cannot be combined with format: erofs")
         return self
-
-    # ---- derived values -------------------------------------------------------------------
-
-    def target_archs(self, override: list[str] | None = None) -> list[Arch]:
-        """The architectures to build, sorted as apko sorts its index (by OCI name)."""
-        names = override or self.archs or list(ALL_ARCHS)
-        if "all" in names:
-            names = list(ALL_ARCHS)
-        return sorted({Arch.parse(n) for n in names})
-
-    def all_packages(self) -> list[str]:
-        """contents.packages plus what the entrypoint type implies (s6 for service bundles)."""
-        packages = list(self.contents.packages)
-        if self.entrypoint.type == "service-bundle" and "s6" not in packages:
-            packages.append("s6")
-        return packages
-
-    def build_repositories(self) -> list[str]:
-        return sorted(set(self.contents.build_repositories) | set(self.contents.repositories))
-
-    def runtime_repositories(self) -> list[str]:
-        return sorted(set(self.contents.repositories) | set(self.contents.runtime_repositories))
-
-    def cmd_argv(self) -> list[str]:
-        return shlex.split(self.cmd) if self.cmd else []

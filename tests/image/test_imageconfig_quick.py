@@ -1,0 +1,148 @@
+"""imageconfig without pydantic (issue 18): simple configs are checked by imageconfig/quick.py,
+everything else by the pydantic schema, and both give the same config, the same
+``model_dump`` (it becomes /etc/apko.json) and the same errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixture_paths import REPO_ROOT, THIRD_PARTY
+from nanodistro.errors import ConfigError
+from nanodistro.imageconfig import load_config, load_config_text, schema
+from nanodistro.imageconfig.load import _plain, parse_yaml_text
+from nanodistro.imageconfig.model import ImageConfig, from_schema
+from nanodistro.imageconfig.quick import quick_config
+
+APKO = THIRD_PARTY / "chainguard-dev+apko"
+CONFIGS = sorted(
+    [
+        *(
+            p
+            for sub in ("examples", "internal/cli/testdata", "pkg/build/types/testdata")
+            for p in (APKO / sub).rglob("*.yaml")
+            if not p.name.endswith(".melange.yaml")
+        ),
+        *(REPO_ROOT / "examples/images").glob("*.yaml"),
+    ]
+)
+
+# Documents the quick path must take (and give the schema's answer for) or leave to the schema.
+QUICK = [
+    {},
+    {"contents": {"packages": [" a ", "b"], "repositories": ["./r"], "keyring": [" k "]}},
+    {"contents": {}, "archs": ["amd64", "all"], "cmd": "x y", "work-dir": "/w"},
+    {"entrypoint": {"command": "/bin/a b"}, "accounts": {"run-as": "65532"}},
+    {"entrypoint": {"type": "service-bundle"}, "environment": {"A": "1"}, "volumes": ["/v"]},
+    {"annotations": {"k": "v"}, "vcs-url": "https://x@abc", "stop-signal": "TERM", "include": ""},
+    {"entrypoint": {}, "accounts": {}},
+]
+SCHEMA = [
+    {"cmd": 5},
+    {"contents": {"packages": [""]}},
+    {"contents": {"packages": "a"}},
+    {"contents": {"runtime_keyring": [{"name": "k", "content": "c"}]}},
+    {"archs": ["sparc"]},
+    {"archs": [1]},
+    {"environment": {"A": None, "B": 2}},
+    {"work_dir": "/w"},
+    {"accounts": {"run-as": 0, "users": [{"username": "a", "uid": 5}]}},
+    {"accounts": {"users": [{"username": "a", "uid": 0}]}},
+    {"paths": [{"path": "/x", "type": "directory", "permissions": "0o755"}]},
+    {"layering": {"strategy": "origin", "budget": 2}},
+    {"layering": {}, "format": "erofs"},
+    {"certificates": {"providers": ["ca"]}},
+    {"entrypoint": {"type": "bad"}},
+    {"entrypoint": {"services": {"a": "b"}}},
+    {"typo": 1},
+]
+
+
+def _schema_result(data: Any) -> tuple[str, Any]:
+    """What the pydantic schema alone makes of ``data``: its dump, or its first error."""
+    from pydantic import ValidationError
+
+    try:
+        model = schema.ImageConfig.model_validate(data)
+    except ValidationError as error:
+        return "error", error.errors()[0]["msg"]
+    return "ok", model.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+
+
+@pytest.mark.parametrize("data", QUICK, ids=lambda d: json.dumps(d)[:60])
+def test_quick_path_gives_the_schemas_config(data: dict[str, Any]) -> None:
+    quick = quick_config(data)
+    assert quick is not None
+    model = schema.ImageConfig.model_validate(data)
+    assert quick == from_schema(model)
+    assert _schema_result(data) == ("ok", quick.model_dump())
+
+
+@pytest.mark.parametrize("data", SCHEMA, ids=lambda d: json.dumps(d)[:60])
+def test_anything_else_is_left_to_the_schema(data: dict[str, Any]) -> None:
+    assert quick_config(data) is None
+    kind, value = _schema_result(data)
+    text = json.dumps(data)  # JSON is YAML
+    if kind == "error":
+        with pytest.raises(ConfigError) as caught:
+            load_config_text(text)
+        assert value.removeprefix("Value error, ") in str(caught.value) or "unknown key" in str(
+            caught.value
+        )
+    else:
+        assert load_config_text(text).config.model_dump() == value
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_fixture_config_loads_as_the_schema_has_it(path: Path) -> None:
+    loaded = load_config(path)
+    assert isinstance(loaded.config, ImageConfig)
+    model = schema.ImageConfig.model_validate(loaded.raw)
+    assert loaded.config == from_schema(model)
+    assert loaded.config.model_dump() == model.model_dump(
+        mode="json", by_alias=True, exclude_defaults=True
+    )
+    # and each file alone, as _load_tree checks it, whichever path took it
+    data = _plain(parse_yaml_text(path.read_text(), where=str(path)))
+    quick = quick_config(data)
+    if quick is not None:
+        assert quick == from_schema(schema.ImageConfig.model_validate(data))
+
+
+def test_some_fixture_configs_take_the_quick_path() -> None:
+    taken = [
+        p
+        for p in CONFIGS
+        if quick_config(_plain(parse_yaml_text(p.read_text(), where=str(p)))) is not None
+    ]
+    assert len(taken) >= 5
+
+
+def test_model_copy_replaces_fields_as_pydantic_does() -> None:
+    config = load_config_text("contents: {packages: [a]}\narchs: [amd64]\n").config
+    contents = config.contents.model_copy(update={"packages": ["b=1"]})
+    copied = config.model_copy(update={"contents": contents})
+    assert copied.contents.packages == ["b=1"] and config.contents.packages == ["a"]
+    assert copied.archs == ["amd64"]
+    assert copied.model_dump() == {"contents": {"packages": ["b=1"]}, "archs": ["amd64"]}
+
+
+def test_a_simple_config_loads_without_pydantic(tmp_path: Path) -> None:
+    (tmp_path / "img.yaml").write_text(
+        "contents:\n  repositories: [./r]\n  packages: [a]\narchs: [amd64]\n"
+        "entrypoint: {command: /bin/sh}\nenvironment: {A: b}\n"
+    )
+    probe = (
+        "import sys; from nanodistro.imageconfig import load_config; "
+        f"load_config({str(tmp_path / 'img.yaml')!r}); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
