@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from cli_runner import run_cli
-from nanodistro.errors import TrustError
+from nanodistro.errors import ConfigError, TrustError
 from nanodistro.factory.remote import WorkerRegistry, seal, unseal, worker_token
 from nanodistro.factory.remote.channel import SECRET_FILE
 
@@ -122,3 +122,21 @@ def test_an_earlier_attempts_output_replayed_for_a_new_attempt_is_refused(tmp_pa
     assert unseal(old, job_key=JOB, token_for=registry.token_for, attempt=1)[1] == failed
     with pytest.raises(TrustError, match=r"worker w1: the output answers attempt 1 of job a+, not"):
         unseal(old, job_key=JOB, token_for=registry.token_for, attempt=2)
+
+
+def test_a_worker_secret_others_can_read_is_refused(tmp_path: Path) -> None:
+    """Every token derives from the secret: another local user who can read it could seal
+    output as any worker. The control plane refuses to use it (naming the file) until it is
+    0600 again."""
+    registry = WorkerRegistry(tmp_path)
+    token = registry.create("w1")
+    secret = tmp_path / SECRET_FILE
+    secret.chmod(0o644)
+    forged = seal(
+        OUTPUT, job_key=JOB, attempt=1, worker="w1", token=worker_token(secret.read_bytes(), "w1")
+    )
+    with pytest.raises(ConfigError, match=r"worker secret is open to others \(mode 0644\)") as info:
+        unseal(forged, job_key=JOB, token_for=registry.token_for)
+    assert info.value.where == str(secret)
+    secret.chmod(0o600)
+    assert unseal(forged, job_key=JOB, token_for=registry.token_for)[0] == "w1" and token

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import secrets
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +161,14 @@ class WorkerRegistry:
         if len(data) < 32:
             raise ConfigError(
                 f"expected at least 32 bytes, found {len(data)}", where=str(self.secret_path)
+            )
+        mode = stat.S_IMODE(self.secret_path.stat().st_mode)
+        if mode & 0o077:
+            # every worker's token derives from it: whoever reads it can seal as any worker
+            raise ConfigError(
+                f"the worker secret is open to others (mode {mode:04o}); chmod 600 it and "
+                "re-create the workers' tokens (anyone who read it can forge them)",
+                where=str(self.secret_path),
             )
         return data
 
