@@ -5,29 +5,37 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from nanodistro.cli._common import console, err_console, print_json
+from nanodistro.cli._common import console, err_console, escape, print_json
 from nanodistro.errors import ConfigError
-from nanodistro.monitor import models as m
-from nanodistro.monitor.bump import bump_recipe
-from nanodistro.monitor.check import RECIPE_TIMEOUT, check_paths, default_cache_dir, exit_status
-from nanodistro.monitor.http import REQUEST_TIMEOUT
-from nanodistro.monitor.models import CheckResult
+from nanodistro.monitor.defaults import RECIPE_TIMEOUT, REQUEST_TIMEOUT
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from nanodistro.monitor.models import CheckResult
+
+# The monitor engine (pydantic models, httpx) and Rich's Table are imported where used: the
+# option defaults come from monitor/defaults.py, so `monitor --help` and `bump --help` load
+# neither (tests/test_cli_startup.py).
 
 EXIT_UP_TO_DATE = 0
 EXIT_UPDATES = 10
 EXIT_ERRORS = 1
 
-_STYLE = {
-    m.UPDATE: "bold yellow",
-    m.RETAGGED: "bold magenta",
-    m.ERROR: "red",
-    m.UP_TO_DATE: "green",
-}
+
+def _styles() -> dict[str, str]:
+    from nanodistro.monitor import models as m
+
+    return {
+        m.UPDATE: "bold yellow",
+        m.RETAGGED: "bold magenta",
+        m.ERROR: "red",
+        m.UP_TO_DATE: "green",
+    }
 
 
 def _when(value: datetime | None) -> str:
@@ -35,6 +43,10 @@ def _when(value: datetime | None) -> str:
 
 
 def _table(results: list[CheckResult]) -> Table:
+    from rich.table import Table
+
+    from nanodistro.monitor import models as m
+
     table = Table(title="upstream releases")
     rows: list[tuple[CheckResult, str, str]] = []
     for r in sorted(results, key=lambda r: (r.status != m.UPDATE, r.status, r.name)):
@@ -60,8 +72,9 @@ def _table(results: list[CheckResult]) -> Table:
     ):
         table.add_column(header, no_wrap=True, min_width=widest(header, values))
     table.add_column("note", overflow="ellipsis", no_wrap=True, max_width=40)
+    styles = _styles()
     for r, status, note in rows:
-        style = _STYLE.get(r.status, "dim")
+        style = styles.get(r.status, "dim")
         table.add_row(
             escape(r.name),
             escape(r.current),
@@ -116,6 +129,9 @@ def monitor(
     Upstream URLs can be redirected with NANODISTRO_{PYPI,NPM,GITHUB_API,GITLAB_API,
     RELEASE_MONITORING}_URL; GITHUB_TOKEN, GITLAB_TOKEN and RELEASE_MONITOR_TOKEN are used if set.
     """
+    from nanodistro.monitor import models as m
+    from nanodistro.monitor.check import check_paths, default_cache_dir, exit_status
+
     targets = paths or [Path(".")]
     if deadline is None:
         deadline = _workspace_deadline(targets[0]) or RECIPE_TIMEOUT
@@ -153,7 +169,7 @@ def monitor(
         console.print(_table(results))
         for r in results:
             if r.status in (m.ERROR, m.RETAGGED):
-                style = _STYLE[r.status]
+                style = _styles()[r.status]
                 console.print(
                     f"[{style}]{escape(r.name)}[/]: {escape(r.message or '')}",
                     soft_wrap=True,
@@ -203,6 +219,9 @@ def bump(
     With --epoch, the version stays and the epoch goes up by one (a rebuild of the same
     upstream release, as the factory's epoch bumps). Nothing is committed to git.
     """
+
+    from nanodistro.monitor.bump import bump_recipe
+    from nanodistro.monitor.check import default_cache_dir
 
     def progress(message: str) -> None:
         if not json_output:

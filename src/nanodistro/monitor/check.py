@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from nanodistro.errors import NanodistroError
 from nanodistro.monitor import models as m
+from nanodistro.monitor.defaults import RECIPE_TIMEOUT
 from nanodistro.monitor.http import REQUEST_TIMEOUT, HttpClient, track_requests
 from nanodistro.monitor.models import Candidate, CheckResult, RecipeTarget, UpstreamRelease
 from nanodistro.monitor.providers import PROVIDERS
@@ -34,9 +35,7 @@ Progress = Callable[[CheckResult], None]
 # Schemes tried first per provider: the ordering its ecosystem defines.
 _PREFERRED_SCHEME = {"pypi": ("pep440",), "npm": ("semver",)}
 
-#: Seconds one recipe's check may take in all (every request, retries and the enrich step;
-#: not the time its requests queue behind other recipes' for a host's free slot).
-RECIPE_TIMEOUT = 60.0
+# RECIPE_TIMEOUT (seconds one recipe's check may take in all) lives in monitor/defaults.py.
 
 
 def default_cache_dir() -> Path:

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from nanodistro.errors import FetchError
+from nanodistro.monitor.defaults import REQUEST_TIMEOUT
 from nanodistro.util.http import (
     RETRY_STATUS,
     async_redirect_guard,
@@ -42,8 +43,7 @@ from nanodistro.util.http import (
 )
 
 USER_AGENT = "nanodistro-monitor/0.1 (+https://github.com/nanodistro)"
-#: Seconds one GET may take in all (attempts, backoff, every read of the body).
-REQUEST_TIMEOUT = 30.0
+# REQUEST_TIMEOUT (seconds one GET may take in all) lives in monitor/defaults.py.
 #: Version of the on-disk form of cached answers; entries of another form are misses.
 CACHE_FORMAT = 2
 
