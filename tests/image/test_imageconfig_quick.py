@@ -146,3 +146,31 @@ def test_a_simple_config_loads_without_pydantic(tmp_path: Path) -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_plain_classes_mirror_the_schema_field_for_field() -> None:
+    """A field added to schema.py without model.py (or with another alias) fails here, not in a
+    build that silently drops it."""
+    import dataclasses
+
+    from pydantic import BaseModel
+
+    from nanodistro.imageconfig import model
+
+    schema_classes = {
+        name: cls
+        for name, cls in vars(schema).items()
+        if isinstance(cls, type)
+        and issubclass(cls, BaseModel)
+        and cls.__module__ == schema.__name__
+    }
+    schema_classes.pop("_Model")
+    assert set(schema_classes) == set(model._CLASSES)
+    for name, cls in schema_classes.items():
+        plain = {
+            f.name: f.metadata.get("alias", f.name)
+            for f in dataclasses.fields(model._CLASSES[name])
+        }
+        declared = {n: info.alias or n for n, info in cls.model_fields.items()}
+        assert plain == declared, name
+        assert list(plain) == list(declared), name  # dump order is declaration order

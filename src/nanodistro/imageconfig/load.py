@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +135,8 @@ def _keys_at(loc: Sequence[int | str]) -> list[str]:
 
 
 def _unknown_key(loc: Sequence[int | str]) -> str:
+    import difflib  # only for this error message
+
     close = (
         difflib.get_close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1, cutoff=0.75) if loc else []
     )
