@@ -437,3 +437,36 @@ def test_output_for_a_payload_the_control_plane_did_not_send_is_refused(
     done = executor._accept(flight, execute(honest, identity))
     assert done is not None and done.state == "succeeded"
     assert published.read_text().splitlines() == ["asked w1"]
+
+
+def test_garbage_in_the_result_store_fails_the_attempt_not_the_control_plane(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Every worker can write the result store. A task record that is not JSON, nested past
+    the decoder's limit or a STARTED record with a pid that is not a number used to raise out
+    of the control plane's run (every job of the cycle stopped); now such an output is dropped
+    with an event and the attempt fails as a forged one does."""
+    from nanodistro.factory import events
+    from nanodistro.factory.distributed.executor import _Flight
+    from nanodistro.factory.state import open_state
+
+    executor = cluster.executor()
+    backend = executor.app.backend
+    for number, garbage in enumerate((b"not json", b"[" * 100_000 + b"]" * 100_000)):
+        job = spec(f"garbage-{number}", publish_to=str(tmp_path / "published"))
+        executor.store.submit(job)
+        (claimed,) = executor.store.claim(1, executor.owner, keys=[job.key])
+        task_id = f"{job.key}-{claimed.attempts}"
+        started = json.dumps({"status": "STARTED", "result": {"worker": "w1", "pid": "x"}})
+        backend.client.set(backend.get_key_for_task(task_id), started)
+        flights = {task_id: _Flight(claimed, task_id)}
+        assert executor._poll(flights) == set() and task_id in flights
+        backend.client.set(backend.get_key_for_task(task_id), garbage)
+        executor._poll(flights)
+        assert not flights
+        row = executor.store.get(job.key)
+        assert row is not None and row.state != "succeeded" and row.attempts == 1
+        with open_state(cluster.state_url) as state:
+            dropped = events.query(state, subject=f"job:{job.key}", types=["job-result-dropped"])
+        assert ["expected a sealed worker output" in e.payload["reason"] for e in dropped] == [True]
+    assert not (tmp_path / "published").exists()

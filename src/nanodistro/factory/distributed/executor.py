@@ -85,6 +85,19 @@ def _outage_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _decoded(decode: Callable[[Any], Any], value: Any) -> dict[str, Any]:
+    """A task's record in the result store. Every worker can write there: a record that is
+    not JSON, too deep or not an object is an output refused (dropped, the attempt failed as
+    a forged one is), not an exception that stops the control plane's run."""
+    from kombu.exceptions import DecodeError
+
+    try:
+        meta = decode(value)
+    except (DecodeError, TypeError, ValueError) as error:
+        return {"status": "SUCCESS", "result": {"undecodable": str(error)[:200]}}
+    return meta if isinstance(meta, dict) else {"status": "SUCCESS", "result": None}
+
+
 @dataclass
 class _Flight:
     job: Job
@@ -231,10 +244,12 @@ class CeleryExecutor:
         if isinstance(backend, KeyValueStoreBackend):
             values = backend.mget([backend.get_key_for_task(t) for t in task_ids])
             return {
-                t: backend.decode_result(v) if v else {"status": "PENDING", "result": None}
+                t: _decoded(backend.decode_result, v)
+                if v
+                else {"status": "PENDING", "result": None}
                 for t, v in zip(task_ids, values, strict=True)
             }
-        return {t: backend.get_task_meta(t) for t in task_ids}
+        return {t: _decoded(backend.get_task_meta, t) for t in task_ids}
 
     def _poll(self, flights: dict[str, _Flight]) -> set[str]:
         """Look at every task in flight once; the keys of the jobs that are done."""
@@ -263,7 +278,8 @@ class CeleryExecutor:
         return finished
 
     def _started(self, flight: _Flight, meta: dict[str, Any]) -> None:
-        delivery = (str(meta.get("worker")), int(meta.get("pid") or 0))
+        pid = meta.get("pid")  # written by a worker: any JSON at all
+        delivery = (str(meta.get("worker"))[:100], pid if type(pid) is int else 0)
         if delivery in flight.deliveries:
             return
         flight.deliveries.append(delivery)
