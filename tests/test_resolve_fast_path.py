@@ -147,3 +147,23 @@ def test_plain_resolve_imports_neither_typer_nor_click(repo: Path, tmp_path: Pat
         check=False,
     )
     assert result.stdout.splitlines()[-1] == "0 []", result.stderr
+
+
+def test_console_script_output_is_complete_through_a_pipe(repo: Path, tmp_path: Path) -> None:
+    # The fast path ends the process without the interpreter's teardown (os._exit after a
+    # flush): every line must still reach a pipe, and the exit status must be 0.
+    argv = ["resolve", "-r", str(repo), "-k", str(KEYS), "--arch", "x86_64", "zlib", "busybox"]
+    result = subprocess.run(
+        [sys.executable, "-m", "nanodistro", *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+        timeout=120,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == (
+        "(1/3) Installing musl (1.2.3-r2)\n"
+        "(2/3) Installing busybox (1.35.0-r17)\n"
+        "(3/3) Installing zlib (1.2.12-r3)\n"
+    )

@@ -151,7 +151,26 @@ def main(argv: list[str] | None = None) -> None:
                 )
     except (Exception, KeyboardInterrupt) as error:
         _exit_for(error)
+    if fast is not None and argv is None:
+        _exit_process()
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def _exit_process() -> None:
+    """End the ``nanodistro`` process after a successful fast-path run, without the
+    interpreter's teardown: freeing the universe and every module object one by one costs
+    ~15 ms of a resolve's ~0.25 s (issue 18). Only for the console script (``main()`` without
+    arguments): a caller of ``main(argv)`` keeps its process. Nothing is left to clean up (the
+    command closed its files and clients); output is flushed first, and if that fails the
+    normal exit reports it as it always did."""
+    import os
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # e.g. a closed pipe: the normal exit path reports it
+        return
+    os._exit(0)
 
 
 def _exit_for(error: BaseException) -> NoReturn:
