@@ -14,24 +14,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from mini_catalog import (
-    BAD_GREET,
-    commit_workspace,
-    factory_once,
-    release_libgreet,
-    serve_upstream,
-    watch_libgreet,
-    write_workspace,
-)
+from factory_catalog import FirstCycle, copy_first_cycle
+from mini_catalog import BAD_GREET, factory_once, release_libgreet
 from nanodistro.cli import app
-from needs_tools import require_tools
 
 pytestmark = pytest.mark.slow
 
@@ -60,26 +51,18 @@ def stable_state(root: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def upstream(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[str, dict[str, str], Path]]:
-    require_tools("bwrap", "gcc", "umoci", "runc", "git")
-    base = tmp_path_factory.mktemp("upstream")
-    with serve_upstream(base) as (url, digests):
-        yield url, digests, base / "upstream"
+def upstream(first_cycle: FirstCycle) -> tuple[str, dict[str, str], Path]:
+    return first_cycle.url, first_cycle.digests, first_cycle.served
 
 
 @pytest.fixture(scope="module")
 def built(
-    upstream: tuple[str, dict[str, str], Path], tmp_path_factory: pytest.TempPathFactory
+    first_cycle: FirstCycle, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict[str, Any]]:
-    """The miniature catalog after its first cycle (a git work tree), built once per module."""
-    url, digests, _served = upstream
-    root = write_workspace(tmp_path_factory.mktemp("first") / "ws", url, digests)
-    watch_libgreet(root, url)
-    commit_workspace(root)
-    report = run_once(root)
-    return root, report
+    """The miniature catalog after its first cycle (a git work tree): this module's copy of the
+    session's (tests/factory_catalog.py)."""
+    root = copy_first_cycle(first_cycle, tmp_path_factory.mktemp("first"))
+    return root, first_cycle.report
 
 
 def copy_workspace(built: tuple[Path, dict[str, Any]], target: Path) -> Path:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,16 +20,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from mini_catalog import (
-    commit_workspace,
-    factory_once,
-    release_libgreet,
-    serve_upstream,
-    watch_libgreet,
-    write_workspace,
-)
+from factory_catalog import FirstCycle, copy_first_cycle
+from mini_catalog import factory_once, release_libgreet
 from nanodistro.cli import app
-from needs_tools import require_tools
 
 pytestmark = pytest.mark.slow
 
@@ -84,20 +76,15 @@ class Catalog:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
-    """Built once per module; the upstream keeps serving for the tests' own cycles."""
-    require_tools("bwrap", "gcc", "umoci", "runc", "git")
-    base = tmp_path_factory.mktemp("vulns")
-    with serve_upstream(base) as (url, digests):
-        root = write_workspace(base / "ws", url, digests)
-        watch_libgreet(root, url)
-        commit_workspace(root)
-        report = factory_once(root)
-        assert report["status"] == "promoted", json.dumps(report, indent=1)[:3000]
-        # no OSV data yet: said, not an error
-        vulns: Any = report["vulnerabilities"]
-        assert vulns["scanned"] == "" and "vuln update" in vulns["note"]
-        yield Catalog(root, base / "upstream")
+def built(first_cycle: FirstCycle, tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    """This module's copy of the session's first cycle (tests/factory_catalog.py); the upstream
+    keeps serving for the tests' own cycles."""
+    report = first_cycle.report
+    # no OSV data yet: said, not an error
+    vulns: Any = report["vulnerabilities"]
+    assert vulns["scanned"] == "" and "vuln update" in vulns["note"]
+    root = copy_first_cycle(first_cycle, tmp_path_factory.mktemp("vulns"))
+    return Catalog(root, first_cycle.served)
 
 
 def workspace_copy(built: Catalog, tmp_path: Path) -> Path:

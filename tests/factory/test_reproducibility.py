@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from mini_catalog import serve_upstream, write_workspace
+from factory_catalog import FirstCycle, copy_first_cycle
 from nanodistro.cli import app
-from needs_tools import require_tools
 
 pytestmark = pytest.mark.slow
 
@@ -46,24 +43,14 @@ def cli(*args: str) -> Any:
     return CliRunner().invoke(app, list(args))
 
 
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True)
-
-
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """The miniature catalog (a git work tree) after one factory cycle."""
-    require_tools("bwrap", "gcc", "umoci", "runc", "git")
-    base = tmp_path_factory.mktemp("repro")
-    with serve_upstream(base) as (url, digests):
-        root = write_workspace(base / "ws", url, digests)
-        git(root, "init", "-q")
-        (root / ".gitignore").write_text("out/\ncache/\n.nanodistro/\nkeys/*.rsa\n")
-        git(root, "add", "-A")
-        git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "catalog")
-        result = cli("factory", "run", str(root), "--once", "--json", "--quiet", "--no-monitor")
-        assert result.stdout.strip(), result.output
-        yield root, json.loads(result.stdout)
+def built(
+    first_cycle: FirstCycle, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any]]:
+    """The miniature catalog (a git work tree) after one factory cycle: this module's copy of the
+    session's (tests/factory_catalog.py), and that cycle's report."""
+    root = copy_first_cycle(first_cycle, tmp_path_factory.mktemp("repro"))
+    return root, first_cycle.report
 
 
 def checks_recorded(root: Path) -> list[dict[str, Any]]:
