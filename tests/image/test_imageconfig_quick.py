@@ -41,6 +41,15 @@ QUICK = [
     {"entrypoint": {"type": "service-bundle"}, "environment": {"A": "1"}, "volumes": ["/v"]},
     {"annotations": {"k": "v"}, "vcs-url": "https://x@abc", "stop-signal": "TERM", "include": ""},
     {"entrypoint": {}, "accounts": {}},
+    {
+        "accounts": {
+            "run-as": "nonroot",
+            "users": [{"username": "nonroot", "uid": 65532, "gid": 65532, "homedir": "/h"}],
+            "groups": [{"groupname": "nonroot", "gid": 65532, "members": ["nonroot"]}],
+        }
+    },
+    {"accounts": {"users": [{"username": "a", "uid": 1, "gid": 0, "shell": "/bin/ash"}]}},
+    {"accounts": {"users": [{"username": "a", "uid": 2**32 - 1}], "groups": []}},
 ]
 SCHEMA = [
     {"cmd": 5},
@@ -53,6 +62,19 @@ SCHEMA = [
     {"work_dir": "/w"},
     {"accounts": {"run-as": 0, "users": [{"username": "a", "uid": 5}]}},
     {"accounts": {"users": [{"username": "a", "uid": 0}]}},
+    {"accounts": {"users": [{"username": "a"}]}},
+    {"accounts": {"users": [{"uid": 5}]}},
+    {"accounts": {"users": [{"username": "a", "uid": 2**32}]}},
+    {"accounts": {"users": [{"username": "a", "uid": 5, "gid": -1}]}},
+    {"accounts": {"users": [{"username": "a", "uid": True}]}},
+    {"accounts": {"users": [{"username": "a", "uid": "5"}]}},
+    {"accounts": {"users": [{"username": "a", "uid": 5}, {"username": "a", "uid": 6}]}},
+    {"accounts": {"users": [{"username": "a", "uid": 5, "home": "/x"}]}},
+    {"accounts": {"groups": [{"groupname": "g", "gid": 0}]}},
+    {"accounts": {"groups": [{"groupname": "g"}]}},
+    {"accounts": {"groups": [{"groupname": "", "gid": 5}]}},
+    {"accounts": {"groups": [{"groupname": "g", "gid": 5, "members": "a"}]}},
+    {"accounts": {"users": {"username": "a"}}},
     {"paths": [{"path": "/x", "type": "directory", "permissions": "0o755"}]},
     {"layering": {"strategy": "origin", "budget": 2}},
     {"layering": {}, "format": "erofs"},

@@ -1,12 +1,13 @@
 """A config the schema would accept unchanged, recognised without pydantic.
 
-Most image configs are a few string lists and strings. ``quick_config`` accepts exactly those
-(keys in their YAML spelling, values already of their final type, nothing a validator would
-convert or refuse) and builds the plain classes directly; anything else (users, groups, paths,
-layering, certificates, numbers where strings go, empty entries, unknown keys, a field named in
-its Python spelling...) returns None and goes through ``schema.py``, which then decides and words
-any error. So the result never differs from the schema's, only the cost does (no pydantic
-import, ~0.35 s of an ``image build``); tests/image/test_imageconfig_quick.py compares the two.
+Most image configs are string lists, strings and a few accounts. ``quick_config`` accepts exactly
+those (keys in their YAML spelling, values already of their final type, nothing a validator
+would convert or refuse) and builds the plain classes directly; anything else (paths, layering,
+certificates, a user with uid 0 or without a uid, numbers where strings go, empty entries,
+unknown keys, a field named in its Python spelling...) returns None and goes through
+``schema.py``, which then decides and words any error. So the result never differs from the
+schema's, only the cost does (no pydantic import, ~0.35 s of an ``image build``);
+tests/image/test_imageconfig_quick.py compares the two.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from nanodistro.errors import ConfigError
 from nanodistro.imageconfig.arch import Arch
-from nanodistro.imageconfig.model import Accounts, Contents, Entrypoint, ImageConfig
+from nanodistro.imageconfig.model import Accounts, Contents, Entrypoint, Group, ImageConfig, User
 
 _STRINGS = ("cmd", "stop-signal", "work-dir", "vcs-url", "include")
 _CONTENTS_LISTS = ("repositories", "build_repositories", "runtime_repositories", "packages")
@@ -59,6 +60,55 @@ def _entrypoint(data: Any) -> Entrypoint | None:
     )
 
 
+_ID_LIMIT = 2**32
+
+
+def _user(data: Any) -> User | None:
+    """A user the schema accepts as written: a username, a uid from 1, an optional gid."""
+    if type(data) is not dict or not set(data) <= {"username", "uid", "gid", "shell", "homedir"}:
+        return None
+    username, uid, gid = data.get("username", ""), data.get("uid"), data.get("gid")
+    shell, homedir = data.get("shell", ""), data.get("homedir", "")
+    if not all(type(v) is str for v in (username, shell, homedir)) or not username:
+        return None
+    if type(uid) is not int or not 0 < uid < _ID_LIMIT:
+        return None
+    if gid is not None and (type(gid) is not int or not 0 <= gid < _ID_LIMIT):
+        return None
+    return User(username=username, uid=uid, gid=gid, shell=shell, homedir=homedir)
+
+
+def _group(data: Any) -> Group | None:
+    """A group the schema accepts as written: a groupname, a gid from 1, member names."""
+    if type(data) is not dict or not set(data) <= {"groupname", "gid", "members"}:
+        return None
+    groupname, gid = data.get("groupname", ""), data.get("gid")
+    members = data.get("members", [])
+    if type(groupname) is not str or not groupname or not _strings(members):
+        return None
+    if type(gid) is not int or not 0 < gid < _ID_LIMIT:
+        return None
+    return Group(groupname=groupname, gid=gid, members=list(members))
+
+
+def _accounts(data: Any) -> Accounts | None:
+    if type(data) is not dict or not set(data) <= {"run-as", "users", "groups"}:
+        return None
+    run_as, users, groups = data.get("run-as", ""), data.get("users", []), data.get("groups", [])
+    if type(run_as) is not str or type(users) is not list or type(groups) is not list:
+        return None
+    plain_users = [_user(u) for u in users]
+    plain_groups = [_group(g) for g in groups]
+    names = [u.username for u in plain_users if u is not None]
+    if None in plain_users or None in plain_groups or len(set(names)) != len(names):
+        return None  # the schema words the problem (a duplicate user among them)
+    return Accounts(
+        run_as=run_as,
+        users=[u for u in plain_users if u is not None],
+        groups=[g for g in plain_groups if g is not None],
+    )
+
+
 def _known_arch(name: str) -> bool:
     if name == "all":
         return True
@@ -90,13 +140,10 @@ def quick_config(data: Any) -> ImageConfig | None:
                 return None
             config.entrypoint = entrypoint
         elif key == "accounts":
-            # run-as only: users and groups have rules of their own (the schema checks them)
-            if type(value) is not dict or not set(value) <= {"run-as"}:
+            accounts = _accounts(value)
+            if accounts is None:
                 return None
-            run_as = value.get("run-as", "")
-            if type(run_as) is not str:
-                return None
-            config.accounts = Accounts(run_as=run_as)
+            config.accounts = accounts
         elif key == "archs":
             if not _strings(value) or not all(_known_arch(v) for v in value):
                 return None
