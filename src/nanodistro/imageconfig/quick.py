@@ -1,13 +1,13 @@
 """A config the schema would accept unchanged, recognised without pydantic.
 
-Most image configs are string lists, strings and a few accounts. ``quick_config`` accepts exactly
-those (keys in their YAML spelling, values already of their final type, nothing a validator
-would convert or refuse) and builds the plain classes directly; anything else (paths, layering,
-certificates, a user with uid 0 or without a uid, numbers where strings go, empty entries,
-unknown keys, a field named in its Python spelling...) returns None and goes through
-``schema.py``, which then decides and words any error. So the result never differs from the
-schema's, only the cost does (no pydantic import, ~0.35 s of an ``image build``);
-tests/image/test_imageconfig_quick.py compares the two.
+Most image configs are string lists, strings, accounts and paths. ``quick_config`` accepts
+exactly those (keys in their YAML spelling, values already of their final type, nothing a
+validator would convert or refuse) and builds the plain classes directly; anything else
+(layering, certificates, a mode written as a string, a user with uid 0 or without a uid, numbers
+where strings go, empty entries, unknown keys, a field named in its Python spelling...) returns
+None and goes through ``schema.py``, which then decides and words any error. So the result never
+differs from the schema's, only the cost does (no pydantic import, ~0.35 s of an
+``image build``); tests/image/test_imageconfig_quick.py compares the two.
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ from typing import Any
 
 from nanodistro.errors import ConfigError
 from nanodistro.imageconfig.arch import Arch
-from nanodistro.imageconfig.model import Accounts, Contents, Entrypoint, Group, ImageConfig, User
+from nanodistro.imageconfig.model import (
+    Accounts,
+    Contents,
+    Entrypoint,
+    Group,
+    ImageConfig,
+    PathMutation,
+    User,
+)
 
 _STRINGS = ("cmd", "stop-signal", "work-dir", "vcs-url", "include")
 _CONTENTS_LISTS = ("repositories", "build_repositories", "runtime_repositories", "packages")
@@ -48,15 +56,50 @@ def _contents(data: Any) -> Contents | None:
 
 
 def _entrypoint(data: Any) -> Entrypoint | None:
-    if type(data) is not dict or not set(data) <= {"type", "command", "shell-fragment"}:
+    if type(data) is not dict or not set(data) <= {"type", "command", "shell-fragment", "services"}:
         return None
-    if not all(type(v) is str for v in data.values()):
+    services = data.get("services", {})
+    strings = [v for k, v in data.items() if k != "services"]
+    if not all(type(v) is str for v in strings) or not _string_map(services):
         return None
     kind = data.get("type", "")
     if kind not in ("", "service-bundle"):
         return None
     return Entrypoint(
-        type=kind, command=data.get("command", ""), shell_fragment=data.get("shell-fragment", "")
+        type=kind,
+        command=data.get("command", ""),
+        shell_fragment=data.get("shell-fragment", ""),
+        services=dict(services),
+    )
+
+
+_PATH_TYPES = ("directory", "empty-file", "hardlink", "symlink", "permissions")
+_PATH_KEYS = {"path", "type", "uid", "gid", "permissions", "source", "recursive"}
+
+
+def _path(data: Any) -> PathMutation | None:
+    """A ``paths:`` entry the schema accepts as written (modes as numbers, not strings)."""
+    if type(data) is not dict or not set(data) <= _PATH_KEYS:
+        return None
+    path, kind, source = data.get("path"), data.get("type"), data.get("source", "")
+    uid, gid, mode = data.get("uid", 0), data.get("gid", 0), data.get("permissions")
+    recursive = data.get("recursive", False)
+    if type(path) is not str or not path.strip() or kind not in _PATH_TYPES:
+        return None
+    if type(source) is not str or (kind in ("hardlink", "symlink") and not source):
+        return None
+    if type(uid) is not int or type(gid) is not int or type(recursive) is not bool:
+        return None
+    if mode is not None and (type(mode) is not int or not 0 <= mode <= 0o7777):
+        return None
+    return PathMutation(
+        path=path,
+        type=kind,
+        uid=uid,
+        gid=gid,
+        permissions=mode,
+        source=source,
+        recursive=recursive,
     )
 
 
@@ -152,6 +195,13 @@ def quick_config(data: Any) -> ImageConfig | None:
             if not _string_map(value):
                 return None
             setattr(config, key, dict(value))
+        elif key == "paths":
+            if type(value) is not list:
+                return None
+            paths = [_path(v) for v in value]
+            if None in paths:
+                return None
+            config.paths = [p for p in paths if p is not None]
         elif key == "volumes":
             if not _strings(value):
                 return None
