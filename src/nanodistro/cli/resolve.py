@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nanodistro.cli._common import err_console, print_json
 from nanodistro.errors import NanodistroError
 
 if TYPE_CHECKING:
@@ -111,6 +110,8 @@ def resolve(
         _resolve(packages, repo, keyring, arch, insecure, allow_downgrade, json_output)
     except NanodistroError as error:
         if json_output:  # a script reading stdout gets a document either way
+            from nanodistro.cli._common import print_json
+
             print_json(
                 {"error": error.message, "where": error.where, "line": error.line,
                  "field": error.field}
@@ -131,7 +132,8 @@ def _resolve(
     allow_downgrade: bool,
     json_output: bool,
 ) -> None:
-    # Imported here so other commands do not pay for httpx and the solver at start-up.
+    # Imported here so other commands do not pay for httpx and the solver at start-up (and a
+    # plain run, not for json and Rich: cli._common when printing JSON or progress).
     import sys
 
     from nanodistro.resolve import RepositoryClient, parse_repository, solve
@@ -140,21 +142,24 @@ def _resolve(
 
     repositories = [parse_repository(spec, where="--repo") for spec in repo]
     keys = load_keyring(keyring)
-    progress = (
-        None
-        if json_output
-        else (lambda message: err_console.print(message, highlight=False, markup=False))
-    )
+
+    def progress(message: str) -> None:  # fetching a remote index; Rich made on first use
+        from nanodistro.cli._common import err_console
+
+        err_console.print(message, highlight=False, markup=False)
+
     with RepositoryClient(
         keys,
         insecure=insecure,
-        progress=progress,
+        progress=None if json_output else progress,
         allow_downgrade=allow_downgrade,
         index_cache=IndexCache.from_environment(),
     ) as client:
         universe = client.load_universe(repositories, arch)
     resolution = solve(universe, packages)
     if json_output:
+        from nanodistro.cli._common import print_json  # json, for this output only
+
         print_json(
             [
                 {

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -139,6 +138,8 @@ class IndexStateStore:
             os.close(fd)  # closing releases the lock
 
     def _load(self) -> dict[str, dict[str, object]]:
+        import json  # only remote indexes have a state: a local resolve never loads json
+
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -192,6 +193,8 @@ class IndexStateStore:
                 by_age = sorted(indexes, key=lambda k: _accepted(indexes[k]), reverse=True)
                 indexes = {k: indexes[k] for k in by_age[:MAX_ENTRIES]}
             body = {"version": STATE_VERSION, "indexes": indexes}
+            import json
+
             from nanodistro.util.atomic import atomic_write_text  # (tempfile: only on a write)
 
             atomic_write_text(self.path, json.dumps(body, sort_keys=True) + "\n", mode=0o600)
