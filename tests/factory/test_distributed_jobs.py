@@ -470,3 +470,24 @@ def test_garbage_in_the_result_store_fails_the_attempt_not_the_control_plane(
             dropped = events.query(state, subject=f"job:{job.key}", types=["job-result-dropped"])
         assert ["expected a sealed worker output" in e.payload["reason"] for e in dropped] == [True]
     assert not (tmp_path / "published").exists()
+
+
+def test_a_huge_error_from_a_worker_is_clipped_in_the_job_row(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from nanodistro.factory.distributed.executor import _Flight
+    from nanodistro.factory.remote import WorkerRegistry, seal
+    from nanodistro.factory.remote.channel import payload_digest
+
+    executor = cluster.executor()
+    job = spec("huge-error")
+    executor.store.submit(job)
+    (claimed,) = executor.store.claim(1, executor.owner, keys=[job.key])
+    sent = executor.kinds["noop"].prepare(dict(claimed.inputs))
+    envelope = {"error": "x" * 10_000_000, "transient": False, "payload": payload_digest(sent)}
+    token = WorkerRegistry(cluster.control).token_for("w2")
+    sealed = seal(envelope, job_key=job.key, attempt=claimed.attempts, worker="w2", token=token)
+    flight = _Flight(claimed, f"{job.key}-{claimed.attempts}", payload=payload_digest(sent))
+    outcome = executor._accept(flight, {"sealed": sealed})
+    assert outcome is not None and outcome.state == "failed"
+    assert len(outcome.error or "") < 5000 and "more)" in (outcome.error or "")

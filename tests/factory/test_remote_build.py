@@ -174,7 +174,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterat
 
 ATTACKS = ("name", "version", "extra", "signed-0", "signed-1", "seal", "failed", "script")
 ATTACKS += tuple(f"meta-{n}" for n in ("provides", "replaces", "priority", "depends", "license"))
-ATTACKS += ("shapes",)
+ATTACKS += ("shapes", "huge-error")
 
 
 def _config(site: Site, repo: Path, cache: Path) -> BuildConfig:
@@ -616,3 +616,18 @@ def test_outputs_of_the_wrong_shapes_are_refused_as_untrusted(
         with pytest.raises(TrustError, match="worker w1"):
             accept(remote.inputs, output, "w1")
     assert _nothing_published(repo)
+
+
+@pytest.mark.slow
+def test_a_huge_error_text_is_clipped_before_it_is_recorded(
+    site: Site, remote: SimpleNamespace
+) -> None:
+    """A worker's 10 MB "error" does not go whole into the event log, the job's row and the
+    message: 4,000 characters are kept, the cut is said."""
+    accept, _repo = _fresh_accept(site, "huge-error")
+    with pytest.raises(BuildError) as raised:
+        accept(remote.inputs, {"status": "failed", "error": "x" * 10_000_000}, "w1")
+    assert len(str(raised.value)) < 5000 and "(9996000 more)" in str(raised.value)
+    with open_state(f"sqlite:///{site.base / 'huge-error.db'}") as state:
+        failed = events.query(state, subject="recipe:hello", types=[events.BUILD_FAILED])
+    assert failed and len(json.dumps(failed[-1].payload)) < 10_000

@@ -306,6 +306,7 @@ class CeleryExecutor:
 
     def _accept(self, flight: _Flight, value: Any) -> Job | None:
         from nanodistro.factory.remote import unseal
+        from nanodistro.factory.remote.payload import clipped
 
         job = flight.job
         if not self._ours(job):
@@ -328,7 +329,7 @@ class CeleryExecutor:
             # someone else's or a forged output: this attempt failed, another worker may do it
             return self._fail(job, TransientError(f"output refused: {error}"))
         if "error" in envelope:
-            error_text = f"on worker {worker}: {envelope.get('error')}"
+            error_text = f"on worker {worker}: {clipped(envelope.get('error'))}"
             transient = bool(envelope.get("transient"))
             return self._record(lambda: self.store.fail(job, error_text, transient=transient), job)
         try:

@@ -43,6 +43,7 @@ from nanodistro.factory.remote.packagecheck import check_metadata
 from nanodistro.factory.remote.payload import (
     b64,
     build_settings,
+    clipped,
     directory_files,
     duration,
     fresh_dir,
@@ -264,7 +265,7 @@ def worker_build(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
 
 
 def _failed(output: dict[str, Any], worker: str) -> NanodistroError:
-    error = f"on worker {worker}: {output.get('error') or 'failed'}"
+    error = f"on worker {worker}: {clipped(output.get('error') or 'failed')}"
     return TransientError(error) if output.get("transient") is True else BuildError(error)
 
 

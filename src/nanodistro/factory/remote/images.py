@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanodistro.errors import FetchError, ImageError, NanodistroError, TrustError
-from nanodistro.factory.remote.payload import b64, duration, fresh_dir, only_fields, unb64
+from nanodistro.factory.remote.payload import (
+    b64,
+    clipped,
+    duration,
+    fresh_dir,
+    only_fields,
+    unb64,
+)
 
 if TYPE_CHECKING:
     from nanodistro.factory.remote import WorkerContext
@@ -198,7 +205,7 @@ def accept_image(plan: Any) -> Callable[[dict[str, Any], dict[str, Any], str], d
         where = f"worker {worker}: image {name}"
         output = only_fields(output, IMAGE_OUTPUT, where=where)
         if output.get("status") == "failed":
-            error = f"on worker {worker}: {output.get('error') or 'failed'}"
+            error = f"on worker {worker}: {clipped(output.get('error') or 'failed')}"
             raise FetchError(error) if output.get("transient") is True else ImageError(error)
         if output.get("status") != "built":
             raise TrustError(f"unknown status {output.get('status')!r}", where=where)
@@ -405,7 +412,9 @@ def accept_smoke(plan: Any) -> Callable[[dict[str, Any], dict[str, Any], str], d
             raise TrustError(f"unknown smoke status {status!r}", where=where)
         report = SmokeReport(
             str(status),
-            **{k: str(output.get(k) or "") for k in ("runtime", "output", "expected", "detail")},
+            **{
+                k: clipped(output.get(k) or "") for k in ("runtime", "output", "expected", "detail")
+            },
         )
         if report.status != "none":
             events.record(

@@ -174,6 +174,17 @@ def only_fields(value: Any, allowed: Collection[str], *, where: str) -> dict[str
     return value
 
 
+#: How much of a text a worker returns (an error, a smoke test's output) is kept: it goes into
+#: the job's row, the event log and messages, where a worker's megabytes have no place.
+TEXT_LIMIT = 4000
+
+
+def clipped(value: Any, limit: int = TEXT_LIMIT) -> str:
+    """``value`` as text, at most ``limit`` characters (the cut said)."""
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more)"
+
+
 def duration(value: Any, *, where: str) -> float:
     """A returned ``seconds``: a finite number from 0 to a year (absent: 0). Anything else
     (text, NaN, 1e999) is refused rather than met later as a ``ValueError``/``OverflowError``
