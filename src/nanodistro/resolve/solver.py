@@ -59,6 +59,11 @@ class _Solver:
             tuple[str, frozenset[str | None]], list[tuple[Candidate, str | None]]
         ] = {}
         self._discover()
+        # Every name the search can meet, numbered in the order next_step visits pending names
+        # (priority, then name): ordering the pending names at each step is then one sort of
+        # small ints instead of two sorts of strings (it was a tenth of a 337-package solve).
+        ranked = sorted(self._seen, key=lambda n: (self.name_priority(n), n))
+        self._visit_rank = {name: number for number, name in enumerate(ranked)}
 
     # -- static facts ----------------------------------------------------------------------------
 
@@ -411,12 +416,16 @@ class _Solver:
         """The next name to decide, its ranked options, whether it is install_if, allowed tags."""
         # Real package names before provided ones: a virtual name is often satisfied on the way.
         # Options are only computed where needed: this loop is the solver's hot path.
-        priority = self._priority
-        for name in state.pending:
-            if name not in priority:
-                self.name_priority(name)
-        # Ordered by (priority, name): by name, then stably by priority (C-level keys).
-        for name in sorted(sorted(state.pending), key=priority.__getitem__):
+        try:
+            ordered = sorted(state.pending, key=self._visit_rank.__getitem__)
+        except KeyError:  # a name _discover did not reach: order by (priority, name) here
+            priority = self._priority
+            for name in state.pending:
+                if name not in priority:
+                    self.name_priority(name)
+            # By name, then stably by priority (C-level keys).
+            ordered = sorted(sorted(state.pending), key=priority.__getitem__)
+        for name in ordered:
             if not self.reverse_deps_done(state, name):
                 continue
             options, notes, count, allowed = self.options_for(state, name)
