@@ -1,7 +1,8 @@
 """``kill -9`` the factory at several points of a cycle, restart it: the result is the same as an
 uninterrupted run's.
 
-The miniature catalog (tests/mini_catalog.py) is built once per module (its first cycle); then
+The miniature catalog (tests/mini_catalog.py) after its first cycle (built once per session,
+tests/factory_catalog.py) is copied for the module; then
 upstream publishes libgreet 1.3.0, so the next cycle detects it, bumps (git commit), builds and
 publishes libgreet, epoch-bumps and rebuilds hello (it embeds the static library), rebuilds the
 hello image, smoke-tests and promotes. The reference runs that cycle uninterrupted; each crash
@@ -35,8 +36,8 @@ from typing import Any
 import pytest
 
 from apk_reference import ApkClient, apk_clients
-from mini_catalog import release_libgreet, serve_upstream, watch_libgreet, write_workspace
-from needs_tools import require_tools
+from factory_catalog import FirstCycle, copy_first_cycle
+from mini_catalog import release_libgreet
 
 pytestmark = pytest.mark.slow
 
@@ -194,30 +195,17 @@ def check_channels_install(root: Path, clients: list[ApkClient], scratch: Path) 
 
 
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    require_tools("bwrap", "gcc", "umoci", "runc", "git")
-    base = tmp_path_factory.mktemp("upstream")
-    with serve_upstream(base) as (url, digests):
-        (base / "digests.json").write_text(json.dumps(digests))
-        yield url, base / "upstream"
-
-
-@pytest.fixture(scope="module")
-def built(upstream: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The miniature catalog after its first cycle (a git work tree); then upstream publishes
-    libgreet 1.3.0, which the next cycle of every case picks up."""
-    url, served = upstream
-    digests = json.loads((served.parent / "digests.json").read_text())
-    root = write_workspace(tmp_path_factory.mktemp("built") / "ws", url, digests)
-    watch_libgreet(root, url)
-    git(root, "init", "-q")
-    (root / ".gitignore").write_text("out/\ncache/\n.nanodistro/\nkeys/*.rsa\n")
-    git(root, "add", "-A")
-    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "catalog")
-    first = cycle_report(factory_run(root))
-    assert first["status"] == "promoted", json.dumps(first, indent=1)[:3000]
-    release_libgreet(served, "1.3.0")
-    return root
+def built(first_cycle: FirstCycle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The miniature catalog after its first cycle (a git work tree: this module's copy of the
+    session's, tests/factory_catalog.py); then upstream publishes libgreet 1.3.0, which the next
+    cycle of every case picks up (and which is withdrawn after the module: the session's
+    upstream serves the other modules too)."""
+    root = copy_first_cycle(first_cycle, tmp_path_factory.mktemp("built"))
+    release = release_libgreet(first_cycle.served, "1.3.0")
+    try:
+        yield root
+    finally:
+        release.unlink()
 
 
 @pytest.fixture(scope="module")
