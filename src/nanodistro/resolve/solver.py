@@ -39,6 +39,8 @@ __all__ = [
     "solve",
 ]
 
+_NONE: frozenset[str] = frozenset()
+
 #: Selections tried before giving up on a world (each backtrack costs one).
 DEFAULT_BUDGET = 20000
 
@@ -64,6 +66,12 @@ class _Solver:
         # small ints instead of two sorts of strings (it was a tenth of a 337-package solve).
         ranked = sorted(self._seen, key=lambda n: (self.name_priority(n), n))
         self._visit_rank = {name: number for number, name in enumerate(ranked)}
+        # Reverse dependencies among the reachable names, checked as one C-level superset test
+        # of the owners' keys (reverse_deps_done runs for pending names at every step).
+        seen = self._seen
+        self._rdepends = {
+            name: {n for n in names if n in seen} for name, names in self._rdepends.items()
+        }
 
     # -- static facts ----------------------------------------------------------------------------
 
@@ -392,7 +400,7 @@ class _Solver:
         return out
 
     def reverse_deps_done(self, state: _State, name: str) -> bool:
-        return all(n in state.owners for n in self._rdepends.get(name, ()) if n in self._seen)
+        return state.owners.keys() >= self._rdepends.get(name, _NONE)
 
     def no_option_error(self, state: _State, name: str, notes: list[str]) -> _Fail:
         reqs = state.reqs.get(name, ())
