@@ -151,13 +151,13 @@ def main(argv: list[str] | None = None) -> None:
                 )
     except (Exception, KeyboardInterrupt) as error:
         _exit_for(error)
-    if fast is not None and argv is None:
+    if fast is not None and argv is None and args[0] == "resolve":
         _exit_process()
     sys.exit(status if isinstance(status, int) else 0)
 
 
 def _exit_process() -> None:
-    """End the ``nanodistro`` process after a successful fast-path run, without the
+    """End the ``nanodistro`` process after a successful fast-path resolve, without the
     interpreter's teardown: freeing the universe and every module object one by one costs
     ~15 ms of a resolve's ~0.25 s (issue 18). Only for the console script (``main()`` without
     arguments): a caller of ``main(argv)`` keeps its process. Nothing is left to clean up (the
