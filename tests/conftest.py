@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from catalog_build import catalog_build
 from fixture_paths import FIXTURES, REPO_ROOT, SHARED, THIRD_PARTY
 
-__all__ = ["FIXTURES", "REPO_ROOT", "SHARED", "THIRD_PARTY"]
+__all__ = ["FIXTURES", "REPO_ROOT", "SHARED", "THIRD_PARTY", "catalog_build"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
 """Our repositories and images judged by the reference apk clients, as a user's client would.
 
 apk-tools 2.14.10 and 3.0.6 (``make apk-tools``; tests/apk_reference.py) against the miniature
-catalog (tests/mini_catalog.py, built once for the module) and, when ``make run`` has built it,
+catalog (tests/mini_catalog.py, built once per session: tests/catalog_build.py) and, when ``make run`` has built it,
 the example repository: every package installs alone into an empty root, ``apk verify`` accepts
 every package, ``apk index`` over the packages finds a provider for every dependency, and
 ``apk audit`` of every image root reports no changed package file. The commands are those of
@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from apk_reference import CLIENTS, ApkClient, apk_clients
+from catalog_build import CatalogBuild, copy_catalog_build
 from fixture_paths import REPO_ROOT
-from mini_catalog import serve_upstream, write_workspace
-from nanodistro.factory.catalog import run_catalog
 from nanodistro.factory.workspace import load_workspace
 from nanodistro.formats.apk import read_apk
 from needs_tools import require_tools
@@ -62,22 +60,16 @@ def _unpack(layout: Path, target: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def mini(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribution]:
-    require_tools("bwrap", "gcc", "umoci", "runc")
+def mini(catalog_build: CatalogBuild, tmp_path_factory: pytest.TempPathFactory) -> Distribution:
+    """This module's copy of the session's catalog build (tests/catalog_build.py)."""
+    require_tools("umoci")
     base = tmp_path_factory.mktemp("mini-catalog")
-    with pytest.MonkeyPatch.context() as patch, serve_upstream(base) as (url, digests):
-        patch.setenv("NANODISTRO_INDEX_STATE", str(base / "index-state.json"))
-        workspace = load_workspace(write_workspace(base / "ws", url, digests))
-        report = run_catalog(workspace)
-    failed = [(r.name, r.error) for r in report.recipes if r.status == "failed"]
-    failed += [(i.name, i.error) for i in report.images if i.status != "built"]
-    if failed:
-        pytest.fail(f"the miniature catalog did not build: {failed}")
+    workspace = load_workspace(copy_catalog_build(catalog_build, base))
     roots = {
-        image.name: _unpack(Path(image.layout), base / "roots" / image.name)
-        for image in report.images
+        name: _unpack(workspace.image_out_dir / name, base / "roots" / name)
+        for name in catalog_build.images
     }
-    yield Distribution(
+    return Distribution(
         "mini", workspace.packages_dir, _public_keys(workspace.keys_dir, base / "keys"), roots
     )
 

@@ -1,8 +1,8 @@
 """Every SBOM of a built catalog passes the formats' own validators (issue 12, item 4).
 
-For every package and every image of the example catalog (examples/, built fresh once per session
-from the source cache, offline) and of the miniature catalog (tests/mini_catalog.py, always
-buildable offline): SPDX documents pass spdx-tools' full validation, CycloneDX documents pass
+For every package and every image of the example catalog (examples/, as `make run` built it) and
+of the miniature catalog (tests/mini_catalog.py, always buildable offline; built once per session
+by tests/catalog_build.py): SPDX documents pass spdx-tools' full validation, CycloneDX documents pass
 cyclonedx-python-lib's strict JSON-schema validation for 1.6, purls have formats.purl's form with
 the workspace's distro, and an image's SBOMs list exactly the packages of its installed database.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +20,10 @@ from cyclonedx.validation.json import JsonStrictValidator
 from spdx_tools.spdx.parser.jsonlikedict.json_like_dict_parser import JsonLikeDictParser
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
+from catalog_build import CatalogBuild, copy_catalog_build
 from cli_runner import run_cli
 from fixture_paths import REPO_ROOT
-from mini_catalog import serve_upstream, write_workspace
 from nanodistro.builder.sbom import apk_cyclonedx, apk_spdx, embedded_sbom
-from nanodistro.factory.catalog import run_catalog
 from nanodistro.factory.workspace import Workspace, load_workspace
 from nanodistro.formats import cyclonedx
 from nanodistro.formats.apk import read_apk
@@ -34,7 +32,6 @@ from nanodistro.image.cyclonedx import arch_bom, facts_from_layout, index_bom
 from nanodistro.image.diff import from_layout
 from nanodistro.image.sbomstore import sbom_dir
 from nanodistro.image.tags import tag_digest
-from needs_tools import require_tools
 
 pytestmark = pytest.mark.slow
 
@@ -68,22 +65,14 @@ class Catalog:
         return sbom_dir(layout, digest)
 
 
-def _built(workspace: Workspace, name: str) -> Catalog:
-    report = run_catalog(workspace)
-    failed = [(r.name, r.error) for r in report.recipes if r.status == "failed"]
-    failed += [(i.name, i.error) for i in report.images if i.status != "built"]
-    if failed:
-        pytest.fail(f"the {name} catalog did not build: {failed}")
-    return Catalog(name, workspace, sorted(Path(i.layout) for i in report.images))
-
-
 @pytest.fixture(scope="module")
-def mini(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
-    require_tools("bwrap", "gcc", "umoci", "runc")
-    base = tmp_path_factory.mktemp("sbom-mini")
-    with pytest.MonkeyPatch.context() as patch, serve_upstream(base) as (url, digests):
-        patch.setenv("NANODISTRO_INDEX_STATE", str(base / "index-state.json"))
-        yield _built(load_workspace(write_workspace(base / "ws", url, digests)), "mini")
+def mini(catalog_build: CatalogBuild, tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    """This module's copy of the session's catalog build (tests/catalog_build.py)."""
+    workspace = load_workspace(
+        copy_catalog_build(catalog_build, tmp_path_factory.mktemp("sbom-mini"))
+    )
+    layouts = [workspace.image_out_dir / name for name in catalog_build.images]
+    return Catalog("mini", workspace, layouts)
 
 
 @pytest.fixture(scope="module")

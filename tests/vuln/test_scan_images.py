@@ -1,6 +1,7 @@
 """The scanner on real images built by our image builder, against a generated OSV set.
 
-The miniature catalog (tests/mini_catalog.py) is built once for the module, with one more recipe
+The miniature catalog (tests/mini_catalog.py, built once per session: tests/catalog_build.py) is
+copied for the module and built again with one more recipe
 (``py3-greeting``: a Python distribution's dist-info, built in the sandbox like any package) and
 one more image holding it. After the build its ``hello`` recipe is given a GitHub archive fetch, so
 the scanner maps ``hello`` to an upstream repository for GIT ranges. The OSV set plants records in
@@ -28,9 +29,9 @@ from typing import Any
 import pytest
 from scan_fixture import _eco, _git, _record
 
+from catalog_build import CatalogBuild, copy_catalog_build
 from cli_runner import run_cli
 from fixture_paths import REPO_ROOT
-from mini_catalog import serve_upstream, write_workspace
 from nanodistro.advisory.triage import TriageEntry
 from nanodistro.factory.catalog import run_catalog
 from nanodistro.factory.workspace import Workspace, load_workspace
@@ -140,17 +141,20 @@ class Mini:
 
 
 @pytest.fixture(scope="module")
-def mini(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mini]:
+def mini(catalog_build: CatalogBuild, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mini]:
     require_tools("bwrap", "gcc")
     base = tmp_path_factory.mktemp("mini-scan")
-    with pytest.MonkeyPatch.context() as patch, serve_upstream(base) as (url, digests):
+    # a copy of the session's catalog build (tests/catalog_build.py): the catalog build then builds
+    # only what is new here (py3-greeting; the images, whose repository path changed)
+    root = copy_catalog_build(catalog_build, base)
+    with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NANODISTRO_INDEX_STATE", str(base / "index-state.json"))
-        root = write_workspace(base / "ws", url, digests)
         (root / "recipes" / "py3-greeting.yaml").write_text(PY3_GREETING.lstrip())
         (root / "images" / "pyapp.yaml").write_text(PYAPP_IMAGE.lstrip())
         report = run_catalog(load_workspace(root))
     failed = [(r.name, r.error) for r in report.recipes if r.status == "failed"]
-    failed += [(i.name, i.error) for i in report.images if i.status != "built"]
+    # hello and static: kept from the copied build when their inputs did not change
+    failed += [(i.name, i.error) for i in report.images if i.status not in ("built", "unchanged")]
     if failed:
         pytest.fail(f"the miniature catalog did not build: {failed}")
     # The upstream, as the scanner sees it: a GitHub release archive of tag v<version>.
