@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -169,7 +170,7 @@ def test_lint_reports_each_finding_once_and_suggests_the_key_meant(tmp_path: Pat
 # --- no Python class names ----------------------------------------------------------------------
 
 
-@pytest.mark.slow  # ~20 s: two dozen processes
+@pytest.mark.slow  # ~10 s: two dozen processes, two at a time
 def test_bad_invocations_show_no_python_class_names(tmp_path: Path) -> None:
     _keygen(tmp_path)
     closed = f"http://127.0.0.1:{free_port()}/repo"
@@ -203,8 +204,10 @@ def test_bad_invocations_show_no_python_class_names(tmp_path: Path) -> None:
         ["verify", "gone"],
         ["build", "--no-such-option"],
     ]
-    for args in invocations:
-        result = run_cli(tmp_path, *args, timeout=120)
+    # two at a time (the machine's 2 cores): each is a process start plus one failing check
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda args: run_cli(tmp_path, *args, timeout=120), invocations))
+    for args, result in zip(invocations, results, strict=True):
         output = result.stdout + result.stderr
         assert result.returncode != 0, f"{args}: {output}"
         leaked = CLASS_NAME.findall(output)
