@@ -137,6 +137,10 @@ def main(argv: list[str] | None = None) -> None:
         from nanodistro.cli.resolve import fast_path
 
         fast = fast_path(args[1:])
+    elif args[:2] == ["image", "build"]:  # likewise (cli/image_run.py)
+        from nanodistro.cli.image_run import fast_path as image_build_fast_path
+
+        fast = image_build_fast_path(args[2:])
     try:
         # Not standalone: Click's own usage errors reach us too, so they become one line like
         # every other error instead of a boxed usage message.

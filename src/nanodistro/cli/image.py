@@ -3,59 +3,26 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from nanodistro.cli._common import err_console, print_json
-from nanodistro.cli._common import source_date_epoch as env_source_date_epoch
-from nanodistro.errors import ConfigError
-from nanodistro.util.progress import Progress
+from nanodistro.cli._common import print_json
+
+# build_request, _progress and _workspace_defaults are also imported from here by
+# cli/image_publish.py, show.py and factory.py.
+from nanodistro.cli.image_run import (  # noqa: F401
+    _progress,
+    _workspace_defaults,
+    build_request,
+    run_build,
+)
 
 image_app = typer.Typer(
     name="image",
     help="Assemble OCI images from apko configs; lock, diff and push them.",
     no_args_is_help=True,
 )
-
-
-# Rich's console (~40 ms to import) is only needed when the line could come out differently
-# from the text: a terminal (the dim style), forced colour, a set width, a line it would wrap
-# (its log width, _common._LOG_WIDTH, is 160) or an emoji code (``:name:``) it would replace.
-_RICH_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS")
-_PLAIN_WIDTH = 160
-
-
-def _plain_line(message: str) -> bool:
-    """True when Rich would print ``message`` to a non-terminal stderr exactly as written."""
-    import os
-    import re
-
-    return (
-        not sys.stderr.isatty()
-        and not any(os.environ.get(name) for name in _RICH_ENV)
-        and len(message) < _PLAIN_WIDTH
-        and message.isascii()
-        and message.isprintable()
-        and message == message.strip()
-        and re.search(r":\S*?:", message) is None
-    )
-
-
-def _progress(enabled: bool) -> Progress | None:
-    if not enabled:
-        return None
-
-    def report(message: str) -> None:
-        if _plain_line(message):
-            sys.stderr.write(message + "\n")
-            sys.stderr.flush()
-        else:
-            err_console.print(message, style="dim", highlight=False, markup=False)
-
-    return report
 
 
 WORKSPACE = typer.Option(
@@ -80,67 +47,6 @@ ALLOW_DOWNGRADE = typer.Option(
     "--allow-downgrade",
     help="Accept a repository index older than the one accepted before (replay check).",
 )
-
-
-def _workspace_defaults(
-    config: Path, use_workspace: bool, arch: list[str], repo: list[str], keyring: list[Path]
-) -> tuple[list[str], list[str], list[Path]]:
-    """What the command line left out, from the workspace the config is in, as ``nanodistro run``
-    builds its images (factory/catalog.py): the workspace's repository, keys and archs."""
-    from nanodistro.factory.workspace import find_workspace, load_workspace
-
-    found = find_workspace(config) if use_workspace else None
-    if found is None:
-        return arch, repo, keyring
-    workspace = load_workspace(found)
-    if not repo and workspace.packages_dir.is_dir():
-        repo = [str(workspace.packages_dir)]
-    if not keyring and workspace.keys_dir.is_dir():
-        keyring = [workspace.keys_dir]  # its *.pub files
-    return arch or list(workspace.archs), repo, keyring
-
-
-def _workspace_name(config: Path, use_workspace: bool) -> str | None:
-    """The purl distro of the workspace the config is in (its packages carry it), or None."""
-    from nanodistro.factory.workspace import find_workspace, load_workspace
-
-    found = find_workspace(config) if use_workspace else None
-    return load_workspace(found).name if found is not None else None
-
-
-def build_request(
-    config: Path,
-    *,
-    use_workspace: bool,
-    arch: list[str],
-    repo: list[str],
-    keyring: list[Path],
-    lockfile: Path | None,
-    source_date_epoch: int | None,
-    cache_dir: Path | None,
-    allow_downgrade: bool,
-    tag: str = "latest",
-) -> Any:
-    """The BuildRequest ``image build`` and ``image publish`` (cli/image_publish.py) make from
-    their shared options."""
-    from nanodistro.image.build import BuildRequest
-    from nanodistro.image.lock import read_lock
-    from nanodistro.imageconfig import load_config
-
-    loaded = load_config(config)
-    arch, repo, keyring = _workspace_defaults(config, use_workspace, arch, repo, keyring)
-    return BuildRequest(
-        loaded=loaded,
-        archs=list(arch) or None,
-        repositories=list(repo),
-        keyring_paths=list(keyring),
-        lock=read_lock(lockfile) if lockfile else None,
-        source_date_epoch=env_source_date_epoch(source_date_epoch),
-        cache_dir=cache_dir,
-        ref_name=tag,
-        allow_downgrade=allow_downgrade,
-        distro=_workspace_name(config, use_workspace),
-    )
 
 
 @image_app.command("build")
@@ -175,55 +81,25 @@ def build_command(
     use_workspace: bool = WORKSPACE,
 ) -> None:
     """Build an image from an apko config: resolve, install, layer, write an OCI layout."""
-    from nanodistro.cli.image_publish import echo_pushed, push_built
-    from nanodistro.image.build import build_image, write_result
-
-    request = build_request(
+    run_build(
         config,
-        use_workspace=use_workspace,
+        out,
         arch=arch,
+        lockfile=lockfile,
         repo=repo,
         keyring=keyring,
-        lockfile=lockfile,
+        push=push,
+        sbom=sbom,
+        insecure=insecure,
         source_date_epoch=source_date_epoch,
+        tag=tag,
         cache_dir=cache_dir,
         allow_downgrade=allow_downgrade,
-        tag=tag,
+        json_out=json_out,
+        quiet=quiet,
+        use_workspace=use_workspace,
+        echo=typer.echo,
     )
-    if push and str(out).endswith(".tar"):
-        raise ConfigError("--push needs a layout directory for --out, not an archive")
-    result = build_image(request, progress=_progress(not quiet))
-    write_result(result, out)
-    published = None
-    if push:
-        published = push_built(
-            result, out, push, sbom=sbom, insecure=insecure, progress=_progress(not quiet)
-        )
-    images: list[dict[str, Any]] = [
-        {
-            "arch": image.arch.apk,
-            "platform": str(image.descriptor.platform),
-            "digest": image.descriptor.digest,
-            "layers": [layer.digest for layer in image.layers],
-            "packages": [f"{p.apk.name}-{p.apk.version}" for p in image.root.packages],
-        }
-        for image in result.images
-    ]
-    summary = {
-        "digest": result.digest,
-        "out": str(out),
-        "pushed": published["digest"] if published else None,
-        "published": published,
-        "images": images,
-    }
-    if json_out:
-        print_json(summary)
-    else:
-        for image in images:
-            typer.echo(f"{image['arch']}: {image['digest']} ({len(image['packages'])} packages)")
-        typer.echo(f"index: {result.digest} -> {out}")
-        if published:
-            echo_pushed(published)
 
 
 @image_app.command("lock")
