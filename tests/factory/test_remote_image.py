@@ -1,13 +1,15 @@
 """Issue 15's trust boundary for image jobs: a worker assembles the image from the staging
-repository and returns its layout unsigned; the control plane verifies it (blob digests, the
-packages in each platform's installed database are staging's very packages) and adds it to the
-image's layout. The result is the local image job's, digest for digest; an image holding a
-package that is not staging's, or a blob that is not its digest, is refused."""
+repository and returns its digest; the control plane reproduces the image from the same inputs
+and accepts only the same digest, then writes its own layout, SBOMs and provenance. The result
+is the local image job's, digest for digest; an image with a file the inputs do not give (a
+backdoor in a layer beside a valid installed database), another config blob (entrypoint, user)
+or packages that are not staging's is refused and nothing is written."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import shutil
 import sys
 from pathlib import Path
@@ -100,28 +102,72 @@ def _fresh(sites: SimpleNamespace, name: str) -> ImagePlan:
     return _workspace(sites.base / name, sites.key, busybox_packages())
 
 
-def test_a_blob_that_is_not_its_digest_is_refused(
+def _nothing_written(plan: ImagePlan) -> None:
+    assert not (plan.workspace.image_out_dir / "app").exists()
+    assert events.query(plan.state, subject="image:app") == []
+
+
+def test_worker_bytes_and_malformed_digests_are_refused(
     sites: SimpleNamespace, remote_output: dict[str, Any]
 ) -> None:
-    plan = _fresh(sites, "tampered")
-    files = dict(remote_output["files"])
-    layer = max((f for f in files if f.startswith("blobs/")), key=lambda f: len(files[f]))
-    data = bytearray(base64.b64decode(files[layer]))
-    data[-1] ^= 1
-    files[layer] = base64.b64encode(bytes(data)).decode()
+    """The worker's layout is never taken: an output carrying files is refused outright."""
+    plan = _fresh(sites, "malformed")
     accept = control_kinds(SimpleNamespace(config=None), plan)["image"].accept
-    with pytest.raises(TrustError, match="does not match its digest"):
-        accept(_inputs(plan), {**remote_output, "files": files}, "w1")
-    extra = {**remote_output["files"], "../../etc/passwd": "AA=="}
-    with pytest.raises(TrustError, match="unexpected file"):
-        accept(_inputs(plan), {**remote_output, "files": extra}, "w1")
-    assert not (plan.workspace.image_out_dir / "app").exists()
+    with pytest.raises(TrustError, match="unexpected fields files"):
+        accept(_inputs(plan), {**remote_output, "files": {"index.json": "e30="}}, "w1")
+    for digest in (None, "sha256:abc", "../../etc/passwd"):
+        with pytest.raises(TrustError, match="digest: expected sha256"):
+            accept(_inputs(plan), {**remote_output, "digest": digest}, "w1")
+    _nothing_written(plan)
 
 
-def test_an_image_of_packages_that_are_not_stagings_is_refused(sites: SimpleNamespace) -> None:
+def _evil_worker(sites: SimpleNamespace, plan: ImagePlan, config: str) -> dict[str, Any]:
+    """A worker holding a valid token that assembles its image from another config (the same
+    staging packages, so every blob digest and the installed database are valid)."""
+    kinds = control_kinds(SimpleNamespace(config=None), plan)
+    payload = kinds["image"].prepare(_inputs(plan))
+    data = config.encode()
+    payload["config"] = base64.b64encode(data).decode()
+    payload["config_sha256"] = hashlib.sha256(data).hexdigest()
+    output = WORKER_FUNCTIONS["image"](payload, _ctx(sites.base, "evil"))
+    assert output["status"] == "built", output
+    return output
+
+
+@pytest.mark.parametrize(
+    "evil",
+    [
+        # one extra file in a layer: a setuid backdoor beside busybox's valid installed db
+        CONFIG + "paths:\n  - path: /usr/bin/backdoor\n    type: empty-file\n"
+        "    permissions: 0o4755\n",
+        # the config blob: another entrypoint
+        CONFIG.replace("echo hello", "nc -l -p 4444 -e /bin/sh"),
+        # the config blob: another user
+        CONFIG + 'accounts:\n  run-as: "0"\n',
+    ],
+    ids=["extra-file-in-layer", "entrypoint", "user"],
+)
+def test_an_image_the_inputs_do_not_give_is_refused(
+    sites: SimpleNamespace, remote_output: dict[str, Any], evil: str
+) -> None:
+    plan = _fresh(sites, f"evil-{hashlib.sha256(evil.encode()).hexdigest()[:8]}")
+    output = _evil_worker(sites, plan, evil)
+    assert output["digest"] != remote_output["digest"]
+    accept = control_kinds(SimpleNamespace(config=None), plan)["image"].accept
+    with pytest.raises(TrustError) as caught:
+        accept(_inputs(plan), output, "w1")
+    message = str(caught.value)
+    assert "worker w1" in message and output["digest"] in message
+    assert remote_output["digest"] in message  # the control plane's own digest
+    _nothing_written(plan)
+
+
+def test_an_image_of_packages_that_are_not_stagings_is_refused(
+    sites: SimpleNamespace, remote_output: dict[str, Any]
+) -> None:
     """The worker builds from a repository of its own (a busybox with other bytes, signed by a
-    key it trusts): digests all match, but the control plane finds the package is not the one
-    its staging repository holds."""
+    key it trusts): digests all match, but the control plane's reproduction from staging gives
+    another image."""
     plan = _fresh(sites, "foreign")
     evil_key = make_key(sites.base / "evil-key", "evil.rsa.pub")
     packages = [
@@ -137,6 +183,6 @@ def test_an_image_of_packages_that_are_not_stagings_is_refused(sites: SimpleName
     payload["keyring"] = {"evil.rsa.pub": evil_key.public_pem().decode()}
     output = WORKER_FUNCTIONS["image"](payload, _ctx(sites.base, "evil"))
     assert output["status"] == "built", output
-    with pytest.raises(TrustError, match=r"holds busybox-1\.36\.1-r0 .* not the staging"):
+    with pytest.raises(TrustError, match=f"returned image {output['digest']}, but the same"):
         kinds["image"].accept(_inputs(plan), output, "w1")
-    assert not (plan.workspace.image_out_dir / "app").exists()
+    _nothing_written(plan)

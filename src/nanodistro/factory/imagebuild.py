@@ -51,7 +51,12 @@ def image_name(config_path: Path) -> str:
     return config_path.name.removesuffix(".yaml").removesuffix(".yml")
 
 
-def _request(workspace: Workspace, config_path: Path) -> Any:
+def image_request(
+    workspace: Workspace, config_path: Path, repositories: list[str] | None = None
+) -> Any:
+    """The image job's ``BuildRequest``; ``repositories``: where the staging channel is read
+    from (default its path; a remote image job names the URL its workers were given, so the
+    control plane reproduces their image byte for byte)."""
     from nanodistro.image.build import BuildRequest
     from nanodistro.imageconfig import load_config
 
@@ -60,7 +65,7 @@ def _request(workspace: Workspace, config_path: Path) -> Any:
     return BuildRequest(
         loaded=load_config(config_path),
         archs=list(workspace.archs),
-        repositories=[str(workspace.packages_dir / "staging")],
+        repositories=repositories or [str(workspace.packages_dir / "staging")],
         keyring_paths=[workspace.keys_dir],
         distro=workspace.name,  # the purl distro its packages carry
     )
@@ -101,65 +106,83 @@ def digest_sizes(layout: Path, digest: str) -> tuple[int, int]:
 def image_handler(plan: ImagePlan) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """The ``image`` job: build, add to the persistent layout under a new ``build-<N>`` tag plus
     ``staging`` and ``latest``."""
-    from nanodistro.factory.imagesign import record_image_provenance
-    from nanodistro.image.build import build_image, write_result
-    from nanodistro.image.sbomstore import store_sboms
-    from nanodistro.image.tags import add_to_layout
+    from nanodistro.image.build import build_image
 
     def handle(inputs: dict[str, Any]) -> dict[str, Any]:
         config_path = Path(inputs["config"])
-        name = inputs["image"]
-        request = _request(plan.workspace, config_path)
+        request = image_request(plan.workspace, config_path)
         config_bytes = config_path.read_bytes()
         started = datetime.datetime.now(datetime.UTC)
-        result = build_image(request, progress=prefixed(plan.say, name))
-        layout = plan.workspace.image_out_dir / name
-        scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=plan.workspace.image_out_dir))
-        try:
-            built = scratch / "layout"
-            write_result(result, built)
-            added = add_to_layout(layout, built, ["staging", "latest"])
-            # Kept per digest: the factory attests these SBOMs and the provenance when it
-            # promotes and pushes the image (factory/imagesign.py).
-            store_sboms(layout, result.digest, result.sboms)
-            record_image_provenance(
-                plan.workspace,
-                layout,
-                config_path,
-                config_bytes,
-                result,
-                request.repositories,
-                started=started,
-                finished=datetime.datetime.now(datetime.UTC),
-                invocation_id=f"{name}/{added.build_tag}",
-            )
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        packages = [f"{p.apk.name}-{p.apk.version}" for p in result.images[0].root.packages]
-        build_tag = added.build_tag
-        record_image(
-            plan.state,
-            name=name,
-            digest=result.digest,
-            tag=build_tag,
-            repo_version=plan.repo_version,
-            packages=packages,
-        )
-        events.record(
-            plan.state,
-            events.IMAGE_BUILT,
-            f"image:{name}",
-            {
-                "digest": result.digest,
-                "tag": build_tag,
-                "repo_version": plan.repo_version,
-                "packages": packages,
-                "inputs": inputs["inputs"],
-            },
-        )
-        return {"digest": result.digest, "packages": packages, "tag": build_tag}
+        result = build_image(request, progress=prefixed(plan.say, inputs["image"]))
+        return publish_image(plan, inputs, config_bytes, request, result, started=started)
 
     return handle
+
+
+def publish_image(
+    plan: ImagePlan,
+    inputs: dict[str, Any],
+    config_bytes: bytes,
+    request: Any,
+    result: Any,
+    *,
+    started: datetime.datetime,
+    worker: str | None = None,
+) -> dict[str, Any]:
+    """A built image (``image.build.BuildResult``) into the image's persistent layout, its
+    SBOMs and provenance, the image record and the ``image-built`` event; the job's result.
+    ``worker``: the remote worker whose image this reproduces (named in the event)."""
+    from nanodistro.factory.imagesign import record_image_provenance
+    from nanodistro.image.build import write_result
+    from nanodistro.image.sbomstore import store_sboms
+    from nanodistro.image.tags import add_to_layout
+
+    config_path = Path(inputs["config"])
+    name = inputs["image"]
+    layout = plan.workspace.image_out_dir / name
+    plan.workspace.image_out_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=plan.workspace.image_out_dir))
+    try:
+        built = scratch / "layout"
+        write_result(result, built)
+        added = add_to_layout(layout, built, ["staging", "latest"])
+        # Kept per digest: the factory attests these SBOMs and the provenance when it
+        # promotes and pushes the image (factory/imagesign.py).
+        store_sboms(layout, result.digest, result.sboms)
+        record_image_provenance(
+            plan.workspace,
+            layout,
+            config_path,
+            config_bytes,
+            result,
+            request.repositories,
+            started=started,
+            finished=datetime.datetime.now(datetime.UTC),
+            invocation_id=f"{name}/{added.build_tag}",
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    packages = [f"{p.apk.name}-{p.apk.version}" for p in result.images[0].root.packages]
+    build_tag = added.build_tag
+    record_image(
+        plan.state,
+        name=name,
+        digest=result.digest,
+        tag=build_tag,
+        repo_version=plan.repo_version,
+        packages=packages,
+    )
+    payload: dict[str, Any] = {
+        "digest": result.digest,
+        "tag": build_tag,
+        "repo_version": plan.repo_version,
+        "packages": packages,
+        "inputs": inputs["inputs"],
+    }
+    if worker is not None:
+        payload["worker"] = worker
+    events.record(plan.state, events.IMAGE_BUILT, f"image:{name}", payload)
+    return {"digest": result.digest, "packages": packages, "tag": build_tag}
 
 
 def smoke_handler(plan: ImagePlan) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -171,7 +194,7 @@ def smoke_handler(plan: ImagePlan) -> Callable[[dict[str, Any]], dict[str, Any]]
 
         name, digest = inputs["image"], inputs["digest"]
         layout = plan.workspace.image_out_dir / name
-        request = _request(plan.workspace, Path(inputs["config"]))
+        request = image_request(plan.workspace, Path(inputs["config"]))
         config = request.loaded.config
         report = SmokeReport("none")
         try:
@@ -249,7 +272,7 @@ def build_images(plan: ImagePlan, blocked_by: dict[str, str]) -> list[ImageRepor
         reports.append(image)
         started = time.monotonic()
         try:
-            request = _request(workspace, config_path)
+            request = image_request(workspace, config_path)
             wanted = set(request.loaded.config.all_packages())
             blockers = sorted({r for p, r in blocked_by.items() if p in wanted})
             inputs, _resolved = _inputs_digest(config_path, request, prefixed(plan.say, name))

@@ -108,6 +108,8 @@ def control_kinds(
             prepare_build(build_plan, repository_url), accept_build(build_plan, builder_id)
         ),
         "test": ControlKind(prepare_test(build_plan, repository_url), accept_test(build_plan)),
-        "image": ControlKind(prepare_image(image_plan, repository_url), accept_image(image_plan)),
+        "image": ControlKind(
+            prepare_image(image_plan, repository_url), accept_image(image_plan, repository_url)
+        ),
         "smoke": ControlKind(prepare_smoke(image_plan), accept_smoke(image_plan)),
     }

@@ -2,13 +2,15 @@
 
 image (split): the control plane sends the image config, the staging repository's location and
 the public keys; the worker assembles the image (resolving against staging, every index and
-package verified as locally) and returns its OCI layout's files, unsigned. The control plane
-checks every blob against its digest and the digest claimed, reads the installed-package
-database of each platform's layers and requires every package in it to be the staging
-repository's very package (same identity), then adds the image to the persistent layout under a
-new ``build-<N>`` tag plus ``staging``/``latest``, stores the SBOMs, writes the provenance and
-records the events, as ``image_handler`` does. Signing stays where it was: at promotion, in the
-control plane. The SBOMs are the worker's word (not re-derived here).
+package verified as locally) and returns its digest. Nothing of the image is the worker's word:
+assembly is deterministic and cheap next to building packages, so the control plane reproduces
+the image from the same inputs (the same config, repository location and keys, through the local
+image job's own code: factory/imagebuild.py ``image_request``/``publish_image``) and accepts the
+job only when its index digest is the worker's. A worker that added a file to a layer, changed
+the config blob (entrypoint, env, user), dropped a package or used other packages gets a
+different digest and is refused (``TrustError`` naming the worker and both digests; nothing
+written). On a match the control plane writes its own layout, SBOMs and provenance, as
+``image_handler`` does. Signing stays where it was: at promotion, in the control plane.
 
 smoke (split): the control plane sends the image (every blob reachable from the digest, each
 checked by the worker against its digest) and the test from the config's annotations; the worker
@@ -40,10 +42,15 @@ if TYPE_CHECKING:
 
 # ------------------------------------------------------------------------------------ image
 
-IMAGE_OUTPUT = frozenset({"status", "error", "transient", "digest", "files", "seconds", "log"})
-_BLOB = re.compile(r"blobs/sha256/[0-9a-f]{64}")
-_SBOM = re.compile(r"sboms/[A-Za-z0-9][A-Za-z0-9._-]*")
-INSTALLED_DB = "usr/lib/apk/db/installed"
+IMAGE_OUTPUT = frozenset({"status", "error", "transient", "digest", "seconds", "log"})
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _staging_locations(plan: Any, repository_url: str | None) -> list[str]:
+    """Where the worker reads the staging channel (the image's /etc/apk/repositories names it,
+    so the control plane's reproduction reads the very same location)."""
+    staging = plan.workspace.packages_dir / "staging"
+    return [f"{repository_url.rstrip('/')}/staging" if repository_url else str(staging)]
 
 
 def prepare_image(
@@ -55,8 +62,6 @@ def prepare_image(
 
         workspace = plan.workspace
         config_path = Path(inputs["config"])
-        staging = workspace.packages_dir / "staging"
-        location = f"{repository_url.rstrip('/')}/staging" if repository_url else str(staging)
         keyring = {n: pem.decode("ascii") for n, pem in load_keyring(workspace.keys_dir).items()}
         data = config_path.read_bytes()
         return {
@@ -65,7 +70,7 @@ def prepare_image(
             "config": b64(data),
             "config_sha256": sha256(data),
             "archs": list(workspace.archs),
-            "repositories": [location],
+            "repositories": _staging_locations(plan, repository_url),
             "keyring": keyring,
             "distro": workspace.name,
         }
@@ -74,14 +79,15 @@ def prepare_image(
 
 
 def worker_image(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
-    """Assemble an image from the staging repository (unsigned OCI layout); its files are the
-    output. A failure is the output too (``status: failed``)."""
+    """Assemble an image from the staging repository; its index digest is the output (the
+    control plane reproduces the image and compares). A failure is the output too
+    (``status: failed``)."""
     import shutil
     import time
     import uuid
 
     from nanodistro.factory.remote.payload import sha256
-    from nanodistro.image.build import BuildRequest, build_image, write_result
+    from nanodistro.image.build import BuildRequest, build_image
     from nanodistro.imageconfig import load_config
 
     clock = time.monotonic()
@@ -104,102 +110,21 @@ def worker_image(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
             distro=payload["distro"],
         )
         result = build_image(request)
-        layout = base / "layout"
-        write_result(result, layout)
-        files = {
-            path.relative_to(layout).as_posix(): b64(path.read_bytes())
-            for path in sorted(layout.rglob("*"))
-            if path.is_file()
-        }
     except NanodistroError as error:
         return {"status": "failed", "error": str(error), "transient": isinstance(error, FetchError)}
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    return {
-        "status": "built",
-        "digest": result.digest,
-        "files": files,
-        "seconds": time.monotonic() - clock,
-    }
+    return {"status": "built", "digest": result.digest, "seconds": time.monotonic() - clock}
 
 
-def _write_layout(files: Any, target: Path, *, where: str) -> dict[str, bytes]:
-    """Write a returned layout (only ``oci-layout``, ``index.json``, sha256 blobs that match
-    their names and ``sboms/<name>``); the SBOMs by name."""
-    if not isinstance(files, dict):
-        raise TrustError("files: expected an object", where=where)
-    sboms: dict[str, bytes] = {}
-    for relative, text in sorted(files.items()):
-        data = unb64(text, where=f"{where}: {relative}")
-        if _BLOB.fullmatch(relative):
-            if hashlib.sha256(data).hexdigest() != relative.rsplit("/", 1)[1]:
-                raise TrustError(f"{relative} does not match its digest; refused", where=where)
-        elif _SBOM.fullmatch(relative):
-            sboms[relative.split("/", 1)[1]] = data
-        elif relative not in ("oci-layout", "index.json"):
-            raise TrustError(f"unexpected file {relative!r} in the layout; refused", where=where)
-        out = target / relative
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(data)
-    return sboms
-
-
-def _platform_packages(layout: Path, digest: str, *, where: str) -> dict[str, list[Any]]:
-    """APK arch -> the installed-package database's records, for each platform image under
-    ``digest`` (the last layer holding the database wins, as when layers are unpacked)."""
-    from nanodistro.formats.gzipstream import gzip_members
-    from nanodistro.formats.installed_db import parse_installed
-    from nanodistro.formats.tarball import read_tar
-    from nanodistro.imageconfig.arch import OCI_TO_APK
-
-    blobs = image_blobs(layout, digest)
-    found: dict[str, list[Any]] = {}
-    for blob_digest, data in blobs.items():
-        try:
-            document = json.loads(data)
-        except ValueError:
-            continue
-        if not isinstance(document, dict) or not isinstance(document.get("layers"), list):
-            continue
-        config = json.loads(blobs[document["config"]["digest"]])
-        oci = str(config.get("architecture", ""))
-        if config.get("variant"):
-            oci = f"{oci}/{config['variant']}"
-        arch = OCI_TO_APK.get(oci)
-        if arch is None:
-            raise TrustError(f"unknown architecture {oci!r} in {blob_digest}", where=where)
-        installed = None
-        for layer in document["layers"]:
-            raw = blobs[layer["digest"]]
-            members = gzip_members(raw, where=f"{where}: {layer['digest']}")
-            entries = read_tar(b"".join(m.inflated for m in members), where=layer["digest"])
-            for entry in entries:
-                if entry.path.lstrip("./") == INSTALLED_DB and entry.type == "file":
-                    installed = entry.data
-        if installed is None:
-            raise TrustError(f"the {arch} image has no {INSTALLED_DB}; refused", where=where)
-        found[arch] = parse_installed(installed, where=f"{where}: {arch} {INSTALLED_DB}")
-    return found
-
-
-def accept_image(plan: Any) -> Callable[[dict[str, Any], dict[str, Any], str], dict[str, Any]]:
+def accept_image(
+    plan: Any, repository_url: str | None = None
+) -> Callable[[dict[str, Any], dict[str, Any], str], dict[str, Any]]:
     def accept(inputs: dict[str, Any], output: dict[str, Any], worker: str) -> dict[str, Any]:
         import datetime
-        import shutil
-        import tempfile
-        from types import SimpleNamespace
 
-        from nanodistro.factory import events
-        from nanodistro.factory.imagesign import record_image_provenance
-        from nanodistro.factory.records import record_image
-        from nanodistro.formats.pkginfo import apk_filename
-        from nanodistro.image.apkfile import open_apk
-        from nanodistro.image.build import FetchedPackage
-        from nanodistro.image.oci_layout import Layout
-        from nanodistro.image.sbomstore import store_sboms
-        from nanodistro.image.tags import add_to_layout
-        from nanodistro.resolve import parse_repository
-        from nanodistro.resolve.repositories import package_location
+        from nanodistro.factory.imagebuild import image_request, publish_image
+        from nanodistro.image.build import build_image
 
         name = inputs["image"]
         where = f"worker {worker}: image {name}"
@@ -209,88 +134,27 @@ def accept_image(plan: Any) -> Callable[[dict[str, Any], dict[str, Any], str], d
             raise FetchError(error) if output.get("transient") is True else ImageError(error)
         if output.get("status") != "built":
             raise TrustError(f"unknown status {output.get('status')!r}", where=where)
-        workspace = plan.workspace
+        claimed = output.get("digest")
+        if not isinstance(claimed, str) or not _DIGEST.fullmatch(claimed):
+            raise TrustError(f"digest: expected sha256:<64 hex>, got {claimed!r}", where=where)
+        seconds = duration(output.get("seconds"), where=where)
         config_path = Path(inputs["config"])
         config_bytes = config_path.read_bytes()
-        staging = workspace.packages_dir / "staging"
-        ref = parse_repository(str(staging))
-        finished = datetime.datetime.now(datetime.UTC)
-        started = finished - datetime.timedelta(
-            seconds=duration(output.get("seconds"), where=where)
+        # The same inputs the worker was sent (prepare_image): config, location, keys.
+        request = image_request(
+            plan.workspace, config_path, _staging_locations(plan, repository_url)
         )
-        workspace.image_out_dir.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=workspace.image_out_dir))
-        try:
-            built = scratch / "layout"
-            sboms = _write_layout(output.get("files"), built, where=where)
-            try:
-                digest = Layout(built).top_digest()
-                platforms = _platform_packages(built, digest, where=where)
-            except (NanodistroError, KeyError, ValueError, TypeError, OSError) as error:
-                raise TrustError(f"not a complete image layout: {error}", where=where) from None
-            if digest != output.get("digest"):
-                raise TrustError(
-                    f"the layout holds {digest}, not {output.get('digest')}", where=where
-                )
-            fetched: dict[str, list[Any]] = {}
-            for arch, records in sorted(platforms.items()):
-                if arch not in workspace.archs:
-                    raise TrustError(f"an image for {arch}, not a workspace arch", where=where)
-                for record in records:
-                    info = record.info
-                    file = staging / arch / apk_filename(info.name, info.version)
-                    try:
-                        apk = open_apk(
-                            file.read_bytes(), where=str(file), expected_identity=info.checksum
-                        )
-                    except (OSError, NanodistroError) as error:
-                        raise TrustError(
-                            f"holds {info.name}-{info.version} ({info.checksum}), which is not "
-                            f"the staging repository's package: {error}; refused",
-                            where=where,
-                        ) from None
-                    location = package_location(ref, arch, apk.info)
-                    fetched.setdefault(arch, []).append(FetchedPackage(apk, location, str(ref)))
-            layout = workspace.image_out_dir / name
-            added = add_to_layout(layout, built, ["staging", "latest"])
-            store_sboms(layout, digest, sboms)
-            record_image_provenance(
-                workspace,
-                layout,
-                config_path,
-                config_bytes,
-                SimpleNamespace(digest=digest, fetched=fetched),  # type: ignore[arg-type]
-                [str(staging)],
-                started=started,
-                finished=finished,
-                invocation_id=f"{name}/{added.build_tag}",
+        result = build_image(request)
+        if result.digest != claimed:
+            raise TrustError(
+                f"worker {worker} returned image {claimed}, but the same inputs give "
+                f"{result.digest} here; refused (nothing written)",
+                where=where,
             )
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        first = next((a for a in workspace.archs if a in fetched), None)
-        packages = [f"{p.apk.name}-{p.apk.version}" for p in fetched.get(first or "", [])]
-        record_image(
-            plan.state,
-            name=name,
-            digest=digest,
-            tag=added.build_tag,
-            repo_version=plan.repo_version,
-            packages=packages,
+        started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=seconds)
+        return publish_image(
+            plan, inputs, config_bytes, request, result, started=started, worker=worker
         )
-        events.record(
-            plan.state,
-            events.IMAGE_BUILT,
-            f"image:{name}",
-            {
-                "digest": digest,
-                "tag": added.build_tag,
-                "repo_version": plan.repo_version,
-                "packages": packages,
-                "inputs": inputs["inputs"],
-                "worker": worker,
-            },
-        )
-        return {"digest": digest, "packages": packages, "tag": added.build_tag}
 
     return accept
 
@@ -328,12 +192,12 @@ def image_blobs(layout: Path, digest: str) -> dict[str, bytes]:
 
 
 def prepare_smoke(plan: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    from nanodistro.factory.imagebuild import _request
+    from nanodistro.factory.imagebuild import image_request
     from nanodistro.factory.smoke import SMOKE_BINARIES, smoke_test_from_annotations
 
     def prepare(inputs: dict[str, Any]) -> dict[str, Any]:
         name, digest = inputs["image"], inputs["digest"]
-        request = _request(plan.workspace, Path(inputs["config"]))
+        request = image_request(plan.workspace, Path(inputs["config"]))
         config = request.loaded.config
         try:
             test = smoke_test_from_annotations(dict(config.annotations), where=inputs["config"])
