@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import http.server
 import shutil
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -186,3 +188,36 @@ def test_an_image_of_packages_that_are_not_stagings_is_refused(
     with pytest.raises(TrustError, match=f"returned image {output['digest']}, but the same"):
         kinds["image"].accept(_inputs(plan), output, "w1")
     _nothing_written(plan)
+
+
+def test_workers_reading_staging_over_http_are_reproduced(
+    sites: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``repository_url`` the image's /etc/apk/repositories names the URL the worker was
+    given: the control plane reproduces from that same location and accepts the same digest."""
+    plan = _fresh(sites, "served")
+    monkeypatch.setenv("NANODISTRO_INDEX_STATE", str(sites.base / "served-index-state.json"))
+    packages = str(plan.workspace.packages_dir)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=packages, **kwargs)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        kinds = control_kinds(SimpleNamespace(config=None), plan, repository_url=url)
+        payload = kinds["image"].prepare(_inputs(plan))
+        assert payload["repositories"] == [f"{url}/staging"]
+        output = WORKER_FUNCTIONS["image"](payload, _ctx(sites.base, "served"))
+        assert output["status"] == "built", output
+        result = kinds["image"].accept(_inputs(plan), output, "w1")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result["digest"] == output["digest"]
+    assert list_tags(plan.workspace.image_out_dir / "app")[result["tag"]] == output["digest"]
