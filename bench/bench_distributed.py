@@ -82,6 +82,7 @@ def _workers(root: Path, broker: str, count: int) -> list[subprocess.Popen[bytes
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
+                env={**os.environ, noop.TEST_KINDS_ENV: "1"},  # the noop kind: tests/bench only
             )
         )
     app = make_app(broker)

@@ -107,8 +107,10 @@ def test_a_task_whose_key_would_leave_the_work_folder_is_refused(tmp_path: Path)
     """Anyone on the broker can queue a task; a key such as ``/tmp/...`` or ``../..`` would
     make (and fill, then remove) the job's folder outside the worker's work folder. The
     worker answers with a sealed error instead and runs nothing."""
-    from nanodistro.factory.distributed import noop  # noqa: F401  (registers the noop kind)
+    from nanodistro.factory.distributed import noop
     from nanodistro.factory.distributed.task import WorkerIdentity, execute
+
+    noop.register()
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -122,3 +124,19 @@ def test_a_task_whose_key_would_leave_the_work_folder_is_refused(tmp_path: Path)
     assert list(outside.iterdir()) == [] and not work.exists()
     good = execute({"key": "a" * 64, "kind": "noop", "payload": {"value": 1}}, identity)
     assert good["sealed"]["output"]["output"] == {"echo": 1}
+
+
+def test_the_noop_kind_sleeps_no_longer_than_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anyone on the broker can queue a task: a noop asking for a year's sleep (on a test
+    worker) sleeps MAX_SLEEP at most; a sleep that is not a number is refused."""
+    import time
+
+    from nanodistro.factory.distributed import noop
+
+    monkeypatch.setattr(noop, "MAX_SLEEP", 0.2)
+    started = time.monotonic()
+    assert noop.noop({"value": 1, "sleep": 365 * 24 * 3600}, None) == {"echo": 1}  # type: ignore[arg-type]
+    assert time.monotonic() - started < 5
+    for bad in ("1e9", float("nan"), None, True):
+        with pytest.raises(ConfigError, match="expected a number of seconds"):
+            noop.noop({"value": 1, "sleep": bad}, None)  # type: ignore[arg-type]

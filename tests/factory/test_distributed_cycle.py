@@ -2,7 +2,8 @@
 ``nanodistro worker`` processes give the same repository (package bytes) and the same image
 digests as the local executor. Workers build and test; the control plane signs and publishes.
 
-One worker is SIGKILLed (with its pool process and the build under it) mid-build: the build is
+One worker is SIGKILLed (with its pool process and the build under it) mid-build (frozen first,
+then killed only if the result store says the build is still running there): the build is
 redelivered to the other worker, the event log shows both deliveries, every package is
 published once, and the repository is still byte-identical to the local one.
 """
@@ -10,6 +11,7 @@ published once, and the repository is still byte-identical to the local one.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -87,34 +89,66 @@ def _start_worker(root: Path, name: str, broker: str) -> subprocess.Popen[bytes]
         log.close()
 
 
-def _kill_first_builder(
-    state_url: str, workers: dict[str, subprocess.Popen[bytes]], killed: dict[str, str]
+def _still_running(broker: str, task_id: str, worker: str) -> bool:
+    """Whether the result store says ``task_id`` is running on ``worker`` (STARTED, no
+    result yet)."""
+    import redis as redis_client
+
+    client = redis_client.Redis.from_url(broker)
+    try:
+        raw = client.get(f"celery-task-meta-{task_id}")
+    finally:
+        client.close()
+    meta = json.loads(raw) if raw else {}
+    result = meta.get("result")
+    return (
+        meta.get("status") == "STARTED"
+        and isinstance(result, dict)
+        and result.get("worker") == worker
+    )
+
+
+def _kill_a_running_build(
+    state_url: str,
+    broker: str,
+    workers: dict[str, subprocess.Popen[bytes]],
+    killed: dict[str, str],
+    stop: threading.Event,
 ) -> None:
-    """SIGKILL the worker libgreet's build (a C compile: long enough) starts on, as soon as it
-    has started."""
+    """SIGKILL the worker (with its pool process and the build under it) a build job is
+    running on, mid-build. The job-attempt event says a build started on a worker; by the
+    time it is read the build may have finished, so the worker's processes are frozen first
+    (SIGSTOP: a frozen worker cannot store a result or acknowledge the message), and only if
+    the result store still says STARTED on that worker is it killed; otherwise it is let go
+    (SIGCONT) and the next build is tried."""
     from nanodistro.factory import events
     from nanodistro.factory.jobs import JobStore
     from nanodistro.factory.state import open_state
 
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
+    tried: set[str] = set()
+    while not stop.is_set():
         try:
             with open_state(state_url) as state:
                 started = events.query(state, types=["job-attempt"])
                 jobs = JobStore(state).jobs(e.payload["key"] for e in started)
         except Exception:  # the cycle has not created the schema yet
             started, jobs = [], {}
-        builds = [
-            e.payload
-            for e in started
-            if e.payload["kind"] == "build"
-            and jobs[e.payload["key"]].inputs["recipe"] == "libgreet"
-        ]
-        if builds:
-            killed.update(key=builds[0]["key"], worker=builds[0]["worker"])
-            os.killpg(workers[builds[0]["worker"]].pid, signal.SIGKILL)
-            return
-        time.sleep(0.05)
+        for event in started:
+            attempt = event.payload
+            task_id = f"{attempt['key']}-{attempt['attempt']}"
+            if attempt["kind"] != "build" or task_id in tried:
+                continue
+            tried.add(task_id)
+            group = workers[attempt["worker"]].pid
+            os.killpg(group, signal.SIGSTOP)
+            time.sleep(0.3)  # a result sent just before the freeze lands first
+            if _still_running(broker, task_id, attempt["worker"]):
+                recipe = jobs[attempt["key"]].inputs["recipe"]
+                killed.update(key=attempt["key"], worker=attempt["worker"], recipe=recipe)
+                os.killpg(group, signal.SIGKILL)
+                return
+            os.killpg(group, signal.SIGCONT)
+        stop.wait(0.05)
 
 
 def test_celery_cycle_publishes_what_the_local_cycle_publishes(
@@ -135,11 +169,15 @@ def test_celery_cycle_publishes_what_the_local_cycle_publishes(
         )
     workers = {name: _start_worker(root, name, redis.url()) for name in ("w1", "w2")}
     killed: dict[str, str] = {}
-    killer = threading.Thread(target=_kill_first_builder, args=(state_url, workers, killed))
+    stop = threading.Event()
+    killer = threading.Thread(
+        target=_kill_a_running_build, args=(state_url, redis.url(), workers, killed, stop)
+    )
     killer.start()
     try:
         report = factory_once(root)
     finally:
+        stop.set()
         killer.join()
         for worker in workers.values():
             if worker.poll() is None:
@@ -164,7 +202,7 @@ def test_celery_cycle_publishes_what_the_local_cycle_publishes(
     assert {e.payload["kind"] for e in attempts} >= {"build", "image"}
     assert {e.payload["worker"] for e in attempts} <= {"w1", "w2"}
     # the killed build: delivered to the killed worker, then to the other one
-    assert killed, "no build job started"
+    assert killed, f"no build job was caught running: {logs}"
     other = ({"w1", "w2"} - {killed["worker"]}).pop()
     deliveries = [
         (e.payload["worker"], e.payload["delivery"])

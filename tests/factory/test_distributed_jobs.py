@@ -44,7 +44,8 @@ class Cluster:
     def control(self) -> Path:
         return self.root / "control"
 
-    def start_worker(self, name: str) -> None:
+    def start_worker(self, name: str, *, test_kinds: bool = True, queue: str = "") -> None:
+        from nanodistro.factory.distributed.noop import TEST_KINDS_ENV
         from nanodistro.factory.remote import WorkerRegistry
 
         registry = WorkerRegistry(self.control)
@@ -52,13 +53,16 @@ class Cluster:
         if not token.exists():
             token.write_text(registry.create(name))
             token.chmod(0o600)
+        environ = {k: v for k, v in os.environ.items() if k != TEST_KINDS_ENV}
         log = (self.root / f"{name}.log").open("ab")
         self.workers[name] = subprocess.Popen(
             [sys.executable, "-m", "nanodistro", "worker", "--name", name,
              "--token-file", str(token), "--broker", self.redis.url(),
              "--cache", str(self.root / f"{name}-cache"),
-             "--visibility-timeout", str(VISIBILITY), "--loglevel", "WARNING"],
+             "--visibility-timeout", str(VISIBILITY), "--loglevel", "WARNING",
+             *(["--queue", queue] if queue else [])],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**environ, TEST_KINDS_ENV: "1"} if test_kinds else environ,
         )  # fmt: skip
         log.close()
 
@@ -101,6 +105,9 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     require_redis()
+    from nanodistro.factory.distributed import noop
+
+    noop.register()  # some tests stand in for a worker (execute) in this process
     redis = RedisServer()
     redis.start()
     found = Cluster(tmp_path_factory.mktemp("cluster"), redis, postgres().new_database())
@@ -204,6 +211,27 @@ def test_worker_killed_mid_job_redelivered_to_the_other_and_published_once(
     finally:
         cluster.start_worker(first)
         cluster.wait_ready({"w1", "w2"})
+
+
+def test_a_production_worker_refuses_the_noop_kind(cluster: Cluster, tmp_path: Path) -> None:
+    """A worker started without NANODISTRO_WORKER_TEST_KINDS=1 (production) has no ``noop``
+    kind: anyone on the broker could otherwise queue sleeps to hold it. The noop job sent to
+    it fails with the worker's sealed refusal and nothing is published."""
+    from nanodistro.factory.jobs import JobSpec
+
+    cluster.start_worker("prod", test_kinds=False, queue="prod-only")
+    try:
+        cluster.wait_ready({"prod"})
+        published = tmp_path / "published"
+        job = JobSpec("noop", {"value": "prod", "publish_to": str(published)}, max_attempts=1)
+        executor = cluster.executor()
+        executor.queue_for = lambda _job: "prod-only"
+        (done,) = executor.run([job])
+        assert done.state == "failed"
+        assert "on worker prod: this worker runs no 'noop' jobs" in (done.error or "")
+        assert not published.exists()
+    finally:
+        cluster.kill_worker("prod")
 
 
 def _restart_postgres() -> None:
@@ -335,6 +363,46 @@ def test_late_duplicate_result_is_dropped_with_an_event(cluster: Cluster, tmp_pa
     with open_state(cluster.state_url) as state:
         dropped = events.query(state, subject=f"job:{job.key}", types=["job-result-dropped"])
     assert [e.payload["reason"] for e in dropped] == ["the job is no longer this attempt's"]
+
+
+def test_deliveries_no_poll_saw_started_are_in_the_event_log(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A task's STARTED state keeps only the latest delivery and lasts only until its result:
+    a delivery overwritten by the next one's STARTED, or one that started and finished between
+    two looks of the control plane, was missing from the event log. The workers' list of
+    deliveries gives each its job-attempt event, in order, when the result arrives."""
+    from nanodistro.factory.distributed.app import deliveries_key
+    from nanodistro.factory.distributed.executor import _Flight
+    from nanodistro.factory.distributed.task import WorkerIdentity, execute, record_delivery
+    from nanodistro.factory.remote import WorkerRegistry
+    from nanodistro.factory.remote.channel import payload_digest
+
+    published = tmp_path / "published"
+    job = spec("unseen-deliveries", publish_to=str(published))
+    executor = cluster.executor()
+    claimed = executor.store.submit(job)
+    (claimed,) = executor.store.claim(1, executor.owner, keys=[claimed.key])
+    payload = executor.kinds["noop"].prepare(dict(claimed.inputs))
+    task_id = f"{job.key}-{claimed.attempts}"
+    backend = executor.app.backend
+    # w1 started it and died; w2 got it again and finished it; no poll in between
+    record_delivery(backend, task_id, {"worker": "w1", "pid": 11, "redelivered": False})
+    record_delivery(backend, task_id, {"worker": "w2", "pid": 22, "redelivered": True})
+    identity = WorkerIdentity(
+        "w2", WorkerRegistry(cluster.control).token_for("w2"), tmp_path / "w", tmp_path / "c"
+    )
+    message = {"key": job.key, "kind": "noop", "payload": payload, "attempt": claimed.attempts}
+    backend.store_result(task_id, execute(message, identity), "SUCCESS")
+    flights = {task_id: _Flight(claimed, task_id, payload=payload_digest(payload))}
+    assert executor._poll(flights) == {job.key} and not flights
+    seen = attempts(cluster, job.key)
+    assert [(a["worker"], a["delivery"], a["redelivered"]) for a in seen] == [
+        ("w1", 1, False),
+        ("w2", 2, True),
+    ]
+    assert published.read_text().splitlines() == ["unseen-deliveries w2"]
+    assert not backend.client.exists(deliveries_key(task_id))  # forgotten with the result
 
 
 def test_jobs_left_running_by_a_dead_control_plane_run_again(cluster: Cluster) -> None:

@@ -94,7 +94,10 @@ def worker(
     work = (work_dir or cache_dir / "work").resolve()
     for folder in (cache_dir, work):
         folder.mkdir(parents=True, exist_ok=True)
-    import nanodistro.factory.distributed.noop  # noqa: F401  (registers the noop kind)
+    from nanodistro.factory.distributed import noop
+
+    if os.environ.get(noop.TEST_KINDS_ENV) == "1":  # the tests' and bench's trivial kind only
+        noop.register()
 
     app = make_app(
         broker,

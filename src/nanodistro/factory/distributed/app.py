@@ -19,9 +19,11 @@ __all__ = [
     "BROKER_SCHEMES",
     "DEFAULT_BROKER",
     "DEFAULT_VISIBILITY_TIMEOUT",
+    "MAX_DELIVERIES",
     "TASK_NAME",
     "check_broker",
     "default_queue",
+    "deliveries_key",
     "make_app",
     "results_url",
 ]
@@ -35,6 +37,16 @@ DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 # drops and ignores this.
 DEFAULT_VISIBILITY_TIMEOUT = 3600
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp", "sentinel")
+# The deliveries of one task the control plane reads (more are someone flooding the list)
+MAX_DELIVERIES = 16
+
+
+def deliveries_key(task_id: str) -> str:
+    """The result store's list of a task's deliveries, one record appended by each worker as
+    it starts it. The task's own record (STARTED, then SUCCESS) keeps only the latest state: a
+    delivery that started and finished between two looks of the control plane, or one
+    overwritten by the next, would otherwise leave no trace in the event log."""
+    return f"nanodistro-deliveries-{task_id}"
 
 
 def default_queue() -> str:

@@ -3,7 +3,10 @@
 Per claimed job (one attempt in the store) the control plane prepares the payload and sends
 one task, ``{key, kind, payload, attempt}``, to the queue of the job's architecture. It then
 polls the result store: each delivery a worker starts is recorded as a ``job-attempt`` event
-(worker, attempt, delivery), so a job redelivered after a worker died shows both; a sealed
+(worker, attempt, delivery), so a job redelivered after a worker died shows both. A worker
+appends each delivery to the task's list of deliveries (app.deliveries_key) as it starts it, and
+the control plane reads the whole list when it sees a new delivery and when the result arrives:
+an event never depends on a poll catching a short-lived STARTED state. A sealed
 output is unsealed (for this job, this attempt and the payload sent: anyone on the broker can
 queue a task or write a result) and accepted only while the job's row is still ``running``
 under this control plane for that attempt, so a result is accepted (signed, published) once,
@@ -15,6 +18,7 @@ the store are retried until they answer again (for ``outage`` seconds).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,7 +32,12 @@ from nanodistro.errors import (
     TrustError,
 )
 from nanodistro.factory import events
-from nanodistro.factory.distributed.app import TASK_NAME, default_queue
+from nanodistro.factory.distributed.app import (
+    MAX_DELIVERIES,
+    TASK_NAME,
+    default_queue,
+    deliveries_key,
+)
 from nanodistro.factory.distributed.task import STARTED
 from nanodistro.factory.jobs import (
     RUNNING,
@@ -96,6 +105,14 @@ def _decoded(decode: Callable[[Any], Any], value: Any) -> dict[str, Any]:
     except (DecodeError, TypeError, ValueError) as error:
         return {"status": "SUCCESS", "result": {"undecodable": str(error)[:200]}}
     return meta if isinstance(meta, dict) else {"status": "SUCCESS", "result": None}
+
+
+def _delivery(meta: Any) -> tuple[str, int] | None:
+    """A delivery's identity, (worker, pid), from a record a worker wrote: any JSON at all."""
+    if not isinstance(meta, dict):
+        return None
+    pid = meta.get("pid")
+    return (str(meta.get("worker"))[:100], pid if type(pid) is int else 0)
 
 
 @dataclass
@@ -251,15 +268,60 @@ class CeleryExecutor:
             }
         return {t: _decoded(backend.get_task_meta, t) for t in task_ids}
 
+    def _deliveries(self, task_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Each task's list of deliveries (``deliveries_key``), in the order the workers
+        started them; empty when the result store keeps no lists (rpc://). Written by workers:
+        anything that is not a JSON object is skipped."""
+        client = getattr(self.app.backend, "client", None)
+        if not task_ids or client is None or not hasattr(client, "lrange"):
+            return {t: [] for t in task_ids}
+        with client.pipeline() as pipe:
+            for task_id in task_ids:
+                pipe.lrange(deliveries_key(task_id), 0, MAX_DELIVERIES - 1)
+            lists = pipe.execute()
+        found: dict[str, list[dict[str, Any]]] = {}
+        for task_id, items in zip(task_ids, lists, strict=True):
+            records = []
+            for item in items or []:
+                try:
+                    record = json.loads(item)
+                except (TypeError, ValueError):
+                    continue
+                if isinstance(record, dict):
+                    records.append(record)
+            found[task_id] = records
+        return found
+
+    def _forget(self, task_id: str) -> None:
+        backend = self.app.backend
+        backend.forget(task_id)
+        client = getattr(backend, "client", None)
+        if client is not None and hasattr(client, "delete"):
+            client.delete(deliveries_key(task_id))
+
     def _poll(self, flights: dict[str, _Flight]) -> set[str]:
         """Look at every task in flight once; the keys of the jobs that are done."""
         if not flights:
             return set()
-        metas = self._retry("broker (result store)", lambda: self._metas(list(flights)))
+        store = "broker (result store)"
+        metas = self._retry(store, lambda: self._metas(list(flights)))
+        # every delivery so far, for each task with a delivery not yet recorded or a result
+        look = [
+            task_id
+            for task_id, meta in metas.items()
+            if meta.get("status") in ("SUCCESS", "FAILURE", "REVOKED")
+            or (
+                meta.get("status") == STARTED
+                and _delivery(meta.get("result")) not in flights[task_id].deliveries
+            )
+        ]
+        listed = self._retry(store, lambda: self._deliveries(look)) if look else {}
         finished: set[str] = set()
         for task_id, meta in metas.items():
             flight = flights[task_id]
             status, value = meta.get("status"), meta.get("result")
+            for record in listed.get(task_id, []):
+                self._started(flight, record)
             if status == STARTED and isinstance(value, dict):
                 self._started(flight, value)
             elif status == "SUCCESS":
@@ -267,7 +329,7 @@ class CeleryExecutor:
                 outcome = self._accept(flight, value)
                 if outcome is None or outcome.done:
                     finished.add(flight.job.key)
-                self._retry("broker (result store)", lambda t=task_id: self.app.backend.forget(t))
+                self._retry(store, lambda t=task_id: self._forget(t))
             elif status in ("FAILURE", "REVOKED"):
                 # The task itself never fails (errors come back sealed): this is the worker
                 # machinery (lost worker without redelivery, revoked): another attempt.
@@ -278,9 +340,8 @@ class CeleryExecutor:
         return finished
 
     def _started(self, flight: _Flight, meta: dict[str, Any]) -> None:
-        pid = meta.get("pid")  # written by a worker: any JSON at all
-        delivery = (str(meta.get("worker"))[:100], pid if type(pid) is int else 0)
-        if delivery in flight.deliveries:
+        delivery = _delivery(meta)
+        if delivery is None or delivery in flight.deliveries:
             return
         flight.deliveries.append(delivery)
         self.say(f"{flight.job.kind} job {flight.job.id}: started on worker {delivery[0]}")

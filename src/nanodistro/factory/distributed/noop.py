@@ -3,7 +3,12 @@
 Worker half: echo ``value`` after sleeping ``sleep`` seconds. Control half: ``prepare`` sends
 only those two (never ``publish_to``); ``accept`` checks the echo and, standing in for
 publishing, appends one line per accepted result to the file ``publish_to`` names, so a test
-can count publications. Importing this module registers the worker half.
+can count publications.
+
+A production worker never runs it: ``register()`` adds the worker half, and ``nanodistro
+worker`` calls it only when started with ``NANODISTRO_WORKER_TEST_KINDS=1`` (the tests and the
+bench set it). Even then the sleep is capped (``MAX_SLEEP``): anyone on the broker can queue a
+task, and one asking for a sleep of a year would hold the worker that long.
 """
 
 from __future__ import annotations
@@ -12,16 +17,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nanodistro.errors import TrustError
+from nanodistro.errors import ConfigError, TrustError
 from nanodistro.factory.remote import WORKER_FUNCTIONS, ControlKind, WorkerContext
 
-__all__ = ["NOOP", "control_kind", "noop"]
+__all__ = ["MAX_SLEEP", "NOOP", "TEST_KINDS_ENV", "control_kind", "noop", "register"]
 
 NOOP = "noop"
+TEST_KINDS_ENV = "NANODISTRO_WORKER_TEST_KINDS"
+MAX_SLEEP = 30.0  # seconds; the tests and the bench sleep a few at most
 
 
 def noop(payload: dict[str, Any], context: WorkerContext) -> dict[str, Any]:
-    time.sleep(float(payload.get("sleep", 0)))
+    sleep = payload.get("sleep", 0)
+    if type(sleep) not in (int, float) or sleep != sleep:  # not a number, or NaN
+        raise ConfigError(f"expected a number of seconds, got {sleep!r}", field="sleep")
+    time.sleep(min(max(float(sleep), 0.0), MAX_SLEEP))
     return {"echo": payload.get("value")}
 
 
@@ -46,4 +56,6 @@ def control_kind() -> ControlKind:
     return ControlKind(prepare=_prepare, accept=_accept)
 
 
-WORKER_FUNCTIONS.setdefault(NOOP, noop)
+def register() -> None:
+    """Add the worker half to this process's worker functions (tests and bench only)."""
+    WORKER_FUNCTIONS.setdefault(NOOP, noop)

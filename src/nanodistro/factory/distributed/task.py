@@ -8,6 +8,7 @@ it is about this job.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanodistro.errors import NanodistroError
-from nanodistro.factory.distributed.app import TASK_NAME
+from nanodistro.factory.distributed.app import TASK_NAME, deliveries_key
 
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["STARTED", "WorkerIdentity", "execute", "register_task"]
+__all__ = ["STARTED", "WorkerIdentity", "execute", "record_delivery", "register_task"]
 
 # the state a worker reports when it starts a delivery; its meta names the worker
 STARTED = "STARTED"
@@ -84,19 +85,40 @@ def execute(message: dict[str, Any], identity: WorkerIdentity) -> dict[str, Any]
     return {"sealed": sealed}
 
 
+def record_delivery(backend: Any, task_id: str, record: dict[str, Any]) -> None:
+    """Append ``record`` to the task's list of deliveries (``deliveries_key``) when the result
+    store is Redis, retried across a restart as results are; elsewhere (RabbitMQ's rpc://) the
+    STARTED state alone tells the control plane."""
+    client = getattr(backend, "client", None)
+    ensure = getattr(backend, "ensure", None)
+    if client is None or ensure is None or not hasattr(client, "rpush"):
+        return
+    key = deliveries_key(task_id)
+    expires = backend.expires or 7 * 24 * 3600
+    seconds = int(expires.total_seconds() if hasattr(expires, "total_seconds") else expires)
+
+    def push() -> None:
+        with client.pipeline() as pipe:
+            pipe.rpush(key, json.dumps(record))
+            pipe.expire(key, seconds)
+            pipe.execute()
+
+    ensure(push, ())
+
+
 def register_task(app: Celery, identity: WorkerIdentity) -> None:
-    """Register the task on a worker's app: it reports the delivery started (which worker,
-    redelivered or not), then runs it."""
+    """Register the task on a worker's app: it records the delivery (which worker, redelivered
+    or not) in the task's list of deliveries and as its STARTED state, then runs it."""
 
     @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)
     def run_job(self: Any, message: dict[str, Any]) -> dict[str, Any]:
         delivery = getattr(self.request, "delivery_info", None) or {}
-        self.update_state(
-            state=STARTED,
-            meta={
-                "worker": identity.name,
-                "pid": os.getpid(),
-                "redelivered": bool(delivery.get("redelivered")),
-            },
-        )
+        meta = {
+            "worker": identity.name,
+            "pid": os.getpid(),
+            "redelivered": bool(delivery.get("redelivered")),
+        }
+        # the list first: once STARTED is visible, the record the control plane reads is there
+        record_delivery(self.backend, str(self.request.id), meta)
+        self.update_state(state=STARTED, meta=meta)
         return execute(message, identity)
