@@ -147,6 +147,18 @@ def test_plain_resolve_imports_neither_typer_nor_click(repo: Path, tmp_path: Pat
         check=False,
     )
     assert result.stdout.splitlines()[-1] == "0 []", result.stderr
+    # nor cryptography, cold or warm: keys and index signature are read by formats/rsa_pure
+    crypto_probe = probe.replace("{'typer', 'click'}", "{'cryptography'}")
+    for cache in ("crypto-cache", "crypto-cache"):
+        result = subprocess.run(
+            [sys.executable, "-c", crypto_probe, *argv],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / cache)},
+            timeout=120,
+            check=False,
+        )
+        assert result.stdout.splitlines()[-1] == "0 []", result.stderr
 
 
 def test_console_script_output_is_complete_through_a_pipe(repo: Path, tmp_path: Path) -> None:

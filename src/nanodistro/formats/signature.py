@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from nanodistro.errors import FormatError, KeyLoadError, SignatureError
 from nanodistro.formats.gzipstream import gzip_member, gzip_members
+from nanodistro.formats.rsa_pure import parse_rsa_public_key, verify_pkcs1v15
 from nanodistro.formats.tarentry import TarEntry
 from nanodistro.formats.tarread import read_tar
 from nanodistro.formats.tarwrite import write_tar
@@ -169,10 +170,15 @@ def verify(public_key_pem: bytes, data: bytes, signature: bytes, algorithm: str)
 
     Raises ``KeyLoadError`` for an unusable key and ``SignatureError`` for an unknown algorithm.
     """
+    _check_algorithm(algorithm, "verify")
+    # A key in the strict SPKI shape is verified without importing cryptography (its import
+    # costs more than a warm resolve does otherwise, issue 18); any other key goes to it.
+    numbers = parse_rsa_public_key(public_key_pem)
+    if numbers is not None:
+        return verify_pkcs1v15(*numbers, data, signature, algorithm)
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric import padding
 
-    _check_algorithm(algorithm, "verify")
     key = _load_public(public_key_pem, "public key")
     try:
         key.verify(signature, data, padding.PKCS1v15(), _crypto_hash(algorithm))

@@ -14,11 +14,12 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
 from nanodistro.errors import KeyLoadError
+from nanodistro.formats.rsa_pure import parse_rsa_public_key
 from nanodistro.formats.signature import SigningKey, public_pem_from_private, sign, verify
+
+# cryptography is imported where used: loading a keyring of plain RSA keys (resolve) reads
+# them with formats/rsa_pure, and importing cryptography costs 20-50 ms (issue 18).
 
 __all__ = [
     "MIN_BITS",
@@ -35,6 +36,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
 
 def key_fingerprint(public_pem: bytes) -> str:
     """First 8 hex digits of SHA-256 over the public key DER (the file name suffix)."""
+    from cryptography.hazmat.primitives import serialization
+
     key = serialization.load_pem_public_key(public_pem)
     der = key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -55,6 +58,9 @@ def generate_key(name: str, out_dir: Path, bits: int = 4096) -> tuple[Path, Path
         )
     if bits < MIN_BITS:
         raise KeyLoadError(f"RSA keys need at least {MIN_BITS} bits, got {bits}", field="bits")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -129,9 +135,16 @@ def load_keyring(sources: Path | Iterable[Path]) -> dict[str, bytes]:
     for path, scanned in paths:
         try:
             pem = path.read_bytes()
-            key = serialization.load_pem_public_key(pem)
         except OSError as error:
             raise KeyLoadError(f"cannot read key ({error.strerror})", where=str(path)) from None
+        if parse_rsa_public_key(pem) is not None:  # a plain RSA SPKI: no cryptography needed
+            keyring[path.name] = pem
+            continue
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+        try:
+            key = serialization.load_pem_public_key(pem)
         except (ValueError, TypeError) as error:
             raise KeyLoadError(f"not a PEM public key ({error})", where=str(path)) from None
         if scanned and isinstance(key, ec.EllipticCurvePublicKey):
