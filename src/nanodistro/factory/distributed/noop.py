@@ -1,9 +1,9 @@
 """A trivial job kind, ``noop``, for the distributed executor's tests and bench/bench_distributed.
 
-Worker half: echo ``value`` after sleeping ``sleep`` seconds. Control half: ``prepare`` sends
-only those two (never ``publish_to``); ``accept`` checks the echo and, standing in for
-publishing, appends one line per accepted result to the file ``publish_to`` names, so a test
-can count publications.
+Worker half: echo ``value`` after sleeping ``sleep`` seconds (and, given ``hold``, after the
+file it names exists). Control half: ``prepare`` sends only those (never ``publish_to``);
+``accept`` checks the echo and, standing in for publishing, appends one line per accepted
+result to the file ``publish_to`` names, so a test can count publications.
 
 A production worker never runs it: ``register()`` adds the worker half, and ``nanodistro
 worker`` calls it only when started with ``NANODISTRO_WORKER_TEST_KINDS=1`` (the tests and the
@@ -31,12 +31,24 @@ def noop(payload: dict[str, Any], context: WorkerContext) -> dict[str, Any]:
     sleep = payload.get("sleep", 0)
     if type(sleep) not in (int, float) or sleep != sleep:  # not a number, or NaN
         raise ConfigError(f"expected a number of seconds, got {sleep!r}", field="sleep")
+    hold = payload.get("hold")
+    if hold is not None and not isinstance(hold, str):
+        raise ConfigError(f"expected the path of a file to wait for, got {hold!r}", field="hold")
+    if hold:
+        # a gate: the job keeps running until the test makes the file (MAX_SLEEP at most), so
+        # an outage the test injects finds it mid-job however slow the machine is
+        deadline = time.monotonic() + MAX_SLEEP
+        while not Path(hold).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
     time.sleep(min(max(float(sleep), 0.0), MAX_SLEEP))
     return {"echo": payload.get("value")}
 
 
 def _prepare(inputs: dict[str, Any]) -> dict[str, Any]:
-    return {"value": inputs.get("value"), "sleep": inputs.get("sleep", 0)}
+    payload = {"value": inputs.get("value"), "sleep": inputs.get("sleep", 0)}
+    if inputs.get("hold"):
+        payload["hold"] = inputs["hold"]
+    return payload
 
 
 def _accept(inputs: dict[str, Any], output: dict[str, Any], worker: str) -> dict[str, Any]:
