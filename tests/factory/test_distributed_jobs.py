@@ -234,22 +234,25 @@ def test_a_production_worker_refuses_the_noop_kind(cluster: Cluster, tmp_path: P
         cluster.kill_worker("prod")
 
 
-def _restart_postgres() -> None:
-    """Stop the test PostgreSQL (fast: connections are cut) and start it again, same data."""
+def _stop_postgres() -> None:
+    """Stop the test PostgreSQL (fast: connections are cut), keeping its data."""
     server = postgres()
-    bin_ = server.binaries
-    server._run(str(bin_ / "pg_ctl"), "-D", str(server.data), "-m", "fast", "-w", "stop")
-    time.sleep(1)
+    server._run(str(server.binaries / "pg_ctl"), "-D", str(server.data), "-m", "fast", "-w", "stop")
+
+
+def _start_postgres() -> None:
+    server = postgres()
     options = f"-h 127.0.0.1 -p {server.port} -k {server.root} -F -c max_connections=200"
-    server._run(str(bin_ / "pg_ctl"), "-D", str(server.data), "-l",
+    server._run(str(server.binaries / "pg_ctl"), "-D", str(server.data), "-l",
                 str(server.root / "server.log"), "-o", options, "-w", "-t", "60", "start")  # fmt: skip
 
 
 def test_broker_and_database_restarted_mid_run(cluster: Cluster, tmp_path: Path) -> None:
     """redis-server, then PostgreSQL, restarted while jobs run: the run waits them out and
-    completes, each job published once. The jobs are held (noop ``hold``) until both outages
-    are over: a run that could finish before the outages were injected (a loaded machine
-    slowing the test, not the jobs) would meet neither."""
+    completes, each job published once. The jobs are held (noop ``hold``) across the broker's
+    restart and let go only once the database is down, which stays down until the control
+    plane has met it: timing guards failed under load (the run finished before an outage was
+    injected, or never touched the database while it was away)."""
     published = tmp_path / "published"
     gate = tmp_path / "go"
     specs = [
@@ -259,9 +262,20 @@ def test_broker_and_database_restarted_mid_run(cluster: Cluster, tmp_path: Path)
     thread, out = _run_in_thread(cluster.executor(say=said.append), specs)
     _wait_for("a job to start", lambda: attempts(cluster, specs[0].key), logs=cluster.root)
     cluster.redis.restart(down=1.5)  # the broker goes away mid-job
-    _restart_postgres()  # and so does the database
     assert thread.is_alive() and not out  # nothing could finish: every job is held
-    gate.touch()
+    # and so does the database: while every job is held the control plane has nothing to write,
+    # so the jobs are let go with the database away (their results must be recorded there),
+    # and it comes back once the control plane has met its absence
+    _stop_postgres()
+    try:
+        gate.touch()
+        _wait_for(
+            "the control plane to meet the database outage",
+            lambda: any(line.startswith("state database") and "retrying" in line for line in said),
+            logs=cluster.root,
+        )
+    finally:
+        _start_postgres()
     thread.join(180)
     logs = [p.read_text(errors="replace")[-2000:] for p in cluster.root.glob("*.log")]
     assert not thread.is_alive(), (said, logs)
@@ -269,9 +283,9 @@ def test_broker_and_database_restarted_mid_run(cluster: Cluster, tmp_path: Path)
     assert [job.state for job in out] == ["succeeded"] * 12, [job.error for job in out]
     lines = published.read_text().splitlines()
     assert sorted(line.split()[0] for line in lines) == sorted(f"outage-{i}" for i in range(12))
-    # the database outage was met and waited out (the broker's, by the Redis client's and
-    # Celery's own retries too; the jobs after the first two came from the restarted broker)
-    assert any(line.startswith("state database") and "retrying" in line for line in said), said
+    # the database outage was waited out (the broker's, by the Redis client's and Celery's own
+    # retries too: the jobs after the first two came from the restarted broker)
+    assert any(line.startswith("state database") and "answering again" in line for line in said)
 
 
 def test_forged_output_is_refused(cluster: Cluster, tmp_path: Path) -> None:
