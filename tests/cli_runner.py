@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run_cli(cwd: Path, *args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """``python -m nanodistro ARGS`` in ``cwd``: no inherited SOURCE_DATE_EPOCH, 200 columns
@@ -22,3 +24,16 @@ def run_cli(cwd: Path, *args: str | Path, timeout: float = 300) -> subprocess.Co
         env=env,
         timeout=timeout,
     )
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``nanodistro.cli.main(argv)`` in this process: exit status, stdout, stderr."""
+    from nanodistro.cli import main
+
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

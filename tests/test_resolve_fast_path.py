@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 import nanodistro.cli.resolve as cli_resolve
+from cli_runner import run_main as run
 from fixture_paths import THIRD_PARTY
-from nanodistro.cli import main
 
 INDEX = THIRD_PARTY / "chainguard-dev+apko/pkg/apk/apk/testdata/alpine-316/APKINDEX.tar.gz"
 KEYS = THIRD_PARTY / "alpinelinux+alpine-chroot-install/alpine-keys"
@@ -82,16 +82,6 @@ CASES: list[tuple[list[str], bool]] = [
     (["-r", "{repo}", "-k", "", "zlib"], False),
     ([], False),
 ]
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize(("args", "fast"), CASES, ids=[" ".join(a) or "-" for a, _ in CASES])

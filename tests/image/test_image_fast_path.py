@@ -16,7 +16,7 @@ import pytest
 from image_testlib import Pkg, build_repo, make_key
 
 import nanodistro.cli.image_run as image_run
-from nanodistro.cli import main
+from cli_runner import run_main as run
 
 CONFIG = """\
 contents:
@@ -74,16 +74,6 @@ CASES: list[tuple[list[str], bool]] = [
     (["{cfg}", "-o", "{out}", "--tag", ""], False),
     ([], False),
 ]
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _image(out: Path) -> bytes | None:

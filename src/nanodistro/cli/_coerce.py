@@ -48,24 +48,20 @@ def _bool(value: Any, info: Any, param: Any, ctx: Any) -> Any:
     return value if isinstance(value, bool) else SLOW
 
 
-def _int(value: Any, info: Any, param: Any, ctx: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and _INT.fullmatch(value):
-        number = int(value)
-    else:
-        return SLOW
-    return number if _in_range(number, info) else SLOW
+def _number(kind: type[int] | type[float], pattern: re.Pattern[str]) -> Leaf:
+    """An int or float leaf: a value already of ``kind`` (never a bool) or a string that
+    ``pattern`` shows ``kind()`` and pydantic read alike, within the parameter's range."""
 
+    def convert(value: Any, info: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, kind) and not isinstance(value, bool):
+            number: int | float = value
+        elif isinstance(value, str) and pattern.fullmatch(value):
+            number = kind(value)
+        else:
+            return SLOW
+        return number if _in_range(number, info) else SLOW
 
-def _float(value: Any, info: Any, param: Any, ctx: Any) -> Any:
-    if isinstance(value, float):
-        number = value
-    elif isinstance(value, str) and _FLOAT.fullmatch(value):
-        number = float(value)
-    else:
-        return SLOW
-    return number if _in_range(number, info) else SLOW
+    return convert
 
 
 def _path(value: Any, info: Any, param: Any, ctx: Any) -> Any:
@@ -82,7 +78,13 @@ def _path(value: Any, info: Any, param: Any, ctx: Any) -> Any:
     return coerce_cli_path(path, info, path_type=Path, param=param, ctx=ctx)
 
 
-_LEAVES: dict[Any, Leaf] = {str: _str, bool: _bool, int: _int, float: _float, Path: _path}
+_LEAVES: dict[Any, Leaf] = {
+    str: _str,
+    bool: _bool,
+    int: _number(int, _INT),
+    float: _number(float, _FLOAT),
+    Path: _path,
+}
 
 
 def _leaf_for(annotation: Any, info: Any) -> Leaf | None:

@@ -216,36 +216,14 @@ def _echo(line: str) -> None:
 def fast_path(argv: list[str]) -> Callable[[], None] | None:
     """The run of ``nanodistro image build ARGV`` if ARGV is a plain, complete command line that
     Click would parse the same way; None hands it to the Typer app."""
-    positional: list[str] = []
-    values: dict[str, list[str]] = {name: [] for name in _VALUE_OPTIONS.values()}
-    flags: dict[str, bool] = {
-        "json_out": False,
-        "quiet": False,
-        "insecure": False,
-        "allow_downgrade": False,
-        "sbom": True,
-        "use_workspace": True,
-    }
-    args = iter(argv)
-    for arg in args:
-        if "\0" in arg or "\x1b" in arg:
-            return None
-        if not arg.startswith("-"):
-            positional.append(arg)  # Click allows arguments between options
-            continue
-        name, equals, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if name in _FLAGS and not equals:
-            flag, setting = _FLAGS[name]
-            flags[flag] = setting
-            continue
-        if name not in _VALUE_OPTIONS:
-            return None  # --help, -h, --push, --, -, -oOUT, a typo: Typer answers
-        if not equals:
-            value = next(args, "")
-        # An empty value or one that looks like an option: Click's own rules decide those.
-        if not value or value.startswith("-") or "\0" in value or "\x1b" in value:
-            return None
-        values[_VALUE_OPTIONS[name]].append(value)
+    from nanodistro.cli._plain_argv import scan
+
+    defaults = {"json_out": False, "quiet": False, "insecure": False, "allow_downgrade": False,
+                "sbom": True, "use_workspace": True}  # fmt: skip
+    parsed = scan(argv, _VALUE_OPTIONS, _FLAGS, defaults)
+    if parsed is None:
+        return None  # --help, -h, --push, --, -, -oOUT, a typo: Typer answers
+    positional, values, flags = parsed.positional, parsed.values, parsed.flags
     if len(positional) != 1 or not values["out"]:
         return None  # Click's "Missing argument/option" or "unexpected extra argument"
     single = {name: v[-1] if v else None for name, v in values.items()}  # the last one wins

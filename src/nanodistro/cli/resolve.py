@@ -36,34 +36,20 @@ HELP = """Resolve PACKAGES against signed repositories and print the closure in 
 # option's value attached, ``-rURL``, is left to Click), mapped to their parameter.
 _VALUE_OPTIONS = {"--repo": "repo", "-r": "repo", "--keyring": "keyring", "-k": "keyring",
                   "--arch": "arch"}  # fmt: skip
-_FLAGS = {"--insecure": "insecure", "--allow-downgrade": "allow_downgrade", "--json": "json_output"}
+_FLAGS = {"--insecure": ("insecure", True), "--allow-downgrade": ("allow_downgrade", True),
+          "--json": ("json_output", True)}  # fmt: skip
 
 
 def fast_path(argv: list[str]) -> Callable[[], None] | None:
     """The run of ``nanodistro resolve ARGV`` if ARGV is a plain, complete command line that
     Click would parse the same way; None hands it to the Typer app."""
-    packages: list[str] = []
-    values: dict[str, list[str]] = {"repo": [], "keyring": [], "arch": []}
-    flags = dict.fromkeys(_FLAGS.values(), False)
-    args = iter(argv)
-    for arg in args:
-        if "\0" in arg:
-            return None
-        if not arg.startswith("-"):
-            packages.append(arg)  # Click allows arguments between options
-            continue
-        name, equals, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if name in _FLAGS and not equals:
-            flags[_FLAGS[name]] = True
-            continue
-        if name not in _VALUE_OPTIONS:
-            return None  # --help, -h, --, -, -rURL, a typo: Typer answers
-        if not equals:
-            value = next(args, "")
-        # An empty value or one that looks like an option: Click's own rules decide those.
-        if not value or value.startswith("-") or "\0" in value:
-            return None
-        values[_VALUE_OPTIONS[name]].append(value)
+    from nanodistro.cli._plain_argv import scan
+
+    defaults = dict.fromkeys([flag for flag, _setting in _FLAGS.values()], False)
+    parsed = scan(argv, _VALUE_OPTIONS, _FLAGS, defaults)
+    if parsed is None:
+        return None  # --help, -h, --, -, -rURL, a typo: Typer answers
+    packages, values, flags = parsed.positional, parsed.values, parsed.flags
     if not packages or not values["repo"] or not values["keyring"]:
         return None  # Click's "Missing argument/option" message
     arch = values["arch"][-1] if values["arch"] else None  # the last one wins, as in Click
