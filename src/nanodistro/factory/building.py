@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -477,6 +477,23 @@ def _compiled_packages(path: Path, arch: str) -> list[Any]:
     return list(compile_recipe(load_recipe(path), arch).packages)
 
 
+def published_files(result: Any) -> list[dict[str, str]]:
+    """``{file, sha256}`` of each package a build result published (the job result's and the
+    ``build-succeeded`` event's ``packages``)."""
+    return [{"file": p.name, "sha256": file_sha256(p)} for p in result.published if p.is_file()]
+
+
+def record_build_tests(state: Any, subject: str, version: str, tests: Sequence[Any]) -> None:
+    """One ``test-passed``/``test-failed`` event per package test run by a build."""
+    for test in tests:
+        events.record(
+            state,
+            events.TEST_PASSED if test.passed else events.TEST_FAILED,
+            subject,
+            {"version": version, "package": test.package, "against": "build"},
+        )
+
+
 def build_handler(plan: BuildPlan) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """The ``build`` job: build, test and publish one recipe (idempotent: a package already
     published from the same recipe bytes is not rebuilt, and publishing the same bytes again is
@@ -517,16 +534,8 @@ def build_handler(plan: BuildPlan) -> Callable[[dict[str, Any]], dict[str, Any]]
                 "(changed while queued)",
                 where=inputs["path"],
             )
-        published = [
-            {"file": p.name, "sha256": file_sha256(p)} for p in result.published if p.is_file()
-        ]
-        for test in result.tests:
-            events.record(
-                plan.state,
-                events.TEST_PASSED if test.passed else events.TEST_FAILED,
-                subject,
-                {"version": version, "package": test.package, "against": "build"},
-            )
+        published = published_files(result)
+        record_build_tests(plan.state, subject, version, result.tests)
         status = "unchanged" if result.skipped else "built"
         events.record(
             plan.state,

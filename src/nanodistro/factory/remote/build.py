@@ -321,7 +321,12 @@ def accept_build(plan: Any, builder_id: Callable[[str], str]) -> Callable[..., d
     from nanodistro.builder.sca import ScaResult
     from nanodistro.builder.sources import SourceRecord
     from nanodistro.factory import events
-    from nanodistro.factory.building import file_sha256, log_path_of, recipe_digest
+    from nanodistro.factory.building import (
+        log_path_of,
+        published_files,
+        recipe_digest,
+        record_build_tests,
+    )
     from nanodistro.formats.apk import read_apk, sign_unsigned_apk
     from nanodistro.recipe.model import load_recipe
 
@@ -432,16 +437,8 @@ def accept_build(plan: Any, builder_id: Callable[[str], str]) -> Callable[..., d
                 progress=plan.say,
                 builder_id=builder_id(worker),
             )
-            published = [
-                {"file": p.name, "sha256": file_sha256(p)} for p in result.published if p.is_file()
-            ]
-            for test in result.tests:
-                events.record(
-                    plan.state,
-                    events.TEST_PASSED if test.passed else events.TEST_FAILED,
-                    subject,
-                    {"version": version, "package": test.package, "against": "build"},
-                )
+            published = published_files(result)
+            record_build_tests(plan.state, subject, version, result.tests)
         else:
             raise TrustError(f"unknown status {status!r}", where=where)
         outcome = "unchanged" if status == "skipped" else "built"
